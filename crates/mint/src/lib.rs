@@ -1,0 +1,227 @@
+//! Access token minting for Tessera.
+//!
+//! A [`TokenMinter`] turns a [`Grant`] (who, which scopes, which audience, until
+//! when) into an [`AccessToken`]. Opaque tokens are 256 random bits, base64url;
+//! the minter hands back the [`TokenRecord`] to persist, keyed by the token's
+//! SHA-256 digest, so the store never holds a usable token.
+//!
+//! ```
+//! use tessera_mint::{Grant, TokenMinter};
+//! use tessera_store::{AccessTokenType, TokenDigest, UserId, Username};
+//! use time::{Duration, OffsetDateTime};
+//!
+//! let minter = TokenMinter::new("https://auth.example.com");
+//! let now = OffsetDateTime::now_utc();
+//! let grant = Grant {
+//!     token_type: AccessTokenType::Opaque,
+//!     user_id: UserId::generate()?,
+//!     client_id: Username::new("billing-job")?,
+//!     scopes: "openid".parse()?,
+//!     audience: vec!["billing-job".into()],
+//!     issued_at: now,
+//!     expires_at: now + Duration::hours(12),
+//! };
+//! let minted = minter.mint(&grant)?;
+//! let record = minted.record.expect("opaque tokens have a record");
+//! assert_eq!(record.digest, TokenDigest::of(minted.token.expose()));
+//! assert_eq!(format!("{:?}", minted.token), "AccessToken([redacted])");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use tessera_scope::ScopeSet;
+use tessera_store::{
+    AccessTokenType, RandomError, TokenDigest, TokenId, TokenRecord, UserId, Username,
+    random_bytes, whole_seconds,
+};
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+/// Everything a token says: the outcome of a successful grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Opaque or JWT.
+    pub token_type: AccessTokenType,
+    /// The service user (`sub`).
+    pub user_id: UserId,
+    /// The client the token is issued to.
+    pub client_id: Username,
+    /// The granted scopes.
+    pub scopes: ScopeSet,
+    /// The audience.
+    pub audience: Vec<String>,
+    /// Issue time; truncated to whole seconds in the token.
+    pub issued_at: OffsetDateTime,
+    /// Expiry; truncated to whole seconds in the token.
+    pub expires_at: OffsetDateTime,
+}
+
+/// An access token in clear, as handed to the client. `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken(Zeroizing<String>);
+
+impl AccessToken {
+    /// The token as sent on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The digest under which the token's record is stored.
+    pub fn digest(&self) -> TokenDigest {
+        TokenDigest::of(&self.0)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+/// A freshly minted token.
+#[derive(Debug)]
+pub struct MintedToken {
+    /// The token for the client.
+    pub token: AccessToken,
+    /// Its unique id.
+    pub jti: TokenId,
+    /// When it expires (whole seconds).
+    pub expires_at: OffsetDateTime,
+    /// The record to persist before the token is handed out; `None` for
+    /// self-contained tokens that need no record.
+    pub record: Option<TokenRecord>,
+}
+
+/// Why minting failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MintError {
+    /// The operating system's random number generator failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// A JWT was asked for, but the minter has no signing key.
+    #[error("JWT access tokens are not configured: no signing key")]
+    NoSigningKey,
+}
+
+/// Mints access tokens.
+#[derive(Debug, Clone)]
+pub struct TokenMinter {
+    issuer: String,
+}
+
+impl TokenMinter {
+    /// A minter for tokens issued by `issuer` (the `iss` of JWT tokens).
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+        }
+    }
+
+    /// The issuer identifier.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Mints a token for `grant`, in the format the grant asks for.
+    pub fn mint(&self, grant: &Grant) -> Result<MintedToken, MintError> {
+        match grant.token_type {
+            AccessTokenType::Opaque => mint_opaque(grant),
+            AccessTokenType::Jwt => Err(MintError::NoSigningKey),
+        }
+    }
+}
+
+/// A new opaque token string: 256 bits from the OS random number generator, base64url.
+pub fn opaque_token() -> Result<AccessToken, RandomError> {
+    let bytes = Zeroizing::new(random_bytes::<32>()?);
+    Ok(AccessToken(Zeroizing::new(
+        Base64UrlUnpadded::encode_string(&bytes[..]),
+    )))
+}
+
+fn mint_opaque(grant: &Grant) -> Result<MintedToken, MintError> {
+    let token = opaque_token()?;
+    let jti = TokenId::generate()?;
+    let expires_at = whole_seconds(grant.expires_at);
+    let record = TokenRecord {
+        digest: token.digest(),
+        jti: jti.clone(),
+        user_id: grant.user_id.clone(),
+        client_id: grant.client_id.clone(),
+        scopes: grant.scopes.clone(),
+        audience: grant.audience.clone(),
+        issued_at: whole_seconds(grant.issued_at),
+        expires_at,
+        revoked_at: None,
+    };
+    Ok(MintedToken {
+        token,
+        jti,
+        expires_at,
+        record: Some(record),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    fn grant(token_type: AccessTokenType) -> Grant {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_400_000_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Grant {
+            token_type,
+            user_id: UserId::generate().unwrap_or_else(|e| panic!("{e}")),
+            client_id: Username::new("svc").unwrap_or_else(|e| panic!("{e}")),
+            scopes: ScopeSet::parse("openid profile").unwrap_or_else(|e| panic!("{e}")),
+            audience: vec!["svc".into()],
+            issued_at: at,
+            expires_at: at + Duration::hours(12),
+        }
+    }
+
+    #[test]
+    fn opaque_tokens_are_random_256_bit_base64url() -> Result<(), MintError> {
+        let minter = TokenMinter::new("http://issuer");
+        let a = minter.mint(&grant(AccessTokenType::Opaque))?;
+        let b = minter.mint(&grant(AccessTokenType::Opaque))?;
+        assert_ne!(a.token, b.token);
+        assert_ne!(a.jti, b.jti);
+        assert_eq!(a.token.expose().len(), 43);
+        assert_eq!(
+            Base64UrlUnpadded::decode_vec(a.token.expose())
+                .map(|v| v.len())
+                .ok(),
+            Some(32)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn opaque_record_matches_grant_in_whole_seconds() -> Result<(), MintError> {
+        let g = grant(AccessTokenType::Opaque);
+        let minted = TokenMinter::new("http://issuer").mint(&g)?;
+        let record = minted.record.as_ref().map(Clone::clone);
+        let record = record.unwrap_or_else(|| panic!("opaque token without record"));
+        assert_eq!(record.digest, TokenDigest::of(minted.token.expose()));
+        assert_eq!(record.jti, minted.jti);
+        assert_eq!(record.scopes, g.scopes);
+        assert_eq!(record.issued_at.unix_timestamp(), 1_700_000_000);
+        assert_eq!(record.issued_at.nanosecond(), 0);
+        assert_eq!(record.expires_at.unix_timestamp(), 1_700_000_000 + 43_200);
+        assert_eq!(minted.expires_at, record.expires_at);
+        assert!(!format!("{minted:?}").contains(minted.token.expose()));
+        Ok(())
+    }
+
+    #[test]
+    fn jwt_without_key_is_an_error() {
+        let err = TokenMinter::new("http://issuer").mint(&grant(AccessTokenType::Jwt));
+        assert!(matches!(err, Err(MintError::NoSigningKey)));
+    }
+}

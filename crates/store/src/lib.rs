@@ -1,0 +1,44 @@
+//! Records, storage traits and secrets of Tessera.
+//!
+//! A storage backend implements [`ServiceUserStore`] and [`TokenStore`] (together: [`Store`])
+//! and depends on this crate alone. [`MemoryStore`] is the in-memory backend; the
+//! `testkit` feature holds the conformance suite every backend must pass
+//! ([`conformance_suite!`]).
+//!
+//! Secrets are generated here: [`ClientSecret::generate`] draws 256 bits from the
+//! operating system's random number generator, and only the [`SecretDigest`]
+//! (SHA-256) is ever stored. Verification compares digests in constant time.
+//!
+//! ```
+//! use tessera_store::{ClientSecret, SecretDigest};
+//!
+//! let secret = ClientSecret::generate()?;
+//! let digest = SecretDigest::of(&secret);
+//! assert!(digest.verify(secret.expose()));
+//! assert!(!digest.verify("wrong"));
+//! assert_eq!(format!("{secret:?}"), "ClientSecret([redacted])");
+//! # Ok::<(), tessera_store::RandomError>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod clock;
+mod error;
+mod ids;
+mod memory;
+mod records;
+mod secret;
+mod traits;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
+pub use error::{BoxError, StoreError};
+pub use ids::{IdError, TokenId, UserId, Username};
+pub use memory::MemoryStore;
+pub use records::{
+    AccessTokenType, DisplayName, ServiceUser, ServiceUserPatch, TokenDigest, TokenLifetime,
+    TokenRecord,
+};
+pub use secret::{ClientSecret, RandomError, SecretDigest, SecretError, random_bytes};
+pub use traits::{ServiceUserStore, Store, TokenStore};

@@ -1,0 +1,196 @@
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::clock::whole_seconds;
+use crate::error::StoreError;
+use crate::ids::{UserId, Username};
+use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
+use crate::traits::{ServiceUserStore, Store, TokenStore};
+
+/// Number of independently locked shards of the token map. Sharding keeps a
+/// growing map from stalling every request while one shard rehashes.
+const TOKEN_SHARDS: usize = 64;
+
+/// An in-memory backend: fast, and gone when the process ends. For tests, demos
+/// and single-process deployments that can afford to lose tokens on restart.
+#[derive(Debug)]
+pub struct MemoryStore {
+    users: RwLock<Users>,
+    tokens: Box<[RwLock<Tokens>]>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+#[derive(Debug, Default)]
+struct Users {
+    by_name: HashMap<Username, ServiceUser>,
+    name_by_id: HashMap<UserId, Username>,
+}
+
+#[derive(Debug, Default)]
+struct Tokens {
+    by_digest: HashMap<TokenDigest, TokenRecord>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self {
+            users: RwLock::default(),
+            tokens: (0..TOKEN_SHARDS).map(|_| RwLock::default()).collect(),
+            hasher: Default::default(),
+        }
+    }
+
+    fn users(&self) -> RwLockReadGuard<'_, Users> {
+        self.users.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn users_mut(&self) -> RwLockWriteGuard<'_, Users> {
+        self.users.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn shard(&self, digest: &TokenDigest) -> &RwLock<Tokens> {
+        let index = self.hasher.hash_one(digest) as usize % self.tokens.len();
+        &self.tokens[index]
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn remove_where<K: Eq + Hash, V>(map: &mut HashMap<K, V>, pred: impl Fn(&V) -> bool) -> u64 {
+    let before = map.len();
+    map.retain(|_, v| !pred(v));
+    (before - map.len()) as u64
+}
+
+#[async_trait]
+impl ServiceUserStore for MemoryStore {
+    async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        if users.by_name.contains_key(&user.username) || users.name_by_id.contains_key(&user.id) {
+            return Err(StoreError::Conflict("service user"));
+        }
+        users
+            .name_by_id
+            .insert(user.id.clone(), user.username.clone());
+        users.by_name.insert(user.username.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn service_user_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<ServiceUser>, StoreError> {
+        Ok(self.users().by_name.get(username).cloned())
+    }
+
+    async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
+        let users = self.users();
+        Ok(users
+            .name_by_id
+            .get(id)
+            .and_then(|name| users.by_name.get(name))
+            .cloned())
+    }
+
+    async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
+        let mut all: Vec<ServiceUser> = self.users().by_name.values().cloned().collect();
+        all.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(all)
+    }
+
+    async fn update_service_user(
+        &self,
+        username: &Username,
+        patch: &ServiceUserPatch,
+    ) -> Result<ServiceUser, StoreError> {
+        let mut users = self.users_mut();
+        let user = users
+            .by_name
+            .get_mut(username)
+            .ok_or(StoreError::NotFound("service user"))?;
+        user.apply(patch);
+        Ok(user.clone())
+    }
+
+    async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
+        let removed = {
+            let mut users = self.users_mut();
+            let user = users
+                .by_name
+                .remove(username)
+                .ok_or(StoreError::NotFound("service user"))?;
+            users.name_by_id.remove(&user.id);
+            user
+        };
+        for shard in self.tokens.iter() {
+            remove_where(&mut write(shard).by_digest, |r| r.user_id == removed.id);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let mut shard = write(self.shard(&record.digest));
+        if shard.by_digest.contains_key(&record.digest) {
+            return Err(StoreError::Conflict("token"));
+        }
+        shard.by_digest.insert(record.digest, record.clone());
+        Ok(())
+    }
+
+    async fn token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(read(self.shard(digest)).by_digest.get(digest).cloned())
+    }
+
+    async fn revoke_token(
+        &self,
+        digest: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut shard = write(self.shard(digest));
+        match shard.by_digest.get_mut(digest) {
+            Some(record) => {
+                record.revoked_at.get_or_insert(whole_seconds(now));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(self
+            .tokens
+            .iter()
+            .map(|shard| remove_where(&mut write(shard).by_digest, |r| r.expires_at <= now))
+            .sum())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

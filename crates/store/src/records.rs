@@ -1,0 +1,374 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tessera_scope::ScopeSet;
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::whole_seconds;
+use crate::ids::{IdError, TokenId, UserId, Username};
+use crate::secret::{RandomError, SecretDigest};
+
+/// A machine-to-machine client: it authenticates with its username (the client ID)
+/// and a secret, and receives access tokens with the client credentials grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUser {
+    /// Stable id, the `sub` of its tokens.
+    pub id: UserId,
+    /// Unique name, also the OAuth client ID.
+    pub username: Username,
+    /// Human-readable name.
+    pub display_name: DisplayName,
+    /// Which kind of access token the user receives.
+    pub access_token_type: AccessTokenType,
+    /// How long its access tokens live.
+    pub token_lifetime: TokenLifetime,
+    /// Digest of its current client secret; `None` until one is generated.
+    pub secret: Option<SecretDigest>,
+    /// A disabled user cannot authenticate.
+    pub enabled: bool,
+    /// When the user was created (whole seconds).
+    pub created_at: OffsetDateTime,
+    /// When the user last changed (whole seconds).
+    pub updated_at: OffsetDateTime,
+}
+
+impl ServiceUser {
+    /// A new enabled user with a fresh id, opaque tokens, the default lifetime and no secret.
+    pub fn new(username: Username, now: OffsetDateTime) -> Result<Self, RandomError> {
+        let now = whole_seconds(now);
+        Ok(Self {
+            id: UserId::generate()?,
+            display_name: DisplayName::from_username(&username),
+            username,
+            access_token_type: AccessTokenType::default(),
+            token_lifetime: TokenLifetime::default(),
+            secret: None,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Applies a patch in place (as a backend does when it stores one).
+    pub fn apply(&mut self, patch: &ServiceUserPatch) {
+        if let Some(v) = &patch.display_name {
+            self.display_name = v.clone();
+        }
+        if let Some(v) = patch.access_token_type {
+            self.access_token_type = v;
+        }
+        if let Some(v) = patch.token_lifetime {
+            self.token_lifetime = v;
+        }
+        if let Some(v) = patch.enabled {
+            self.enabled = v;
+        }
+        if let Some(v) = patch.secret {
+            self.secret = Some(v);
+        }
+        self.updated_at = whole_seconds(patch.updated_at);
+    }
+}
+
+/// A change to some fields of a service user; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceUserPatch {
+    /// New display name.
+    pub display_name: Option<DisplayName>,
+    /// New access token type.
+    pub access_token_type: Option<AccessTokenType>,
+    /// New token lifetime.
+    pub token_lifetime: Option<TokenLifetime>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+    /// Replace the secret: the old one stops working at once.
+    pub secret: Option<SecretDigest>,
+    /// The time of the change.
+    pub updated_at: OffsetDateTime,
+}
+
+impl ServiceUserPatch {
+    /// A patch that changes nothing but the update time.
+    pub fn at(updated_at: OffsetDateTime) -> Self {
+        Self {
+            display_name: None,
+            access_token_type: None,
+            token_lifetime: None,
+            enabled: None,
+            secret: None,
+            updated_at,
+        }
+    }
+}
+
+/// The kind of access token a service user receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessTokenType {
+    /// A random reference, looked up in the store on introspection (the default).
+    #[default]
+    Opaque,
+    /// A self-contained RFC 9068 JWT.
+    Jwt,
+}
+
+impl AccessTokenType {
+    /// `opaque` or `jwt`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AccessTokenType::Opaque => "opaque",
+            AccessTokenType::Jwt => "jwt",
+        }
+    }
+}
+
+impl fmt::Display for AccessTokenType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AccessTokenType {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "opaque" => Ok(AccessTokenType::Opaque),
+            "jwt" => Ok(AccessTokenType::Jwt),
+            _ => Err(IdError::Character {
+                what: "access token type",
+                allowed: "opaque or jwt",
+            }),
+        }
+    }
+}
+
+/// How long a service user's access tokens live: 1 second to 366 days; 12 hours by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenLifetime(u32);
+
+impl TokenLifetime {
+    /// The default: 12 hours.
+    pub const DEFAULT: TokenLifetime = TokenLifetime(12 * 60 * 60);
+    /// The longest lifetime: 366 days.
+    pub const MAX_SECS: u32 = 366 * 24 * 60 * 60;
+
+    /// A lifetime of `secs` seconds.
+    pub fn from_secs(secs: u64) -> Result<Self, IdError> {
+        match u32::try_from(secs) {
+            Ok(s) if (1..=Self::MAX_SECS).contains(&s) => Ok(Self(s)),
+            _ => Err(IdError::Length {
+                what: "token lifetime (seconds)",
+                max: Self::MAX_SECS as usize,
+            }),
+        }
+    }
+
+    /// The lifetime in seconds.
+    pub const fn as_secs(self) -> u32 {
+        self.0
+    }
+
+    /// The lifetime as a duration.
+    pub fn duration(self) -> Duration {
+        Duration::seconds(i64::from(self.0))
+    }
+}
+
+impl Default for TokenLifetime {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A human-readable name: 1 to 200 characters, no control characters.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct DisplayName(Box<str>);
+
+impl DisplayName {
+    /// The longest display name, in characters.
+    pub const MAX_CHARS: usize = 200;
+
+    /// Checks `value` and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        const WHAT: &str = "display name";
+        let chars = value.chars().count();
+        if value.trim().is_empty() || chars > Self::MAX_CHARS {
+            return Err(IdError::Length {
+                what: WHAT,
+                max: Self::MAX_CHARS,
+            });
+        }
+        if value.chars().any(char::is_control) {
+            return Err(IdError::Character {
+                what: WHAT,
+                allowed: "printable characters",
+            });
+        }
+        Ok(Self(value.into()))
+    }
+
+    /// The display name a user gets when none is given: its username.
+    pub fn from_username(username: &Username) -> Self {
+        Self(username.as_str().into())
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for DisplayName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// The SHA-256 digest of an opaque access token: the key under which its record is
+/// stored. A leaked database therefore holds no usable token.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of a token as presented on the wire.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Wraps a stored digest.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenDigest(")?;
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "…)")
+    }
+}
+
+/// What the store keeps of an issued opaque token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Digest of the token.
+    pub digest: TokenDigest,
+    /// Unique id of the token.
+    pub jti: TokenId,
+    /// The service user it was issued to.
+    pub user_id: UserId,
+    /// The client ID it was issued to.
+    pub client_id: Username,
+    /// The scopes granted.
+    pub scopes: ScopeSet,
+    /// The audience (project ids and the client ID).
+    pub audience: Vec<String>,
+    /// When it was issued (whole seconds).
+    pub issued_at: OffsetDateTime,
+    /// When it expires (whole seconds).
+    pub expires_at: OffsetDateTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl TokenRecord {
+    /// Whether the token may still be used at `now`: not revoked and not expired.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(secs).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn lifetimes() {
+        assert_eq!(TokenLifetime::default().as_secs(), 43_200);
+        assert!(TokenLifetime::from_secs(0).is_err());
+        assert!(TokenLifetime::from_secs(u64::from(TokenLifetime::MAX_SECS) + 1).is_err());
+        assert_eq!(
+            TokenLifetime::from_secs(60).map(|l| l.duration()),
+            Ok(Duration::minutes(1))
+        );
+    }
+
+    #[test]
+    fn display_names() {
+        assert!(DisplayName::new("Billing job").is_ok());
+        assert!(DisplayName::new("  ").is_err());
+        assert!(DisplayName::new("a\nb").is_err());
+        assert!(DisplayName::new(&"é".repeat(200)).is_ok());
+        assert!(DisplayName::new(&"é".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn token_types_parse() {
+        assert_eq!("jwt".parse::<AccessTokenType>(), Ok(AccessTokenType::Jwt));
+        assert_eq!(
+            "opaque".parse::<AccessTokenType>(),
+            Ok(AccessTokenType::Opaque)
+        );
+        assert!("JWT".parse::<AccessTokenType>().is_err());
+    }
+
+    #[test]
+    fn patches_apply_only_what_they_name() -> Result<(), Box<dyn std::error::Error>> {
+        let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
+        let before = user.clone();
+        let mut patch = ServiceUserPatch::at(t(200));
+        patch.access_token_type = Some(AccessTokenType::Jwt);
+        user.apply(&patch);
+        assert_eq!(user.access_token_type, AccessTokenType::Jwt);
+        assert_eq!(user.token_lifetime, before.token_lifetime);
+        assert_eq!(user.display_name.as_str(), "u");
+        assert_eq!(user.updated_at, t(200));
+        assert_eq!(user.created_at, t(100));
+        Ok(())
+    }
+
+    #[test]
+    fn token_activity() -> Result<(), Box<dyn std::error::Error>> {
+        let mut record = TokenRecord {
+            digest: TokenDigest::of("token"),
+            jti: TokenId::generate()?,
+            user_id: UserId::generate()?,
+            client_id: Username::new("u")?,
+            scopes: ScopeSet::new(),
+            audience: vec![],
+            issued_at: t(100),
+            expires_at: t(200),
+            revoked_at: None,
+        };
+        assert!(record.is_active(t(199)));
+        assert!(!record.is_active(t(200)));
+        record.revoked_at = Some(t(150));
+        assert!(!record.is_active(t(160)));
+        assert_eq!(
+            format!("{:?}", record.digest).len(),
+            "TokenDigest(…)".len() + 12
+        );
+        Ok(())
+    }
+}

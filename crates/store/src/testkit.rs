@@ -1,0 +1,469 @@
+//! The backend conformance suite: one check per contract of the storage traits.
+//!
+//! A backend proves itself by running the whole suite with [`conformance_suite!`]
+//! in its own tests, with a fresh, empty store for each test:
+//!
+//! ```ignore
+//! // tests/conformance.rs of a backend crate; needs tokio (macros, rt-multi-thread)
+//! // as a dev-dependency and tessera-store with the `testkit` feature.
+//! tessera_store::conformance_suite!(async { my_backend::MyStore::open_fresh().await });
+//! ```
+//!
+//! Each check panics with a message naming the contract when the backend breaks it.
+//!
+//! [`conformance_suite!`]: crate::conformance_suite
+
+use std::sync::Arc;
+
+use tessera_scope::ScopeSet;
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch, Store,
+    StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+};
+
+/// The store under test, shared by the tasks of the concurrency checks.
+pub type SharedStore = Arc<dyn Store>;
+
+/// Runs every check of the suite as one `#[tokio::test]` each. `$make` is an
+/// expression evaluating to a future of a fresh, empty store; it is evaluated
+/// once per test.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@tests $make;
+            service_user_create_and_lookup,
+            service_user_duplicate_username_conflicts,
+            service_user_update_applies_patch,
+            service_user_new_secret_replaces_old_at_once,
+            service_user_missing_is_not_found,
+            service_user_delete_removes_user_and_tokens,
+            service_user_list_is_ordered,
+            token_insert_and_lookup,
+            token_duplicate_digest_conflicts,
+            token_revoke_is_idempotent,
+            token_purge_removes_only_expired,
+            token_concurrent_inserts_lose_nothing,
+            secret_regenerated_during_authentication_never_lets_old_through,
+            ping_answers,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store: $crate::testkit::SharedStore = ::std::sync::Arc::new($make.await);
+                $crate::testkit::$name(store).await;
+            }
+        )*
+    };
+}
+
+/// A fixed point in time for the checks.
+pub fn t0() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + Duration::seconds(1_700_000_000)
+}
+
+/// A valid username (panics on an invalid literal).
+pub fn username(name: &str) -> Username {
+    Username::new(name).unwrap_or_else(|e| panic!("test username {name:?}: {e}"))
+}
+
+/// A new user with a secret, not yet stored; returns the secret too.
+pub fn sample_user(name: &str) -> (ServiceUser, ClientSecret) {
+    let mut user = ServiceUser::new(username(name), t0()).unwrap_or_else(|e| panic!("{e}"));
+    let secret = ClientSecret::generate().unwrap_or_else(|e| panic!("{e}"));
+    user.secret = Some(SecretDigest::of(&secret));
+    (user, secret)
+}
+
+/// A token record for `user`, issued at `t0()` and expiring after `ttl_secs`.
+pub fn sample_token(user: &ServiceUser, token: &str, ttl_secs: i64) -> TokenRecord {
+    TokenRecord {
+        digest: TokenDigest::of(token),
+        jti: TokenId::generate().unwrap_or_else(|e| panic!("{e}")),
+        user_id: user.id.clone(),
+        client_id: user.username.clone(),
+        scopes: ScopeSet::parse("openid profile urn:zitadel:iam:org:project:id:zitadel:aud")
+            .unwrap_or_else(|e| panic!("{e}")),
+        audience: vec!["zitadel".to_owned(), user.username.to_string()],
+        issued_at: t0(),
+        expires_at: t0() + Duration::seconds(ttl_secs),
+        revoked_at: None,
+    }
+}
+
+async fn create(store: &SharedStore, name: &str) -> (ServiceUser, ClientSecret) {
+    let (user, secret) = sample_user(name);
+    store
+        .create_service_user(&user)
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    (user, secret)
+}
+
+/// A created user reads back equal, by username and by id.
+pub async fn service_user_create_and_lookup(store: SharedStore) {
+    let (user, _) = create(&store, "alpha").await;
+    let by_name = store
+        .service_user_by_username(&user.username)
+        .await
+        .expect("lookup by name");
+    assert_eq!(
+        by_name.as_ref(),
+        Some(&user),
+        "a created user must read back unchanged"
+    );
+    let by_id = store
+        .service_user_by_id(&user.id)
+        .await
+        .expect("lookup by id");
+    assert_eq!(
+        by_id.as_ref(),
+        Some(&user),
+        "lookup by id must find the user"
+    );
+    let missing = store
+        .service_user_by_username(&username("nobody"))
+        .await
+        .expect("lookup");
+    assert_eq!(missing, None, "an unknown username must not be found");
+    let missing = store
+        .service_user_by_id(&UserId::generate().expect("id"))
+        .await
+        .expect("lookup");
+    assert_eq!(missing, None, "an unknown id must not be found");
+}
+
+/// A second user with a taken username is a conflict and changes nothing.
+pub async fn service_user_duplicate_username_conflicts(store: SharedStore) {
+    let (first, _) = create(&store, "dup").await;
+    let (second, _) = sample_user("dup");
+    let err = store
+        .create_service_user(&second)
+        .await
+        .expect_err("duplicate must fail");
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "duplicate username must be Conflict, got {err:?}"
+    );
+    let stored = store
+        .service_user_by_username(&first.username)
+        .await
+        .expect("lookup");
+    assert_eq!(
+        stored,
+        Some(first),
+        "a failed create must leave the first user unchanged"
+    );
+    assert_eq!(store.list_service_users().await.expect("list").len(), 1);
+}
+
+/// A patch changes exactly the fields it names.
+pub async fn service_user_update_applies_patch(store: SharedStore) {
+    let (user, _) = create(&store, "patchme").await;
+    let mut patch = ServiceUserPatch::at(t0() + Duration::seconds(10));
+    patch.access_token_type = Some(AccessTokenType::Jwt);
+    patch.token_lifetime = Some(TokenLifetime::from_secs(600).expect("lifetime"));
+    patch.display_name = Some(DisplayName::new("Patched name").expect("name"));
+    patch.enabled = Some(false);
+    let updated = store
+        .update_service_user(&user.username, &patch)
+        .await
+        .expect("update");
+    let mut expected = user.clone();
+    expected.apply(&patch);
+    assert_eq!(updated, expected, "update must return the patched user");
+    let stored = store
+        .service_user_by_username(&user.username)
+        .await
+        .expect("lookup");
+    assert_eq!(stored, Some(expected), "the patch must be stored");
+}
+
+/// Once a new secret is stored, the old digest is gone.
+pub async fn service_user_new_secret_replaces_old_at_once(store: SharedStore) {
+    let (user, old) = create(&store, "rotate").await;
+    let new = ClientSecret::generate().expect("secret");
+    let mut patch = ServiceUserPatch::at(t0());
+    patch.secret = Some(SecretDigest::of(&new));
+    store
+        .update_service_user(&user.username, &patch)
+        .await
+        .expect("update");
+    let stored = store
+        .service_user_by_username(&user.username)
+        .await
+        .expect("lookup")
+        .expect("user exists");
+    let digest = stored.secret.expect("a secret is set");
+    assert!(digest.verify(new.expose()), "the new secret must verify");
+    assert!(
+        !digest.verify(old.expose()),
+        "the old secret must stop working at once"
+    );
+}
+
+/// Changing or deleting a missing user is NotFound.
+pub async fn service_user_missing_is_not_found(store: SharedStore) {
+    let ghost = username("ghost");
+    let err = store
+        .update_service_user(&ghost, &ServiceUserPatch::at(t0()))
+        .await;
+    assert!(
+        matches!(err, Err(StoreError::NotFound(_))),
+        "update of a missing user: {err:?}"
+    );
+    let err = store.delete_service_user(&ghost).await;
+    assert!(
+        matches!(err, Err(StoreError::NotFound(_))),
+        "delete of a missing user: {err:?}"
+    );
+}
+
+/// Deleting a user removes it and its token records, and nobody else's.
+pub async fn service_user_delete_removes_user_and_tokens(store: SharedStore) {
+    let (gone, _) = create(&store, "gone").await;
+    let (kept, _) = create(&store, "kept").await;
+    store
+        .insert_token(&sample_token(&gone, "gone-token", 60))
+        .await
+        .expect("insert");
+    store
+        .insert_token(&sample_token(&kept, "kept-token", 60))
+        .await
+        .expect("insert");
+    store
+        .delete_service_user(&gone.username)
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .service_user_by_username(&gone.username)
+            .await
+            .expect("lookup"),
+        None
+    );
+    assert_eq!(
+        store.service_user_by_id(&gone.id).await.expect("lookup"),
+        None
+    );
+    let token = store
+        .token_by_digest(&TokenDigest::of("gone-token"))
+        .await
+        .expect("lookup");
+    assert_eq!(token, None, "a deleted user's tokens must be deleted");
+    let token = store
+        .token_by_digest(&TokenDigest::of("kept-token"))
+        .await
+        .expect("lookup");
+    assert!(token.is_some(), "other users' tokens must stay");
+    // The username is free again.
+    create(&store, "gone").await;
+}
+
+/// `list_service_users` returns every user ordered by username.
+pub async fn service_user_list_is_ordered(store: SharedStore) {
+    for name in ["charlie", "alpha", "bravo"] {
+        create(&store, name).await;
+    }
+    let names: Vec<String> = store
+        .list_service_users()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|u| u.username.to_string())
+        .collect();
+    assert_eq!(names, ["alpha", "bravo", "charlie"]);
+}
+
+/// An inserted token record reads back equal.
+pub async fn token_insert_and_lookup(store: SharedStore) {
+    let (user, _) = create(&store, "tokens").await;
+    let record = sample_token(&user, "opaque-1", 3600);
+    store.insert_token(&record).await.expect("insert");
+    let found = store.token_by_digest(&record.digest).await.expect("lookup");
+    assert_eq!(
+        found,
+        Some(record),
+        "a token record must read back unchanged"
+    );
+    let missing = store
+        .token_by_digest(&TokenDigest::of("unknown"))
+        .await
+        .expect("lookup");
+    assert_eq!(missing, None);
+}
+
+/// A second record with the same digest is a conflict and changes nothing.
+pub async fn token_duplicate_digest_conflicts(store: SharedStore) {
+    let (user, _) = create(&store, "tokens").await;
+    let first = sample_token(&user, "same", 3600);
+    store.insert_token(&first).await.expect("insert");
+    let second = sample_token(&user, "same", 60);
+    let err = store
+        .insert_token(&second)
+        .await
+        .expect_err("duplicate digest must fail");
+    assert!(
+        matches!(err, StoreError::Conflict(_)),
+        "duplicate digest must be Conflict: {err:?}"
+    );
+    assert_eq!(
+        store.token_by_digest(&first.digest).await.expect("lookup"),
+        Some(first)
+    );
+}
+
+/// Revocation marks the record, keeps the first time, and reports unknown tokens.
+pub async fn token_revoke_is_idempotent(store: SharedStore) {
+    let (user, _) = create(&store, "tokens").await;
+    let record = sample_token(&user, "revoke-me", 3600);
+    store.insert_token(&record).await.expect("insert");
+    let first = t0() + Duration::seconds(5);
+    assert!(
+        store
+            .revoke_token(&record.digest, first)
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        store
+            .revoke_token(&record.digest, first + Duration::seconds(5))
+            .await
+            .expect("revoke")
+    );
+    let stored = store
+        .token_by_digest(&record.digest)
+        .await
+        .expect("lookup")
+        .expect("exists");
+    assert_eq!(
+        stored.revoked_at,
+        Some(first),
+        "the first revocation time must be kept"
+    );
+    assert!(!stored.is_active(first), "a revoked token must be inactive");
+    let unknown = store
+        .revoke_token(&TokenDigest::of("nope"), first)
+        .await
+        .expect("revoke");
+    assert!(
+        !unknown,
+        "revoking an unknown token must report that nothing was found"
+    );
+}
+
+/// Purging removes exactly the records expired at `now`.
+pub async fn token_purge_removes_only_expired(store: SharedStore) {
+    let (user, _) = create(&store, "tokens").await;
+    let short = sample_token(&user, "short", 10);
+    let exact = sample_token(&user, "exact", 20);
+    let long = sample_token(&user, "long", 30);
+    for r in [&short, &exact, &long] {
+        store.insert_token(r).await.expect("insert");
+    }
+    let purged = store
+        .purge_expired_tokens(t0() + Duration::seconds(20))
+        .await
+        .expect("purge");
+    assert_eq!(
+        purged, 2,
+        "records expiring at or before now must be purged"
+    );
+    assert_eq!(
+        store.token_by_digest(&short.digest).await.expect("lookup"),
+        None
+    );
+    assert_eq!(
+        store.token_by_digest(&exact.digest).await.expect("lookup"),
+        None
+    );
+    assert_eq!(
+        store.token_by_digest(&long.digest).await.expect("lookup"),
+        Some(long)
+    );
+}
+
+/// Many concurrent inserts all land.
+pub async fn token_concurrent_inserts_lose_nothing(store: SharedStore) {
+    let (user, _) = create(&store, "tokens").await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..8 {
+        let store = store.clone();
+        let user = user.clone();
+        tasks.spawn(async move {
+            for i in 0..25 {
+                let record = sample_token(&user, &format!("concurrent-{task}-{i}"), 3600);
+                store
+                    .insert_token(&record)
+                    .await
+                    .expect("concurrent insert");
+            }
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.expect("insert task panicked");
+    }
+    for task in 0..8 {
+        for i in 0..25 {
+            let digest = TokenDigest::of(&format!("concurrent-{task}-{i}"));
+            let found = store.token_by_digest(&digest).await.expect("lookup");
+            assert!(found.is_some(), "token {task}-{i} was lost");
+        }
+    }
+}
+
+/// While readers authenticate, a regenerated secret replaces the old one; after the
+/// update returns, no lookup may still accept the old secret.
+pub async fn secret_regenerated_during_authentication_never_lets_old_through(store: SharedStore) {
+    let (user, old) = create(&store, "racer").await;
+    let old = Arc::new(old);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        let name = user.username.clone();
+        let stop = stop.clone();
+        readers.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store
+                    .service_user_by_username(&name)
+                    .await
+                    .expect("lookup")
+                    .expect("exists");
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    let new = ClientSecret::generate().expect("secret");
+    let mut patch = ServiceUserPatch::at(t0());
+    patch.secret = Some(SecretDigest::of(&new));
+    store
+        .update_service_user(&user.username, &patch)
+        .await
+        .expect("update");
+    for _ in 0..50 {
+        let digest = store
+            .service_user_by_username(&user.username)
+            .await
+            .expect("lookup")
+            .and_then(|u| u.secret)
+            .expect("secret");
+        assert!(
+            !digest.verify(old.expose()),
+            "the old secret was accepted after regeneration"
+        );
+        assert!(digest.verify(new.expose()), "the new secret must verify");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    while let Some(joined) = readers.join_next().await {
+        joined.expect("reader panicked");
+    }
+}
+
+/// `ping` succeeds on a reachable backend.
+pub async fn ping_answers(store: SharedStore) {
+    store.ping().await.expect("ping on a reachable backend");
+}
