@@ -1,1 +1,24 @@
-//! placeholder
+//! The OAuth 2.0 issuer of Tessera.
+//!
+//! Two layers:
+//!
+//! - [`Issuer`]: the grant logic as plain async functions, free of HTTP. It
+//!   authenticates clients against a [`tessera_store::Store`], negotiates scopes,
+//!   mints tokens with a [`tessera_mint::TokenMinter`] and records them.
+//! - [`TokenEndpoint`]: a hyper 1.x (and tower) `Service` that parses requests,
+//!   calls the issuer and renders responses. It owns no socket: mount it in an
+//!   existing hyper or axum service, or let `tessera-server` run it.
+//!
+//! Every error reaches the wire through one function, [`OAuthError::into_response`].
+#![forbid(unsafe_code)]
+
+mod auth;
+mod error;
+pub mod form;
+mod issuer;
+mod service;
+
+pub use auth::{AuthMethod, ClientCredentials, MAX_AUTHORIZATION_LEN, PresentedSecret, parse_basic};
+pub use error::{ErrorCode, OAuthError, REALM};
+pub use issuer::{ClientCredentialsRequest, Issuer, TokenResponse, seconds_until};
+pub use service::{DEFAULT_MAX_BODY, HEALTH_PATH, ResponseBody, TOKEN_PATH, TokenEndpoint};

@@ -1,1 +1,450 @@
-//! placeholder
+//! SQLite storage backend of Tessera: [`SqliteStore`] keeps service users and token
+//! records in one database file.
+//!
+//! # Durability
+//!
+//! The file runs in WAL (write-ahead log) mode with `synchronous=FULL`: every
+//! commit syncs the log to disk before it returns. A call such as
+//! [`insert_token`](tessera_store::TokenStore::insert_token) therefore returns only
+//! once its record would survive a crash or a power cut, so a token is never handed
+//! out before its record is durable. Foreign keys are enforced (`foreign_keys=ON`).
+//!
+//! # Several processes, one file
+//!
+//! A running server and CLI commands (creating users, regenerating secrets) may use
+//! the same file at once. WAL lets readers proceed while one writer commits; writers
+//! from different processes take turns, each waiting up to 5 seconds
+//! (`busy_timeout`) for the lock before failing with
+//! [`StoreError::Unavailable`](tessera_store::StoreError::Unavailable). No row is
+//! cached in the process: every lookup reads the database, so a secret regenerated
+//! by another process stops working here as soon as that process's update returns.
+//! Changes of more than one statement, such as deleting a user with its tokens or
+//! applying a patch (read, change, write back), run in one `BEGIN IMMEDIATE`
+//! transaction, which serializes them across processes.
+//!
+//! rusqlite is synchronous, so every operation runs on Tokio's blocking thread pool
+//! (`spawn_blocking`). Within a process one writer connection serializes writes and a
+//! few reader connections serve lookups concurrently.
+//!
+//! # Migrations
+//!
+//! [`SqliteStore::open`] creates the file if it is missing and brings its schema up
+//! to date. Applied versions are recorded in `schema_migrations(version, applied_at)`;
+//! each missing migration runs in its own `BEGIN IMMEDIATE` transaction that first
+//! checks whether it has been applied meanwhile, so several processes opening the
+//! same fresh file at once are safe, and opening an up-to-date file changes nothing.
+//! A file whose schema is newer than this build is refused with
+//! [`StoreError::Corrupt`](tessera_store::StoreError::Corrupt).
+//!
+//! # Errors
+//!
+//! A UNIQUE or PRIMARY KEY violation is [`StoreError::Conflict`]; a busy or locked
+//! database, or a file that cannot be opened, is [`StoreError::Unavailable`]
+//! (transient); a stored row that no longer parses, or a file that is not a SQLite
+//! database, is [`StoreError::Corrupt`]; anything else is [`StoreError::Backend`].
+//!
+//! ```no_run
+//! use tessera_store::{ServiceUser, ServiceUserStore, Username};
+//! use tessera_store_sqlite::SqliteStore;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SqliteStore::open("/var/lib/tessera/tessera.db").await?;
+//! let user = ServiceUser::new(Username::new("billing-job")?, time::OffsetDateTime::now_utc())?;
+//! store.create_service_user(&user).await?;
+//! assert!(store.service_user_by_username(&user.username).await?.is_some());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`StoreError::Conflict`]: tessera_store::StoreError::Conflict
+//! [`StoreError::Unavailable`]: tessera_store::StoreError::Unavailable
+//! [`StoreError::Corrupt`]: tessera_store::StoreError::Corrupt
+//! [`StoreError::Backend`]: tessera_store::StoreError::Backend
+#![forbid(unsafe_code)]
+
+mod error;
+mod rows;
+mod schema;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tessera_store::{
+    ServiceUser, ServiceUserPatch, ServiceUserStore, Store, StoreError, TokenDigest, TokenRecord,
+    TokenStore, UserId, Username,
+};
+use time::OffsetDateTime;
+
+use crate::error::{is_foreign_key_violation, map};
+use crate::rows::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json, unix};
+
+/// Number of reader connections per store.
+const READERS: usize = 4;
+
+const USER: &str = "service user";
+const TOKEN: &str = "token";
+
+/// A storage backend on a SQLite database file, shared safely with other processes.
+///
+/// Cloning is cheap: clones share the same connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Box<[Mutex<Connection>]>,
+    next_reader: AtomicUsize,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file if it is missing, switches it
+    /// to WAL mode and applies any missing schema migrations.
+    ///
+    /// Fails with [`StoreError::Unavailable`] when the file cannot be opened or stays
+    /// locked by another process for more than 5 seconds, and with
+    /// [`StoreError::Corrupt`] when it is not a SQLite database or its schema is
+    /// newer than this build.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let inner = blocking(move || {
+            let writer = schema::open_writer(&path)?;
+            let readers = (0..READERS)
+                .map(|_| schema::open_reader(&path).map(Mutex::new))
+                .collect::<Result<Box<[_]>, _>>()?;
+            Ok(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            })
+        })
+        .await?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on a reader connection, on the blocking thread pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || f(&inner.reader())).await
+    }
+
+    /// Runs `f` on the writer connection, on the blocking thread pool.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        blocking(move || f(&mut inner.writer())).await
+    }
+}
+
+impl Inner {
+    /// The first free reader, starting from a rotating position; if all are busy,
+    /// waits for the one at that position.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let count = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % count;
+        for i in 0..count {
+            match self.readers[(start + i) % count].try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.readers[start]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The writer connection, outside any transaction.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        let guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !guard.is_autocommit() {
+            // Only after a panic in the middle of a transaction (rusqlite rolls back
+            // on drop, so this is a second line of defence).
+            let _ = guard.execute_batch("ROLLBACK");
+        }
+        guard
+    }
+}
+
+/// Runs `f` on Tokio's blocking thread pool; a panic in `f` becomes a backend error.
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(Box::new(e)))?
+}
+
+fn user_by_username(conn: &Connection, username: &str) -> Result<Option<ServiceUser>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE username = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([username], UserRow::from_row).optional())
+        .map_err(|e| map(e, USER))?
+        .map(UserRow::into_user)
+        .transpose()
+}
+
+fn secret_bytes(user: &ServiceUser) -> Option<&[u8]> {
+    user.secret.as_ref().map(|d| &d.as_bytes()[..])
+}
+
+#[async_trait]
+impl ServiceUserStore for SqliteStore {
+    async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.write(move |conn| {
+            let sql = format!(
+                "INSERT INTO service_users ({USER_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        user.id.as_str(),
+                        user.username.as_str(),
+                        user.display_name.as_str(),
+                        user.access_token_type.as_str(),
+                        user.token_lifetime.as_secs(),
+                        secret_bytes(&user),
+                        user.enabled,
+                        unix(user.created_at),
+                        unix(user.updated_at),
+                    ])
+                })
+                .map_err(|e| map(e, USER))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn service_user_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<ServiceUser>, StoreError> {
+        let username = username.clone();
+        self.read(move |conn| user_by_username(conn, username.as_str()))
+            .await
+    }
+
+    async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
+        let id = id.clone();
+        self.read(move |conn| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE id = ?1");
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| stmt.query_row([id.as_str()], UserRow::from_row).optional())
+                .map_err(|e| map(e, USER))?
+                .map(UserRow::into_user)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM service_users ORDER BY username");
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.query_map([], UserRow::from_row)?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(|e| map(e, USER))?;
+            rows.into_iter().map(UserRow::into_user).collect()
+        })
+        .await
+    }
+
+    async fn update_service_user(
+        &self,
+        username: &Username,
+        patch: &ServiceUserPatch,
+    ) -> Result<ServiceUser, StoreError> {
+        let username = username.clone();
+        let patch = patch.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, USER))?;
+            let mut user =
+                user_by_username(&tx, username.as_str())?.ok_or(StoreError::NotFound(USER))?;
+            user.apply(&patch);
+            tx.prepare_cached(
+                "UPDATE service_users SET display_name = ?2, access_token_type = ?3, \
+                 token_lifetime_secs = ?4, secret_digest = ?5, enabled = ?6, updated_at = ?7 \
+                 WHERE id = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    user.id.as_str(),
+                    user.display_name.as_str(),
+                    user.access_token_type.as_str(),
+                    user.token_lifetime.as_secs(),
+                    secret_bytes(&user),
+                    user.enabled,
+                    unix(user.updated_at),
+                ])
+            })
+            .map_err(|e| map(e, USER))?;
+            tx.commit().map_err(|e| map(e, USER))?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
+        let username = username.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, USER))?;
+            // ON DELETE CASCADE would remove the tokens too; deleting them explicitly
+            // keeps the contract independent of the foreign_keys pragma.
+            tx.prepare_cached(
+                "DELETE FROM tokens WHERE user_id IN \
+                 (SELECT id FROM service_users WHERE username = ?1)",
+            )
+            .and_then(|mut stmt| stmt.execute([username.as_str()]))
+            .map_err(|e| map(e, TOKEN))?;
+            let deleted = tx
+                .prepare_cached("DELETE FROM service_users WHERE username = ?1")
+                .and_then(|mut stmt| stmt.execute([username.as_str()]))
+                .map_err(|e| map(e, USER))?;
+            if deleted == 0 {
+                // Dropping the transaction rolls it back (nothing was deleted anyway).
+                return Err(StoreError::NotFound(USER));
+            }
+            tx.commit().map_err(|e| map(e, USER))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqliteStore {
+    async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let record = record.clone();
+        let audience = audience_json(&record.audience)?;
+        self.write(move |conn| {
+            let sql = format!(
+                "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            );
+            // One statement in autocommit mode: committed, and with synchronous=FULL
+            // synced to disk, when execute returns.
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        &record.digest.as_bytes()[..],
+                        record.jti.as_str(),
+                        record.user_id.as_str(),
+                        record.client_id.as_str(),
+                        record.scopes.to_string(),
+                        audience,
+                        unix(record.issued_at),
+                        unix(record.expires_at),
+                        record.revoked_at.map(unix),
+                    ])
+                })
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        StoreError::NotFound(USER)
+                    } else {
+                        map(e, TOKEN)
+                    }
+                })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let digest = *digest;
+        self.read(move |conn| {
+            let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?1");
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.query_row([&digest.as_bytes()[..]], TokenRow::from_row)
+                        .optional()
+                })
+                .map_err(|e| map(e, TOKEN))?
+                .map(TokenRow::into_record)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        digest: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let digest = *digest;
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?2) WHERE digest = ?1",
+                )
+                .and_then(|mut stmt| stmt.execute(params![&digest.as_bytes()[..], unix(now)]))
+                .map_err(|e| map(e, TOKEN))?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        self.write(move |conn| {
+            let deleted = conn
+                .prepare_cached("DELETE FROM tokens WHERE expires_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([unix(now)]))
+                .map_err(|e| map(e, TOKEN))?;
+            Ok(deleted as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1")
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get::<_, i64>(0)))
+                .map_err(|e| map(e, "database"))?;
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,156 @@
+//! Strict parsing of `application/x-www-form-urlencoded` bodies and of the
+//! form-encoded parts of HTTP Basic credentials (RFC 6749 §2.3.1, appendix B).
+
+use std::borrow::Cow;
+
+/// Why a form could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormError {
+    /// A `%` not followed by two hexadecimal digits.
+    #[error("malformed percent-encoding")]
+    BadPercentEncoding,
+    /// The decoded bytes are not UTF-8.
+    #[error("form data is not valid UTF-8")]
+    NotUtf8,
+    /// A parameter that may appear only once appeared again (RFC 6749 §3.2).
+    #[error("parameter {0} is repeated")]
+    Repeated(String),
+    /// More parameters than a request may carry.
+    #[error("too many parameters")]
+    TooMany,
+}
+
+/// The most parameters one form may hold.
+pub const MAX_PARAMS: usize = 64;
+
+/// A parsed form: name-value pairs in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Form {
+    pairs: Vec<(String, String)>,
+}
+
+impl Form {
+    /// Parses a form body. Every name and value is percent-decoded strictly (`+` is a
+    /// space) and must be UTF-8.
+    pub fn parse(body: &[u8]) -> Result<Self, FormError> {
+        let mut pairs = Vec::new();
+        for part in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            if pairs.len() == MAX_PARAMS {
+                return Err(FormError::TooMany);
+            }
+            let (name, value) = match part.iter().position(|b| *b == b'=') {
+                Some(i) => (&part[..i], &part[i + 1..]),
+                None => (part, &[][..]),
+            };
+            pairs.push((decode(name)?.into_owned(), decode(value)?.into_owned()));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// The value of parameter `name`. A parameter sent without a value counts as
+    /// omitted (RFC 6749 §3.1); one sent twice is an error (RFC 6749 §3.2).
+    pub fn get(&self, name: &str) -> Result<Option<&str>, FormError> {
+        let mut found = None;
+        for (n, v) in &self.pairs {
+            if n == name {
+                if found.is_some() {
+                    return Err(FormError::Repeated(name.to_owned()));
+                }
+                found = Some(v.as_str());
+            }
+        }
+        Ok(found.filter(|v| !v.is_empty()))
+    }
+
+    /// Whether parameter `name` appears at all, even empty.
+    pub fn contains(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(n, _)| n == name)
+    }
+}
+
+/// Decodes one form-encoded component: `+` becomes a space and `%XX` its byte; the
+/// result must be UTF-8.
+pub fn decode(input: &[u8]) -> Result<Cow<'_, str>, FormError> {
+    if !input.iter().any(|b| matches!(b, b'%' | b'+')) {
+        return std::str::from_utf8(input).map(Cow::Borrowed).map_err(|_| FormError::NotUtf8);
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = input.get(i + 1).and_then(|b| hex(*b));
+                let lo = input.get(i + 2).and_then(|b| hex(*b));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                    _ => return Err(FormError::BadPercentEncoding),
+                }
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| FormError::NotUtf8)
+}
+
+const fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_decodes() -> Result<(), FormError> {
+        let form = Form::parse(b"grant_type=client_credentials&scope=openid+profile%20email&x")?;
+        assert_eq!(form.get("grant_type")?, Some("client_credentials"));
+        assert_eq!(form.get("scope")?, Some("openid profile email"));
+        assert_eq!(form.get("x")?, None);
+        assert!(form.contains("x"));
+        assert_eq!(form.get("missing")?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn empty_values_count_as_omitted() -> Result<(), FormError> {
+        let form = Form::parse(b"scope=&&grant_type=a")?;
+        assert_eq!(form.get("scope")?, None);
+        assert_eq!(form.get("grant_type")?, Some("a"));
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_malformed_input() {
+        assert_eq!(Form::parse(b"a=%4"), Err(FormError::BadPercentEncoding));
+        assert_eq!(Form::parse(b"a=%zz"), Err(FormError::BadPercentEncoding));
+        assert_eq!(Form::parse(b"a=%"), Err(FormError::BadPercentEncoding));
+        assert_eq!(Form::parse(b"a=%ff"), Err(FormError::NotUtf8));
+        assert_eq!(Form::parse(b"a=\xff"), Err(FormError::NotUtf8));
+        let many = vec!["a=b"; MAX_PARAMS + 1].join("&");
+        assert_eq!(Form::parse(many.as_bytes()), Err(FormError::TooMany));
+    }
+
+    #[test]
+    fn repeated_parameters_are_errors_when_read() -> Result<(), FormError> {
+        let form = Form::parse(b"a=1&b=2&a=3")?;
+        assert_eq!(form.get("a"), Err(FormError::Repeated("a".into())));
+        assert_eq!(form.get("b")?, Some("2"));
+        Ok(())
+    }
+
+    #[test]
+    fn decodes_multibyte_utf8() -> Result<(), FormError> {
+        assert_eq!(decode(b"%C3%A9t%C3%A9")?, "été");
+        assert_eq!(decode(b"a%3Ab%25")?, "a:b%");
+        Ok(())
+    }
+}

@@ -1,0 +1,398 @@
+//! The HTTP-free issuer: grant logic as plain async functions.
+
+use std::sync::Arc;
+
+use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
+use tessera_scope::{ProjectRef, ScopeKind, ScopePolicy, ScopeSet};
+use tessera_store::{
+    Clock, SecretDigest, ServiceUser, Store, StoreError, SystemClock, TokenId, Username,
+    whole_seconds,
+};
+use time::OffsetDateTime;
+
+use crate::auth::ClientCredentials;
+use crate::error::OAuthError;
+
+/// A client credentials token request (RFC 6749 §4.4.2), already parsed.
+#[derive(Debug, Clone)]
+pub struct ClientCredentialsRequest {
+    /// The client's credentials.
+    pub credentials: ClientCredentials,
+    /// The requested scopes; `None` when the request named none.
+    pub scope: Option<ScopeSet>,
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Whole seconds until the token expires.
+    pub expires_in: u64,
+    /// The scopes granted.
+    pub scope: ScopeSet,
+    /// The token's unique id.
+    pub jti: TokenId,
+    /// When the token expires.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Issues tokens: authenticates clients, negotiates scopes, mints and records tokens.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tessera_endpoint::{ClientCredentials, ClientCredentialsRequest, Issuer};
+/// use tessera_mint::TokenMinter;
+/// use tessera_store::{ClientSecret, MemoryStore, SecretDigest, ServiceUser, ServiceUserStore, Username};
+///
+/// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+/// let store = Arc::new(MemoryStore::new());
+/// let secret = ClientSecret::generate()?;
+/// let mut user = ServiceUser::new(Username::new("billing-job")?, time::OffsetDateTime::now_utc())?;
+/// user.secret = Some(SecretDigest::of(&secret));
+/// store.create_service_user(&user).await?;
+///
+/// let issuer = Issuer::new(store, TokenMinter::new("https://auth.example.com"));
+/// let response = issuer.client_credentials(ClientCredentialsRequest {
+///     credentials: ClientCredentials::basic("billing-job", secret.expose()),
+///     scope: Some("openid profile".parse()?),
+/// }).await?;
+/// assert_eq!(response.token_type, "Bearer");
+/// assert_eq!(response.expires_in, 43199);
+/// assert_eq!(response.scope.to_string(), "openid profile");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Issuer {
+    store: Arc<dyn Store>,
+    minter: TokenMinter,
+    clock: Arc<dyn Clock>,
+    scopes: ScopePolicy,
+}
+
+impl Issuer {
+    /// An issuer on `store` minting with `minter`, on the system clock, with the
+    /// default scope policy (default scope `openid`).
+    pub fn new(store: Arc<dyn Store>, minter: TokenMinter) -> Self {
+        Self { store, minter, clock: Arc::new(SystemClock), scopes: ScopePolicy::default() }
+    }
+
+    /// Uses `clock` for every time the issuer reads.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `policy` to negotiate scopes.
+    pub fn with_scope_policy(mut self, policy: ScopePolicy) -> Self {
+        self.scopes = policy;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The minter.
+    pub fn minter(&self) -> &TokenMinter {
+        &self.minter
+    }
+
+    /// Authenticates a client by ID and secret. Every failure (unknown client,
+    /// malformed ID, no secret set, wrong secret, disabled user) is the same
+    /// `invalid_client`, and costs the same work.
+    pub async fn authenticate(&self, creds: &ClientCredentials) -> Result<ServiceUser, OAuthError> {
+        let user = match Username::new(&creds.client_id) {
+            Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
+            Err(_) => None,
+        };
+        let presented = creds.secret.expose();
+        let verified = match user.as_ref().and_then(|u| u.secret) {
+            Some(digest) => digest.verify(presented),
+            None => SecretDigest::verify_nothing(presented),
+        };
+        match user {
+            Some(user) if verified && user.enabled => {
+                tracing::debug!(
+                    target: "tessera::audit",
+                    event = "client_authenticated",
+                    client_id = %user.username,
+                    method = creds.method.as_str(),
+                );
+                Ok(user)
+            }
+            _ => {
+                tracing::info!(
+                    target: "tessera::audit",
+                    event = "client_authentication_failed",
+                    client_id = %loggable_id(&creds.client_id),
+                    method = creds.method.as_str(),
+                );
+                Err(OAuthError::invalid_client())
+            }
+        }
+    }
+
+    /// The client credentials grant (RFC 6749 §4.4): authenticate, negotiate scopes,
+    /// mint, and persist the token's record before answering.
+    pub async fn client_credentials(
+        &self,
+        request: ClientCredentialsRequest,
+    ) -> Result<TokenResponse, OAuthError> {
+        let user = self.authenticate(&request.credentials).await?;
+        let negotiated = self
+            .scopes
+            .negotiate(request.scope.as_ref())
+            .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+        let (scope, audience) = resolve_audience(negotiated, &user);
+        self.issue(&user, scope, audience).await
+    }
+
+    async fn issue(
+        &self,
+        user: &ServiceUser,
+        scope: ScopeSet,
+        audience: Vec<String>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = self.clock.now();
+        let issued_at = whole_seconds(now);
+        let grant = Grant {
+            token_type: user.access_token_type,
+            user_id: user.id.clone(),
+            client_id: user.username.clone(),
+            scopes: scope,
+            audience,
+            issued_at,
+            expires_at: issued_at + user.token_lifetime.duration(),
+        };
+        let minted = self.minter.mint(&grant).map_err(mint_error)?;
+        if let Some(record) = &minted.record {
+            self.store.insert_token(record).await.map_err(store_error)?;
+        }
+        tracing::info!(
+            target: "tessera::audit",
+            event = "token_issued",
+            client_id = %user.username,
+            jti = %minted.jti,
+            token_type = %user.access_token_type,
+            scope = %grant.scopes,
+            audience = ?grant.audience,
+            expires_at = minted.expires_at.unix_timestamp(),
+        );
+        Ok(TokenResponse {
+            access_token: minted.token,
+            token_type: "Bearer",
+            expires_in: seconds_until(minted.expires_at, now),
+            scope: grant.scopes,
+            jti: minted.jti,
+            expires_at: minted.expires_at,
+        })
+    }
+}
+
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &self.minter.issuer())
+            .field("clock", &self.clock)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whole seconds from `now` until `expires_at`, never negative. With the expiry
+/// truncated to whole seconds, a 12 hour lifetime gives 43199 unless the request
+/// arrived exactly on a second boundary.
+pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
+    let remaining = (expires_at - now).whole_seconds();
+    u64::try_from(remaining).unwrap_or(0)
+}
+
+/// Splits project scopes out of the granted scopes and turns them into the audience.
+///
+/// `urn:zitadel:iam:org:project:id:zitadel:aud` names the server's own API and is
+/// always granted; other project ids are dropped (with no project known to the
+/// store), as are role scopes (with no role granted). With no project in the
+/// audience, the audience is the client ID.
+fn resolve_audience(mut scopes: ScopeSet, user: &ServiceUser) -> (ScopeSet, Vec<String>) {
+    let mut audience = Vec::new();
+    scopes.retain(|scope| match scope.kind() {
+        ScopeKind::ProjectAudience(ProjectRef::Zitadel) => {
+            audience.push(ProjectRef::Zitadel.id().to_owned());
+            true
+        }
+        ScopeKind::ProjectAudience(ProjectRef::Id(_)) | ScopeKind::ProjectRole(_) => false,
+        ScopeKind::Standard(_) | ScopeKind::Custom(_) => true,
+    });
+    if audience.is_empty() {
+        audience.push(user.username.to_string());
+    }
+    (scopes, audience)
+}
+
+/// The one mapping from storage failures to OAuth errors.
+pub(crate) fn store_error(err: StoreError) -> OAuthError {
+    if err.is_transient() {
+        tracing::warn!(error = %err, "storage unavailable");
+        OAuthError::unavailable()
+    } else {
+        tracing::error!(error = %err, "storage failed");
+        OAuthError::server_error()
+    }
+}
+
+fn mint_error(err: MintError) -> OAuthError {
+    tracing::error!(error = %err, "minting failed");
+    OAuthError::server_error()
+}
+
+/// A presented client ID cut to a length fit for a log line.
+fn loggable_id(id: &str) -> String {
+    id.chars().take(64).flat_map(char::escape_default).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_store::{ClientSecret, ManualClock, MemoryStore, ServiceUserPatch, TokenDigest};
+    use time::Duration;
+
+    use crate::error::ErrorCode;
+
+    struct Fixture {
+        issuer: Issuer,
+        store: Arc<MemoryStore>,
+        clock: Arc<ManualClock>,
+        secret: ClientSecret,
+    }
+
+    fn at(secs: i64, millis: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::seconds(secs) + Duration::milliseconds(millis)
+    }
+
+    async fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(ManualClock::new(at(1_700_000_000, 250)));
+        let secret = ClientSecret::generate()?;
+        let mut user = ServiceUser::new(Username::new("svc")?, clock.now())?;
+        user.secret = Some(SecretDigest::of(&secret));
+        tessera_store::ServiceUserStore::create_service_user(&*store, &user).await?;
+        let issuer = Issuer::new(store.clone(), TokenMinter::new("http://issuer"))
+            .with_clock(clock.clone());
+        Ok(Fixture { issuer, store, clock, secret })
+    }
+
+    fn request(id: &str, secret: &str, scope: Option<&str>) -> ClientCredentialsRequest {
+        ClientCredentialsRequest {
+            credentials: ClientCredentials::basic(id, secret),
+            scope: scope.map(|s| ScopeSet::parse(s).unwrap_or_else(|e| panic!("{e}"))),
+        }
+    }
+
+    #[tokio::test]
+    async fn issues_and_records_an_opaque_token() -> Result<(), Box<dyn std::error::Error>> {
+        let f = fixture().await?;
+        let response =
+            f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
+        assert_eq!(response.expires_in, 43_199);
+        assert_eq!(response.scope.to_string(), "openid");
+        let digest = TokenDigest::of(response.access_token.expose());
+        let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest).await?;
+        let record = record.ok_or("no record stored")?;
+        assert_eq!(record.expires_at.unix_timestamp(), 1_700_000_000 + 43_200);
+        assert_eq!(record.audience, ["svc"]);
+        assert_eq!(record.jti, response.jti);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn expiry_follows_the_injected_clock() -> Result<(), Box<dyn std::error::Error>> {
+        let f = fixture().await?;
+        let mut patch = ServiceUserPatch::at(f.clock.now());
+        patch.token_lifetime = Some(tessera_store::TokenLifetime::from_secs(60)?);
+        tessera_store::ServiceUserStore::update_service_user(&*f.store, &Username::new("svc")?, &patch)
+            .await?;
+        let response =
+            f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
+        assert_eq!(response.expires_in, 59);
+        let digest = TokenDigest::of(response.access_token.expose());
+        let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
+            .await?
+            .ok_or("no record")?;
+        f.clock.advance(Duration::seconds(59));
+        assert!(record.is_active(f.clock.now()), "active until its expiry");
+        f.clock.advance(Duration::milliseconds(750));
+        assert!(!record.is_active(f.clock.now()), "expired at 60 s");
+        assert_eq!(seconds_until(record.expires_at, f.clock.now()), 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_authentication_failure_is_the_same() -> Result<(), Box<dyn std::error::Error>> {
+        let f = fixture().await?;
+        let mut disabled = ServiceUserPatch::at(f.clock.now());
+        disabled.enabled = Some(false);
+        let cases = [
+            request("nobody", f.secret.expose(), None),
+            request("svc", "wrong", None),
+            request("not a valid:id", f.secret.expose(), None),
+        ];
+        let mut errors = Vec::new();
+        for case in cases {
+            errors.push(f.issuer.client_credentials(case).await.map(|_| ()));
+        }
+        tessera_store::ServiceUserStore::update_service_user(&*f.store, &Username::new("svc")?, &disabled)
+            .await?;
+        errors.push(
+            f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await.map(|_| ()),
+        );
+        for error in errors {
+            assert_eq!(error, Err(OAuthError::invalid_client()));
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn project_scopes_shape_the_audience() -> Result<(), Box<dyn std::error::Error>> {
+        let f = fixture().await?;
+        let scope = "openid urn:zitadel:iam:org:project:id:zitadel:aud \
+                     urn:zitadel:iam:org:project:id:123:aud urn:zitadel:iam:org:project:role:r";
+        let response =
+            f.issuer.client_credentials(request("svc", f.secret.expose(), Some(scope))).await?;
+        assert_eq!(response.scope.to_string(), "openid urn:zitadel:iam:org:project:id:zitadel:aud");
+        let digest = TokenDigest::of(response.access_token.expose());
+        let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
+            .await?
+            .ok_or("no record")?;
+        assert_eq!(record.audience, ["zitadel"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn disallowed_scope_is_invalid_scope_and_writes_nothing() -> Result<(), Box<dyn std::error::Error>> {
+        let f = fixture().await?;
+        let err = f
+            .issuer
+            .client_credentials(request("svc", f.secret.expose(), Some("openid offline_access")))
+            .await
+            .expect_err("offline_access is not allowed");
+        assert_eq!(err.code(), ErrorCode::InvalidScope);
+        let purged = tessera_store::TokenStore::purge_expired_tokens(
+            &*f.store,
+            f.clock.now() + Duration::days(400),
+        )
+        .await?;
+        assert_eq!(purged, 0, "no token record may be written");
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! The hyper `Service`: routing, request parsing and response rendering.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use serde::Serialize;
+use tessera_scope::ScopeSet;
+
+use crate::auth::ClientCredentials;
+use crate::error::{ErrorCode, OAuthError, json_response};
+use crate::form::Form;
+use crate::issuer::{ClientCredentialsRequest, Issuer, TokenResponse};
+
+/// Path of the token endpoint.
+pub const TOKEN_PATH: &str = "/oauth/v2/token";
+/// Path of the health check.
+pub const HEALTH_PATH: &str = "/healthz";
+/// The default limit on request bodies: 64 KiB.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// The response body type of the endpoint.
+pub type ResponseBody = Full<Bytes>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The OAuth endpoints as one hyper (and tower) `Service`.
+///
+/// It is a service, not a server: mount it in an existing router, or hand it to
+/// hyper's connection builder. Every request gets an answer; errors are OAuth JSON
+/// bodies with RFC-mandated statuses, never a panic.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tessera_endpoint::{Issuer, TokenEndpoint};
+/// use tessera_mint::TokenMinter;
+/// use tessera_store::MemoryStore;
+///
+/// let issuer = Issuer::new(Arc::new(MemoryStore::new()), TokenMinter::new("https://auth.example.com"));
+/// let endpoint = TokenEndpoint::new(issuer);
+/// // hyper::server::conn::http1::Builder::new().serve_connection(io, endpoint.clone())
+/// # let _ = endpoint;
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    issuer: Issuer,
+    max_body: usize,
+}
+
+impl TokenEndpoint {
+    /// The endpoints of `issuer`, with the default body limit.
+    pub fn new(issuer: Issuer) -> Self {
+        Self { inner: Arc::new(Inner { issuer, max_body: DEFAULT_MAX_BODY }) }
+    }
+
+    /// Sets the largest request body accepted; larger ones are answered with 413.
+    pub fn with_max_body(self, max_body: usize) -> Self {
+        let issuer = self.inner.issuer.clone();
+        Self { inner: Arc::new(Inner { issuer, max_body }) }
+    }
+
+    /// The issuer behind the endpoint.
+    pub fn issuer(&self) -> &Issuer {
+        &self.inner.issuer
+    }
+
+    /// Answers one request.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        match self.route(request).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        }
+    }
+
+    async fn route<B>(&self, request: Request<B>) -> Result<Response<ResponseBody>, OAuthError>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        match request.uri().path() {
+            TOKEN_PATH => {
+                require_method(request.method(), &[Method::POST], "POST")?;
+                let (parts, body) = request.into_parts();
+                let form = read_form(&parts.headers, body, self.inner.max_body).await?;
+                self.token(&parts.headers, &form).await
+            }
+            HEALTH_PATH => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(self.health().await)
+            }
+            _ => Err(OAuthError::not_found()),
+        }
+    }
+
+    async fn token(&self, headers: &HeaderMap, form: &Form) -> Result<Response<ResponseBody>, OAuthError> {
+        let param = |name| form.get(name).map_err(|e| OAuthError::invalid_request(e.to_string()));
+        let grant_type = param("grant_type")?
+            .ok_or_else(|| OAuthError::invalid_request("missing parameter grant_type"))?;
+        let scope = param("scope")?
+            .map(|s| ScopeSet::parse(s).map_err(|e| OAuthError::invalid_scope(e.to_string())))
+            .transpose()?;
+        match grant_type {
+            "client_credentials" => {
+                let credentials = ClientCredentials::from_request(headers, form)?;
+                let response = self
+                    .inner
+                    .issuer
+                    .client_credentials(ClientCredentialsRequest { credentials, scope })
+                    .await?;
+                Ok(token_response(&response))
+            }
+            _ => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type must be client_credentials",
+            )),
+        }
+    }
+
+    async fn health(&self) -> Response<ResponseBody> {
+        #[derive(Serialize)]
+        struct Health {
+            status: &'static str,
+        }
+        match self.inner.issuer.store().ping().await {
+            Ok(()) => json_response(StatusCode::OK, &Health { status: "ok" }),
+            Err(e) => {
+                tracing::warn!(error = %e, "health check: storage unreachable");
+                json_response(StatusCode::SERVICE_UNAVAILABLE, &Health { status: "unavailable" })
+            }
+        }
+    }
+}
+
+/// Renders a token response (RFC 6749 §5.1).
+fn token_response(response: &TokenResponse) -> Response<ResponseBody> {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        access_token: &'a str,
+        token_type: &'a str,
+        expires_in: u64,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        scope: &'a str,
+    }
+    let scope = response.scope.to_string();
+    json_response(
+        StatusCode::OK,
+        &Body {
+            access_token: response.access_token.expose(),
+            token_type: response.token_type,
+            expires_in: response.expires_in,
+            scope: &scope,
+        },
+    )
+}
+
+fn require_method(method: &Method, allowed: &[Method], allow: &'static str) -> Result<(), OAuthError> {
+    if allowed.contains(method) {
+        Ok(())
+    } else {
+        Err(OAuthError::method_not_allowed(allow))
+    }
+}
+
+/// Reads a form body: checks the content type, enforces the size limit (413) and
+/// parses strictly (400 `invalid_request`).
+async fn read_form<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Form, OAuthError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let media_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim());
+    if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+        return Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(OAuthError::payload_too_large(limit));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(OAuthError::payload_too_large(limit));
+        }
+        Err(_) => return Err(OAuthError::invalid_request("the request body could not be read")),
+    };
+    Form::parse(&bytes).map_err(|e| OAuthError::invalid_request(e.to_string()))
+}
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl<B> hyper::service::Service<Request<B>> for TokenEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(request).await) })
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for TokenEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        hyper::service::Service::call(&*self, request)
+    }
+}

@@ -1,0 +1,145 @@
+//! Conversion between records and rows.
+//!
+//! Rows are read into plain column values first ([`UserRow`], [`TokenRow`]) and
+//! then checked into records, so a row that no longer parses (edited by hand,
+//! written by another version) is reported as [`StoreError::Corrupt`].
+
+use rusqlite::Row;
+use tessera_scope::ScopeSet;
+use tessera_store::{
+    AccessTokenType, DisplayName, SecretDigest, ServiceUser, StoreError, TokenDigest, TokenId,
+    TokenLifetime, TokenRecord, UserId, Username,
+};
+use time::OffsetDateTime;
+
+use crate::error::corrupt;
+
+/// The columns of `service_users`, in the order [`UserRow::from_row`] reads them.
+pub(crate) const USER_COLUMNS: &str = "id, username, display_name, access_token_type, \
+     token_lifetime_secs, secret_digest, enabled, created_at, updated_at";
+
+/// The columns of `tokens`, in the order [`TokenRow::from_row`] reads them.
+pub(crate) const TOKEN_COLUMNS: &str =
+    "digest, jti, user_id, client_id, scopes, audience, issued_at, expires_at, revoked_at";
+
+/// A timestamp as stored: unix seconds (any fraction is dropped; records hold whole seconds).
+pub(crate) fn unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn timestamp(what: &str, secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| corrupt(what, e))
+}
+
+fn digest_bytes(what: &str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map_err(|_| corrupt(what, format_args!("{} bytes instead of 32", bytes.len())))
+}
+
+/// The raw columns of a `service_users` row.
+pub(crate) struct UserRow {
+    id: String,
+    username: String,
+    display_name: String,
+    access_token_type: String,
+    token_lifetime_secs: i64,
+    secret_digest: Option<Vec<u8>>,
+    enabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl UserRow {
+    /// Reads the columns listed in [`USER_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            username: row.get(1)?,
+            display_name: row.get(2)?,
+            access_token_type: row.get(3)?,
+            token_lifetime_secs: row.get(4)?,
+            secret_digest: row.get(5)?,
+            enabled: row.get(6)?,
+            created_at: row.get(7)?,
+            updated_at: row.get(8)?,
+        })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_user(self) -> Result<ServiceUser, StoreError> {
+        let lifetime = u64::try_from(self.token_lifetime_secs)
+            .map_err(|e| corrupt("token lifetime", e))
+            .and_then(|secs| TokenLifetime::from_secs(secs).map_err(|e| corrupt("token lifetime", e)))?;
+        Ok(ServiceUser {
+            id: UserId::new(&self.id).map_err(|e| corrupt("user id", e))?,
+            username: Username::new(&self.username).map_err(|e| corrupt("username", e))?,
+            display_name: DisplayName::new(&self.display_name)
+                .map_err(|e| corrupt("display name", e))?,
+            access_token_type: self
+                .access_token_type
+                .parse::<AccessTokenType>()
+                .map_err(|e| corrupt("access token type", e))?,
+            token_lifetime: lifetime,
+            secret: self
+                .secret_digest
+                .map(|bytes| digest_bytes("secret digest", &bytes).map(SecretDigest::from_bytes))
+                .transpose()?,
+            enabled: self.enabled,
+            created_at: timestamp("creation time", self.created_at)?,
+            updated_at: timestamp("update time", self.updated_at)?,
+        })
+    }
+}
+
+/// The raw columns of a `tokens` row.
+pub(crate) struct TokenRow {
+    digest: Vec<u8>,
+    jti: String,
+    user_id: String,
+    client_id: String,
+    scopes: String,
+    audience: String,
+    issued_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl TokenRow {
+    /// Reads the columns listed in [`TOKEN_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            digest: row.get(0)?,
+            jti: row.get(1)?,
+            user_id: row.get(2)?,
+            client_id: row.get(3)?,
+            scopes: row.get(4)?,
+            audience: row.get(5)?,
+            issued_at: row.get(6)?,
+            expires_at: row.get(7)?,
+            revoked_at: row.get(8)?,
+        })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_record(self) -> Result<TokenRecord, StoreError> {
+        Ok(TokenRecord {
+            digest: TokenDigest::from_bytes(digest_bytes("token digest", &self.digest)?),
+            jti: TokenId::new(&self.jti).map_err(|e| corrupt("token id", e))?,
+            user_id: UserId::new(&self.user_id).map_err(|e| corrupt("user id", e))?,
+            client_id: Username::new(&self.client_id).map_err(|e| corrupt("client id", e))?,
+            scopes: ScopeSet::parse(&self.scopes).map_err(|e| corrupt("scopes", e))?,
+            audience: serde_json::from_str(&self.audience).map_err(|e| corrupt("audience", e))?,
+            issued_at: timestamp("issue time", self.issued_at)?,
+            expires_at: timestamp("expiry time", self.expires_at)?,
+            revoked_at: self
+                .revoked_at
+                .map(|secs| timestamp("revocation time", secs))
+                .transpose()?,
+        })
+    }
+}
+
+/// The audience as stored: a JSON array of strings.
+pub(crate) fn audience_json(audience: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(audience).map_err(|e| StoreError::Backend(Box::new(e)))
+}

@@ -1,0 +1,202 @@
+//! Connection settings and schema migrations.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tessera_store::StoreError;
+
+use crate::error::{is_busy, map};
+
+/// How long a connection waits for another one (in this or another process) to
+/// release a lock before it gives up with `SQLITE_BUSY`.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The migrations, in order; migration `i` (0-based) has version `i + 1`.
+///
+/// Each is applied once, in its own `BEGIN IMMEDIATE` transaction together with
+/// its row in `schema_migrations`. Never edit or reorder an entry that has been
+/// released: add a new one.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: service users and token records.
+    "CREATE TABLE service_users (
+        id TEXT PRIMARY KEY NOT NULL,
+        username TEXT NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        access_token_type TEXT NOT NULL,
+        token_lifetime_secs INTEGER NOT NULL,
+        secret_digest BLOB,
+        enabled INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+        digest BLOB PRIMARY KEY NOT NULL,
+        jti TEXT NOT NULL UNIQUE,
+        user_id TEXT NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        client_id TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE INDEX tokens_expires_at ON tokens(expires_at);
+    CREATE INDEX tokens_user_id ON tokens(user_id);",
+];
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    applied_at INTEGER
+)";
+
+fn flags(create: bool) -> OpenFlags {
+    // No SQLITE_OPEN_URI: a path is a path, even one that starts with `file:`.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        flags
+    }
+}
+
+/// Opens the writer connection: creates the file if missing, switches it to WAL,
+/// sets the per-connection pragmas and runs the migrations.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_with_flags(path, flags(true)).map_err(|e| map(e, "database"))?;
+    common_pragmas(&conn)?;
+    set_wal(&conn)?;
+    // FULL: in WAL mode the WAL is synced at every commit, so a write is durable
+    // (survives a power cut, not only a process crash) when the call returns.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| map(e, "database"))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a reader connection on a file the writer has already set up.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags(false)).map_err(|e| map(e, "database"))?;
+    common_pragmas(&conn)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(|e| map(e, "database"))?;
+    Ok(conn)
+}
+
+fn common_pragmas(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| map(e, "database"))?;
+    conn.pragma_update(None, "foreign_keys", true)
+        .map_err(|e| map(e, "database"))?;
+    Ok(())
+}
+
+/// Switches the file to WAL (a persistent setting). Changing the journal mode
+/// needs an exclusive lock, and SQLite does not always call the busy handler for
+/// it, so retry while another process holds a lock, up to [`BUSY_TIMEOUT`].
+fn set_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
+            row.get::<_, String>(0)
+        }) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => {
+                return Err(StoreError::Backend(
+                    format!("SQLite refused WAL mode (journal mode is {mode:?})").into(),
+                ));
+            }
+            Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(map(e, "database")),
+        }
+    }
+}
+
+/// The highest applied migration version, 0 on a fresh database.
+fn current_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    let exists: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema
+                        WHERE type = 'table' AND name = 'schema_migrations')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )
+}
+
+/// Applies the missing migrations. Safe when several processes open the same
+/// fresh file at once: each migration runs in a `BEGIN IMMEDIATE` transaction
+/// that first checks whether another process has applied it meanwhile.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let err = |e| map(e, "schema migration");
+    let current = current_version(conn).map_err(err)?;
+    if current > known {
+        return Err(StoreError::Corrupt(format!(
+            "the database schema is at version {current}, newer than this build knows \
+             ({known}); upgrade Tessera"
+        )));
+    }
+    if current == known {
+        return Ok(());
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS) {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        tx.execute_batch(CREATE_MIGRATIONS_TABLE).map_err(err)?;
+        let applied: bool = tx
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [version],
+                |row| row.get(0),
+            )
+            .map_err(err)?;
+        if !applied {
+            tx.execute_batch(sql).map_err(err)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                [version, time::OffsetDateTime::now_utc().unix_timestamp()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_in_memory() -> Result<(), Box<dyn std::error::Error>> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        migrate(&mut conn)?;
+        let rows: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))?;
+        assert_eq!(rows, i64::try_from(MIGRATIONS.len())?);
+        assert_eq!(current_version(&conn)?, rows);
+        Ok(())
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)",
+            [],
+        )?;
+        assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));
+        Ok(())
+    }
+}

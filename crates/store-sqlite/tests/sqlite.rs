@@ -1,0 +1,262 @@
+//! Behaviour specific to the SQLite backend: persistence, migrations, several
+//! stores (processes) on one file, bad files, and what the file holds.
+
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+use tessera_scope::ScopeSet;
+use tessera_store::{
+    ClientSecret, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore, Store,
+    StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+};
+use tessera_store_sqlite::SqliteStore;
+use time::{Duration, OffsetDateTime};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + Duration::seconds(1_700_000_000)
+}
+
+fn db_file() -> Result<(TempDir, PathBuf), std::io::Error> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("tessera.db");
+    Ok((dir, path))
+}
+
+fn user_with_secret(name: &str) -> Result<(ServiceUser, ClientSecret), Box<dyn std::error::Error>> {
+    let mut user = ServiceUser::new(Username::new(name)?, t0())?;
+    let secret = ClientSecret::generate()?;
+    user.secret = Some(SecretDigest::of(&secret));
+    Ok((user, secret))
+}
+
+fn token_for(user: &ServiceUser, token: &str) -> Result<TokenRecord, Box<dyn std::error::Error>> {
+    Ok(TokenRecord {
+        digest: TokenDigest::of(token),
+        jti: TokenId::generate()?,
+        user_id: user.id.clone(),
+        client_id: user.username.clone(),
+        scopes: ScopeSet::parse("openid urn:zitadel:iam:org:project:id:zitadel:aud")?,
+        audience: vec!["zitadel".to_owned(), user.username.to_string()],
+        issued_at: t0(),
+        expires_at: t0() + Duration::hours(1),
+        revoked_at: None,
+    })
+}
+
+fn migration_rows(path: &Path) -> Result<i64, rusqlite::Error> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_reopening() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let (user, _) = user_with_secret("survivor")?;
+    let mut token = token_for(&user, "opaque-token")?;
+    {
+        let store = SqliteStore::open(&path).await?;
+        store.create_service_user(&user).await?;
+        store.insert_token(&token).await?;
+        assert!(store.revoke_token(&token.digest, t0() + Duration::seconds(3)).await?);
+    }
+    token.revoked_at = Some(t0() + Duration::seconds(3));
+
+    let store = SqliteStore::open(&path).await?;
+    assert_eq!(store.service_user_by_username(&user.username).await?, Some(user.clone()));
+    assert_eq!(store.service_user_by_id(&user.id).await?, Some(user));
+    assert_eq!(store.token_by_digest(&token.digest).await?, Some(token));
+    store.ping().await?;
+
+    let conn = rusqlite::Connection::open(&path)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+    assert_eq!(mode, "wal", "the file must stay in WAL mode");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let (user, _) = user_with_secret("kept")?;
+    SqliteStore::open(&path).await?.create_service_user(&user).await?;
+    let first = migration_rows(&path)?;
+    assert!(first >= 1);
+    let store = SqliteStore::open(&path).await?;
+    assert_eq!(migration_rows(&path)?, first, "reopening must apply nothing");
+    assert_eq!(store.list_service_users().await?, vec![user]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_opens_of_a_fresh_file_are_safe() -> TestResult {
+    for round in 0..5 {
+        let (_dir, path) = db_file()?;
+        let mut opens = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let path = path.clone();
+            opens.spawn(async move { SqliteStore::open(path).await });
+        }
+        let mut stores = Vec::new();
+        while let Some(joined) = opens.join_next().await {
+            stores.push(joined?.map_err(|e| format!("round {round}: {e:?}"))?);
+        }
+        assert_eq!(migration_rows(&path)?, 1, "round {round}: each migration once");
+        let (user, _) = user_with_secret("after-race")?;
+        stores[0].create_service_user(&user).await?;
+        for store in &stores {
+            assert_eq!(store.service_user_by_id(&user.id).await?, Some(user.clone()));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let server = SqliteStore::open(&path).await?;
+    let cli = SqliteStore::open(&path).await?;
+
+    // The CLI creates a user; the server sees it without restarting.
+    let (user, old) = user_with_secret("shared")?;
+    cli.create_service_user(&user).await?;
+    let seen = server.service_user_by_username(&user.username).await?;
+    assert_eq!(seen.as_ref(), Some(&user));
+    let seen_digest = seen.and_then(|u| u.secret).ok_or("secret")?;
+    assert!(seen_digest.verify(old.expose()));
+
+    // The CLI regenerates the secret; the server rejects the old one at once.
+    let new = ClientSecret::generate()?;
+    let mut patch = ServiceUserPatch::at(t0() + Duration::seconds(1));
+    patch.secret = Some(SecretDigest::of(&new));
+    cli.update_service_user(&user.username, &patch).await?;
+    for _ in 0..20 {
+        let digest = server
+            .service_user_by_username(&user.username)
+            .await?
+            .and_then(|u| u.secret)
+            .ok_or("secret")?;
+        assert!(!digest.verify(old.expose()), "old secret accepted after regeneration");
+        assert!(digest.verify(new.expose()));
+    }
+
+    // Both write at once: nothing is lost, nothing fails.
+    let mut writers = tokio::task::JoinSet::new();
+    for (n, store) in [server.clone(), cli.clone()].into_iter().enumerate() {
+        let user = user.clone();
+        writers.spawn(async move {
+            for i in 0..20 {
+                let record = token_for(&user, &format!("w{n}-{i}")).map_err(|e| e.to_string())?;
+                store.insert_token(&record).await.map_err(|e| format!("{e:?}"))?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(joined) = writers.join_next().await {
+        joined??;
+    }
+    for n in 0..2 {
+        for i in 0..20 {
+            let digest = TokenDigest::of(&format!("w{n}-{i}"));
+            assert!(server.token_by_digest(&digest).await?.is_some());
+            assert!(cli.token_by_digest(&digest).await?.is_some());
+        }
+    }
+
+    // The CLI deletes the user; the server no longer finds it or its tokens.
+    cli.delete_service_user(&user.username).await?;
+    assert_eq!(server.service_user_by_username(&user.username).await?, None);
+    assert_eq!(server.token_by_digest(&TokenDigest::of("w0-0")).await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_is_not_a_database_is_an_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    for (name, contents) in [
+        ("short.db", b"not a database".to_vec()),
+        ("long.db", b"definitely not SQLite\n".repeat(500)),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &contents)?;
+        let result = SqliteStore::open(&path).await;
+        assert!(
+            matches!(result, Err(StoreError::Corrupt(_))),
+            "{name}: {result:?}"
+        );
+        assert_eq!(std::fs::read(&path)?, contents, "{name} must be left alone");
+    }
+    let missing_dir = dir.path().join("no-such-dir").join("tessera.db");
+    let result = SqliteStore::open(&missing_dir).await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_does_not_parse_is_corrupt() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let store = SqliteStore::open(&path).await?;
+    let (user, _) = user_with_secret("fine")?;
+    store.create_service_user(&user).await?;
+    let token = token_for(&user, "t")?;
+    store.insert_token(&token).await?;
+    {
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute("UPDATE service_users SET access_token_type = 'paper'", [])?;
+        conn.execute("UPDATE tokens SET scopes = 'two  spaces'", [])?;
+    }
+    let result = store.service_user_by_username(&user.username).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    let result = store.list_service_users().await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    let result = store.token_by_digest(&token.digest).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    store.ping().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_holds_no_plaintext_secret() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let store = SqliteStore::open(&path).await?;
+    let (user, first) = user_with_secret("secretive")?;
+    store.create_service_user(&user).await?;
+    let second = ClientSecret::generate()?;
+    let mut patch = ServiceUserPatch::at(t0());
+    patch.secret = Some(SecretDigest::of(&second));
+    store.update_service_user(&user.username, &patch).await?;
+
+    let read_all = || -> Result<Vec<u8>, std::io::Error> {
+        let mut bytes = std::fs::read(&path)?;
+        let wal = path.with_file_name("tessera.db-wal");
+        if wal.exists() {
+            bytes.extend(std::fs::read(wal)?);
+        }
+        Ok(bytes)
+    };
+    let contains = |haystack: &[u8], needle: &str| {
+        haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    };
+
+    let bytes = read_all()?;
+    assert!(contains(&bytes, "secretive"), "the check must read the stored data");
+    assert!(!contains(&bytes, first.expose()), "first secret stored in clear");
+    assert!(!contains(&bytes, second.expose()), "second secret stored in clear");
+
+    drop(store); // the last connection checkpoints the WAL into the file
+    let bytes = read_all()?;
+    assert!(contains(&bytes, "secretive"));
+    assert!(!contains(&bytes, first.expose()));
+    assert!(!contains(&bytes, second.expose()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_unknown_users_are_refused() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let store = SqliteStore::open(&path).await?;
+    let (ghost, _) = user_with_secret("ghost")?;
+    let result = store.insert_token(&token_for(&ghost, "orphan")?).await;
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    Ok(())
+}
