@@ -78,7 +78,12 @@ impl Issuer {
     /// An issuer on `store` minting with `minter`, on the system clock, with the
     /// default scope policy (default scope `openid`).
     pub fn new(store: Arc<dyn Store>, minter: TokenMinter) -> Self {
-        Self { store, minter, clock: Arc::new(SystemClock), scopes: ScopePolicy::default() }
+        Self {
+            store,
+            minter,
+            clock: Arc::new(SystemClock),
+            scopes: ScopePolicy::default(),
+        }
     }
 
     /// Uses `clock` for every time the issuer reads.
@@ -113,7 +118,11 @@ impl Issuer {
     /// `invalid_client`, and costs the same work.
     pub async fn authenticate(&self, creds: &ClientCredentials) -> Result<ServiceUser, OAuthError> {
         let user = match Username::new(&creds.client_id) {
-            Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
+            Ok(name) => self
+                .store
+                .service_user_by_username(&name)
+                .await
+                .map_err(store_error)?,
             Err(_) => None,
         };
         let presented = creds.secret.expose();
@@ -287,9 +296,14 @@ mod tests {
         let mut user = ServiceUser::new(Username::new("svc")?, clock.now())?;
         user.secret = Some(SecretDigest::of(&secret));
         tessera_store::ServiceUserStore::create_service_user(&*store, &user).await?;
-        let issuer = Issuer::new(store.clone(), TokenMinter::new("http://issuer"))
-            .with_clock(clock.clone());
-        Ok(Fixture { issuer, store, clock, secret })
+        let issuer =
+            Issuer::new(store.clone(), TokenMinter::new("http://issuer")).with_clock(clock.clone());
+        Ok(Fixture {
+            issuer,
+            store,
+            clock,
+            secret,
+        })
     }
 
     fn request(id: &str, secret: &str, scope: Option<&str>) -> ClientCredentialsRequest {
@@ -302,8 +316,10 @@ mod tests {
     #[tokio::test]
     async fn issues_and_records_an_opaque_token() -> Result<(), Box<dyn std::error::Error>> {
         let f = fixture().await?;
-        let response =
-            f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
+        let response = f
+            .issuer
+            .client_credentials(request("svc", f.secret.expose(), None))
+            .await?;
         assert_eq!(response.expires_in, 43_199);
         assert_eq!(response.scope.to_string(), "openid");
         let digest = TokenDigest::of(response.access_token.expose());
@@ -320,10 +336,16 @@ mod tests {
         let f = fixture().await?;
         let mut patch = ServiceUserPatch::at(f.clock.now());
         patch.token_lifetime = Some(tessera_store::TokenLifetime::from_secs(60)?);
-        tessera_store::ServiceUserStore::update_service_user(&*f.store, &Username::new("svc")?, &patch)
+        tessera_store::ServiceUserStore::update_service_user(
+            &*f.store,
+            &Username::new("svc")?,
+            &patch,
+        )
+        .await?;
+        let response = f
+            .issuer
+            .client_credentials(request("svc", f.secret.expose(), None))
             .await?;
-        let response =
-            f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
         assert_eq!(response.expires_in, 59);
         let digest = TokenDigest::of(response.access_token.expose());
         let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
@@ -351,10 +373,17 @@ mod tests {
         for case in cases {
             errors.push(f.issuer.client_credentials(case).await.map(|_| ()));
         }
-        tessera_store::ServiceUserStore::update_service_user(&*f.store, &Username::new("svc")?, &disabled)
-            .await?;
+        tessera_store::ServiceUserStore::update_service_user(
+            &*f.store,
+            &Username::new("svc")?,
+            &disabled,
+        )
+        .await?;
         errors.push(
-            f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await.map(|_| ()),
+            f.issuer
+                .client_credentials(request("svc", f.secret.expose(), None))
+                .await
+                .map(|_| ()),
         );
         for error in errors {
             assert_eq!(error, Err(OAuthError::invalid_client()));
@@ -367,9 +396,14 @@ mod tests {
         let f = fixture().await?;
         let scope = "openid urn:zitadel:iam:org:project:id:zitadel:aud \
                      urn:zitadel:iam:org:project:id:123:aud urn:zitadel:iam:org:project:role:r";
-        let response =
-            f.issuer.client_credentials(request("svc", f.secret.expose(), Some(scope))).await?;
-        assert_eq!(response.scope.to_string(), "openid urn:zitadel:iam:org:project:id:zitadel:aud");
+        let response = f
+            .issuer
+            .client_credentials(request("svc", f.secret.expose(), Some(scope)))
+            .await?;
+        assert_eq!(
+            response.scope.to_string(),
+            "openid urn:zitadel:iam:org:project:id:zitadel:aud"
+        );
         let digest = TokenDigest::of(response.access_token.expose());
         let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
             .await?
@@ -379,11 +413,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn disallowed_scope_is_invalid_scope_and_writes_nothing() -> Result<(), Box<dyn std::error::Error>> {
+    async fn disallowed_scope_is_invalid_scope_and_writes_nothing()
+    -> Result<(), Box<dyn std::error::Error>> {
         let f = fixture().await?;
         let err = f
             .issuer
-            .client_credentials(request("svc", f.secret.expose(), Some("openid offline_access")))
+            .client_credentials(request(
+                "svc",
+                f.secret.expose(),
+                Some("openid offline_access"),
+            ))
             .await
             .expect_err("offline_access is not allowed");
         assert_eq!(err.code(), ErrorCode::InvalidScope);

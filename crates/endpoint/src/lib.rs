@@ -18,7 +18,9 @@ pub mod form;
 mod issuer;
 mod service;
 
-pub use auth::{AuthMethod, ClientCredentials, MAX_AUTHORIZATION_LEN, PresentedSecret, parse_basic};
+pub use auth::{
+    AuthMethod, ClientCredentials, MAX_AUTHORIZATION_LEN, PresentedSecret, parse_basic,
+};
 pub use error::{ErrorCode, OAuthError, REALM};
 pub use issuer::{ClientCredentialsRequest, Issuer, TokenResponse, seconds_until};
 pub use service::{DEFAULT_MAX_BODY, HEALTH_PATH, ResponseBody, TOKEN_PATH, TokenEndpoint};

@@ -62,13 +62,20 @@ struct Inner {
 impl TokenEndpoint {
     /// The endpoints of `issuer`, with the default body limit.
     pub fn new(issuer: Issuer) -> Self {
-        Self { inner: Arc::new(Inner { issuer, max_body: DEFAULT_MAX_BODY }) }
+        Self {
+            inner: Arc::new(Inner {
+                issuer,
+                max_body: DEFAULT_MAX_BODY,
+            }),
+        }
     }
 
     /// Sets the largest request body accepted; larger ones are answered with 413.
     pub fn with_max_body(self, max_body: usize) -> Self {
         let issuer = self.inner.issuer.clone();
-        Self { inner: Arc::new(Inner { issuer, max_body }) }
+        Self {
+            inner: Arc::new(Inner { issuer, max_body }),
+        }
     }
 
     /// The issuer behind the endpoint.
@@ -108,8 +115,15 @@ impl TokenEndpoint {
         }
     }
 
-    async fn token(&self, headers: &HeaderMap, form: &Form) -> Result<Response<ResponseBody>, OAuthError> {
-        let param = |name| form.get(name).map_err(|e| OAuthError::invalid_request(e.to_string()));
+    async fn token(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+    ) -> Result<Response<ResponseBody>, OAuthError> {
+        let param = |name| {
+            form.get(name)
+                .map_err(|e| OAuthError::invalid_request(e.to_string()))
+        };
         let grant_type = param("grant_type")?
             .ok_or_else(|| OAuthError::invalid_request("missing parameter grant_type"))?;
         let scope = param("scope")?
@@ -141,7 +155,12 @@ impl TokenEndpoint {
             Ok(()) => json_response(StatusCode::OK, &Health { status: "ok" }),
             Err(e) => {
                 tracing::warn!(error = %e, "health check: storage unreachable");
-                json_response(StatusCode::SERVICE_UNAVAILABLE, &Health { status: "unavailable" })
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &Health {
+                        status: "unavailable",
+                    },
+                )
             }
         }
     }
@@ -169,7 +188,11 @@ fn token_response(response: &TokenResponse) -> Response<ResponseBody> {
     )
 }
 
-fn require_method(method: &Method, allowed: &[Method], allow: &'static str) -> Result<(), OAuthError> {
+fn require_method(
+    method: &Method,
+    allowed: &[Method],
+    allow: &'static str,
+) -> Result<(), OAuthError> {
     if allowed.contains(method) {
         Ok(())
     } else {
@@ -193,7 +216,9 @@ where
             "Content-Type must be application/x-www-form-urlencoded",
         ));
     }
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(OAuthError::payload_too_large(limit));
     }
@@ -202,12 +227,17 @@ where
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(OAuthError::payload_too_large(limit));
         }
-        Err(_) => return Err(OAuthError::invalid_request("the request body could not be read")),
+        Err(_) => {
+            return Err(OAuthError::invalid_request(
+                "the request body could not be read",
+            ));
+        }
     };
     Form::parse(&bytes).map_err(|e| OAuthError::invalid_request(e.to_string()))
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
 impl<B> hyper::service::Service<Request<B>> for TokenEndpoint
 where

@@ -206,7 +206,7 @@ mod tests {
     fn opaque_record_matches_grant_in_whole_seconds() -> Result<(), MintError> {
         let g = grant(AccessTokenType::Opaque);
         let minted = TokenMinter::new("http://issuer").mint(&g)?;
-        let record = minted.record.as_ref().map(Clone::clone);
+        let record = minted.record.clone();
         let record = record.unwrap_or_else(|| panic!("opaque token without record"));
         assert_eq!(record.digest, TokenDigest::of(minted.token.expose()));
         assert_eq!(record.jti, minted.jti);

@@ -15,7 +15,7 @@
 //! the same file at once. WAL lets readers proceed while one writer commits; writers
 //! from different processes take turns, each waiting up to 5 seconds
 //! (`busy_timeout`) for the lock before failing with
-//! [`StoreError::Unavailable`](tessera_store::StoreError::Unavailable). No row is
+//! [`StoreError::Unavailable`]. No row is
 //! cached in the process: every lookup reads the database, so a secret regenerated
 //! by another process stops working here as soon as that process's update returns.
 //! Changes of more than one statement, such as deleting a user with its tokens or
@@ -34,7 +34,7 @@
 //! checks whether it has been applied meanwhile, so several processes opening the
 //! same fresh file at once are safe, and opening an up-to-date file changes nothing.
 //! A file whose schema is newer than this build is refused with
-//! [`StoreError::Corrupt`](tessera_store::StoreError::Corrupt).
+//! [`StoreError::Corrupt`].
 //!
 //! # Errors
 //!
@@ -161,7 +161,7 @@ impl SqliteStore {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        blocking(move || f(&mut inner.writer())).await
+        blocking(move || f(&mut inner.writer().0)).await
     }
 }
 
@@ -183,15 +183,23 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The writer connection, outside any transaction.
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        let guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        if !guard.is_autocommit() {
-            // Only after a panic in the middle of a transaction (rusqlite rolls back
-            // on drop, so this is a second line of defence).
-            let _ = guard.execute_batch("ROLLBACK");
+    /// The writer connection, locked for one operation.
+    fn writer(&self) -> WriterGuard<'_> {
+        WriterGuard(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The locked writer connection. On release, also while unwinding from a panic,
+/// it rolls back a transaction left open, so that the database's write lock is
+/// never held past the operation (other processes would wait for it). rusqlite's
+/// `Transaction` already rolls back on drop; this is a second line of defence.
+struct WriterGuard<'a>(MutexGuard<'a, Connection>);
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
         }
-        guard
     }
 }
 
@@ -446,5 +454,47 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_is_a_backend_error() {
+        let result: Result<(), _> = blocking(|| panic!("boom")).await;
+        assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_recovers_from_a_panic_inside_a_transaction()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let store = SqliteStore::open(dir.path().join("t.db")).await?;
+        let result: Result<(), _> = store
+            .write(|conn| {
+                conn.execute_batch("BEGIN IMMEDIATE")
+                    .map_err(|e| map(e, "test"))?;
+                panic!("panic with the write lock held")
+            })
+            .await;
+        assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+        // The transaction was rolled back and the write lock released: another
+        // connection (process) can write, and so can this store.
+        let other = SqliteStore::open(dir.path().join("t.db")).await?;
+        assert_eq!(
+            other
+                .purge_expired_tokens(OffsetDateTime::now_utc())
+                .await?,
+            0
+        );
+        assert_eq!(
+            store
+                .purge_expired_tokens(OffsetDateTime::now_utc())
+                .await?,
+            0
+        );
+        Ok(())
     }
 }

@@ -69,7 +69,9 @@ impl UserRow {
     pub(crate) fn into_user(self) -> Result<ServiceUser, StoreError> {
         let lifetime = u64::try_from(self.token_lifetime_secs)
             .map_err(|e| corrupt("token lifetime", e))
-            .and_then(|secs| TokenLifetime::from_secs(secs).map_err(|e| corrupt("token lifetime", e)))?;
+            .and_then(|secs| {
+                TokenLifetime::from_secs(secs).map_err(|e| corrupt("token lifetime", e))
+            })?;
         Ok(ServiceUser {
             id: UserId::new(&self.id).map_err(|e| corrupt("user id", e))?,
             username: Username::new(&self.username).map_err(|e| corrupt("username", e))?,

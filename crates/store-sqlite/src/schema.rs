@@ -63,7 +63,8 @@ fn flags(create: bool) -> OpenFlags {
 /// Opens the writer connection: creates the file if missing, switches it to WAL,
 /// sets the per-connection pragmas and runs the migrations.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let mut conn = Connection::open_with_flags(path, flags(true)).map_err(|e| map(e, "database"))?;
+    let mut conn =
+        Connection::open_with_flags(path, flags(true)).map_err(|e| map(e, "database"))?;
     common_pragmas(&conn)?;
     set_wal(&conn)?;
     // FULL: in WAL mode the WAL is synced at every commit, so a write is durable
@@ -97,9 +98,9 @@ fn common_pragmas(conn: &Connection) -> Result<(), StoreError> {
 fn set_wal(conn: &Connection) -> Result<(), StoreError> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| {
-            row.get::<_, String>(0)
-        }) {
+        match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+        {
             Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
             Ok(mode) => {
                 return Err(StoreError::Backend(
@@ -182,7 +183,8 @@ mod tests {
         let mut conn = Connection::open_in_memory()?;
         migrate(&mut conn)?;
         migrate(&mut conn)?;
-        let rows: i64 = conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))?;
+        let rows: i64 =
+            conn.query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))?;
         assert_eq!(rows, i64::try_from(MIGRATIONS.len())?);
         assert_eq!(current_version(&conn)?, rows);
         Ok(())

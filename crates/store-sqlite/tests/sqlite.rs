@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    ClientSecret, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore, Store,
-    StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+    ClientSecret, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore, Store, StoreError,
+    TokenDigest, TokenId, TokenRecord, TokenStore, Username,
 };
 use tessera_store_sqlite::SqliteStore;
 use time::{Duration, OffsetDateTime};
@@ -59,12 +59,19 @@ async fn data_survives_reopening() -> TestResult {
         let store = SqliteStore::open(&path).await?;
         store.create_service_user(&user).await?;
         store.insert_token(&token).await?;
-        assert!(store.revoke_token(&token.digest, t0() + Duration::seconds(3)).await?);
+        assert!(
+            store
+                .revoke_token(&token.digest, t0() + Duration::seconds(3))
+                .await?
+        );
     }
     token.revoked_at = Some(t0() + Duration::seconds(3));
 
     let store = SqliteStore::open(&path).await?;
-    assert_eq!(store.service_user_by_username(&user.username).await?, Some(user.clone()));
+    assert_eq!(
+        store.service_user_by_username(&user.username).await?,
+        Some(user.clone())
+    );
     assert_eq!(store.service_user_by_id(&user.id).await?, Some(user));
     assert_eq!(store.token_by_digest(&token.digest).await?, Some(token));
     store.ping().await?;
@@ -79,11 +86,18 @@ async fn data_survives_reopening() -> TestResult {
 async fn migrations_are_idempotent() -> TestResult {
     let (_dir, path) = db_file()?;
     let (user, _) = user_with_secret("kept")?;
-    SqliteStore::open(&path).await?.create_service_user(&user).await?;
+    SqliteStore::open(&path)
+        .await?
+        .create_service_user(&user)
+        .await?;
     let first = migration_rows(&path)?;
     assert!(first >= 1);
     let store = SqliteStore::open(&path).await?;
-    assert_eq!(migration_rows(&path)?, first, "reopening must apply nothing");
+    assert_eq!(
+        migration_rows(&path)?,
+        first,
+        "reopening must apply nothing"
+    );
     assert_eq!(store.list_service_users().await?, vec![user]);
     Ok(())
 }
@@ -101,11 +115,18 @@ async fn concurrent_opens_of_a_fresh_file_are_safe() -> TestResult {
         while let Some(joined) = opens.join_next().await {
             stores.push(joined?.map_err(|e| format!("round {round}: {e:?}"))?);
         }
-        assert_eq!(migration_rows(&path)?, 1, "round {round}: each migration once");
+        assert_eq!(
+            migration_rows(&path)?,
+            1,
+            "round {round}: each migration once"
+        );
         let (user, _) = user_with_secret("after-race")?;
         stores[0].create_service_user(&user).await?;
         for store in &stores {
-            assert_eq!(store.service_user_by_id(&user.id).await?, Some(user.clone()));
+            assert_eq!(
+                store.service_user_by_id(&user.id).await?,
+                Some(user.clone())
+            );
         }
     }
     Ok(())
@@ -136,7 +157,10 @@ async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
             .await?
             .and_then(|u| u.secret)
             .ok_or("secret")?;
-        assert!(!digest.verify(old.expose()), "old secret accepted after regeneration");
+        assert!(
+            !digest.verify(old.expose()),
+            "old secret accepted after regeneration"
+        );
         assert!(digest.verify(new.expose()));
     }
 
@@ -147,7 +171,10 @@ async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
         writers.spawn(async move {
             for i in 0..20 {
                 let record = token_for(&user, &format!("w{n}-{i}")).map_err(|e| e.to_string())?;
-                store.insert_token(&record).await.map_err(|e| format!("{e:?}"))?;
+                store
+                    .insert_token(&record)
+                    .await
+                    .map_err(|e| format!("{e:?}"))?;
             }
             Ok::<(), String>(())
         });
@@ -166,7 +193,10 @@ async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
     // The CLI deletes the user; the server no longer finds it or its tokens.
     cli.delete_service_user(&user.username).await?;
     assert_eq!(server.service_user_by_username(&user.username).await?, None);
-    assert_eq!(server.token_by_digest(&TokenDigest::of("w0-0")).await?, None);
+    assert_eq!(
+        server.token_by_digest(&TokenDigest::of("w0-0")).await?,
+        None
+    );
     Ok(())
 }
 
@@ -188,7 +218,10 @@ async fn a_file_that_is_not_a_database_is_an_error() -> TestResult {
     }
     let missing_dir = dir.path().join("no-such-dir").join("tessera.db");
     let result = SqliteStore::open(&missing_dir).await;
-    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
     Ok(())
 }
 
@@ -235,13 +268,24 @@ async fn the_file_holds_no_plaintext_secret() -> TestResult {
         Ok(bytes)
     };
     let contains = |haystack: &[u8], needle: &str| {
-        haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
     };
 
     let bytes = read_all()?;
-    assert!(contains(&bytes, "secretive"), "the check must read the stored data");
-    assert!(!contains(&bytes, first.expose()), "first secret stored in clear");
-    assert!(!contains(&bytes, second.expose()), "second secret stored in clear");
+    assert!(
+        contains(&bytes, "secretive"),
+        "the check must read the stored data"
+    );
+    assert!(
+        !contains(&bytes, first.expose()),
+        "first secret stored in clear"
+    );
+    assert!(
+        !contains(&bytes, second.expose()),
+        "second secret stored in clear"
+    );
 
     drop(store); // the last connection checkpoints the WAL into the file
     let bytes = read_all()?;

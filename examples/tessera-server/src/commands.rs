@@ -1,0 +1,272 @@
+//! The management commands and their output.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde_json::json;
+use tessera_store::{
+    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch, Store,
+    StoreError, TokenLifetime, Username,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::{Cli, Command, ServiceUserCommand};
+use crate::database;
+
+/// A command's failure, printed as one line.
+#[derive(Debug)]
+pub(crate) struct CliError(pub(crate) String);
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for CliError {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(value: StoreError) -> Self {
+        Self(database::chain(&value))
+    }
+}
+
+pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// Runs the command the command line names.
+pub(crate) async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(&cli.database, args).await,
+        Command::ServiceUser(command) => {
+            let store = database::open(&cli.database).await?;
+            let output = service_user(store.as_ref(), command).await?;
+            print(&output, cli.json);
+            Ok(())
+        }
+    }
+}
+
+/// What a command prints: a JSON value and the same as text.
+pub(crate) struct Output {
+    json: serde_json::Value,
+    text: String,
+}
+
+fn print(output: &Output, json: bool) {
+    #[allow(clippy::print_stdout)] // the CLI's output channel
+    if json {
+        println!("{}", output.json);
+    } else {
+        print!("{}", output.text);
+    }
+}
+
+async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<Output> {
+    let now = OffsetDateTime::now_utc();
+    match command {
+        ServiceUserCommand::Create {
+            username,
+            display_name,
+            access_token_type,
+            token_lifetime,
+        } => {
+            let mut user = ServiceUser::new(parse_username(&username)?, now)
+                .map_err(|e| CliError(e.to_string()))?;
+            if let Some(name) = display_name {
+                user.display_name = parse_display_name(&name)?;
+            }
+            if let Some(kind) = access_token_type {
+                user.access_token_type = kind;
+            }
+            if let Some(secs) = token_lifetime {
+                user.token_lifetime = parse_lifetime(secs)?;
+            }
+            let secret = ClientSecret::generate().map_err(|e| CliError(e.to_string()))?;
+            user.secret = Some(SecretDigest::of(&secret));
+            store
+                .create_service_user(&user)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => {
+                        CliError(format!("service user {username} already exists"))
+                    }
+                    other => other.into(),
+                })?;
+            Ok(credentials_output(&user, &secret, "created"))
+        }
+        ServiceUserCommand::Secret { username } => {
+            let name = parse_username(&username)?;
+            let secret = ClientSecret::generate().map_err(|e| CliError(e.to_string()))?;
+            let mut patch = ServiceUserPatch::at(now);
+            patch.secret = Some(SecretDigest::of(&secret));
+            let user = store
+                .update_service_user(&name, &patch)
+                .await
+                .map_err(not_found(&username))?;
+            tracing::info!(target: "tessera::audit", event = "secret_regenerated", client_id = %user.username);
+            Ok(credentials_output(&user, &secret, "new secret for"))
+        }
+        ServiceUserCommand::List => {
+            let users = store.list_service_users().await?;
+            let mut text = String::new();
+            if users.is_empty() {
+                text.push_str("no service users\n");
+            }
+            for user in &users {
+                let _ = writeln!(
+                    text,
+                    "{}\t{}\t{}\t{}s\t{}",
+                    user.username,
+                    user.id,
+                    user.access_token_type,
+                    user.token_lifetime.as_secs(),
+                    if user.enabled { "enabled" } else { "disabled" }
+                );
+            }
+            let list: Vec<_> = users.iter().map(UserView::from).collect();
+            Ok(Output {
+                json: json!({ "service_users": list }),
+                text,
+            })
+        }
+        ServiceUserCommand::Show { username } => {
+            let name = parse_username(&username)?;
+            let user = store
+                .service_user_by_username(&name)
+                .await?
+                .ok_or_else(|| CliError(format!("service user {username} not found")))?;
+            Ok(user_output(&user))
+        }
+        ServiceUserCommand::Delete { username } => {
+            let name = parse_username(&username)?;
+            store
+                .delete_service_user(&name)
+                .await
+                .map_err(not_found(&username))?;
+            Ok(Output {
+                json: json!({ "deleted": username }),
+                text: format!("deleted service user {username}\n"),
+            })
+        }
+        ServiceUserCommand::Set {
+            username,
+            access_token_type,
+            token_lifetime,
+            display_name,
+            enabled,
+        } => {
+            let name = parse_username(&username)?;
+            let mut patch = ServiceUserPatch::at(now);
+            patch.access_token_type = access_token_type;
+            patch.token_lifetime = token_lifetime.map(parse_lifetime).transpose()?;
+            patch.display_name = display_name
+                .as_deref()
+                .map(parse_display_name)
+                .transpose()?;
+            patch.enabled = enabled;
+            let user = store
+                .update_service_user(&name, &patch)
+                .await
+                .map_err(not_found(&username))?;
+            Ok(user_output(&user))
+        }
+    }
+}
+
+fn not_found(username: &str) -> impl FnOnce(StoreError) -> CliError + '_ {
+    move |e| match e {
+        StoreError::NotFound(_) => CliError(format!("service user {username} not found")),
+        other => other.into(),
+    }
+}
+
+pub(crate) fn parse_username(value: &str) -> Result<Username> {
+    Username::new(value).map_err(|e| CliError(format!("invalid username {value:?}: {e}")))
+}
+
+pub(crate) fn parse_display_name(value: &str) -> Result<DisplayName> {
+    DisplayName::new(value).map_err(|e| CliError(format!("invalid display name: {e}")))
+}
+
+pub(crate) fn parse_lifetime(secs: u64) -> Result<TokenLifetime> {
+    TokenLifetime::from_secs(secs).map_err(|e| CliError(format!("invalid token lifetime: {e}")))
+}
+
+fn credentials_output(user: &ServiceUser, secret: &ClientSecret, verb: &str) -> Output {
+    Output {
+        json: json!({
+            "user_id": user.id,
+            "username": user.username,
+            "client_id": user.username,
+            "client_secret": secret.expose(),
+        }),
+        text: format!(
+            "{verb} service user {}\nuser_id:       {}\nclient_id:     {}\nclient_secret: {}\n\
+             The client secret is shown only this once; store it safely.\n",
+            user.username,
+            user.id,
+            user.username,
+            secret.expose()
+        ),
+    }
+}
+
+/// A service user as the CLI shows it; never the secret digest.
+#[derive(Serialize)]
+struct UserView<'a> {
+    user_id: &'a str,
+    username: &'a str,
+    client_id: &'a str,
+    display_name: &'a str,
+    access_token_type: AccessTokenType,
+    token_lifetime_secs: u32,
+    enabled: bool,
+    has_secret: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> From<&'a ServiceUser> for UserView<'a> {
+    fn from(user: &'a ServiceUser) -> Self {
+        let time = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_default();
+        Self {
+            user_id: user.id.as_str(),
+            username: user.username.as_str(),
+            client_id: user.username.as_str(),
+            display_name: user.display_name.as_str(),
+            access_token_type: user.access_token_type,
+            token_lifetime_secs: user.token_lifetime.as_secs(),
+            enabled: user.enabled,
+            has_secret: user.secret.is_some(),
+            created_at: time(user.created_at),
+            updated_at: time(user.updated_at),
+        }
+    }
+}
+
+fn user_output(user: &ServiceUser) -> Output {
+    let view = UserView::from(user);
+    let text = format!(
+        "username:          {}\nuser_id:           {}\ndisplay_name:      {}\n\
+         access_token_type: {}\ntoken_lifetime:    {}s\nenabled:           {}\n\
+         has_secret:        {}\ncreated_at:        {}\nupdated_at:        {}\n",
+        view.username,
+        view.user_id,
+        view.display_name,
+        view.access_token_type,
+        view.token_lifetime_secs,
+        view.enabled,
+        view.has_secret,
+        view.created_at,
+        view.updated_at
+    );
+    Output {
+        json: serde_json::to_value(&view).unwrap_or_default(),
+        text,
+    }
+}

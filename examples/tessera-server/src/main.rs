@@ -1,0 +1,42 @@
+//! The Tessera reference server.
+//!
+//! Run with: `cargo run -p tessera-server -- serve`
+//!
+//! `serve` answers OAuth 2.0 requests; the `service-user` commands manage
+//! service users in the same database, also while a server is running on it.
+#![forbid(unsafe_code)]
+
+mod bootstrap;
+mod cli;
+mod commands;
+mod database;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Prints a one-line error and returns a failing exit status.
+fn fail(message: &str) -> ExitCode {
+    let line = message.replace('\n', " ");
+    #[allow(clippy::print_stderr)] // the CLI's error channel
+    {
+        eprintln!("error: {line}");
+    }
+    ExitCode::FAILURE
+}

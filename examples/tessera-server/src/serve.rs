@@ -1,0 +1,119 @@
+//! The accept loop: hyper connections, graceful shutdown, logging.
+
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tessera_endpoint::{Issuer, TokenEndpoint};
+use tessera_mint::TokenMinter;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::ServeArgs;
+use crate::commands::{CliError, Result};
+use crate::{bootstrap, database};
+
+/// Runs the server until SIGINT or SIGTERM.
+pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
+    init_logging();
+    let store = database::open(database_url).await?;
+    if let Some(path) = &args.bootstrap {
+        let applied = bootstrap::apply(store.as_ref(), path).await?;
+        tracing::info!(
+            file = %path.display(),
+            created = applied.created,
+            updated = applied.updated,
+            "bootstrap applied"
+        );
+    }
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
+    let local = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    let issuer_url = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}"));
+    let endpoint = TokenEndpoint::new(Issuer::new(store, TokenMinter::new(issuer_url.clone())));
+    tracing::info!(issuer = %issuer_url, "listening on http://{local}");
+    accept_loop(listener, endpoint, Duration::from_secs(args.shutdown_grace)).await;
+    Ok(())
+}
+
+async fn accept_loop(listener: TcpListener, endpoint: TokenEndpoint, grace: Duration) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off briefly.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let connection = builder.serve_connection(TokioIo::new(stream), endpoint.clone());
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Logs to stderr; `TESSERA_LOG` (or `RUST_LOG`) filters, `TESSERA_LOG_FORMAT=json`
+/// switches to one JSON object per line.
+fn init_logging() {
+    let filter = std::env::var("TESSERA_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
