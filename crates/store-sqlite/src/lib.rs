@@ -74,19 +74,25 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tessera_store::{
-    ServiceUser, ServiceUserPatch, ServiceUserStore, Store, StoreError, TokenDigest, TokenRecord,
-    TokenStore, UserId, Username,
+    ServiceUser, ServiceUserPatch, ServiceUserStore, SigningKeyRecord, SigningKeyStore, Store,
+    StoreError, TokenDigest, TokenRecord, TokenStore, UserId, Username,
 };
 use time::OffsetDateTime;
 
 use crate::error::{is_foreign_key_violation, map};
-use crate::rows::{TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json, unix};
+use crate::rows::{
+    KEY_COLUMNS, KeyRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json, unix,
+};
+
+/// The schema version this build migrates a database to (the number of migrations).
+pub const SCHEMA_VERSION: usize = schema::MIGRATIONS.len();
 
 /// Number of reader connections per store.
 const READERS: usize = 4;
 
 const USER: &str = "service user";
 const TOKEN: &str = "token";
+const SIGNING_KEY: &str = "signing key";
 
 /// A storage backend on a SQLite database file, shared safely with other processes.
 ///
@@ -439,6 +445,76 @@ impl TokenStore for SqliteStore {
                 .and_then(|mut stmt| stmt.execute([unix(now)]))
                 .map_err(|e| map(e, TOKEN))?;
             Ok(deleted as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for SqliteStore {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY activates_at, kid");
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.query_map([], KeyRow::from_row)?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(|e| map(e, SIGNING_KEY))?;
+            rows.into_iter().map(KeyRow::into_record).collect()
+        })
+        .await
+    }
+
+    async fn insert_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        expected_latest: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        let expected = expected_latest.map(str::to_owned);
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, SIGNING_KEY))?;
+            let latest: Option<String> = tx
+                .prepare_cached(
+                    "SELECT kid FROM signing_keys ORDER BY activates_at DESC, kid DESC LIMIT 1",
+                )
+                .and_then(|mut stmt| stmt.query_row([], |row| row.get(0)).optional())
+                .map_err(|e| map(e, SIGNING_KEY))?;
+            if latest != expected {
+                return Ok(false);
+            }
+            let sql =
+                format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+            tx.prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        key.kid,
+                        key.algorithm.as_str(),
+                        key.public_jwk,
+                        key.sealed_private_key,
+                        unix(key.created_at),
+                        unix(key.activates_at),
+                    ])
+                })
+                .map_err(|e| map(e, SIGNING_KEY))?;
+            tx.commit().map_err(|e| map(e, SIGNING_KEY))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
+        let kid = kid.to_owned();
+        self.write(move |conn| {
+            let deleted = conn
+                .prepare_cached("DELETE FROM signing_keys WHERE kid = ?1")
+                .and_then(|mut stmt| stmt.execute([kid]))
+                .map_err(|e| map(e, SIGNING_KEY))?;
+            Ok(deleted > 0)
         })
         .await
     }

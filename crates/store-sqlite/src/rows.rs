@@ -7,8 +7,8 @@
 use rusqlite::Row;
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, DisplayName, SecretDigest, ServiceUser, StoreError, TokenDigest, TokenId,
-    TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, DisplayName, SecretDigest, ServiceUser, SigningKeyRecord, StoreError,
+    TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -144,4 +144,47 @@ impl TokenRow {
 /// The audience as stored: a JSON array of strings.
 pub(crate) fn audience_json(audience: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(audience).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+/// The columns of `signing_keys`, in the order [`KeyRow::from_row`] reads them.
+pub(crate) const KEY_COLUMNS: &str =
+    "kid, algorithm, public_jwk, sealed_private_key, created_at, activates_at";
+
+/// The raw columns of a `signing_keys` row.
+pub(crate) struct KeyRow {
+    kid: String,
+    algorithm: String,
+    public_jwk: String,
+    sealed_private_key: Vec<u8>,
+    created_at: i64,
+    activates_at: i64,
+}
+
+impl KeyRow {
+    /// Reads the columns listed in [`KEY_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            kid: row.get(0)?,
+            algorithm: row.get(1)?,
+            public_jwk: row.get(2)?,
+            sealed_private_key: row.get(3)?,
+            created_at: row.get(4)?,
+            activates_at: row.get(5)?,
+        })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_record(self) -> Result<SigningKeyRecord, StoreError> {
+        Ok(SigningKeyRecord {
+            algorithm: self
+                .algorithm
+                .parse()
+                .map_err(|e| corrupt("signing key algorithm", e))?,
+            kid: self.kid,
+            public_jwk: self.public_jwk,
+            sealed_private_key: self.sealed_private_key,
+            created_at: timestamp("signing key created_at", self.created_at)?,
+            activates_at: timestamp("signing key activates_at", self.activates_at)?,
+        })
+    }
 }

@@ -43,6 +43,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tokens_expires_at ON tokens(expires_at);
     CREATE INDEX tokens_user_id ON tokens(user_id);",
+    // 2: token signing keys (private keys sealed with the master key).
+    "CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY NOT NULL,
+        algorithm TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        sealed_private_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        activates_at INTEGER NOT NULL
+    );
+    CREATE INDEX signing_keys_activates_at ON signing_keys(activates_at, kid);",
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,6 +1,7 @@
 //! Records, storage traits and secrets of Tessera.
 //!
-//! A storage backend implements [`ServiceUserStore`] and [`TokenStore`] (together: [`Store`])
+//! A storage backend implements [`ServiceUserStore`], [`TokenStore`] and
+//! [`SigningKeyStore`] (together: [`Store`])
 //! and depends on this crate alone. [`MemoryStore`] is the in-memory backend; the
 //! `testkit` feature holds the conformance suite every backend must pass
 //! ([`conformance_suite!`]).
@@ -24,6 +25,7 @@
 mod clock;
 mod error;
 mod ids;
+mod keys;
 mod memory;
 mod records;
 mod secret;
@@ -35,6 +37,7 @@ pub mod testkit;
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
 pub use error::{BoxError, StoreError};
 pub use ids::{IdError, TokenId, UserId, Username};
+pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
 pub use memory::MemoryStore;
 pub use records::{
     AccessTokenType, DisplayName, ServiceUser, ServiceUserPatch, TokenDigest, TokenLifetime,

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
 use crate::ids::{UserId, Username};
+use crate::keys::{SigningKeyRecord, SigningKeyStore};
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 use crate::traits::{ServiceUserStore, Store, TokenStore};
 
@@ -22,6 +23,7 @@ pub struct MemoryStore {
     users: RwLock<Users>,
     tokens: Box<[RwLock<Tokens>]>,
     hasher: std::collections::hash_map::RandomState,
+    keys: RwLock<Vec<SigningKeyRecord>>,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +50,7 @@ impl MemoryStore {
             users: RwLock::default(),
             tokens: (0..TOKEN_SHARDS).map(|_| RwLock::default()).collect(),
             hasher: Default::default(),
+            keys: RwLock::default(),
         }
     }
 
@@ -185,6 +188,37 @@ impl TokenStore for MemoryStore {
             .iter()
             .map(|shard| remove_where(&mut write(shard).by_digest, |r| r.expires_at <= now))
             .sum())
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for MemoryStore {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        Ok(read(&self.keys).clone())
+    }
+
+    async fn insert_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        expected_latest: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut keys = write(&self.keys);
+        if keys.last().map(|k| k.kid.as_str()) != expected_latest {
+            return Ok(false);
+        }
+        if keys.iter().any(|k| k.kid == key.kid) {
+            return Err(StoreError::Conflict("signing key"));
+        }
+        keys.push(key.clone());
+        keys.sort_by(|a, b| (a.activates_at, &a.kid).cmp(&(b.activates_at, &b.kid)));
+        Ok(true)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
+        let mut keys = write(&self.keys);
+        let before = keys.len();
+        keys.retain(|k| k.kid != kid);
+        Ok(keys.len() != before)
     }
 }
 

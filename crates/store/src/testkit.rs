@@ -19,8 +19,9 @@ use tessera_scope::ScopeSet;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch, Store,
-    StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch,
+    SigningAlgorithm, SigningKeyRecord, Store, StoreError, TokenDigest, TokenId, TokenLifetime,
+    TokenRecord, UserId, Username,
 };
 
 /// The store under test, shared by the tasks of the concurrency checks.
@@ -29,9 +30,18 @@ pub type SharedStore = Arc<dyn Store>;
 /// Runs every check of the suite as one `#[tokio::test]` each. `$make` is an
 /// expression evaluating to a future of a fresh, empty store; it is evaluated
 /// once per test.
+///
+/// With `guarded:` before it, the future yields `(store, guard)` instead, and the
+/// guard (a temporary directory, a database to drop) lives until the test ends.
 #[macro_export]
 macro_rules! conformance_suite {
+    (guarded: $make:expr) => {
+        $crate::conformance_suite!(@guarded $make);
+    };
     ($make:expr) => {
+        $crate::conformance_suite!(@guarded async { ($make.await, ()) });
+    };
+    (@guarded $make:expr) => {
         $crate::conformance_suite!(@tests $make;
             service_user_create_and_lookup,
             service_user_duplicate_username_conflicts,
@@ -46,6 +56,10 @@ macro_rules! conformance_suite {
             token_purge_removes_only_expired,
             token_concurrent_inserts_lose_nothing,
             secret_regenerated_during_authentication_never_lets_old_through,
+            signing_keys_are_ordered_and_read_back,
+            signing_key_insert_is_compare_and_insert,
+            signing_key_rotation_race_creates_one_key,
+            signing_key_delete_is_idempotent,
             ping_answers,
         );
     };
@@ -53,7 +67,8 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let store: $crate::testkit::SharedStore = ::std::sync::Arc::new($make.await);
+                let (store, _guard) = $make.await;
+                let store: $crate::testkit::SharedStore = ::std::sync::Arc::new(store);
                 $crate::testkit::$name(store).await;
             }
         )*
@@ -466,4 +481,138 @@ pub async fn secret_regenerated_during_authentication_never_lets_old_through(sto
 /// `ping` succeeds on a reachable backend.
 pub async fn ping_answers(store: SharedStore) {
     store.ping().await.expect("ping on a reachable backend");
+}
+
+/// A signing key record activating `offset_secs` after `t0()`.
+pub fn sample_signing_key(kid: &str, offset_secs: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.to_owned(),
+        algorithm: SigningAlgorithm::Es256,
+        public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
+        sealed_private_key: vec![1, 2, 3, kid.len() as u8],
+        created_at: t0(),
+        activates_at: t0() + Duration::seconds(offset_secs),
+    }
+}
+
+/// Keys read back equal, ordered by activation time.
+pub async fn signing_keys_are_ordered_and_read_back(store: SharedStore) {
+    assert!(
+        store.signing_keys().await.expect("list").is_empty(),
+        "a fresh store has no keys"
+    );
+    let first = sample_signing_key("k1", 0);
+    let mut second = sample_signing_key("k2", 3600);
+    second.algorithm = SigningAlgorithm::Rs256;
+    assert!(
+        store
+            .insert_signing_key(&first, None)
+            .await
+            .expect("insert first")
+    );
+    assert!(
+        store
+            .insert_signing_key(&second, Some("k1"))
+            .await
+            .expect("insert second")
+    );
+    let keys = store.signing_keys().await.expect("list");
+    assert_eq!(
+        keys,
+        vec![first, second],
+        "keys must read back unchanged, in activation order"
+    );
+}
+
+/// An insert whose expectation of the newest key is stale stores nothing.
+pub async fn signing_key_insert_is_compare_and_insert(store: SharedStore) {
+    assert!(
+        store
+            .insert_signing_key(&sample_signing_key("k1", 0), None)
+            .await
+            .expect("insert")
+    );
+    let stale = store
+        .insert_signing_key(&sample_signing_key("k2", 10), None)
+        .await
+        .expect("insert");
+    assert!(
+        !stale,
+        "expecting an empty store when it holds k1 must fail"
+    );
+    let wrong = store
+        .insert_signing_key(&sample_signing_key("k2", 10), Some("nope"))
+        .await
+        .expect("insert");
+    assert!(!wrong, "expecting the wrong newest key must fail");
+    let kids: Vec<String> = store
+        .signing_keys()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["k1"], "failed inserts store nothing");
+    let dup = store
+        .insert_signing_key(&sample_signing_key("k1", 20), Some("k1"))
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "a duplicate kid is a conflict: {dup:?}"
+    );
+}
+
+/// Instances racing to rotate from the same newest key create exactly one key.
+pub async fn signing_key_rotation_race_creates_one_key(store: SharedStore) {
+    assert!(
+        store
+            .insert_signing_key(&sample_signing_key("base", 0), None)
+            .await
+            .expect("insert")
+    );
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = store.clone();
+        racers.spawn(async move {
+            let key = sample_signing_key(&format!("next-{i}"), 3600);
+            store
+                .insert_signing_key(&key, Some("base"))
+                .await
+                .expect("racing insert")
+        });
+    }
+    let mut winners = 0;
+    while let Some(joined) = racers.join_next().await {
+        if joined.expect("racer panicked") {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one racer may create the next key");
+    assert_eq!(store.signing_keys().await.expect("list").len(), 2);
+}
+
+/// Deleting removes the key once and reports whether it existed.
+pub async fn signing_key_delete_is_idempotent(store: SharedStore) {
+    assert!(
+        store
+            .insert_signing_key(&sample_signing_key("k1", 0), None)
+            .await
+            .expect("insert")
+    );
+    assert!(
+        store
+            .insert_signing_key(&sample_signing_key("k2", 5), Some("k1"))
+            .await
+            .expect("insert")
+    );
+    assert!(store.delete_signing_key("k1").await.expect("delete"));
+    assert!(!store.delete_signing_key("k1").await.expect("delete again"));
+    let kids: Vec<String> = store
+        .signing_keys()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["k2"]);
 }

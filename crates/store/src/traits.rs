@@ -3,6 +3,7 @@ use time::OffsetDateTime;
 
 use crate::error::StoreError;
 use crate::ids::{UserId, Username};
+use crate::keys::SigningKeyStore;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 
 /// Storage of service users.
@@ -81,7 +82,7 @@ pub trait TokenStore: Send + Sync {
 
 /// Everything Tessera stores: the traits a complete backend implements.
 #[async_trait]
-pub trait Store: ServiceUserStore + TokenStore {
+pub trait Store: ServiceUserStore + TokenStore + SigningKeyStore {
     /// Checks that the backend is reachable (for health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 }
