@@ -1,9 +1,17 @@
 //! Access token minting for Tessera.
 //!
 //! A [`TokenMinter`] turns a [`Grant`] (who, which scopes, which audience, until
-//! when) into an [`AccessToken`]. Opaque tokens are 256 random bits, base64url;
-//! the minter hands back the [`TokenRecord`] to persist, keyed by the token's
-//! SHA-256 digest, so the store never holds a usable token.
+//! when) into an [`AccessToken`], in the format the grant asks for:
+//!
+//! - **Opaque** tokens are 256 random bits, base64url. The minter hands back the
+//!   [`TokenRecord`] to persist, keyed by the token's SHA-256 digest, so the store
+//!   never holds a usable token.
+//! - **JWT** access tokens follow RFC 9068 (`typ: at+jwt`) and are signed with the
+//!   current key of a [`KeyRing`] (ES256, RS256 or EdDSA, parsed once). They need no
+//!   record. A [`KeyManager`] keeps the ring in step with the store: keys are shared
+//!   by every instance on one database, rotated on a schedule, published before they
+//!   sign and kept published until every token they signed has expired. Private keys
+//!   are sealed with a [`MasterKey`] (AES-256-GCM) before they reach the store.
 //!
 //! ```
 //! use tessera_mint::{Grant, TokenMinter};
@@ -29,14 +37,25 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod jwt;
+mod master;
+mod ring;
+mod signing;
+
 use std::fmt;
+use std::sync::Arc;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, RandomError, TokenDigest, TokenId, TokenRecord, UserId, Username,
+    AccessTokenType, RandomError, StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
     random_bytes, whole_seconds,
 };
+
+pub use jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims, VerifyError};
+pub use master::MasterKey;
+pub use ring::{JWKS_MAX_AGE_SECS, KeyManager, KeyRing, KeySet, RefreshReport, RotationPolicy};
+pub use signing::SigningKey;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -105,20 +124,65 @@ pub enum MintError {
     /// A JWT was asked for, but the minter has no signing key.
     #[error("JWT access tokens are not configured: no signing key")]
     NoSigningKey,
+    /// Signing failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Why a key operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// The operating system's random number generator failed.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// A cryptographic operation failed.
+    #[error("cryptographic operation failed: {0}")]
+    Crypto(&'static str),
+    /// A stored private key does not parse.
+    #[error("signing key {kid} is not a valid private key")]
+    InvalidKey {
+        /// The key id.
+        kid: String,
+    },
+    /// A stored private key cannot be decrypted: the master key is not the one it
+    /// was sealed with, or the stored bytes were altered.
+    #[error(
+        "signing key {kid} cannot be decrypted: the master key differs from the one it was sealed with, or the stored key was altered"
+    )]
+    Unseal {
+        /// The key id.
+        kid: String,
+    },
+    /// A master key that is not 32 bytes of base64.
+    #[error("the master key must be 32 bytes, base64-encoded")]
+    BadMasterKey,
+    /// The store failed.
+    #[error("signing key storage failed")]
+    Store(#[from] StoreError),
 }
 
 /// Mints access tokens.
 #[derive(Debug, Clone)]
 pub struct TokenMinter {
     issuer: String,
+    keys: Option<Arc<KeyRing>>,
 }
 
 impl TokenMinter {
-    /// A minter for tokens issued by `issuer` (the `iss` of JWT tokens).
+    /// A minter for tokens issued by `issuer` (the `iss` of JWT tokens), without
+    /// signing keys: it mints opaque tokens only until [`with_keys`](Self::with_keys).
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
+            keys: None,
         }
+    }
+
+    /// Signs JWT access tokens with the current key of `ring`.
+    pub fn with_keys(mut self, ring: Arc<KeyRing>) -> Self {
+        self.keys = Some(ring);
+        self
     }
 
     /// The issuer identifier.
@@ -126,12 +190,46 @@ impl TokenMinter {
         &self.issuer
     }
 
+    /// The signing keys, if the minter has any.
+    pub fn keys(&self) -> Option<&Arc<KeyRing>> {
+        self.keys.as_ref()
+    }
+
     /// Mints a token for `grant`, in the format the grant asks for.
     pub fn mint(&self, grant: &Grant) -> Result<MintedToken, MintError> {
         match grant.token_type {
             AccessTokenType::Opaque => mint_opaque(grant),
-            AccessTokenType::Jwt => Err(MintError::NoSigningKey),
+            AccessTokenType::Jwt => self.mint_jwt(grant),
         }
+    }
+
+    /// A JWT expires with the grant, but no later than the ring's longest token
+    /// lifetime, so that its key is still published when it expires.
+    fn mint_jwt(&self, grant: &Grant) -> Result<MintedToken, MintError> {
+        let ring = self.keys.as_ref().ok_or(MintError::NoSigningKey)?;
+        let issued_at = whole_seconds(grant.issued_at);
+        let set = ring.key_set();
+        let key = set.signing_key(issued_at).ok_or(MintError::NoSigningKey)?;
+        let expires_at = whole_seconds(grant.expires_at).min(issued_at + ring.max_token_lifetime());
+        let jti = TokenId::generate()?;
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: grant.user_id.to_string(),
+            aud: grant.audience.clone(),
+            exp: expires_at.unix_timestamp(),
+            iat: issued_at.unix_timestamp(),
+            nbf: issued_at.unix_timestamp(),
+            jti: jti.to_string(),
+            client_id: grant.client_id.to_string(),
+            scope: grant.scopes.to_string(),
+        };
+        let token = jwt::encode(key, &claims)?;
+        Ok(MintedToken {
+            token: AccessToken(Zeroizing::new(token)),
+            jti,
+            expires_at,
+            record: None,
+        })
     }
 }
 

@@ -1,0 +1,156 @@
+//! Signing keys: generation, parsing (once), signing, and their public JWKs.
+
+use std::fmt;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RsaKeyPair, RsaPublicKeyComponents,
+};
+use base64ct::{Base64UrlUnpadded, Encoding};
+use serde_json::json;
+use tessera_store::{RandomError, SigningAlgorithm, random_bytes};
+use zeroize::Zeroizing;
+
+use crate::KeyError;
+
+/// A private signing key, parsed once and kept in memory for the life of the
+/// process; the PKCS#8 document it came from is zeroed on drop.
+pub struct SigningKey {
+    kid: String,
+    algorithm: SigningAlgorithm,
+    pair: Pair,
+    public_jwk: serde_json::Value,
+    rng: SystemRandom,
+}
+
+enum Pair {
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+}
+
+impl SigningKey {
+    /// A new key pair for `algorithm` with a random key id. RSA keys are 2048 bits.
+    pub fn generate(algorithm: SigningAlgorithm) -> Result<(Self, Zeroizing<Vec<u8>>), KeyError> {
+        let pkcs8 = Zeroizing::new(
+            match algorithm {
+                SigningAlgorithm::Rs256 => RsaKeyPair::generate(KeySize::Rsa2048)
+                    .and_then(|k| k.as_der())
+                    .map(|d| d.as_ref().to_vec()),
+                SigningAlgorithm::EdDsa => Ed25519KeyPair::generate()
+                    .and_then(|k| k.to_pkcs8())
+                    .map(|d| d.as_ref().to_vec()),
+                _ => EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                    .and_then(|k| k.to_pkcs8v1())
+                    .map(|d| d.as_ref().to_vec()),
+            }
+            .map_err(|_| KeyError::Crypto("key generation failed"))?,
+        );
+        let kid = new_kid()?;
+        let key = Self::from_pkcs8(kid, algorithm, &pkcs8)?;
+        Ok((key, pkcs8))
+    }
+
+    /// Parses a PKCS#8 private key.
+    pub fn from_pkcs8(
+        kid: String,
+        algorithm: SigningAlgorithm,
+        pkcs8: &[u8],
+    ) -> Result<Self, KeyError> {
+        let invalid = |_| KeyError::InvalidKey { kid: kid.clone() };
+        let pair = match algorithm {
+            SigningAlgorithm::Rs256 => Pair::Rs256(RsaKeyPair::from_pkcs8(pkcs8).map_err(invalid)?),
+            SigningAlgorithm::EdDsa => {
+                Pair::EdDsa(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(invalid)?)
+            }
+            _ => Pair::Es256(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                    .map_err(invalid)?,
+            ),
+        };
+        let public_jwk = public_jwk(&kid, algorithm, &pair);
+        Ok(Self {
+            kid,
+            algorithm,
+            pair,
+            public_jwk,
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The key id (`kid`).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.algorithm
+    }
+
+    /// The public key as a JWK (RFC 7517) with `kid`, `alg` and `use: sig`.
+    pub fn public_jwk(&self) -> &serde_json::Value {
+        &self.public_jwk
+    }
+
+    /// Signs `message` (the JWS signing input) and returns the JWS signature bytes.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let failed = |_| KeyError::Crypto("signing failed");
+        match &self.pair {
+            Pair::Es256(pair) => pair
+                .sign(&self.rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(failed),
+            Pair::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Pair::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut signature)
+                    .map_err(failed)?;
+                Ok(signature)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A random key id: 128 bits, base64url.
+fn new_kid() -> Result<String, RandomError> {
+    Ok(Base64UrlUnpadded::encode_string(&random_bytes::<16>()?))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    Base64UrlUnpadded::encode_string(bytes)
+}
+
+fn public_jwk(kid: &str, algorithm: SigningAlgorithm, pair: &Pair) -> serde_json::Value {
+    let alg = algorithm.as_str();
+    match pair {
+        Pair::Es256(pair) => {
+            // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+            let point = pair.public_key().as_ref();
+            let (x, y) = point
+                .get(1..)
+                .unwrap_or_default()
+                .split_at(32.min(point.len().saturating_sub(1)));
+            json!({"kty": "EC", "use": "sig", "alg": alg, "kid": kid, "crv": "P-256", "x": b64(x), "y": b64(y)})
+        }
+        Pair::EdDsa(pair) => {
+            json!({"kty": "OKP", "use": "sig", "alg": alg, "kid": kid, "crv": "Ed25519", "x": b64(pair.public_key().as_ref())})
+        }
+        Pair::Rs256(pair) => {
+            let components = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+            json!({"kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": b64(&components.n), "e": b64(&components.e)})
+        }
+    }
+}
