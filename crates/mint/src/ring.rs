@@ -171,6 +171,9 @@ impl fmt::Debug for KeyRing {
     }
 }
 
+/// A stored key decrypted and parsed, kept so that each key is parsed once.
+type Parsed = (Arc<SigningKey>, Arc<Verifier>);
+
 /// What one [`KeyManager::refresh`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RefreshReport {
@@ -189,7 +192,7 @@ pub struct KeyManager {
     master: MasterKey,
     policy: RotationPolicy,
     ring: Arc<KeyRing>,
-    parsed: Mutex<HashMap<String, (Arc<SigningKey>, Arc<Verifier>)>>,
+    parsed: Mutex<HashMap<String, Parsed>>,
 }
 
 impl KeyManager {
