@@ -113,6 +113,11 @@ impl Issuer {
         &self.minter
     }
 
+    /// The scope policy.
+    pub fn scope_policy(&self) -> &ScopePolicy {
+        &self.scopes
+    }
+
     /// Authenticates a client by ID and secret. Every failure (unknown client,
     /// malformed ID, no secret set, wrong secret, disabled user) is the same
     /// `invalid_client`, and costs the same work.

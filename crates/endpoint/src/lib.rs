@@ -23,4 +23,7 @@ pub use auth::{
 };
 pub use error::{ErrorCode, OAuthError, REALM};
 pub use issuer::{ClientCredentialsRequest, Issuer, TokenResponse, seconds_until};
-pub use service::{DEFAULT_MAX_BODY, HEALTH_PATH, ResponseBody, TOKEN_PATH, TokenEndpoint};
+pub use service::{
+    DEFAULT_MAX_BODY, HEALTH_PATH, KEYS_PATH, OAUTH_METADATA_PATH, OPENID_CONFIGURATION_PATH,
+    ResponseBody, TOKEN_PATH, TokenEndpoint,
+};

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
 use serde::Serialize;
-use tessera_scope::ScopeSet;
+use tessera_mint::JWKS_MAX_AGE_SECS;
+use tessera_scope::{Scope, ScopeSet, StandardScope};
 
 use crate::auth::ClientCredentials;
 use crate::error::{ErrorCode, OAuthError, json_response};
@@ -23,6 +24,12 @@ use crate::issuer::{ClientCredentialsRequest, Issuer, TokenResponse};
 pub const TOKEN_PATH: &str = "/oauth/v2/token";
 /// Path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
+/// Path of the JWK Set of the token signing keys.
+pub const KEYS_PATH: &str = "/oauth/v2/keys";
+/// Path of the OpenID Connect discovery document.
+pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
+/// Path of the RFC 8414 authorization server metadata (the same document).
+pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// The default limit on request bodies: 64 KiB.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 
@@ -111,6 +118,17 @@ impl TokenEndpoint {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
                 Ok(self.health().await)
             }
+            KEYS_PATH => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(self.keys())
+            }
+            OPENID_CONFIGURATION_PATH | OAUTH_METADATA_PATH => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(public_json(json_response(
+                    StatusCode::OK,
+                    &self.discovery(),
+                )))
+            }
             _ => Err(OAuthError::not_found()),
         }
     }
@@ -144,6 +162,53 @@ impl TokenEndpoint {
                 "grant_type must be client_credentials",
             )),
         }
+    }
+
+    /// The JWK Set: every published key, including the next key before it signs
+    /// and retired keys until their tokens have expired.
+    fn keys(&self) -> Response<ResponseBody> {
+        let jwks = match self.inner.issuer.minter().keys() {
+            Some(ring) => ring.key_set().jwks().clone(),
+            None => Bytes::from_static(br#"{"keys":[]}"#),
+        };
+        let mut response = Response::new(Full::new(jwks));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        public_json(response)
+    }
+
+    /// The discovery document (OpenID Connect Discovery 1.0, RFC 8414), naming
+    /// every endpoint this server has.
+    fn discovery(&self) -> serde_json::Value {
+        let issuer = self.inner.issuer.minter().issuer();
+        let base = issuer.trim_end_matches('/');
+        let algorithms: Vec<&str> = match self.inner.issuer.minter().keys() {
+            Some(ring) => ring
+                .key_set()
+                .algorithms()
+                .into_iter()
+                .map(|a| a.as_str())
+                .collect(),
+            None => Vec::new(),
+        };
+        let scopes: Vec<&str> = StandardScope::ALL
+            .into_iter()
+            .filter(|s| self.inner.issuer.scope_policy().allows(&Scope::from(*s)))
+            .map(StandardScope::name)
+            .collect();
+        serde_json::json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{base}{TOKEN_PATH}"),
+            "jwks_uri": format!("{base}{KEYS_PATH}"),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "scopes_supported": scopes,
+            "response_types_supported": [],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": algorithms,
+            "access_token_signing_alg_values_supported": algorithms,
+        })
     }
 
     async fn health(&self) -> Response<ResponseBody> {
@@ -186,6 +251,18 @@ fn token_response(response: &TokenResponse) -> Response<ResponseBody> {
             scope: &scope,
         },
     )
+}
+
+/// Marks a response cacheable by anyone for [`JWKS_MAX_AGE_SECS`] seconds.
+fn public_json(mut response: Response<ResponseBody>) -> Response<ResponseBody> {
+    let headers = response.headers_mut();
+    headers.remove(PRAGMA);
+    headers.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_str(&format!("public, max-age={JWKS_MAX_AGE_SECS}"))
+            .unwrap_or(HeaderValue::from_static("no-cache")),
+    );
+    response
 }
 
 fn require_method(

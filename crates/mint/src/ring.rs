@@ -86,6 +86,17 @@ impl KeySet {
         &self.jwks
     }
 
+    /// The distinct algorithms of the published keys, newest key first.
+    pub fn algorithms(&self) -> Vec<SigningAlgorithm> {
+        let mut algorithms: Vec<SigningAlgorithm> = Vec::new();
+        for entry in self.entries.iter().rev() {
+            if !algorithms.contains(&entry.key.algorithm()) {
+                algorithms.push(entry.key.algorithm());
+            }
+        }
+        algorithms
+    }
+
     /// The ids of the published keys, oldest activation first.
     pub fn kids(&self) -> Vec<&str> {
         self.entries.iter().map(|e| e.key.kid()).collect()

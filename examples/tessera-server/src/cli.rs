@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use tessera_store::AccessTokenType;
+use tessera_store::{AccessTokenType, SigningAlgorithm};
 
 /// Tessera: OAuth 2.0 access tokens for service users.
 #[derive(Debug, Parser)]
@@ -50,6 +50,21 @@ pub(crate) struct ServeArgs {
     /// JSON file of service users to create or update at start-up.
     #[arg(long, env = "TESSERA_BOOTSTRAP")]
     pub(crate) bootstrap: Option<PathBuf>,
+
+    /// Algorithm of new token signing keys: ES256, RS256 or EdDSA.
+    #[arg(long, env = "TESSERA_SIGNING_ALG", default_value = "ES256")]
+    pub(crate) signing_alg: SigningAlgorithm,
+
+    /// Seconds each signing key signs before the next takes over (at least 1200).
+    #[arg(long, env = "TESSERA_KEY_ROTATION", default_value_t = 21_600,
+          value_parser = clap::value_parser!(u64).range(1200..=31_622_400))]
+    pub(crate) key_rotation: u64,
+
+    /// Longest lifetime of a JWT access token, in seconds; retired keys stay published
+    /// this long.
+    #[arg(long, env = "TESSERA_JWT_MAX_LIFETIME", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(60..=31_622_400))]
+    pub(crate) jwt_max_lifetime: u64,
 
     /// Seconds to let in-flight requests finish after SIGINT or SIGTERM.
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value_t = 30)]

@@ -5,6 +5,12 @@ use std::sync::Arc;
 use tessera_store::{MemoryStore, Store};
 use tessera_store_sqlite::SqliteStore;
 
+/// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL.
+pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+}
+
 /// Opens the store behind `url`: `sqlite://PATH` (or `sqlite:PATH`), `memory:`.
 /// Migrations run on open.
 pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>, String> {

@@ -10,6 +10,7 @@ mod bootstrap;
 mod cli;
 mod commands;
 mod database;
+mod keys;
 mod serve;
 
 use std::process::ExitCode;

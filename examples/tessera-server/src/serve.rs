@@ -1,19 +1,20 @@
 //! The accept loop: hyper connections, graceful shutdown, logging.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tessera_endpoint::{Issuer, TokenEndpoint};
-use tessera_mint::TokenMinter;
+use tessera_mint::{RotationPolicy, TokenMinter};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 use crate::commands::{CliError, Result};
-use crate::{bootstrap, database};
+use crate::{bootstrap, database, keys};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
@@ -28,6 +29,23 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
             "bootstrap applied"
         );
     }
+    let (master, source) = keys::master_key(database::sqlite_path(database_url).map(Path::new))?;
+    match &source {
+        keys::MasterKeySource::Environment => tracing::info!("master key from TESSERA_MASTER_KEY"),
+        keys::MasterKeySource::File(path) => {
+            tracing::info!(file = %path.display(), "master key from file")
+        }
+        keys::MasterKeySource::Ephemeral => {
+            tracing::info!("master key kept in memory (memory: database)")
+        }
+    }
+    let policy = RotationPolicy {
+        algorithm: args.signing_alg,
+        period: time::Duration::seconds(args.key_rotation as i64),
+        max_token_lifetime: time::Duration::seconds(args.jwt_max_lifetime as i64),
+        ..RotationPolicy::default()
+    };
+    let key_manager = keys::start(&store, master, policy).await?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -36,8 +54,10 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{local}"));
-    let endpoint = TokenEndpoint::new(Issuer::new(store, TokenMinter::new(issuer_url.clone())));
-    tracing::info!(issuer = %issuer_url, "listening on http://{local}");
+    let minter = TokenMinter::new(issuer_url.clone()).with_keys(key_manager.ring());
+    let endpoint = TokenEndpoint::new(Issuer::new(store, minter));
+    keys::spawn_refresh(key_manager);
+    tracing::info!(issuer = %issuer_url, signing_alg = %args.signing_alg, "listening on http://{local}");
     accept_loop(listener, endpoint, Duration::from_secs(args.shutdown_grace)).await;
     Ok(())
 }

@@ -27,12 +27,24 @@ impl Server {
 
     /// As [`Server::start`], in working directory `dir`.
     pub fn start_in(database: &str, extra: &[&str], dir: Option<&Path>) -> Server {
+        Self::start_with(database, extra, dir, &[])
+    }
+
+    /// As [`Server::start`], in working directory `dir`, with environment variables `env`.
+    pub fn start_with(
+        database: &str,
+        extra: &[&str],
+        dir: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(BIN);
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .args(extra)
             .env("TESSERA_LOG", "debug")
             .env_remove("TESSERA_LOG_FORMAT")
+            .env_remove("TESSERA_MASTER_KEY")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
