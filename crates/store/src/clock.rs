@@ -72,9 +72,6 @@ mod tests {
     fn whole_seconds_truncates() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_750_000_000)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            whole_seconds(t).unix_timestamp_nanos(),
-            1_700_000_000_000_000_000
-        );
+        assert_eq!(whole_seconds(t).unix_timestamp_nanos(), 1_700_000_000_000_000_000);
     }
 }

@@ -91,27 +91,107 @@ impl Username {
 
     /// Checks `value` and wraps it.
     pub fn new(value: &str) -> Result<Self, IdError> {
-        const WHAT: &str = "username";
-        if value.is_empty() || value.len() > Self::MAX_LEN {
-            return Err(IdError::Length {
-                what: WHAT,
-                max: Self::MAX_LEN,
-            });
+        check_client_name("username", value).map(|()| Self(value.into()))
+    }
+}
+
+string_newtype!(Username);
+
+/// The rules shared by usernames and API app client IDs: 1 to 128 characters from
+/// `A-Z a-z 0-9 . _ @ + -`.
+fn check_client_name(what: &'static str, value: &str) -> Result<(), IdError> {
+    if value.is_empty() || value.len() > Username::MAX_LEN {
+        return Err(IdError::Length { what, max: Username::MAX_LEN });
+    }
+    if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b)) {
+        return Err(IdError::Character { what, allowed: "A-Z a-z 0-9 . _ @ + -" });
+    }
+    Ok(())
+}
+
+/// A random decimal number of 18 digits, the form of generated ids.
+fn eighteen_digits() -> Result<String, RandomError> {
+    let n = u64::from_le_bytes(random_bytes::<8>()?) % 900_000_000_000_000_000;
+    Ok(format!("{}", 100_000_000_000_000_000 + n))
+}
+
+/// The OAuth client ID of an API app: the same rules as a [`Username`], and the same
+/// namespace (no API app may share its client ID with a service user).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(Box<str>);
+
+impl ClientId {
+    /// Checks `value` and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        check_client_name("client ID", value).map(|()| Self(value.into()))
+    }
+
+    /// A new client ID for an API app of `project`: `{18 digits}@{project}`.
+    pub fn generate(project: &ProjectId) -> Result<Self, RandomError> {
+        Ok(Self(format!("{}@{}", eighteen_digits()?, project.as_str()).into()))
+    }
+}
+
+string_newtype!(ClientId);
+
+/// The id of a project: 1 to 64 characters from `A-Z a-z 0-9 - _`. Generated ids are
+/// 18 digits; `zitadel` is reserved for the server's own API.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProjectId(Box<str>);
+
+impl ProjectId {
+    /// The reserved id of the server's own API.
+    pub const RESERVED: &'static str = "zitadel";
+
+    /// Checks `value` and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        const WHAT: &str = "project id";
+        if value.is_empty() || value.len() > 64 {
+            return Err(IdError::Length { what: WHAT, max: 64 });
         }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
-        {
-            return Err(IdError::Character {
-                what: WHAT,
-                allowed: "A-Z a-z 0-9 . _ @ + -",
-            });
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(IdError::Character { what: WHAT, allowed: "A-Z a-z 0-9 - _" });
+        }
+        Ok(Self(value.into()))
+    }
+
+    /// A new random id: 18 decimal digits.
+    pub fn generate() -> Result<Self, RandomError> {
+        Ok(Self(eighteen_digits()?.into()))
+    }
+
+    /// The id of the server's own API.
+    pub fn reserved() -> Self {
+        Self(Self::RESERVED.into())
+    }
+
+    /// Whether this is the server's own API.
+    pub fn is_reserved(&self) -> bool {
+        &*self.0 == Self::RESERVED
+    }
+}
+
+string_newtype!(ProjectId);
+
+/// The key of a role within a project: 1 to 64 characters from `A-Z a-z 0-9 . _ - :`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoleKey(Box<str>);
+
+impl RoleKey {
+    /// Checks `value` and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        const WHAT: &str = "role";
+        if value.is_empty() || value.len() > 64 {
+            return Err(IdError::Length { what: WHAT, max: 64 });
+        }
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b)) {
+            return Err(IdError::Character { what: WHAT, allowed: "A-Z a-z 0-9 . _ - :" });
         }
         Ok(Self(value.into()))
     }
 }
 
-string_newtype!(Username);
+string_newtype!(RoleKey);
 
 /// The stable identifier of a service user (the `sub` of its tokens): 18 decimal digits.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -120,8 +200,7 @@ pub struct UserId(Box<str>);
 impl UserId {
     /// A new random id.
     pub fn generate() -> Result<Self, RandomError> {
-        let n = u64::from_le_bytes(random_bytes::<8>()?) % 900_000_000_000_000_000;
-        Ok(Self(format!("{}", 100_000_000_000_000_000 + n).into()))
+        Ok(Self(eighteen_digits()?.into()))
     }
 
     /// Checks `value` (1 to 64 characters from `A-Z a-z 0-9 - _`) and wraps it.
@@ -129,19 +208,10 @@ impl UserId {
     pub fn new(value: &str) -> Result<Self, IdError> {
         const WHAT: &str = "user id";
         if value.is_empty() || value.len() > 64 {
-            return Err(IdError::Length {
-                what: WHAT,
-                max: 64,
-            });
+            return Err(IdError::Length { what: WHAT, max: 64 });
         }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(IdError::Character {
-                what: WHAT,
-                allowed: "A-Z a-z 0-9 - _",
-            });
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(IdError::Character { what: WHAT, allowed: "A-Z a-z 0-9 - _" });
         }
         Ok(Self(value.into()))
     }
@@ -156,28 +226,17 @@ pub struct TokenId(Box<str>);
 impl TokenId {
     /// A new random id.
     pub fn generate() -> Result<Self, RandomError> {
-        Ok(Self(
-            Base64UrlUnpadded::encode_string(&random_bytes::<16>()?).into(),
-        ))
+        Ok(Self(Base64UrlUnpadded::encode_string(&random_bytes::<16>()?).into()))
     }
 
     /// Checks `value` (1 to 128 characters from `A-Z a-z 0-9 - _ .`) and wraps it.
     pub fn new(value: &str) -> Result<Self, IdError> {
         const WHAT: &str = "token id";
         if value.is_empty() || value.len() > 128 {
-            return Err(IdError::Length {
-                what: WHAT,
-                max: 128,
-            });
+            return Err(IdError::Length { what: WHAT, max: 128 });
         }
-        if !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(IdError::Character {
-                what: WHAT,
-                allowed: "A-Z a-z 0-9 - _ .",
-            });
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(IdError::Character { what: WHAT, allowed: "A-Z a-z 0-9 - _ ." });
         }
         Ok(Self(value.into()))
     }

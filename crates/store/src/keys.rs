@@ -22,11 +22,8 @@ pub enum SigningAlgorithm {
 
 impl SigningAlgorithm {
     /// Every algorithm, in a stable order.
-    pub const ALL: [SigningAlgorithm; 3] = [
-        SigningAlgorithm::Es256,
-        SigningAlgorithm::Rs256,
-        SigningAlgorithm::EdDsa,
-    ];
+    pub const ALL: [SigningAlgorithm; 3] =
+        [SigningAlgorithm::Es256, SigningAlgorithm::Rs256, SigningAlgorithm::EdDsa];
 
     /// The JWA name (`alg` header value).
     pub const fn as_str(self) -> &'static str {
@@ -49,13 +46,9 @@ impl FromStr for SigningAlgorithm {
 
     /// Accepts the JWA names, case-insensitively (`ES256`, `RS256`, `EdDSA`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
-            .ok_or(IdError::Character {
-                what: "signing algorithm",
-                allowed: "ES256, RS256 or EdDSA",
-            })
+        Self::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s)).ok_or(
+            IdError::Character { what: "signing algorithm", allowed: "ES256, RS256 or EdDSA" },
+        )
     }
 }
 
@@ -125,10 +118,7 @@ mod tests {
         for alg in SigningAlgorithm::ALL {
             assert_eq!(alg.as_str().parse::<SigningAlgorithm>(), Ok(alg));
         }
-        assert_eq!(
-            "eddsa".parse::<SigningAlgorithm>(),
-            Ok(SigningAlgorithm::EdDsa)
-        );
+        assert_eq!("eddsa".parse::<SigningAlgorithm>(), Ok(SigningAlgorithm::EdDsa));
         assert!("HS256".parse::<SigningAlgorithm>().is_err());
         assert!("none".parse::<SigningAlgorithm>().is_err());
     }

@@ -1,7 +1,7 @@
 //! Records, storage traits and secrets of Tessera.
 //!
-//! A storage backend implements [`ServiceUserStore`], [`TokenStore`] and
-//! [`SigningKeyStore`] (together: [`Store`])
+//! A storage backend implements [`ServiceUserStore`], [`TokenStore`],
+//! [`ProjectStore`] and [`SigningKeyStore`] (together: [`Store`])
 //! and depends on this crate alone. [`MemoryStore`] is the in-memory backend; the
 //! `testkit` feature holds the conformance suite every backend must pass
 //! ([`conformance_suite!`]).
@@ -27,6 +27,7 @@ mod error;
 mod ids;
 mod keys;
 mod memory;
+mod projects;
 mod records;
 mod secret;
 mod traits;
@@ -36,9 +37,10 @@ pub mod testkit;
 
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
 pub use error::{BoxError, StoreError};
-pub use ids::{IdError, TokenId, UserId, Username};
+pub use ids::{ClientId, IdError, ProjectId, RoleKey, TokenId, UserId, Username};
 pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
 pub use memory::MemoryStore;
+pub use projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleClaims, RoleGrant};
 pub use records::{
     AccessTokenType, DisplayName, ServiceUser, ServiceUserPatch, TokenDigest, TokenLifetime,
     TokenRecord,

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -7,8 +7,9 @@ use time::OffsetDateTime;
 
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
-use crate::ids::{UserId, Username};
+use crate::ids::{ClientId, ProjectId, TokenId, UserId, Username};
 use crate::keys::{SigningKeyRecord, SigningKeyStore};
+use crate::projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleGrant};
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 use crate::traits::{ServiceUserStore, Store, TokenStore};
 
@@ -24,12 +25,31 @@ pub struct MemoryStore {
     tokens: Box<[RwLock<Tokens>]>,
     hasher: std::collections::hash_map::RandomState,
     keys: RwLock<Vec<SigningKeyRecord>>,
+    revoked_jtis: RwLock<HashMap<TokenId, OffsetDateTime>>,
 }
 
-#[derive(Debug, Default)]
+/// Everything keyed by client ID lives under one lock, so that usernames and API app
+/// client IDs stay one namespace.
+#[derive(Debug)]
 struct Users {
     by_name: HashMap<Username, ServiceUser>,
     name_by_id: HashMap<UserId, Username>,
+    projects: BTreeMap<ProjectId, Project>,
+    apps: BTreeMap<ClientId, ApiApp>,
+    grants: BTreeSet<RoleGrant>,
+}
+
+impl Default for Users {
+    fn default() -> Self {
+        let reserved = Project::reserved();
+        Self {
+            by_name: HashMap::new(),
+            name_by_id: HashMap::new(),
+            projects: BTreeMap::from([(reserved.id.clone(), reserved)]),
+            apps: BTreeMap::new(),
+            grants: BTreeSet::new(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +71,7 @@ impl MemoryStore {
             tokens: (0..TOKEN_SHARDS).map(|_| RwLock::default()).collect(),
             hasher: Default::default(),
             keys: RwLock::default(),
+            revoked_jtis: RwLock::default(),
         }
     }
 
@@ -86,12 +107,15 @@ fn remove_where<K: Eq + Hash, V>(map: &mut HashMap<K, V>, pred: impl Fn(&V) -> b
 impl ServiceUserStore for MemoryStore {
     async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
         let mut users = self.users_mut();
-        if users.by_name.contains_key(&user.username) || users.name_by_id.contains_key(&user.id) {
+        let taken_by_app =
+            ClientId::new(user.username.as_str()).is_ok_and(|id| users.apps.contains_key(&id));
+        if users.by_name.contains_key(&user.username)
+            || users.name_by_id.contains_key(&user.id)
+            || taken_by_app
+        {
             return Err(StoreError::Conflict("service user"));
         }
-        users
-            .name_by_id
-            .insert(user.id.clone(), user.username.clone());
+        users.name_by_id.insert(user.id.clone(), user.username.clone());
         users.by_name.insert(user.username.clone(), user.clone());
         Ok(())
     }
@@ -105,11 +129,7 @@ impl ServiceUserStore for MemoryStore {
 
     async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
         let users = self.users();
-        Ok(users
-            .name_by_id
-            .get(id)
-            .and_then(|name| users.by_name.get(name))
-            .cloned())
+        Ok(users.name_by_id.get(id).and_then(|name| users.by_name.get(name)).cloned())
     }
 
     async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
@@ -124,10 +144,7 @@ impl ServiceUserStore for MemoryStore {
         patch: &ServiceUserPatch,
     ) -> Result<ServiceUser, StoreError> {
         let mut users = self.users_mut();
-        let user = users
-            .by_name
-            .get_mut(username)
-            .ok_or(StoreError::NotFound("service user"))?;
+        let user = users.by_name.get_mut(username).ok_or(StoreError::NotFound("service user"))?;
         user.apply(patch);
         Ok(user.clone())
     }
@@ -135,11 +152,10 @@ impl ServiceUserStore for MemoryStore {
     async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
         let removed = {
             let mut users = self.users_mut();
-            let user = users
-                .by_name
-                .remove(username)
-                .ok_or(StoreError::NotFound("service user"))?;
+            let user =
+                users.by_name.remove(username).ok_or(StoreError::NotFound("service user"))?;
             users.name_by_id.remove(&user.id);
+            users.grants.retain(|g| g.user_id != user.id);
             user
         };
         for shard in self.tokens.iter() {
@@ -183,11 +199,111 @@ impl TokenStore for MemoryStore {
     }
 
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        Ok(self
+        let records: u64 = self
             .tokens
             .iter()
             .map(|shard| remove_where(&mut write(shard).by_digest, |r| r.expires_at <= now))
-            .sum())
+            .sum();
+        let jtis = remove_where(&mut write(&self.revoked_jtis), |expires_at| *expires_at <= now);
+        Ok(records + jtis)
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let expires_at = whole_seconds(expires_at);
+        let mut revoked = write(&self.revoked_jtis);
+        let entry = revoked.entry(jti.clone()).or_insert(expires_at);
+        *entry = (*entry).max(expires_at);
+        Ok(())
+    }
+
+    async fn is_jti_revoked(&self, jti: &TokenId) -> Result<bool, StoreError> {
+        Ok(read(&self.revoked_jtis).contains_key(jti))
+    }
+}
+
+#[async_trait]
+impl ProjectStore for MemoryStore {
+    async fn create_project(&self, project: &Project) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        if users.projects.contains_key(&project.id) {
+            return Err(StoreError::Conflict("project"));
+        }
+        users.projects.insert(project.id.clone(), project.clone());
+        Ok(())
+    }
+
+    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        Ok(self.users().projects.get(id).cloned())
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        Ok(self.users().projects.values().cloned().collect())
+    }
+
+    async fn create_api_app(&self, app: &ApiApp) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        if !users.projects.contains_key(&app.project_id) {
+            return Err(StoreError::NotFound("project"));
+        }
+        let taken_by_user = Username::new(app.client_id.as_str())
+            .is_ok_and(|name| users.by_name.contains_key(&name));
+        if users.apps.contains_key(&app.client_id) || taken_by_user {
+            return Err(StoreError::Conflict("client ID"));
+        }
+        users.apps.insert(app.client_id.clone(), app.clone());
+        Ok(())
+    }
+
+    async fn api_app_by_client_id(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<ApiApp>, StoreError> {
+        Ok(self.users().apps.get(client_id).cloned())
+    }
+
+    async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {
+        Ok(self.users().apps.values().cloned().collect())
+    }
+
+    async fn update_api_app(
+        &self,
+        client_id: &ClientId,
+        patch: &ApiAppPatch,
+    ) -> Result<ApiApp, StoreError> {
+        let mut users = self.users_mut();
+        let app = users.apps.get_mut(client_id).ok_or(StoreError::NotFound("API app"))?;
+        app.apply(patch);
+        Ok(app.clone())
+    }
+
+    async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError> {
+        match self.users_mut().apps.remove(client_id) {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound("API app")),
+        }
+    }
+
+    async fn add_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        if !users.name_by_id.contains_key(&grant.user_id) {
+            return Err(StoreError::NotFound("service user"));
+        }
+        if !users.projects.contains_key(&grant.project_id) {
+            return Err(StoreError::NotFound("project"));
+        }
+        Ok(users.grants.insert(grant.clone()))
+    }
+
+    async fn remove_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
+        Ok(self.users_mut().grants.remove(grant))
+    }
+
+    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
+        Ok(self.users().grants.iter().filter(|g| &g.user_id == user_id).cloned().collect())
     }
 }
 

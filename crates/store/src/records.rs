@@ -8,6 +8,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::whole_seconds;
 use crate::ids::{IdError, TokenId, UserId, Username};
+use crate::projects::RoleClaims;
 use crate::secret::{RandomError, SecretDigest};
 
 /// A machine-to-machine client: it authenticates with its username (the client ID)
@@ -137,10 +138,7 @@ impl FromStr for AccessTokenType {
         match s {
             "opaque" => Ok(AccessTokenType::Opaque),
             "jwt" => Ok(AccessTokenType::Jwt),
-            _ => Err(IdError::Character {
-                what: "access token type",
-                allowed: "opaque or jwt",
-            }),
+            _ => Err(IdError::Character { what: "access token type", allowed: "opaque or jwt" }),
         }
     }
 }
@@ -196,18 +194,17 @@ impl DisplayName {
         const WHAT: &str = "display name";
         let chars = value.chars().count();
         if value.trim().is_empty() || chars > Self::MAX_CHARS {
-            return Err(IdError::Length {
-                what: WHAT,
-                max: Self::MAX_CHARS,
-            });
+            return Err(IdError::Length { what: WHAT, max: Self::MAX_CHARS });
         }
         if value.chars().any(char::is_control) {
-            return Err(IdError::Character {
-                what: WHAT,
-                allowed: "printable characters",
-            });
+            return Err(IdError::Character { what: WHAT, allowed: "printable characters" });
         }
         Ok(Self(value.into()))
+    }
+
+    /// Wraps a name known to be valid (a literal of this crate).
+    pub(crate) fn from_trusted(value: &str) -> Self {
+        Self(value.into())
     }
 
     /// The display name a user gets when none is given: its username.
@@ -280,6 +277,8 @@ pub struct TokenRecord {
     pub scopes: ScopeSet,
     /// The audience (project ids and the client ID).
     pub audience: Vec<String>,
+    /// The roles granted with the token.
+    pub roles: RoleClaims,
     /// When it was issued (whole seconds).
     pub issued_at: OffsetDateTime,
     /// When it expires (whole seconds).
@@ -308,10 +307,7 @@ mod tests {
         assert_eq!(TokenLifetime::default().as_secs(), 43_200);
         assert!(TokenLifetime::from_secs(0).is_err());
         assert!(TokenLifetime::from_secs(u64::from(TokenLifetime::MAX_SECS) + 1).is_err());
-        assert_eq!(
-            TokenLifetime::from_secs(60).map(|l| l.duration()),
-            Ok(Duration::minutes(1))
-        );
+        assert_eq!(TokenLifetime::from_secs(60).map(|l| l.duration()), Ok(Duration::minutes(1)));
     }
 
     #[test]
@@ -326,10 +322,7 @@ mod tests {
     #[test]
     fn token_types_parse() {
         assert_eq!("jwt".parse::<AccessTokenType>(), Ok(AccessTokenType::Jwt));
-        assert_eq!(
-            "opaque".parse::<AccessTokenType>(),
-            Ok(AccessTokenType::Opaque)
-        );
+        assert_eq!("opaque".parse::<AccessTokenType>(), Ok(AccessTokenType::Opaque));
         assert!("JWT".parse::<AccessTokenType>().is_err());
     }
 
@@ -357,6 +350,7 @@ mod tests {
             client_id: Username::new("u")?,
             scopes: ScopeSet::new(),
             audience: vec![],
+            roles: RoleClaims::default(),
             issued_at: t(100),
             expires_at: t(200),
             revoked_at: None,
@@ -365,10 +359,7 @@ mod tests {
         assert!(!record.is_active(t(200)));
         record.revoked_at = Some(t(150));
         assert!(!record.is_active(t(160)));
-        assert_eq!(
-            format!("{:?}", record.digest).len(),
-            "TokenDigest(…)".len() + 12
-        );
+        assert_eq!(format!("{:?}", record.digest).len(), "TokenDigest(…)".len() + 12);
         Ok(())
     }
 }

@@ -51,9 +51,7 @@ impl ClientSecret {
     /// base64url-encoded (43 characters).
     pub fn generate() -> Result<Self, RandomError> {
         let bytes = Zeroizing::new(random_bytes::<32>()?);
-        Ok(Self(Zeroizing::new(Base64UrlUnpadded::encode_string(
-            &bytes[..],
-        ))))
+        Ok(Self(Zeroizing::new(Base64UrlUnpadded::encode_string(&bytes[..]))))
     }
 
     /// A secret chosen by an operator: at least [`Self::MIN_LEN`] characters.
@@ -153,10 +151,7 @@ mod tests {
 
     #[test]
     fn provided_secrets_must_be_long() {
-        assert_eq!(
-            ClientSecret::provided("short"),
-            Err(SecretError::TooShort { min: 32 })
-        );
+        assert_eq!(ClientSecret::provided("short"), Err(SecretError::TooShort { min: 32 }));
         assert!(ClientSecret::provided(&"x".repeat(32)).is_ok());
         assert!(ClientSecret::provided(&"x".repeat(1025)).is_err());
     }

@@ -19,9 +19,10 @@ use tessera_scope::ScopeSet;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch,
-    SigningAlgorithm, SigningKeyRecord, Store, StoreError, TokenDigest, TokenId, TokenLifetime,
-    TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ApiAppPatch, ClientId, ClientSecret, DisplayName, Project, ProjectId,
+    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm,
+    SigningKeyRecord, Store, StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId,
+    Username,
 };
 
 /// The store under test, shared by the tasks of the concurrency checks.
@@ -60,6 +61,12 @@ macro_rules! conformance_suite {
             signing_key_insert_is_compare_and_insert,
             signing_key_rotation_race_creates_one_key,
             signing_key_delete_is_idempotent,
+            projects_create_lookup_and_reserved,
+            api_apps_share_the_client_namespace_with_users,
+            api_app_update_replaces_secret_at_once,
+            grants_are_idempotent_and_follow_their_user,
+            revoked_jtis_are_seen_until_purged,
+            token_roles_read_back,
             ping_answers,
         );
     };
@@ -103,6 +110,7 @@ pub fn sample_token(user: &ServiceUser, token: &str, ttl_secs: i64) -> TokenReco
         scopes: ScopeSet::parse("openid profile urn:zitadel:iam:org:project:id:zitadel:aud")
             .unwrap_or_else(|e| panic!("{e}")),
         audience: vec!["zitadel".to_owned(), user.username.to_string()],
+        roles: RoleClaims::default(),
         issued_at: t0(),
         expires_at: t0() + Duration::seconds(ttl_secs),
         revoked_at: None,
@@ -111,43 +119,20 @@ pub fn sample_token(user: &ServiceUser, token: &str, ttl_secs: i64) -> TokenReco
 
 async fn create(store: &SharedStore, name: &str) -> (ServiceUser, ClientSecret) {
     let (user, secret) = sample_user(name);
-    store
-        .create_service_user(&user)
-        .await
-        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    store.create_service_user(&user).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
     (user, secret)
 }
 
 /// A created user reads back equal, by username and by id.
 pub async fn service_user_create_and_lookup(store: SharedStore) {
     let (user, _) = create(&store, "alpha").await;
-    let by_name = store
-        .service_user_by_username(&user.username)
-        .await
-        .expect("lookup by name");
-    assert_eq!(
-        by_name.as_ref(),
-        Some(&user),
-        "a created user must read back unchanged"
-    );
-    let by_id = store
-        .service_user_by_id(&user.id)
-        .await
-        .expect("lookup by id");
-    assert_eq!(
-        by_id.as_ref(),
-        Some(&user),
-        "lookup by id must find the user"
-    );
-    let missing = store
-        .service_user_by_username(&username("nobody"))
-        .await
-        .expect("lookup");
+    let by_name = store.service_user_by_username(&user.username).await.expect("lookup by name");
+    assert_eq!(by_name.as_ref(), Some(&user), "a created user must read back unchanged");
+    let by_id = store.service_user_by_id(&user.id).await.expect("lookup by id");
+    assert_eq!(by_id.as_ref(), Some(&user), "lookup by id must find the user");
+    let missing = store.service_user_by_username(&username("nobody")).await.expect("lookup");
     assert_eq!(missing, None, "an unknown username must not be found");
-    let missing = store
-        .service_user_by_id(&UserId::generate().expect("id"))
-        .await
-        .expect("lookup");
+    let missing = store.service_user_by_id(&UserId::generate().expect("id")).await.expect("lookup");
     assert_eq!(missing, None, "an unknown id must not be found");
 }
 
@@ -155,23 +140,13 @@ pub async fn service_user_create_and_lookup(store: SharedStore) {
 pub async fn service_user_duplicate_username_conflicts(store: SharedStore) {
     let (first, _) = create(&store, "dup").await;
     let (second, _) = sample_user("dup");
-    let err = store
-        .create_service_user(&second)
-        .await
-        .expect_err("duplicate must fail");
+    let err = store.create_service_user(&second).await.expect_err("duplicate must fail");
     assert!(
         matches!(err, StoreError::Conflict(_)),
         "duplicate username must be Conflict, got {err:?}"
     );
-    let stored = store
-        .service_user_by_username(&first.username)
-        .await
-        .expect("lookup");
-    assert_eq!(
-        stored,
-        Some(first),
-        "a failed create must leave the first user unchanged"
-    );
+    let stored = store.service_user_by_username(&first.username).await.expect("lookup");
+    assert_eq!(stored, Some(first), "a failed create must leave the first user unchanged");
     assert_eq!(store.list_service_users().await.expect("list").len(), 1);
 }
 
@@ -183,17 +158,11 @@ pub async fn service_user_update_applies_patch(store: SharedStore) {
     patch.token_lifetime = Some(TokenLifetime::from_secs(600).expect("lifetime"));
     patch.display_name = Some(DisplayName::new("Patched name").expect("name"));
     patch.enabled = Some(false);
-    let updated = store
-        .update_service_user(&user.username, &patch)
-        .await
-        .expect("update");
+    let updated = store.update_service_user(&user.username, &patch).await.expect("update");
     let mut expected = user.clone();
     expected.apply(&patch);
     assert_eq!(updated, expected, "update must return the patched user");
-    let stored = store
-        .service_user_by_username(&user.username)
-        .await
-        .expect("lookup");
+    let stored = store.service_user_by_username(&user.username).await.expect("lookup");
     assert_eq!(stored, Some(expected), "the patch must be stored");
 }
 
@@ -203,76 +172,35 @@ pub async fn service_user_new_secret_replaces_old_at_once(store: SharedStore) {
     let new = ClientSecret::generate().expect("secret");
     let mut patch = ServiceUserPatch::at(t0());
     patch.secret = Some(SecretDigest::of(&new));
-    store
-        .update_service_user(&user.username, &patch)
-        .await
-        .expect("update");
-    let stored = store
-        .service_user_by_username(&user.username)
-        .await
-        .expect("lookup")
-        .expect("user exists");
+    store.update_service_user(&user.username, &patch).await.expect("update");
+    let stored =
+        store.service_user_by_username(&user.username).await.expect("lookup").expect("user exists");
     let digest = stored.secret.expect("a secret is set");
     assert!(digest.verify(new.expose()), "the new secret must verify");
-    assert!(
-        !digest.verify(old.expose()),
-        "the old secret must stop working at once"
-    );
+    assert!(!digest.verify(old.expose()), "the old secret must stop working at once");
 }
 
 /// Changing or deleting a missing user is NotFound.
 pub async fn service_user_missing_is_not_found(store: SharedStore) {
     let ghost = username("ghost");
-    let err = store
-        .update_service_user(&ghost, &ServiceUserPatch::at(t0()))
-        .await;
-    assert!(
-        matches!(err, Err(StoreError::NotFound(_))),
-        "update of a missing user: {err:?}"
-    );
+    let err = store.update_service_user(&ghost, &ServiceUserPatch::at(t0())).await;
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "update of a missing user: {err:?}");
     let err = store.delete_service_user(&ghost).await;
-    assert!(
-        matches!(err, Err(StoreError::NotFound(_))),
-        "delete of a missing user: {err:?}"
-    );
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "delete of a missing user: {err:?}");
 }
 
 /// Deleting a user removes it and its token records, and nobody else's.
 pub async fn service_user_delete_removes_user_and_tokens(store: SharedStore) {
     let (gone, _) = create(&store, "gone").await;
     let (kept, _) = create(&store, "kept").await;
-    store
-        .insert_token(&sample_token(&gone, "gone-token", 60))
-        .await
-        .expect("insert");
-    store
-        .insert_token(&sample_token(&kept, "kept-token", 60))
-        .await
-        .expect("insert");
-    store
-        .delete_service_user(&gone.username)
-        .await
-        .expect("delete");
-    assert_eq!(
-        store
-            .service_user_by_username(&gone.username)
-            .await
-            .expect("lookup"),
-        None
-    );
-    assert_eq!(
-        store.service_user_by_id(&gone.id).await.expect("lookup"),
-        None
-    );
-    let token = store
-        .token_by_digest(&TokenDigest::of("gone-token"))
-        .await
-        .expect("lookup");
+    store.insert_token(&sample_token(&gone, "gone-token", 60)).await.expect("insert");
+    store.insert_token(&sample_token(&kept, "kept-token", 60)).await.expect("insert");
+    store.delete_service_user(&gone.username).await.expect("delete");
+    assert_eq!(store.service_user_by_username(&gone.username).await.expect("lookup"), None);
+    assert_eq!(store.service_user_by_id(&gone.id).await.expect("lookup"), None);
+    let token = store.token_by_digest(&TokenDigest::of("gone-token")).await.expect("lookup");
     assert_eq!(token, None, "a deleted user's tokens must be deleted");
-    let token = store
-        .token_by_digest(&TokenDigest::of("kept-token"))
-        .await
-        .expect("lookup");
+    let token = store.token_by_digest(&TokenDigest::of("kept-token")).await.expect("lookup");
     assert!(token.is_some(), "other users' tokens must stay");
     // The username is free again.
     create(&store, "gone").await;
@@ -299,15 +227,8 @@ pub async fn token_insert_and_lookup(store: SharedStore) {
     let record = sample_token(&user, "opaque-1", 3600);
     store.insert_token(&record).await.expect("insert");
     let found = store.token_by_digest(&record.digest).await.expect("lookup");
-    assert_eq!(
-        found,
-        Some(record),
-        "a token record must read back unchanged"
-    );
-    let missing = store
-        .token_by_digest(&TokenDigest::of("unknown"))
-        .await
-        .expect("lookup");
+    assert_eq!(found, Some(record), "a token record must read back unchanged");
+    let missing = store.token_by_digest(&TokenDigest::of("unknown")).await.expect("lookup");
     assert_eq!(missing, None);
 }
 
@@ -317,18 +238,9 @@ pub async fn token_duplicate_digest_conflicts(store: SharedStore) {
     let first = sample_token(&user, "same", 3600);
     store.insert_token(&first).await.expect("insert");
     let second = sample_token(&user, "same", 60);
-    let err = store
-        .insert_token(&second)
-        .await
-        .expect_err("duplicate digest must fail");
-    assert!(
-        matches!(err, StoreError::Conflict(_)),
-        "duplicate digest must be Conflict: {err:?}"
-    );
-    assert_eq!(
-        store.token_by_digest(&first.digest).await.expect("lookup"),
-        Some(first)
-    );
+    let err = store.insert_token(&second).await.expect_err("duplicate digest must fail");
+    assert!(matches!(err, StoreError::Conflict(_)), "duplicate digest must be Conflict: {err:?}");
+    assert_eq!(store.token_by_digest(&first.digest).await.expect("lookup"), Some(first));
 }
 
 /// Revocation marks the record, keeps the first time, and reports unknown tokens.
@@ -337,37 +249,15 @@ pub async fn token_revoke_is_idempotent(store: SharedStore) {
     let record = sample_token(&user, "revoke-me", 3600);
     store.insert_token(&record).await.expect("insert");
     let first = t0() + Duration::seconds(5);
+    assert!(store.revoke_token(&record.digest, first).await.expect("revoke"));
     assert!(
-        store
-            .revoke_token(&record.digest, first)
-            .await
-            .expect("revoke")
+        store.revoke_token(&record.digest, first + Duration::seconds(5)).await.expect("revoke")
     );
-    assert!(
-        store
-            .revoke_token(&record.digest, first + Duration::seconds(5))
-            .await
-            .expect("revoke")
-    );
-    let stored = store
-        .token_by_digest(&record.digest)
-        .await
-        .expect("lookup")
-        .expect("exists");
-    assert_eq!(
-        stored.revoked_at,
-        Some(first),
-        "the first revocation time must be kept"
-    );
+    let stored = store.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
+    assert_eq!(stored.revoked_at, Some(first), "the first revocation time must be kept");
     assert!(!stored.is_active(first), "a revoked token must be inactive");
-    let unknown = store
-        .revoke_token(&TokenDigest::of("nope"), first)
-        .await
-        .expect("revoke");
-    assert!(
-        !unknown,
-        "revoking an unknown token must report that nothing was found"
-    );
+    let unknown = store.revoke_token(&TokenDigest::of("nope"), first).await.expect("revoke");
+    assert!(!unknown, "revoking an unknown token must report that nothing was found");
 }
 
 /// Purging removes exactly the records expired at `now`.
@@ -379,26 +269,11 @@ pub async fn token_purge_removes_only_expired(store: SharedStore) {
     for r in [&short, &exact, &long] {
         store.insert_token(r).await.expect("insert");
     }
-    let purged = store
-        .purge_expired_tokens(t0() + Duration::seconds(20))
-        .await
-        .expect("purge");
-    assert_eq!(
-        purged, 2,
-        "records expiring at or before now must be purged"
-    );
-    assert_eq!(
-        store.token_by_digest(&short.digest).await.expect("lookup"),
-        None
-    );
-    assert_eq!(
-        store.token_by_digest(&exact.digest).await.expect("lookup"),
-        None
-    );
-    assert_eq!(
-        store.token_by_digest(&long.digest).await.expect("lookup"),
-        Some(long)
-    );
+    let purged = store.purge_expired_tokens(t0() + Duration::seconds(20)).await.expect("purge");
+    assert_eq!(purged, 2, "records expiring at or before now must be purged");
+    assert_eq!(store.token_by_digest(&short.digest).await.expect("lookup"), None);
+    assert_eq!(store.token_by_digest(&exact.digest).await.expect("lookup"), None);
+    assert_eq!(store.token_by_digest(&long.digest).await.expect("lookup"), Some(long));
 }
 
 /// Many concurrent inserts all land.
@@ -411,10 +286,7 @@ pub async fn token_concurrent_inserts_lose_nothing(store: SharedStore) {
         tasks.spawn(async move {
             for i in 0..25 {
                 let record = sample_token(&user, &format!("concurrent-{task}-{i}"), 3600);
-                store
-                    .insert_token(&record)
-                    .await
-                    .expect("concurrent insert");
+                store.insert_token(&record).await.expect("concurrent insert");
             }
         });
     }
@@ -443,11 +315,7 @@ pub async fn secret_regenerated_during_authentication_never_lets_old_through(sto
         let stop = stop.clone();
         readers.spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                store
-                    .service_user_by_username(&name)
-                    .await
-                    .expect("lookup")
-                    .expect("exists");
+                store.service_user_by_username(&name).await.expect("lookup").expect("exists");
                 tokio::task::yield_now().await;
             }
         });
@@ -455,10 +323,7 @@ pub async fn secret_regenerated_during_authentication_never_lets_old_through(sto
     let new = ClientSecret::generate().expect("secret");
     let mut patch = ServiceUserPatch::at(t0());
     patch.secret = Some(SecretDigest::of(&new));
-    store
-        .update_service_user(&user.username, &patch)
-        .await
-        .expect("update");
+    store.update_service_user(&user.username, &patch).await.expect("update");
     for _ in 0..50 {
         let digest = store
             .service_user_by_username(&user.username)
@@ -466,10 +331,7 @@ pub async fn secret_regenerated_during_authentication_never_lets_old_through(sto
             .expect("lookup")
             .and_then(|u| u.secret)
             .expect("secret");
-        assert!(
-            !digest.verify(old.expose()),
-            "the old secret was accepted after regeneration"
-        );
+        assert!(!digest.verify(old.expose()), "the old secret was accepted after regeneration");
         assert!(digest.verify(new.expose()), "the new secret must verify");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -497,88 +359,43 @@ pub fn sample_signing_key(kid: &str, offset_secs: i64) -> SigningKeyRecord {
 
 /// Keys read back equal, ordered by activation time.
 pub async fn signing_keys_are_ordered_and_read_back(store: SharedStore) {
-    assert!(
-        store.signing_keys().await.expect("list").is_empty(),
-        "a fresh store has no keys"
-    );
+    assert!(store.signing_keys().await.expect("list").is_empty(), "a fresh store has no keys");
     let first = sample_signing_key("k1", 0);
     let mut second = sample_signing_key("k2", 3600);
     second.algorithm = SigningAlgorithm::Rs256;
-    assert!(
-        store
-            .insert_signing_key(&first, None)
-            .await
-            .expect("insert first")
-    );
-    assert!(
-        store
-            .insert_signing_key(&second, Some("k1"))
-            .await
-            .expect("insert second")
-    );
+    assert!(store.insert_signing_key(&first, None).await.expect("insert first"));
+    assert!(store.insert_signing_key(&second, Some("k1")).await.expect("insert second"));
     let keys = store.signing_keys().await.expect("list");
-    assert_eq!(
-        keys,
-        vec![first, second],
-        "keys must read back unchanged, in activation order"
-    );
+    assert_eq!(keys, vec![first, second], "keys must read back unchanged, in activation order");
 }
 
 /// An insert whose expectation of the newest key is stale stores nothing.
 pub async fn signing_key_insert_is_compare_and_insert(store: SharedStore) {
-    assert!(
-        store
-            .insert_signing_key(&sample_signing_key("k1", 0), None)
-            .await
-            .expect("insert")
-    );
-    let stale = store
-        .insert_signing_key(&sample_signing_key("k2", 10), None)
-        .await
-        .expect("insert");
-    assert!(
-        !stale,
-        "expecting an empty store when it holds k1 must fail"
-    );
+    assert!(store.insert_signing_key(&sample_signing_key("k1", 0), None).await.expect("insert"));
+    let stale =
+        store.insert_signing_key(&sample_signing_key("k2", 10), None).await.expect("insert");
+    assert!(!stale, "expecting an empty store when it holds k1 must fail");
     let wrong = store
         .insert_signing_key(&sample_signing_key("k2", 10), Some("nope"))
         .await
         .expect("insert");
     assert!(!wrong, "expecting the wrong newest key must fail");
-    let kids: Vec<String> = store
-        .signing_keys()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|k| k.kid)
-        .collect();
+    let kids: Vec<String> =
+        store.signing_keys().await.expect("list").into_iter().map(|k| k.kid).collect();
     assert_eq!(kids, ["k1"], "failed inserts store nothing");
-    let dup = store
-        .insert_signing_key(&sample_signing_key("k1", 20), Some("k1"))
-        .await;
-    assert!(
-        matches!(dup, Err(StoreError::Conflict(_))),
-        "a duplicate kid is a conflict: {dup:?}"
-    );
+    let dup = store.insert_signing_key(&sample_signing_key("k1", 20), Some("k1")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "a duplicate kid is a conflict: {dup:?}");
 }
 
 /// Instances racing to rotate from the same newest key create exactly one key.
 pub async fn signing_key_rotation_race_creates_one_key(store: SharedStore) {
-    assert!(
-        store
-            .insert_signing_key(&sample_signing_key("base", 0), None)
-            .await
-            .expect("insert")
-    );
+    assert!(store.insert_signing_key(&sample_signing_key("base", 0), None).await.expect("insert"));
     let mut racers = tokio::task::JoinSet::new();
     for i in 0..8 {
         let store = store.clone();
         racers.spawn(async move {
             let key = sample_signing_key(&format!("next-{i}"), 3600);
-            store
-                .insert_signing_key(&key, Some("base"))
-                .await
-                .expect("racing insert")
+            store.insert_signing_key(&key, Some("base")).await.expect("racing insert")
         });
     }
     let mut winners = 0;
@@ -593,26 +410,179 @@ pub async fn signing_key_rotation_race_creates_one_key(store: SharedStore) {
 
 /// Deleting removes the key once and reports whether it existed.
 pub async fn signing_key_delete_is_idempotent(store: SharedStore) {
+    assert!(store.insert_signing_key(&sample_signing_key("k1", 0), None).await.expect("insert"));
     assert!(
-        store
-            .insert_signing_key(&sample_signing_key("k1", 0), None)
-            .await
-            .expect("insert")
-    );
-    assert!(
-        store
-            .insert_signing_key(&sample_signing_key("k2", 5), Some("k1"))
-            .await
-            .expect("insert")
+        store.insert_signing_key(&sample_signing_key("k2", 5), Some("k1")).await.expect("insert")
     );
     assert!(store.delete_signing_key("k1").await.expect("delete"));
     assert!(!store.delete_signing_key("k1").await.expect("delete again"));
-    let kids: Vec<String> = store
-        .signing_keys()
+    let kids: Vec<String> =
+        store.signing_keys().await.expect("list").into_iter().map(|k| k.kid).collect();
+    assert_eq!(kids, ["k2"]);
+}
+
+/// A project with id `id`, not yet stored.
+pub fn sample_project(id: &str) -> Project {
+    let id = ProjectId::new(id).unwrap_or_else(|e| panic!("test project id {id:?}: {e}"));
+    Project::new(id, DisplayName::new("Orders").unwrap_or_else(|e| panic!("{e}")), t0())
+}
+
+/// An API app of `project` with client ID `client_id` and a secret, not yet stored.
+pub fn sample_app(project: &Project, client_id: &str) -> (ApiApp, ClientSecret) {
+    let secret = ClientSecret::generate().unwrap_or_else(|e| panic!("{e}"));
+    let app = ApiApp {
+        client_id: ClientId::new(client_id).unwrap_or_else(|e| panic!("{e}")),
+        project_id: project.id.clone(),
+        name: DisplayName::new("Orders API").unwrap_or_else(|e| panic!("{e}")),
+        secret: Some(SecretDigest::of(&secret)),
+        enabled: true,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    (app, secret)
+}
+
+fn role(key: &str) -> RoleKey {
+    RoleKey::new(key).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Projects read back; the reserved project exists and cannot be created again.
+pub async fn projects_create_lookup_and_reserved(store: SharedStore) {
+    let reserved = store.project_by_id(&ProjectId::reserved()).await.expect("lookup");
+    assert_eq!(reserved, Some(Project::reserved()), "the reserved project exists in every store");
+    let err = store.create_project(&Project::reserved()).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "the reserved id is taken: {err:?}");
+    let orders = sample_project("orders");
+    store.create_project(&orders).await.expect("create");
+    assert_eq!(store.project_by_id(&orders.id).await.expect("lookup"), Some(orders.clone()));
+    let dup = store.create_project(&sample_project("orders")).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "duplicate project id: {dup:?}");
+    let ids: Vec<String> =
+        store.list_projects().await.expect("list").into_iter().map(|p| p.id.to_string()).collect();
+    assert_eq!(ids, ["orders", "zitadel"]);
+    let missing = store.project_by_id(&ProjectId::new("nope").expect("id")).await.expect("lookup");
+    assert_eq!(missing, None);
+}
+
+/// API app client IDs and usernames are one namespace; apps need their project.
+pub async fn api_apps_share_the_client_namespace_with_users(store: SharedStore) {
+    let orders = sample_project("orders");
+    store.create_project(&orders).await.expect("create project");
+    let (app, _) = sample_app(&orders, "orders-api");
+    store.create_api_app(&app).await.expect("create app");
+    assert_eq!(
+        store.api_app_by_client_id(&app.client_id).await.expect("lookup"),
+        Some(app.clone())
+    );
+
+    let (user, _) = sample_user("orders-api");
+    let clash = store.create_service_user(&user).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "username taken by an app: {clash:?}");
+    create(&store, "billing-job").await;
+    let (clash_app, _) = sample_app(&orders, "billing-job");
+    let clash = store.create_api_app(&clash_app).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "client ID taken by a user: {clash:?}");
+    let (dup, _) = sample_app(&orders, "orders-api");
+    assert!(matches!(store.create_api_app(&dup).await, Err(StoreError::Conflict(_))));
+
+    let (orphan, _) = sample_app(&sample_project("ghost"), "ghost-api");
+    let err = store.create_api_app(&orphan).await;
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "app of a missing project: {err:?}");
+    let ids: Vec<String> = store
+        .list_api_apps()
         .await
         .expect("list")
         .into_iter()
-        .map(|k| k.kid)
+        .map(|a| a.client_id.to_string())
         .collect();
-    assert_eq!(kids, ["k2"]);
+    assert_eq!(ids, ["orders-api"]);
+    store.delete_api_app(&app.client_id).await.expect("delete");
+    assert_eq!(store.api_app_by_client_id(&app.client_id).await.expect("lookup"), None);
+    let err = store.delete_api_app(&app.client_id).await;
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "second delete: {err:?}");
+}
+
+/// A replaced API app secret stops working at once; patches apply what they name.
+pub async fn api_app_update_replaces_secret_at_once(store: SharedStore) {
+    let orders = sample_project("orders");
+    store.create_project(&orders).await.expect("create project");
+    let (app, old) = sample_app(&orders, "orders-api");
+    store.create_api_app(&app).await.expect("create app");
+    let new = ClientSecret::generate().expect("secret");
+    let mut patch = ApiAppPatch::at(t0() + Duration::seconds(3));
+    patch.secret = Some(SecretDigest::of(&new));
+    patch.enabled = Some(false);
+    let updated = store.update_api_app(&app.client_id, &patch).await.expect("update");
+    let mut expected = app.clone();
+    expected.apply(&patch);
+    assert_eq!(updated, expected);
+    let stored = store.api_app_by_client_id(&app.client_id).await.expect("lookup").expect("exists");
+    let digest = stored.secret.expect("secret");
+    assert!(digest.verify(new.expose()) && !digest.verify(old.expose()));
+    assert!(!stored.enabled);
+    let missing = ClientId::new("missing").expect("id");
+    let err = store.update_api_app(&missing, &ApiAppPatch::at(t0())).await;
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "{err:?}");
+}
+
+/// Grants are idempotent, need their user and project, and go with their user.
+pub async fn grants_are_idempotent_and_follow_their_user(store: SharedStore) {
+    let orders = sample_project("orders");
+    store.create_project(&orders).await.expect("create project");
+    let (user, _) = create(&store, "granted").await;
+    let reader =
+        RoleGrant { user_id: user.id.clone(), project_id: orders.id.clone(), role: role("reader") };
+    let admin = RoleGrant {
+        user_id: user.id.clone(),
+        project_id: ProjectId::reserved(),
+        role: role("admin"),
+    };
+    assert!(store.add_grant(&reader).await.expect("grant"));
+    assert!(!store.add_grant(&reader).await.expect("grant again"), "a second add changes nothing");
+    assert!(store.add_grant(&admin).await.expect("grant"));
+    let grants = store.grants_of_user(&user.id).await.expect("list");
+    assert_eq!(grants, vec![reader.clone(), admin.clone()], "ordered by project, then role");
+
+    let ghost_user = RoleGrant { user_id: UserId::generate().expect("id"), ..reader.clone() };
+    assert!(matches!(store.add_grant(&ghost_user).await, Err(StoreError::NotFound(_))));
+    let ghost_project =
+        RoleGrant { project_id: ProjectId::new("ghost").expect("id"), ..reader.clone() };
+    assert!(matches!(store.add_grant(&ghost_project).await, Err(StoreError::NotFound(_))));
+
+    assert!(store.remove_grant(&admin).await.expect("remove"));
+    assert!(!store.remove_grant(&admin).await.expect("remove again"));
+    assert_eq!(store.grants_of_user(&user.id).await.expect("list"), vec![reader]);
+    store.delete_service_user(&user.username).await.expect("delete user");
+    assert!(
+        store.grants_of_user(&user.id).await.expect("list").is_empty(),
+        "grants go with the user"
+    );
+}
+
+/// A revoked JWT id is reported until purged after its expiry.
+pub async fn revoked_jtis_are_seen_until_purged(store: SharedStore) {
+    let jti = TokenId::generate().expect("jti");
+    let other = TokenId::generate().expect("jti");
+    assert!(!store.is_jti_revoked(&jti).await.expect("lookup"));
+    store.revoke_jti(&jti, t0() + Duration::seconds(100)).await.expect("revoke");
+    store.revoke_jti(&jti, t0() + Duration::seconds(50)).await.expect("revoke again");
+    assert!(store.is_jti_revoked(&jti).await.expect("lookup"));
+    assert!(!store.is_jti_revoked(&other).await.expect("lookup"));
+    store.purge_expired_tokens(t0() + Duration::seconds(99)).await.expect("purge");
+    assert!(store.is_jti_revoked(&jti).await.expect("lookup"), "not purged before its expiry");
+    let purged = store.purge_expired_tokens(t0() + Duration::seconds(100)).await.expect("purge");
+    assert_eq!(purged, 1);
+    assert!(!store.is_jti_revoked(&jti).await.expect("lookup"));
+}
+
+/// Roles carried by a token record read back unchanged.
+pub async fn token_roles_read_back(store: SharedStore) {
+    let (user, _) = create(&store, "roles").await;
+    let mut record = sample_token(&user, "with-roles", 60);
+    record.roles.insert(&role("reader"), &sample_project("orders"));
+    record.roles.insert(&role("reader"), &Project::reserved());
+    record.roles.insert(&role("writer"), &sample_project("orders"));
+    store.insert_token(&record).await.expect("insert");
+    let found = store.token_by_digest(&record.digest).await.expect("lookup");
+    assert_eq!(found, Some(record));
 }

@@ -2,8 +2,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::StoreError;
-use crate::ids::{UserId, Username};
+use crate::ids::{TokenId, UserId, Username};
 use crate::keys::SigningKeyStore;
+use crate::projects::ProjectStore;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 
 /// Storage of service users.
@@ -17,7 +18,8 @@ use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 ///   [`update_service_user`](Self::update_service_user) with a new secret returns, no
 ///   later lookup returns the old digest: a regenerated secret stops working at once.
 /// - Changing or deleting a user that does not exist fails with [`StoreError::NotFound`].
-/// - Deleting a user also deletes its token records.
+/// - Deleting a user also deletes its token records and role grants.
+/// - A username may not be an API app's client ID ([`StoreError::Conflict`]).
 #[async_trait]
 pub trait ServiceUserStore: Send + Sync {
     /// Stores a new user.
@@ -57,7 +59,10 @@ pub trait ServiceUserStore: Send + Sync {
 /// - Concurrent inserts lose nothing.
 /// - [`revoke_token`](Self::revoke_token) is idempotent and keeps the first revocation time.
 /// - [`purge_expired_tokens`](Self::purge_expired_tokens) deletes only records whose
-///   expiry is at or before `now`.
+///   expiry is at or before `now`, and likewise revoked JWT ids.
+/// - A revoked JWT id ([`revoke_jti`](Self::revoke_jti)) is reported revoked by
+///   [`is_jti_revoked`](Self::is_jti_revoked) on every instance once the call returns,
+///   until it is purged after the token's expiry. Revoking twice keeps the later expiry.
 #[async_trait]
 pub trait TokenStore: Send + Sync {
     /// Stores the record of a newly issued token.
@@ -76,13 +81,21 @@ pub trait TokenStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes the records of tokens that expired at or before `now`; returns how many.
+    /// Deletes the records of tokens, and the revoked JWT ids, that expired at or
+    /// before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Records that the self-contained token `jti`, valid until `expires_at`, is revoked.
+    async fn revoke_jti(&self, jti: &TokenId, expires_at: OffsetDateTime)
+    -> Result<(), StoreError>;
+
+    /// Whether the self-contained token `jti` was revoked.
+    async fn is_jti_revoked(&self, jti: &TokenId) -> Result<bool, StoreError>;
 }
 
 /// Everything Tessera stores: the traits a complete backend implements.
 #[async_trait]
-pub trait Store: ServiceUserStore + TokenStore + SigningKeyStore {
+pub trait Store: ServiceUserStore + TokenStore + ProjectStore + SigningKeyStore {
     /// Checks that the backend is reachable (for health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 }
