@@ -100,9 +100,7 @@ impl ClientCredentials {
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let header = values.next();
         if values.next().is_some() {
-            return Err(OAuthError::invalid_request(
-                "the Authorization header is repeated",
-            ));
+            return Err(OAuthError::invalid_request("the Authorization header is repeated"));
         }
         match header {
             Some(value) => {
@@ -142,19 +140,13 @@ pub fn parse_basic(value: &[u8]) -> Result<ClientCredentials, OAuthError> {
             .or_else(|_| Base64Unpadded::decode_vec(encoded))
             .map_err(|_| OAuthError::invalid_client())?,
     );
-    let colon = decoded
-        .iter()
-        .position(|b| *b == b':')
-        .ok_or_else(OAuthError::invalid_client)?;
+    let colon = decoded.iter().position(|b| *b == b':').ok_or_else(OAuthError::invalid_client)?;
     let id = decode(&decoded[..colon]).map_err(|_| OAuthError::invalid_client())?;
     let secret = decode(&decoded[colon + 1..]).map_err(|_| OAuthError::invalid_client())?;
     if id.is_empty() {
         return Err(OAuthError::invalid_client());
     }
-    Ok(ClientCredentials::basic(
-        id.into_owned(),
-        secret.into_owned(),
-    ))
+    Ok(ClientCredentials::basic(id.into_owned(), secret.into_owned()))
 }
 
 #[cfg(test)]
@@ -175,10 +167,7 @@ mod tests {
         assert_eq!(creds.method, AuthMethod::ClientSecretBasic);
         // Scheme is case-insensitive; padding may be left out.
         let creds = parse_basic(b"bAsIc YTpi")?;
-        assert_eq!(
-            (creds.client_id.as_str(), creds.secret.expose()),
-            ("a", "b")
-        );
+        assert_eq!((creds.client_id.as_str(), creds.secret.expose()), ("a", "b"));
         let creds = parse_basic(b"Basic YTpiYw")?;
         assert_eq!(creds.secret.expose(), "bc");
         Ok(())

@@ -105,13 +105,7 @@ pub struct OAuthError {
 impl OAuthError {
     /// An error with `code` and `description`, answered with the code's status.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self {
-            code,
-            description: description.into(),
-            status: None,
-            allow: None,
-            retry_after: None,
-        }
+        Self { code, description: description.into(), status: None, allow: None, retry_after: None }
     }
 
     /// `invalid_request`.
@@ -131,19 +125,13 @@ impl OAuthError {
 
     /// `server_error`, for failures that are the server's fault.
     pub fn server_error() -> Self {
-        Self::new(
-            ErrorCode::ServerError,
-            "the server could not complete the request",
-        )
+        Self::new(ErrorCode::ServerError, "the server could not complete the request")
     }
 
     /// `temporarily_unavailable` (503), when storage cannot be reached.
     pub fn unavailable() -> Self {
-        Self::new(
-            ErrorCode::TemporarilyUnavailable,
-            "the server is temporarily unavailable",
-        )
-        .with_retry_after(1)
+        Self::new(ErrorCode::TemporarilyUnavailable, "the server is temporarily unavailable")
+            .with_retry_after(1)
     }
 
     /// 404 for a path this endpoint does not serve.
@@ -200,10 +188,7 @@ impl OAuthError {
             error: &'a str,
             error_description: &'a str,
         }
-        let body = Body {
-            error: self.code.as_str(),
-            error_description: &self.description,
-        };
+        let body = Body { error: self.code.as_str(), error_description: &self.description };
         let mut response = json_response(self.status(), &body);
         let headers = response.headers_mut();
         let challenge = match self.code {
@@ -264,41 +249,23 @@ mod tests {
 
     #[test]
     fn statuses_follow_the_rfcs() {
-        assert_eq!(
-            OAuthError::invalid_request("x").status(),
-            StatusCode::BAD_REQUEST
-        );
-        assert_eq!(
-            OAuthError::invalid_client().status(),
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            OAuthError::invalid_scope("x").status(),
-            StatusCode::BAD_REQUEST
-        );
+        assert_eq!(OAuthError::invalid_request("x").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(OAuthError::invalid_client().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(OAuthError::invalid_scope("x").status(), StatusCode::BAD_REQUEST);
         assert_eq!(
             OAuthError::new(ErrorCode::InsufficientScope, "x").status(),
             StatusCode::FORBIDDEN
         );
-        assert_eq!(
-            OAuthError::unavailable().status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
+        assert_eq!(OAuthError::unavailable().status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(OAuthError::not_found().status(), StatusCode::NOT_FOUND);
-        assert_eq!(
-            OAuthError::payload_too_large(1).status(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
+        assert_eq!(OAuthError::payload_too_large(1).status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]
     fn invalid_client_carries_a_basic_challenge() {
         let r = OAuthError::invalid_client().into_response();
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            header(&r, WWW_AUTHENTICATE),
-            Some("Basic realm=\"tessera\"")
-        );
+        assert_eq!(header(&r, WWW_AUTHENTICATE), Some("Basic realm=\"tessera\""));
         assert_eq!(header(&r, CACHE_CONTROL), Some("no-store"));
         assert_eq!(header(&r, CONTENT_TYPE), Some("application/json"));
     }
@@ -319,9 +286,6 @@ mod tests {
         let r = OAuthError::method_not_allowed("POST").into_response();
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(header(&r, ALLOW), Some("POST"));
-        assert_eq!(
-            header(&OAuthError::unavailable().into_response(), RETRY_AFTER),
-            Some("1")
-        );
+        assert_eq!(header(&OAuthError::unavailable().into_response(), RETRY_AFTER), Some("1"));
     }
 }

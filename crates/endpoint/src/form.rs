@@ -73,9 +73,7 @@ impl Form {
 /// result must be UTF-8.
 pub fn decode(input: &[u8]) -> Result<Cow<'_, str>, FormError> {
     if !input.iter().any(|b| matches!(b, b'%' | b'+')) {
-        return std::str::from_utf8(input)
-            .map(Cow::Borrowed)
-            .map_err(|_| FormError::NotUtf8);
+        return std::str::from_utf8(input).map(Cow::Borrowed).map_err(|_| FormError::NotUtf8);
     }
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
@@ -95,9 +93,7 @@ pub fn decode(input: &[u8]) -> Result<Cow<'_, str>, FormError> {
         }
         i += 1;
     }
-    String::from_utf8(out)
-        .map(Cow::Owned)
-        .map_err(|_| FormError::NotUtf8)
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| FormError::NotUtf8)
 }
 
 const fn hex(b: u8) -> Option<u8> {

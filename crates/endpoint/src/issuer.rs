@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
-use tessera_scope::{ProjectRef, ScopeKind, ScopePolicy, ScopeSet};
+use tessera_scope::{Scope, ScopeKind, ScopePolicy, ScopeSet};
 use tessera_store::{
-    Clock, SecretDigest, ServiceUser, Store, StoreError, SystemClock, TokenId, Username,
-    whole_seconds,
+    Clock, Project, ProjectId, RoleClaims, SecretDigest, ServiceUser, Store, StoreError,
+    SystemClock, TokenId, Username, whole_seconds,
 };
 use time::OffsetDateTime;
 
@@ -37,6 +37,13 @@ pub struct TokenResponse {
     pub jti: TokenId,
     /// When the token expires.
     pub expires_at: OffsetDateTime,
+}
+
+/// The scopes, audience and roles a token request resolves to.
+struct Resolved {
+    scopes: ScopeSet,
+    audience: Vec<String>,
+    roles: RoleClaims,
 }
 
 /// Issues tokens: authenticates clients, negotiates scopes, mints and records tokens.
@@ -78,12 +85,7 @@ impl Issuer {
     /// An issuer on `store` minting with `minter`, on the system clock, with the
     /// default scope policy (default scope `openid`).
     pub fn new(store: Arc<dyn Store>, minter: TokenMinter) -> Self {
-        Self {
-            store,
-            minter,
-            clock: Arc::new(SystemClock),
-            scopes: ScopePolicy::default(),
-        }
+        Self { store, minter, clock: Arc::new(SystemClock), scopes: ScopePolicy::default() }
     }
 
     /// Uses `clock` for every time the issuer reads.
@@ -123,38 +125,10 @@ impl Issuer {
     /// `invalid_client`, and costs the same work.
     pub async fn authenticate(&self, creds: &ClientCredentials) -> Result<ServiceUser, OAuthError> {
         let user = match Username::new(&creds.client_id) {
-            Ok(name) => self
-                .store
-                .service_user_by_username(&name)
-                .await
-                .map_err(store_error)?,
+            Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
             Err(_) => None,
         };
-        let presented = creds.secret.expose();
-        let verified = match user.as_ref().and_then(|u| u.secret) {
-            Some(digest) => digest.verify(presented),
-            None => SecretDigest::verify_nothing(presented),
-        };
-        match user {
-            Some(user) if verified && user.enabled => {
-                tracing::debug!(
-                    target: "tessera::audit",
-                    event = "client_authenticated",
-                    client_id = %user.username,
-                    method = creds.method.as_str(),
-                );
-                Ok(user)
-            }
-            _ => {
-                tracing::info!(
-                    target: "tessera::audit",
-                    event = "client_authentication_failed",
-                    client_id = %loggable_id(&creds.client_id),
-                    method = creds.method.as_str(),
-                );
-                Err(OAuthError::invalid_client())
-            }
-        }
+        check_credentials(creds, user, |u| (u.secret, u.enabled))
     }
 
     /// The client credentials grant (RFC 6749 §4.4): authenticate, negotiate scopes,
@@ -168,16 +142,74 @@ impl Issuer {
             .scopes
             .negotiate(request.scope.as_ref())
             .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-        let (scope, audience) = resolve_audience(negotiated, &user);
-        self.issue(&user, scope, audience).await
+        let resolved = self.resolve_projects(negotiated, &user).await?;
+        self.issue(&user, resolved).await
+    }
+
+    /// Turns project scopes into the token's audience and roles.
+    ///
+    /// `urn:zitadel:iam:org:project:id:{id}:aud` adds project `id` to the audience when
+    /// the project exists (`zitadel`, the server's own API, always does) and is dropped
+    /// otherwise. `urn:zitadel:iam:org:project:role:{role}` is kept when the user holds
+    /// `role` in at least one project of the audience, and adds the role for each such
+    /// project. With no project in the audience, the audience is the client ID. The
+    /// scopes that remain are the ones granted, in the order requested.
+    async fn resolve_projects(
+        &self,
+        scopes: ScopeSet,
+        user: &ServiceUser,
+    ) -> Result<Resolved, OAuthError> {
+        let mut projects: Vec<Project> = Vec::new();
+        let mut dropped: Vec<Scope> = Vec::new();
+        for scope in &scopes {
+            if let ScopeKind::ProjectAudience(project) = scope.kind() {
+                let found = match ProjectId::new(project.id()) {
+                    Ok(id) => self.store.project_by_id(&id).await.map_err(store_error)?,
+                    Err(_) => None,
+                };
+                match found {
+                    Some(project) if !projects.contains(&project) => projects.push(project),
+                    Some(_) => {}
+                    None => dropped.push(scope.clone()),
+                }
+            }
+        }
+        let mut roles = RoleClaims::default();
+        if scopes.iter().any(|s| matches!(s.kind(), ScopeKind::ProjectRole(_))) {
+            let grants = self.store.grants_of_user(&user.id).await.map_err(store_error)?;
+            for scope in &scopes {
+                let ScopeKind::ProjectRole(role) = scope.kind() else { continue };
+                let mut granted = false;
+                for project in &projects {
+                    if let Some(grant) = grants
+                        .iter()
+                        .find(|g| g.project_id == project.id && g.role.as_str() == role)
+                    {
+                        roles.insert(&grant.role, project);
+                        granted = true;
+                    }
+                }
+                if !granted {
+                    dropped.push(scope.clone());
+                }
+            }
+        }
+        let mut scopes = scopes;
+        scopes.retain(|s| !dropped.contains(s));
+        let audience = if projects.is_empty() {
+            vec![user.username.to_string()]
+        } else {
+            projects.into_iter().map(|p| p.id.to_string()).collect()
+        };
+        Ok(Resolved { scopes, audience, roles })
     }
 
     async fn issue(
         &self,
         user: &ServiceUser,
-        scope: ScopeSet,
-        audience: Vec<String>,
+        resolved: Resolved,
     ) -> Result<TokenResponse, OAuthError> {
+        let Resolved { scopes: scope, audience, roles } = resolved;
         let now = self.clock.now();
         let issued_at = whole_seconds(now);
         let grant = Grant {
@@ -186,6 +218,7 @@ impl Issuer {
             client_id: user.username.clone(),
             scopes: scope,
             audience,
+            roles,
             issued_at,
             expires_at: issued_at + user.token_lifetime.duration(),
         };
@@ -232,26 +265,40 @@ pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
     u64::try_from(remaining).unwrap_or(0)
 }
 
-/// Splits project scopes out of the granted scopes and turns them into the audience.
-///
-/// `urn:zitadel:iam:org:project:id:zitadel:aud` names the server's own API and is
-/// always granted; other project ids are dropped (with no project known to the
-/// store), as are role scopes (with no role granted). With no project in the
-/// audience, the audience is the client ID.
-fn resolve_audience(mut scopes: ScopeSet, user: &ServiceUser) -> (ScopeSet, Vec<String>) {
-    let mut audience = Vec::new();
-    scopes.retain(|scope| match scope.kind() {
-        ScopeKind::ProjectAudience(ProjectRef::Zitadel) => {
-            audience.push(ProjectRef::Zitadel.id().to_owned());
-            true
+/// Verifies a presented secret against the client that was found (if any), with the
+/// same work whether or not it was, and logs the outcome. `facts` gives the client's
+/// secret digest and whether it is enabled.
+pub(crate) fn check_credentials<T>(
+    creds: &ClientCredentials,
+    found: Option<T>,
+    facts: impl Fn(&T) -> (Option<SecretDigest>, bool),
+) -> Result<T, OAuthError> {
+    let presented = creds.secret.expose();
+    let (digest, enabled) = found.as_ref().map(&facts).unwrap_or((None, false));
+    let verified = match digest {
+        Some(digest) => digest.verify(presented),
+        None => SecretDigest::verify_nothing(presented),
+    };
+    match found {
+        Some(client) if verified && enabled => {
+            tracing::debug!(
+                target: "tessera::audit",
+                event = "client_authenticated",
+                client_id = %creds.client_id,
+                method = creds.method.as_str(),
+            );
+            Ok(client)
         }
-        ScopeKind::ProjectAudience(ProjectRef::Id(_)) | ScopeKind::ProjectRole(_) => false,
-        ScopeKind::Standard(_) | ScopeKind::Custom(_) => true,
-    });
-    if audience.is_empty() {
-        audience.push(user.username.to_string());
+        _ => {
+            tracing::info!(
+                target: "tessera::audit",
+                event = "client_authentication_failed",
+                client_id = %loggable_id(&creds.client_id),
+                method = creds.method.as_str(),
+            );
+            Err(OAuthError::invalid_client())
+        }
     }
-    (scopes, audience)
 }
 
 /// The one mapping from storage failures to OAuth errors.
@@ -303,12 +350,7 @@ mod tests {
         tessera_store::ServiceUserStore::create_service_user(&*store, &user).await?;
         let issuer =
             Issuer::new(store.clone(), TokenMinter::new("http://issuer")).with_clock(clock.clone());
-        Ok(Fixture {
-            issuer,
-            store,
-            clock,
-            secret,
-        })
+        Ok(Fixture { issuer, store, clock, secret })
     }
 
     fn request(id: &str, secret: &str, scope: Option<&str>) -> ClientCredentialsRequest {
@@ -321,10 +363,7 @@ mod tests {
     #[tokio::test]
     async fn issues_and_records_an_opaque_token() -> Result<(), Box<dyn std::error::Error>> {
         let f = fixture().await?;
-        let response = f
-            .issuer
-            .client_credentials(request("svc", f.secret.expose(), None))
-            .await?;
+        let response = f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
         assert_eq!(response.expires_in, 43_199);
         assert_eq!(response.scope.to_string(), "openid");
         let digest = TokenDigest::of(response.access_token.expose());
@@ -347,10 +386,7 @@ mod tests {
             &patch,
         )
         .await?;
-        let response = f
-            .issuer
-            .client_credentials(request("svc", f.secret.expose(), None))
-            .await?;
+        let response = f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
         assert_eq!(response.expires_in, 59);
         let digest = TokenDigest::of(response.access_token.expose());
         let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
@@ -385,10 +421,7 @@ mod tests {
         )
         .await?;
         errors.push(
-            f.issuer
-                .client_credentials(request("svc", f.secret.expose(), None))
-                .await
-                .map(|_| ()),
+            f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await.map(|_| ()),
         );
         for error in errors {
             assert_eq!(error, Err(OAuthError::invalid_client()));
@@ -401,14 +434,9 @@ mod tests {
         let f = fixture().await?;
         let scope = "openid urn:zitadel:iam:org:project:id:zitadel:aud \
                      urn:zitadel:iam:org:project:id:123:aud urn:zitadel:iam:org:project:role:r";
-        let response = f
-            .issuer
-            .client_credentials(request("svc", f.secret.expose(), Some(scope)))
-            .await?;
-        assert_eq!(
-            response.scope.to_string(),
-            "openid urn:zitadel:iam:org:project:id:zitadel:aud"
-        );
+        let response =
+            f.issuer.client_credentials(request("svc", f.secret.expose(), Some(scope))).await?;
+        assert_eq!(response.scope.to_string(), "openid urn:zitadel:iam:org:project:id:zitadel:aud");
         let digest = TokenDigest::of(response.access_token.expose());
         let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
             .await?
@@ -423,11 +451,7 @@ mod tests {
         let f = fixture().await?;
         let err = f
             .issuer
-            .client_credentials(request(
-                "svc",
-                f.secret.expose(),
-                Some("openid offline_access"),
-            ))
+            .client_credentials(request("svc", f.secret.expose(), Some("openid offline_access")))
             .await
             .expect_err("offline_access is not allowed");
         assert_eq!(err.code(), ErrorCode::InvalidScope);

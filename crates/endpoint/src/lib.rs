@@ -17,6 +17,7 @@ mod error;
 pub mod form;
 mod issuer;
 mod service;
+mod tokens;
 
 pub use auth::{
     AuthMethod, ClientCredentials, MAX_AUTHORIZATION_LEN, PresentedSecret, parse_basic,
@@ -24,6 +25,7 @@ pub use auth::{
 pub use error::{ErrorCode, OAuthError, REALM};
 pub use issuer::{ClientCredentialsRequest, Issuer, TokenResponse, seconds_until};
 pub use service::{
-    DEFAULT_MAX_BODY, HEALTH_PATH, KEYS_PATH, OAUTH_METADATA_PATH, OPENID_CONFIGURATION_PATH,
-    ResponseBody, TOKEN_PATH, TokenEndpoint,
+    DEFAULT_MAX_BODY, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
+    OPENID_CONFIGURATION_PATH, REVOKE_PATH, ResponseBody, TOKEN_PATH, TokenEndpoint, USERINFO_PATH,
 };
+pub use tokens::{ActiveToken, Caller, Introspection, MAX_TOKEN_LEN, UserInfo};

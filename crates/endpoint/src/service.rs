@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full, Limited};
@@ -19,9 +19,16 @@ use crate::auth::ClientCredentials;
 use crate::error::{ErrorCode, OAuthError, json_response};
 use crate::form::Form;
 use crate::issuer::{ClientCredentialsRequest, Issuer, TokenResponse};
+use crate::tokens::Introspection;
 
 /// Path of the token endpoint.
 pub const TOKEN_PATH: &str = "/oauth/v2/token";
+/// Path of token introspection (RFC 7662).
+pub const INTROSPECT_PATH: &str = "/oauth/v2/introspect";
+/// Path of token revocation (RFC 7009).
+pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
+/// Path of the userinfo endpoint.
+pub const USERINFO_PATH: &str = "/oidc/v1/userinfo";
 /// Path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
 /// Path of the JWK Set of the token signing keys.
@@ -69,20 +76,13 @@ struct Inner {
 impl TokenEndpoint {
     /// The endpoints of `issuer`, with the default body limit.
     pub fn new(issuer: Issuer) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                issuer,
-                max_body: DEFAULT_MAX_BODY,
-            }),
-        }
+        Self { inner: Arc::new(Inner { issuer, max_body: DEFAULT_MAX_BODY }) }
     }
 
     /// Sets the largest request body accepted; larger ones are answered with 413.
     pub fn with_max_body(self, max_body: usize) -> Self {
         let issuer = self.inner.issuer.clone();
-        Self {
-            inner: Arc::new(Inner { issuer, max_body }),
-        }
+        Self { inner: Arc::new(Inner { issuer, max_body }) }
     }
 
     /// The issuer behind the endpoint.
@@ -114,6 +114,31 @@ impl TokenEndpoint {
                 let form = read_form(&parts.headers, body, self.inner.max_body).await?;
                 self.token(&parts.headers, &form).await
             }
+            INTROSPECT_PATH | REVOKE_PATH => {
+                require_method(request.method(), &[Method::POST], "POST")?;
+                let path = request.uri().path().to_owned();
+                let (parts, body) = request.into_parts();
+                let form = read_form(&parts.headers, body, self.inner.max_body).await?;
+                let credentials = ClientCredentials::from_request(&parts.headers, &form)?;
+                let token = form_param(&form, "token")?
+                    .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
+                // token_type_hint: only access tokens are issued here, so every search
+                // covers them whatever the hint says (RFC 7009 §2.1).
+                form_param(&form, "token_type_hint")?;
+                if path == INTROSPECT_PATH {
+                    let answer = self.inner.issuer.introspect(&credentials, token).await?;
+                    Ok(introspection_response(&answer, self.inner.issuer.minter().issuer()))
+                } else {
+                    self.inner.issuer.revoke(&credentials, token).await?;
+                    Ok(empty_ok())
+                }
+            }
+            USERINFO_PATH => {
+                require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;
+                let token = bearer_token(request.headers())?;
+                let info = self.inner.issuer.userinfo(token).await?;
+                Ok(json_response(StatusCode::OK, &info))
+            }
             HEALTH_PATH => {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
                 Ok(self.health().await)
@@ -124,10 +149,7 @@ impl TokenEndpoint {
             }
             OPENID_CONFIGURATION_PATH | OAUTH_METADATA_PATH => {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
-                Ok(public_json(json_response(
-                    StatusCode::OK,
-                    &self.discovery(),
-                )))
+                Ok(public_json(json_response(StatusCode::OK, &self.discovery())))
             }
             _ => Err(OAuthError::not_found()),
         }
@@ -138,10 +160,7 @@ impl TokenEndpoint {
         headers: &HeaderMap,
         form: &Form,
     ) -> Result<Response<ResponseBody>, OAuthError> {
-        let param = |name| {
-            form.get(name)
-                .map_err(|e| OAuthError::invalid_request(e.to_string()))
-        };
+        let param = |name| form.get(name).map_err(|e| OAuthError::invalid_request(e.to_string()));
         let grant_type = param("grant_type")?
             .ok_or_else(|| OAuthError::invalid_request("missing parameter grant_type"))?;
         let scope = param("scope")?
@@ -172,9 +191,7 @@ impl TokenEndpoint {
             None => Bytes::from_static(br#"{"keys":[]}"#),
         };
         let mut response = Response::new(Full::new(jwks));
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         public_json(response)
     }
 
@@ -184,12 +201,7 @@ impl TokenEndpoint {
         let issuer = self.inner.issuer.minter().issuer();
         let base = issuer.trim_end_matches('/');
         let algorithms: Vec<&str> = match self.inner.issuer.minter().keys() {
-            Some(ring) => ring
-                .key_set()
-                .algorithms()
-                .into_iter()
-                .map(|a| a.as_str())
-                .collect(),
+            Some(ring) => ring.key_set().algorithms().into_iter().map(|a| a.as_str()).collect(),
             None => Vec::new(),
         };
         let scopes: Vec<&str> = StandardScope::ALL
@@ -203,6 +215,11 @@ impl TokenEndpoint {
             "jwks_uri": format!("{base}{KEYS_PATH}"),
             "grant_types_supported": ["client_credentials"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint": format!("{base}{INTROSPECT_PATH}"),
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
+            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "userinfo_endpoint": format!("{base}{USERINFO_PATH}"),
             "scopes_supported": scopes,
             "response_types_supported": [],
             "subject_types_supported": ["public"],
@@ -220,15 +237,64 @@ impl TokenEndpoint {
             Ok(()) => json_response(StatusCode::OK, &Health { status: "ok" }),
             Err(e) => {
                 tracing::warn!(error = %e, "health check: storage unreachable");
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &Health {
-                        status: "unavailable",
-                    },
-                )
+                json_response(StatusCode::SERVICE_UNAVAILABLE, &Health { status: "unavailable" })
             }
         }
     }
+}
+
+/// A form parameter; repeated is `invalid_request`.
+fn form_param<'a>(form: &'a Form, name: &str) -> Result<Option<&'a str>, OAuthError> {
+    form.get(name).map_err(|e| OAuthError::invalid_request(e.to_string()))
+}
+
+/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1).
+fn bearer_token(headers: &HeaderMap) -> Result<&str, OAuthError> {
+    let invalid = || OAuthError::new(ErrorCode::InvalidToken, "a bearer token is required");
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or_else(invalid)?;
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request("the Authorization header is repeated"));
+    }
+    let value = value.to_str().map_err(|_| invalid())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(invalid)?;
+    let token = token.trim_start_matches(' ');
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(invalid());
+    }
+    Ok(token)
+}
+
+/// `200 OK` with an empty body, as revocation answers (RFC 7009 §2.2).
+fn empty_ok() -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Renders an introspection response (RFC 7662 §2.2).
+fn introspection_response(answer: &Introspection, issuer: &str) -> Response<ResponseBody> {
+    let Introspection::Active(token) = answer else {
+        return json_response(StatusCode::OK, &serde_json::json!({ "active": false }));
+    };
+    let mut body = serde_json::json!({
+        "active": true,
+        "scope": token.scopes.to_string(),
+        "client_id": token.user.username.as_str(),
+        "username": token.user.username.as_str(),
+        "token_type": "Bearer",
+        "exp": token.exp,
+        "iat": token.iat,
+        "nbf": token.nbf,
+        "sub": token.user.id.as_str(),
+        "aud": token.audience,
+        "iss": issuer,
+        "jti": token.jti.as_str(),
+    });
+    if !token.roles.is_empty() {
+        body["urn:zitadel:iam:org:project:roles"] = serde_json::json!(token.roles);
+    }
+    json_response(StatusCode::OK, &body)
 }
 
 /// Renders a token response (RFC 6749 §5.1).
@@ -270,11 +336,7 @@ fn require_method(
     allowed: &[Method],
     allow: &'static str,
 ) -> Result<(), OAuthError> {
-    if allowed.contains(method) {
-        Ok(())
-    } else {
-        Err(OAuthError::method_not_allowed(allow))
-    }
+    if allowed.contains(method) { Ok(()) } else { Err(OAuthError::method_not_allowed(allow)) }
 }
 
 /// Reads a form body: checks the content type, enforces the size limit (413) and
@@ -293,9 +355,7 @@ where
             "Content-Type must be application/x-www-form-urlencoded",
         ));
     }
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(OAuthError::payload_too_large(limit));
     }
@@ -305,9 +365,7 @@ where
             return Err(OAuthError::payload_too_large(limit));
         }
         Err(_) => {
-            return Err(OAuthError::invalid_request(
-                "the request body could not be read",
-            ));
+            return Err(OAuthError::invalid_request("the request body could not be read"));
         }
     };
     Form::parse(&bytes).map_err(|e| OAuthError::invalid_request(e.to_string()))

@@ -3,6 +3,7 @@
 use base64ct::{Base64UrlUnpadded, Encoding};
 use jsonwebtoken::{DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
+use tessera_store::RoleClaims;
 use time::OffsetDateTime;
 
 use crate::KeyError;
@@ -32,6 +33,13 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     /// Granted scopes, space-separated.
     pub scope: String,
+    /// Granted roles: role → project id → project name (absent when none).
+    #[serde(
+        rename = "urn:zitadel:iam:org:project:roles",
+        default,
+        skip_serializing_if = "RoleClaims::is_empty"
+    )]
+    pub roles: RoleClaims,
 }
 
 #[derive(Serialize)]
@@ -43,11 +51,7 @@ struct Header<'a> {
 
 /// Encodes and signs `claims` as a compact JWS with `typ: at+jwt`.
 pub(crate) fn encode(key: &SigningKey, claims: &AccessTokenClaims) -> Result<String, KeyError> {
-    let header = Header {
-        alg: key.algorithm().as_str(),
-        typ: ACCESS_TOKEN_TYP,
-        kid: key.kid(),
-    };
+    let header = Header { alg: key.algorithm().as_str(), typ: ACCESS_TOKEN_TYP, kid: key.kid() };
     let header = serde_json::to_vec(&header).map_err(|_| KeyError::Crypto("header encoding"))?;
     let claims = serde_json::to_vec(claims).map_err(|_| KeyError::Crypto("claims encoding"))?;
     let mut token = String::with_capacity(header.len() * 2 + claims.len() * 2 + 360);
@@ -93,12 +97,9 @@ pub(crate) struct Verifier {
 impl Verifier {
     pub(crate) fn new(key: &SigningKey) -> Result<Self, KeyError> {
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk().clone())
-            .map_err(|_| KeyError::InvalidKey {
-                kid: key.kid().to_owned(),
-            })?;
-        let decoding = DecodingKey::from_jwk(&jwk).map_err(|_| KeyError::InvalidKey {
-            kid: key.kid().to_owned(),
-        })?;
+            .map_err(|_| KeyError::InvalidKey { kid: key.kid().to_owned() })?;
+        let decoding = DecodingKey::from_jwk(&jwk)
+            .map_err(|_| KeyError::InvalidKey { kid: key.kid().to_owned() })?;
         let algorithm = match key.algorithm().as_str() {
             "RS256" => jsonwebtoken::Algorithm::RS256,
             "EdDSA" => jsonwebtoken::Algorithm::EdDSA,
@@ -110,10 +111,7 @@ impl Verifier {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        Ok(Self {
-            decoding,
-            validation,
-        })
+        Ok(Self { decoding, validation })
     }
 }
 

@@ -26,6 +26,7 @@
 //!     client_id: Username::new("billing-job")?,
 //!     scopes: "openid".parse()?,
 //!     audience: vec!["billing-job".into()],
+//!     roles: Default::default(),
 //!     issued_at: now,
 //!     expires_at: now + Duration::hours(12),
 //! };
@@ -48,8 +49,8 @@ use std::sync::Arc;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, RandomError, StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
-    random_bytes, whole_seconds,
+    AccessTokenType, RandomError, RoleClaims, StoreError, TokenDigest, TokenId, TokenRecord,
+    UserId, Username, random_bytes, whole_seconds,
 };
 
 pub use jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims, VerifyError};
@@ -72,6 +73,8 @@ pub struct Grant {
     pub scopes: ScopeSet,
     /// The audience.
     pub audience: Vec<String>,
+    /// The granted roles.
+    pub roles: RoleClaims,
     /// Issue time; truncated to whole seconds in the token.
     pub issued_at: OffsetDateTime,
     /// Expiry; truncated to whole seconds in the token.
@@ -173,10 +176,7 @@ impl TokenMinter {
     /// A minter for tokens issued by `issuer` (the `iss` of JWT tokens), without
     /// signing keys: it mints opaque tokens only until [`with_keys`](Self::with_keys).
     pub fn new(issuer: impl Into<String>) -> Self {
-        Self {
-            issuer: issuer.into(),
-            keys: None,
-        }
+        Self { issuer: issuer.into(), keys: None }
     }
 
     /// Signs JWT access tokens with the current key of `ring`.
@@ -222,23 +222,17 @@ impl TokenMinter {
             jti: jti.to_string(),
             client_id: grant.client_id.to_string(),
             scope: grant.scopes.to_string(),
+            roles: grant.roles.clone(),
         };
         let token = jwt::encode(key, &claims)?;
-        Ok(MintedToken {
-            token: AccessToken(Zeroizing::new(token)),
-            jti,
-            expires_at,
-            record: None,
-        })
+        Ok(MintedToken { token: AccessToken(Zeroizing::new(token)), jti, expires_at, record: None })
     }
 }
 
 /// A new opaque token string: 256 bits from the OS random number generator, base64url.
 pub fn opaque_token() -> Result<AccessToken, RandomError> {
     let bytes = Zeroizing::new(random_bytes::<32>()?);
-    Ok(AccessToken(Zeroizing::new(
-        Base64UrlUnpadded::encode_string(&bytes[..]),
-    )))
+    Ok(AccessToken(Zeroizing::new(Base64UrlUnpadded::encode_string(&bytes[..]))))
 }
 
 fn mint_opaque(grant: &Grant) -> Result<MintedToken, MintError> {
@@ -252,16 +246,12 @@ fn mint_opaque(grant: &Grant) -> Result<MintedToken, MintError> {
         client_id: grant.client_id.clone(),
         scopes: grant.scopes.clone(),
         audience: grant.audience.clone(),
+        roles: grant.roles.clone(),
         issued_at: whole_seconds(grant.issued_at),
         expires_at,
         revoked_at: None,
     };
-    Ok(MintedToken {
-        token,
-        jti,
-        expires_at,
-        record: Some(record),
-    })
+    Ok(MintedToken { token, jti, expires_at, record: Some(record) })
 }
 
 #[cfg(test)]
@@ -278,6 +268,7 @@ mod tests {
             client_id: Username::new("svc").unwrap_or_else(|e| panic!("{e}")),
             scopes: ScopeSet::parse("openid profile").unwrap_or_else(|e| panic!("{e}")),
             audience: vec!["svc".into()],
+            roles: RoleClaims::default(),
             issued_at: at,
             expires_at: at + Duration::hours(12),
         }
@@ -291,12 +282,7 @@ mod tests {
         assert_ne!(a.token, b.token);
         assert_ne!(a.jti, b.jti);
         assert_eq!(a.token.expose().len(), 43);
-        assert_eq!(
-            Base64UrlUnpadded::decode_vec(a.token.expose())
-                .map(|v| v.len())
-                .ok(),
-            Some(32)
-        );
+        assert_eq!(Base64UrlUnpadded::decode_vec(a.token.expose()).map(|v| v.len()).ok(), Some(32));
         Ok(())
     }
 

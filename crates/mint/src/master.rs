@@ -30,10 +30,7 @@ impl MasterKey {
     pub fn from_base64(encoded: &str) -> Result<Self, KeyError> {
         let decoded =
             Zeroizing::new(Base64::decode_vec(encoded.trim()).map_err(|_| KeyError::BadMasterKey)?);
-        let bytes: [u8; 32] = decoded
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::BadMasterKey)?;
+        let bytes: [u8; 32] = decoded.as_slice().try_into().map_err(|_| KeyError::BadMasterKey)?;
         Self::from_bytes(Zeroizing::new(bytes))
     }
 
@@ -66,9 +63,7 @@ impl MasterKey {
     /// master key, a different context or altered bytes all fail with
     /// [`KeyError::Unseal`].
     pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-        let unseal = || KeyError::Unseal {
-            kid: context.to_owned(),
-        };
+        let unseal = || KeyError::Unseal { kid: context.to_owned() };
         let (version, rest) = sealed.split_first().ok_or_else(unseal)?;
         if *version != SEALED_V1 || rest.len() < NONCE_LEN {
             return Err(unseal());
@@ -100,10 +95,7 @@ mod tests {
     fn seal_and_open_round_trip() -> Result<(), KeyError> {
         let key = MasterKey::generate()?;
         let sealed = key.seal("kid-1", b"private key bytes")?;
-        assert!(
-            !sealed.windows(7).any(|w| w == b"private"),
-            "plaintext visible"
-        );
+        assert!(!sealed.windows(7).any(|w| w == b"private"), "plaintext visible");
         assert_eq!(key.open("kid-1", &sealed)?.as_slice(), b"private key bytes");
         Ok(())
     }
@@ -113,30 +105,15 @@ mod tests {
         let key = MasterKey::generate()?;
         let other = MasterKey::generate()?;
         let sealed = key.seal("kid-1", b"secret")?;
-        assert!(matches!(
-            other.open("kid-1", &sealed),
-            Err(KeyError::Unseal { .. })
-        ));
-        assert!(matches!(
-            key.open("kid-2", &sealed),
-            Err(KeyError::Unseal { .. })
-        ));
+        assert!(matches!(other.open("kid-1", &sealed), Err(KeyError::Unseal { .. })));
+        assert!(matches!(key.open("kid-2", &sealed), Err(KeyError::Unseal { .. })));
         let mut tampered = sealed.clone();
         if let Some(last) = tampered.last_mut() {
             *last ^= 1;
         }
-        assert!(matches!(
-            key.open("kid-1", &tampered),
-            Err(KeyError::Unseal { .. })
-        ));
-        assert!(matches!(
-            key.open("kid-1", &[]),
-            Err(KeyError::Unseal { .. })
-        ));
-        assert!(matches!(
-            key.open("kid-1", &[1, 2, 3]),
-            Err(KeyError::Unseal { .. })
-        ));
+        assert!(matches!(key.open("kid-1", &tampered), Err(KeyError::Unseal { .. })));
+        assert!(matches!(key.open("kid-1", &[]), Err(KeyError::Unseal { .. })));
+        assert!(matches!(key.open("kid-1", &[1, 2, 3]), Err(KeyError::Unseal { .. })));
         Ok(())
     }
 
@@ -145,14 +122,8 @@ mod tests {
         let key = MasterKey::generate()?;
         let again = MasterKey::from_base64(&key.to_base64())?;
         assert_eq!(again.open("k", &key.seal("k", b"x")?)?.as_slice(), b"x");
-        assert!(matches!(
-            MasterKey::from_base64("c2hvcnQ="),
-            Err(KeyError::BadMasterKey)
-        ));
-        assert!(matches!(
-            MasterKey::from_base64("not base64!"),
-            Err(KeyError::BadMasterKey)
-        ));
+        assert!(matches!(MasterKey::from_base64("c2hvcnQ="), Err(KeyError::BadMasterKey)));
+        assert!(matches!(MasterKey::from_base64("not base64!"), Err(KeyError::BadMasterKey)));
         assert_eq!(format!("{key:?}"), "MasterKey([redacted])");
         Ok(())
     }

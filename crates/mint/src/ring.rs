@@ -62,10 +62,7 @@ impl KeySet {
     fn new(entries: Vec<Entry>) -> Self {
         let keys: Vec<&serde_json::Value> = entries.iter().map(|e| e.key.public_jwk()).collect();
         let jwks = serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap_or_default();
-        Self {
-            entries,
-            jwks: Bytes::from(jwks),
-        }
+        Self { entries, jwks: Bytes::from(jwks) }
     }
 
     fn empty() -> Self {
@@ -74,11 +71,7 @@ impl KeySet {
 
     /// The key that signs at `now`: the newest whose activation time has come.
     pub fn signing_key(&self, now: OffsetDateTime) -> Option<&Arc<SigningKey>> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|e| e.activates_at <= now)
-            .map(|e| &e.key)
+        self.entries.iter().rev().find(|e| e.activates_at <= now).map(|e| &e.key)
     }
 
     /// The published key set as JSON (`{"keys": [...]}`, RFC 7517 §5).
@@ -115,11 +108,8 @@ impl KeySet {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
-        let entry = self
-            .entries
-            .iter()
-            .find(|e| e.key.kid() == kid)
-            .ok_or(VerifyError::UnknownKey)?;
+        let entry =
+            self.entries.iter().find(|e| e.key.kid() == kid).ok_or(VerifyError::UnknownKey)?;
         if !entry.verifier.validation.algorithms.contains(&header.alg) {
             return Err(VerifyError::UnknownKey);
         }
@@ -142,9 +132,7 @@ impl KeySet {
 
 impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeySet")
-            .field("kids", &self.kids())
-            .finish()
+        f.debug_struct("KeySet").field("kids", &self.kids()).finish()
     }
 }
 
@@ -158,10 +146,7 @@ pub struct KeyRing {
 impl KeyRing {
     /// The keys in force now.
     pub fn key_set(&self) -> Arc<KeySet> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The longest lifetime of a JWT access token signed with these keys.
@@ -176,9 +161,7 @@ impl KeyRing {
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRing")
-            .field("keys", &self.key_set())
-            .finish_non_exhaustive()
+        f.debug_struct("KeyRing").field("keys", &self.key_set()).finish_non_exhaustive()
     }
 }
 
@@ -215,13 +198,7 @@ impl KeyManager {
             current: RwLock::new(Arc::new(KeySet::empty())),
             max_token_lifetime: policy.max_token_lifetime,
         });
-        Self {
-            store,
-            master,
-            policy,
-            ring,
-            parsed: Mutex::default(),
-        }
+        Self { store, master, policy, ring, parsed: Mutex::default() }
     }
 
     /// The ring this manager keeps current.
@@ -258,11 +235,7 @@ impl KeyManager {
                 created_at: now,
                 activates_at,
             };
-            if self
-                .store
-                .insert_signing_key(&record, expected.as_deref())
-                .await?
-            {
+            if self.store.insert_signing_key(&record, expected.as_deref()).await? {
                 report.created.push(record.kid.clone());
             }
             records = self.store.signing_keys().await?;
@@ -321,11 +294,7 @@ impl KeyManager {
                     (key, verifier)
                 }
             };
-            entries.push(Entry {
-                key,
-                activates_at: record.activates_at,
-                verifier,
-            });
+            entries.push(Entry { key, activates_at: record.activates_at, verifier });
         }
         parsed.retain(|kid, _| records.iter().any(|r| &r.kid == kid));
         Ok(KeySet::new(entries))

@@ -72,13 +72,7 @@ impl SigningKey {
             ),
         };
         let public_jwk = public_jwk(&kid, algorithm, &pair);
-        Ok(Self {
-            kid,
-            algorithm,
-            pair,
-            public_jwk,
-            rng: SystemRandom::new(),
-        })
+        Ok(Self { kid, algorithm, pair, public_jwk, rng: SystemRandom::new() })
     }
 
     /// The key id (`kid`).
@@ -100,15 +94,13 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let failed = |_| KeyError::Crypto("signing failed");
         match &self.pair {
-            Pair::Es256(pair) => pair
-                .sign(&self.rng, message)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(failed),
+            Pair::Es256(pair) => {
+                pair.sign(&self.rng, message).map(|s| s.as_ref().to_vec()).map_err(failed)
+            }
             Pair::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
             Pair::Rs256(pair) => {
                 let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut signature)
-                    .map_err(failed)?;
+                pair.sign(&RSA_PKCS1_SHA256, &self.rng, message, &mut signature).map_err(failed)?;
                 Ok(signature)
             }
         }
@@ -139,10 +131,8 @@ fn public_jwk(kid: &str, algorithm: SigningAlgorithm, pair: &Pair) -> serde_json
         Pair::Es256(pair) => {
             // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
             let point = pair.public_key().as_ref();
-            let (x, y) = point
-                .get(1..)
-                .unwrap_or_default()
-                .split_at(32.min(point.len().saturating_sub(1)));
+            let (x, y) =
+                point.get(1..).unwrap_or_default().split_at(32.min(point.len().saturating_sub(1)));
             json!({"kty": "EC", "use": "sig", "alg": alg, "kid": kid, "crv": "P-256", "x": b64(x), "y": b64(y)})
         }
         Pair::EdDsa(pair) => {

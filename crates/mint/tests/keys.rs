@@ -23,10 +23,7 @@ fn t0() -> OffsetDateTime {
 }
 
 fn policy(algorithm: SigningAlgorithm) -> RotationPolicy {
-    RotationPolicy {
-        algorithm,
-        ..RotationPolicy::default()
-    }
+    RotationPolicy { algorithm, ..RotationPolicy::default() }
 }
 
 fn grant(at: OffsetDateTime, lifetime: Duration) -> Result<Grant, Box<dyn std::error::Error>> {
@@ -36,6 +33,7 @@ fn grant(at: OffsetDateTime, lifetime: Duration) -> Result<Grant, Box<dyn std::e
         client_id: Username::new("billing-job")?,
         scopes: "openid profile".parse()?,
         audience: vec!["zitadel".into()],
+        roles: Default::default(),
         issued_at: at,
         expires_at: at + lifetime,
     })
@@ -81,11 +79,7 @@ async fn jwts_verify_with_the_published_key_set_for_every_algorithm() -> TestRes
         let store = Arc::new(MemoryStore::new());
         let manager = KeyManager::new(store.clone(), MasterKey::generate()?, policy(alg));
         let report = manager.refresh(t0()).await?;
-        assert_eq!(
-            report.created.len(),
-            1,
-            "{alg}: first refresh creates a key"
-        );
+        assert_eq!(report.created.len(), 1, "{alg}: first refresh creates a key");
         let minter = TokenMinter::new(ISSUER).with_keys(manager.ring());
         let g = grant(t0(), Duration::hours(12))?;
         let minted = minter.mint(&g)?;
@@ -114,18 +108,10 @@ async fn jwts_verify_with_the_published_key_set_for_every_algorithm() -> TestRes
 #[tokio::test]
 async fn verifiers_reject_tampering_wrong_type_and_expiry() -> TestResult {
     let store = Arc::new(MemoryStore::new());
-    let manager = KeyManager::new(
-        store,
-        MasterKey::generate()?,
-        policy(SigningAlgorithm::Es256),
-    );
+    let manager = KeyManager::new(store, MasterKey::generate()?, policy(SigningAlgorithm::Es256));
     manager.refresh(t0()).await?;
     let minter = TokenMinter::new(ISSUER).with_keys(manager.ring());
-    let token = minter
-        .mint(&grant(t0(), Duration::minutes(5))?)?
-        .token
-        .expose()
-        .to_owned();
+    let token = minter.mint(&grant(t0(), Duration::minutes(5))?)?.token.expose().to_owned();
     let set = manager.ring().key_set();
 
     // Tampered payload: another subject, the original signature.
@@ -139,49 +125,27 @@ async fn verifiers_reject_tampering_wrong_type_and_expiry() -> TestResult {
         Base64UrlUnpadded::encode_string(claims.to_string().as_bytes()),
         parts[2]
     );
-    assert_eq!(
-        set.verify(&forged, ISSUER, t0()),
-        Err(VerifyError::BadSignature)
-    );
+    assert_eq!(set.verify(&forged, ISSUER, t0()), Err(VerifyError::BadSignature));
     assert!(verify_like_a_resource_server(set.jwks(), &forged, SigningAlgorithm::Es256).is_err());
 
     // A validly signed JWT whose typ is not at+jwt (an ID token, say) is refused.
     let kid = set.kids()[0].to_owned();
     let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        Base64UrlUnpadded::encode_string(header.to_string().as_bytes()),
-        parts[1]
-    );
+    let input =
+        format!("{}.{}", Base64UrlUnpadded::encode_string(header.to_string().as_bytes()), parts[1]);
     let records = manager_key(&manager, &kid);
     let signature = records.sign(input.as_bytes())?;
     let wrong_typ = format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature));
-    assert_eq!(
-        set.verify(&wrong_typ, ISSUER, t0()),
-        Err(VerifyError::WrongType)
-    );
+    assert_eq!(set.verify(&wrong_typ, ISSUER, t0()), Err(VerifyError::WrongType));
 
     // Expired: at exp and after.
-    assert!(
-        set.verify(
-            &token,
-            ISSUER,
-            t0() + Duration::minutes(5) - Duration::seconds(1)
-        )
-        .is_ok()
-    );
-    assert_eq!(
-        set.verify(&token, ISSUER, t0() + Duration::minutes(5)),
-        Err(VerifyError::Expired)
-    );
+    assert!(set.verify(&token, ISSUER, t0() + Duration::minutes(5) - Duration::seconds(1)).is_ok());
+    assert_eq!(set.verify(&token, ISSUER, t0() + Duration::minutes(5)), Err(VerifyError::Expired));
     assert_eq!(
         set.verify(&token, "https://other.example.com", t0()),
         Err(VerifyError::WrongIssuer)
     );
-    assert_eq!(
-        set.verify("not.a.jwt", ISSUER, t0()),
-        Err(VerifyError::Malformed)
-    );
+    assert_eq!(set.verify("not.a.jwt", ISSUER, t0()), Err(VerifyError::Malformed));
     Ok(())
 }
 
@@ -209,14 +173,8 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() -> TestResult 
     let publish = t0() + p.period - p.prepublish;
     let second = manager.refresh(publish).await?.created;
     assert_eq!(second.len(), 1);
-    assert_eq!(
-        manager.ring().key_set().kids(),
-        [first[0].as_str(), second[0].as_str()]
-    );
-    let old = minter.mint(&grant(
-        t0() + p.period - Duration::seconds(1),
-        Duration::hours(12),
-    )?)?;
+    assert_eq!(manager.ring().key_set().kids(), [first[0].as_str(), second[0].as_str()]);
+    let old = minter.mint(&grant(t0() + p.period - Duration::seconds(1), Duration::hours(12))?)?;
     let header = jsonwebtoken::decode_header(old.token.expose())?;
     assert_eq!(
         header.kid.as_deref(),
@@ -228,9 +186,7 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() -> TestResult 
     let switch = t0() + p.period;
     let new = minter.mint(&grant(switch, Duration::hours(12))?)?;
     assert_eq!(
-        jsonwebtoken::decode_header(new.token.expose())?
-            .kid
-            .as_deref(),
+        jsonwebtoken::decode_header(new.token.expose())?.kid.as_deref(),
         Some(second[0].as_str())
     );
 
@@ -238,10 +194,7 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() -> TestResult 
     let late = switch + Duration::hours(11);
     manager.refresh(late).await?;
     let set = manager.ring().key_set();
-    assert!(
-        set.kids().contains(&first[0].as_str()),
-        "the retired key is still published"
-    );
+    assert!(set.kids().contains(&first[0].as_str()), "the retired key is still published");
     assert!(set.verify(old.token.expose(), ISSUER, late).is_ok());
 
     // ...and once no token it signed can be valid, the old key leaves the set.
@@ -250,15 +203,8 @@ async fn rotation_keeps_old_tokens_verifiable_until_they_expire() -> TestResult 
     assert_eq!(report.deleted, first);
     let set = manager.ring().key_set();
     assert!(!set.kids().contains(&first[0].as_str()));
-    assert_eq!(
-        set.verify(old.token.expose(), ISSUER, gone),
-        Err(VerifyError::UnknownKey)
-    );
-    assert_eq!(
-        store.signing_keys().await?.len(),
-        set.kids().len(),
-        "the store dropped it too"
-    );
+    assert_eq!(set.verify(old.token.expose(), ISSUER, gone), Err(VerifyError::UnknownKey));
+    assert_eq!(store.signing_keys().await?.len(), set.kids().len(), "the store dropped it too");
     Ok(())
 }
 
@@ -267,67 +213,30 @@ async fn two_instances_on_one_store_agree_and_create_one_key_per_rotation() -> T
     let store = Arc::new(MemoryStore::new());
     let master = MasterKey::generate()?;
     let p = policy(SigningAlgorithm::Es256);
-    let a = KeyManager::new(
-        store.clone(),
-        MasterKey::from_base64(&master.to_base64())?,
-        p,
-    );
-    let b = KeyManager::new(
-        store.clone(),
-        MasterKey::from_base64(&master.to_base64())?,
-        p,
-    );
+    let a = KeyManager::new(store.clone(), MasterKey::from_base64(&master.to_base64())?, p);
+    let b = KeyManager::new(store.clone(), MasterKey::from_base64(&master.to_base64())?, p);
     let (ra, rb) = tokio::join!(a.refresh(t0()), b.refresh(t0()));
-    assert_eq!(
-        ra?.created.len() + rb?.created.len(),
-        1,
-        "one first key, not two"
-    );
+    assert_eq!(ra?.created.len() + rb?.created.len(), 1, "one first key, not two");
     let boundary = t0() + p.period - p.prepublish;
     let (ra, rb) = tokio::join!(a.refresh(boundary), b.refresh(boundary));
-    assert_eq!(
-        ra?.created.len() + rb?.created.len(),
-        1,
-        "one new key at the boundary"
-    );
+    assert_eq!(ra?.created.len() + rb?.created.len(), 1, "one new key at the boundary");
     assert_eq!(a.ring().key_set().kids(), b.ring().key_set().kids());
-    assert_eq!(
-        a.ring().key_set().jwks(),
-        b.ring().key_set().jwks(),
-        "the same key set"
-    );
+    assert_eq!(a.ring().key_set().jwks(), b.ring().key_set().jwks(), "the same key set");
 
     // A token minted by A verifies on B.
-    let token = TokenMinter::new(ISSUER)
-        .with_keys(a.ring())
-        .mint(&grant(t0(), Duration::hours(1))?)?;
-    assert!(
-        b.ring()
-            .key_set()
-            .verify(token.token.expose(), ISSUER, t0())
-            .is_ok()
-    );
+    let token =
+        TokenMinter::new(ISSUER).with_keys(a.ring()).mint(&grant(t0(), Duration::hours(1))?)?;
+    assert!(b.ring().key_set().verify(token.token.expose(), ISSUER, t0()).is_ok());
     Ok(())
 }
 
 #[tokio::test]
 async fn a_wrong_master_key_is_a_clear_error_and_keeps_the_ring() -> TestResult {
     let store = Arc::new(MemoryStore::new());
-    let good = KeyManager::new(
-        store.clone(),
-        MasterKey::generate()?,
-        RotationPolicy::default(),
-    );
+    let good = KeyManager::new(store.clone(), MasterKey::generate()?, RotationPolicy::default());
     good.refresh(t0()).await?;
-    let wrong = KeyManager::new(
-        store.clone(),
-        MasterKey::generate()?,
-        RotationPolicy::default(),
-    );
-    let err = wrong
-        .refresh(t0())
-        .await
-        .expect_err("a wrong master key must fail");
+    let wrong = KeyManager::new(store.clone(), MasterKey::generate()?, RotationPolicy::default());
+    let err = wrong.refresh(t0()).await.expect_err("a wrong master key must fail");
     assert!(matches!(err, KeyError::Unseal { .. }), "{err:?}");
     assert!(err.to_string().contains("master key"), "{err}");
     assert!(wrong.ring().key_set().kids().is_empty(), "nothing loaded");
@@ -338,21 +247,14 @@ async fn a_wrong_master_key_is_a_clear_error_and_keeps_the_ring() -> TestResult 
 #[tokio::test]
 async fn jwts_are_capped_to_the_longest_lifetime_and_need_keys() -> TestResult {
     let store = Arc::new(MemoryStore::new());
-    let p = RotationPolicy {
-        max_token_lifetime: Duration::hours(2),
-        ..RotationPolicy::default()
-    };
+    let p = RotationPolicy { max_token_lifetime: Duration::hours(2), ..RotationPolicy::default() };
     let manager = KeyManager::new(store, MasterKey::generate()?, p);
     manager.refresh(t0()).await?;
     let minted = TokenMinter::new(ISSUER)
         .with_keys(manager.ring())
         .mint(&grant(t0(), Duration::days(3))?)?;
     assert_eq!(minted.expires_at, t0() + Duration::hours(2));
-    assert!(
-        TokenMinter::new(ISSUER)
-            .mint(&grant(t0(), Duration::hours(1))?)
-            .is_err()
-    );
+    assert!(TokenMinter::new(ISSUER).mint(&grant(t0(), Duration::hours(1))?).is_err());
     Ok(())
 }
 
@@ -370,16 +272,7 @@ async fn changing_the_algorithm_rotates_to_a_key_of_the_new_algorithm() -> TestR
     let report = rs.refresh(t0() + Duration::minutes(1)).await?;
     assert_eq!(report.created.len(), 1);
     let records = store.signing_keys().await?;
-    assert_eq!(
-        records.last().map(|r| r.algorithm),
-        Some(SigningAlgorithm::Rs256)
-    );
-    assert!(
-        rs.refresh(t0() + Duration::minutes(2))
-            .await?
-            .created
-            .is_empty(),
-        "only once"
-    );
+    assert_eq!(records.last().map(|r| r.algorithm), Some(SigningAlgorithm::Rs256));
+    assert!(rs.refresh(t0() + Duration::minutes(2)).await?.created.is_empty(), "only once");
     Ok(())
 }

@@ -137,9 +137,7 @@ mod tests {
         assert_eq!(policy.negotiate(Some(&project)), Ok(project.clone()));
         assert_eq!(
             policy.negotiate(Some(&set("openid offline_access"))),
-            Err(NegotiationError::NotAllowed(Scope::from(
-                StandardScope::OfflineAccess
-            )))
+            Err(NegotiationError::NotAllowed(Scope::from(StandardScope::OfflineAccess)))
         );
         assert!(policy.negotiate(Some(&set("custom"))).is_err());
     }
@@ -153,15 +151,8 @@ mod tests {
             .with_project_scopes(false);
         assert_eq!(policy.default_scopes(), &set("profile"));
         assert_eq!(policy.negotiate(None), Ok(set("profile")));
-        assert_eq!(
-            policy.negotiate(Some(&set("billing:read"))),
-            Ok(set("billing:read"))
-        );
+        assert_eq!(policy.negotiate(Some(&set("billing:read"))), Ok(set("billing:read")));
         assert!(policy.negotiate(Some(&set("openid"))).is_err());
-        assert!(
-            policy
-                .negotiate(Some(&set("urn:zitadel:iam:org:project:id:x:aud")))
-                .is_err()
-        );
+        assert!(policy.negotiate(Some(&set("urn:zitadel:iam:org:project:id:x:aud"))).is_err());
     }
 }

@@ -109,9 +109,7 @@ impl Scope {
 
     /// The audience scope of a project id.
     pub fn project_audience(project_id: &str) -> Result<Self, ScopeError> {
-        Self::new(format!(
-            "{PROJECT_AUDIENCE_PREFIX}{project_id}{PROJECT_AUDIENCE_SUFFIX}"
-        ))
+        Self::new(format!("{PROJECT_AUDIENCE_PREFIX}{project_id}{PROJECT_AUDIENCE_SUFFIX}"))
     }
 
     /// The role scope of a role key.
@@ -141,10 +139,7 @@ impl Scope {
                 ProjectRef::Id(id)
             });
         }
-        if let Some(role) = s
-            .strip_prefix(PROJECT_ROLE_PREFIX)
-            .filter(|r| !r.is_empty())
-        {
+        if let Some(role) = s.strip_prefix(PROJECT_ROLE_PREFIX).filter(|r| !r.is_empty()) {
             return ScopeKind::ProjectRole(role);
         }
         ScopeKind::Custom(s)
@@ -265,36 +260,18 @@ mod tests {
     fn grammar_accepts_the_allowed_characters_only() {
         assert!(Scope::new("a!#[]~").is_ok());
         assert_eq!(Scope::new(""), Err(ScopeError::Empty));
-        assert_eq!(
-            Scope::new("a b"),
-            Err(ScopeError::InvalidCharacter { position: 1 })
-        );
-        assert_eq!(
-            Scope::new("a\"b"),
-            Err(ScopeError::InvalidCharacter { position: 1 })
-        );
-        assert_eq!(
-            Scope::new("ab\\"),
-            Err(ScopeError::InvalidCharacter { position: 2 })
-        );
-        assert_eq!(
-            Scope::new("\u{7f}"),
-            Err(ScopeError::InvalidCharacter { position: 0 })
-        );
-        assert_eq!(
-            Scope::new("é"),
-            Err(ScopeError::InvalidCharacter { position: 0 })
-        );
+        assert_eq!(Scope::new("a b"), Err(ScopeError::InvalidCharacter { position: 1 }));
+        assert_eq!(Scope::new("a\"b"), Err(ScopeError::InvalidCharacter { position: 1 }));
+        assert_eq!(Scope::new("ab\\"), Err(ScopeError::InvalidCharacter { position: 2 }));
+        assert_eq!(Scope::new("\u{7f}"), Err(ScopeError::InvalidCharacter { position: 0 }));
+        assert_eq!(Scope::new("é"), Err(ScopeError::InvalidCharacter { position: 0 }));
     }
 
     #[test]
     fn kinds() {
         let kind = |s: &str| Scope::new(s).map(|s| format!("{:?}", s.kind()));
         assert_eq!(kind("openid").as_deref(), Ok("Standard(OpenId)"));
-        assert_eq!(
-            kind("offline_access").as_deref(),
-            Ok("Standard(OfflineAccess)")
-        );
+        assert_eq!(kind("offline_access").as_deref(), Ok("Standard(OfflineAccess)"));
         assert_eq!(
             kind("urn:zitadel:iam:org:project:id:zitadel:aud").as_deref(),
             Ok("ProjectAudience(Zitadel)")
@@ -322,10 +299,7 @@ mod tests {
     #[test]
     fn constructors_round_trip_through_kind() -> Result<(), ScopeError> {
         let aud = Scope::project_audience("orders")?;
-        assert_eq!(
-            aud.kind(),
-            ScopeKind::ProjectAudience(ProjectRef::Id("orders"))
-        );
+        assert_eq!(aud.kind(), ScopeKind::ProjectAudience(ProjectRef::Id("orders")));
         assert_eq!(ProjectRef::Id("orders").id(), "orders");
         assert_eq!(ProjectRef::Zitadel.id(), "zitadel");
         let role = Scope::project_role("admin")?;

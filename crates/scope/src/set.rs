@@ -30,9 +30,7 @@ impl ScopeSet {
     /// Parses a space-delimited scope list.
     pub fn parse(value: &str) -> Result<Self, ScopeError> {
         if value.len() > MAX_SCOPE_STRING_LEN {
-            return Err(ScopeError::TooLong {
-                max: MAX_SCOPE_STRING_LEN,
-            });
+            return Err(ScopeError::TooLong { max: MAX_SCOPE_STRING_LEN });
         }
         let mut set = Self::new();
         if value.is_empty() {
@@ -41,9 +39,9 @@ impl ScopeSet {
         let mut offset = 0;
         for token in value.split(' ') {
             validate_token(token).map_err(|e| match e {
-                ScopeError::InvalidCharacter { position } => ScopeError::InvalidCharacter {
-                    position: offset + position,
-                },
+                ScopeError::InvalidCharacter { position } => {
+                    ScopeError::InvalidCharacter { position: offset + position }
+                }
                 other => other,
             })?;
             offset += token.len() + 1;
@@ -188,31 +186,17 @@ mod tests {
         assert_eq!(ScopeSet::parse("a  b"), Err(ScopeError::Empty));
         assert_eq!(ScopeSet::parse(" a"), Err(ScopeError::Empty));
         assert_eq!(ScopeSet::parse("a "), Err(ScopeError::Empty));
-        assert_eq!(
-            ScopeSet::parse("a\tb"),
-            Err(ScopeError::InvalidCharacter { position: 1 })
-        );
-        assert_eq!(
-            ScopeSet::parse("ab c\"d"),
-            Err(ScopeError::InvalidCharacter { position: 4 })
-        );
+        assert_eq!(ScopeSet::parse("a\tb"), Err(ScopeError::InvalidCharacter { position: 1 }));
+        assert_eq!(ScopeSet::parse("ab c\"d"), Err(ScopeError::InvalidCharacter { position: 4 }));
         assert_eq!(ScopeSet::parse(""), Ok(ScopeSet::new()));
     }
 
     #[test]
     fn limits() {
         let long = "a".repeat(MAX_SCOPE_STRING_LEN + 1);
-        assert_eq!(
-            ScopeSet::parse(&long),
-            Err(ScopeError::TooLong {
-                max: MAX_SCOPE_STRING_LEN
-            })
-        );
+        assert_eq!(ScopeSet::parse(&long), Err(ScopeError::TooLong { max: MAX_SCOPE_STRING_LEN }));
         let many: Vec<String> = (0..=MAX_SCOPES).map(|i| format!("s{i}")).collect();
-        assert_eq!(
-            ScopeSet::parse(&many.join(" ")),
-            Err(ScopeError::TooMany { max: MAX_SCOPES })
-        );
+        assert_eq!(ScopeSet::parse(&many.join(" ")), Err(ScopeError::TooMany { max: MAX_SCOPES }));
         // Duplicates do not count against the limit.
         let repeated = vec!["x"; MAX_SCOPES * 2].join(" ");
         assert_eq!(ScopeSet::parse(&repeated).map(|s| s.len()), Ok(1));

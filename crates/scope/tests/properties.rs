@@ -5,11 +5,8 @@ use tessera_scope::{Scope, ScopeSet};
 
 /// Characters allowed in a scope token: `%x21 / %x23-5B / %x5D-7E`.
 fn scope_token() -> impl Strategy<Value = String> {
-    proptest::collection::vec(
-        prop_oneof![Just(0x21u8), 0x23u8..=0x5B, 0x5Du8..=0x7E],
-        1..24,
-    )
-    .prop_map(|bytes| bytes.into_iter().map(char::from).collect())
+    proptest::collection::vec(prop_oneof![Just(0x21u8), 0x23u8..=0x5B, 0x5Du8..=0x7E], 1..24)
+        .prop_map(|bytes| bytes.into_iter().map(char::from).collect())
 }
 
 proptest! {

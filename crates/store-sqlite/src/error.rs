@@ -44,10 +44,7 @@ pub(crate) fn is_foreign_key_violation(e: &rusqlite::Error) -> bool {
 
 /// Whether `e` says the database is busy or locked (worth retrying).
 pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
 /// A stored value that does not parse back into its type.
@@ -81,17 +78,9 @@ mod tests {
             let e = map(failure(code), "token");
             assert!(e.is_transient(), "{code}: {e:?}");
         }
-        assert!(matches!(
-            map(failure(ffi::SQLITE_NOTADB), "token"),
-            StoreError::Corrupt(_)
-        ));
-        assert!(matches!(
-            map(failure(ffi::SQLITE_IOERR), "token"),
-            StoreError::Backend(_)
-        ));
-        assert!(is_foreign_key_violation(&failure(
-            ffi::SQLITE_CONSTRAINT_FOREIGNKEY
-        )));
+        assert!(matches!(map(failure(ffi::SQLITE_NOTADB), "token"), StoreError::Corrupt(_)));
+        assert!(matches!(map(failure(ffi::SQLITE_IOERR), "token"), StoreError::Backend(_)));
+        assert!(is_foreign_key_violation(&failure(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)));
         assert!(is_busy(&failure(ffi::SQLITE_BUSY)));
         assert!(!is_busy(&failure(ffi::SQLITE_IOERR)));
     }

@@ -1,5 +1,16 @@
-//! SQLite storage backend of Tessera: [`SqliteStore`] keeps service users and token
-//! records in one database file.
+//! SQLite storage backend of Tessera: [`SqliteStore`] keeps everything Tessera stores
+//! in one database file:
+//!
+//! - service users (`service_users`) and the records of their opaque tokens
+//!   (`tokens`, with the roles each token carries as JSON);
+//! - the JWT ids of revoked self-contained tokens (`revoked_jtis`), until they expire;
+//! - token signing keys, their private halves sealed with the master key
+//!   (`signing_keys`);
+//! - projects (`projects`, which always holds the reserved project `zitadel` of the
+//!   server's own API), their API apps (`api_apps`) and the roles granted to service
+//!   users in them (`role_grants`).
+//!
+//! Only digests of client secrets and opaque tokens are stored, never the secrets.
 //!
 //! # Durability
 //!
@@ -18,9 +29,12 @@
 //! [`StoreError::Unavailable`]. No row is
 //! cached in the process: every lookup reads the database, so a secret regenerated
 //! by another process stops working here as soon as that process's update returns.
-//! Changes of more than one statement, such as deleting a user with its tokens or
-//! applying a patch (read, change, write back), run in one `BEGIN IMMEDIATE`
-//! transaction, which serializes them across processes.
+//! Changes of more than one statement, such as deleting a user with its tokens and
+//! grants or applying a patch (read, change, write back), run in one
+//! `BEGIN IMMEDIATE` transaction, which serializes them across processes. So do
+//! checks that span tables: API app client IDs and usernames are one namespace, and
+//! creating a user or an app checks the other table in the same transaction as the
+//! insert, so two processes cannot claim one name as both.
 //!
 //! rusqlite is synchronous, so every operation runs on Tokio's blocking thread pool
 //! (`spawn_blocking`). Within a process one writer connection serializes writes and a
@@ -38,7 +52,9 @@
 //!
 //! # Errors
 //!
-//! A UNIQUE or PRIMARY KEY violation is [`StoreError::Conflict`]; a busy or locked
+//! A UNIQUE or PRIMARY KEY violation is [`StoreError::Conflict`]; a record that
+//! refers to a missing one (a token or grant of a missing user, an app or grant of a
+//! missing project) is [`StoreError::NotFound`]; a busy or locked
 //! database, or a file that cannot be opened, is [`StoreError::Unavailable`]
 //! (transient); a stored row that no longer parses, or a file that is not a SQLite
 //! database, is [`StoreError::Corrupt`]; anything else is [`StoreError::Backend`].
@@ -57,12 +73,14 @@
 //! ```
 //!
 //! [`StoreError::Conflict`]: tessera_store::StoreError::Conflict
+//! [`StoreError::NotFound`]: tessera_store::StoreError::NotFound
 //! [`StoreError::Unavailable`]: tessera_store::StoreError::Unavailable
 //! [`StoreError::Corrupt`]: tessera_store::StoreError::Corrupt
 //! [`StoreError::Backend`]: tessera_store::StoreError::Backend
 #![forbid(unsafe_code)]
 
 mod error;
+mod projects;
 mod rows;
 mod schema;
 
@@ -75,13 +93,14 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tessera_store::{
     ServiceUser, ServiceUserPatch, ServiceUserStore, SigningKeyRecord, SigningKeyStore, Store,
-    StoreError, TokenDigest, TokenRecord, TokenStore, UserId, Username,
+    StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId, Username,
 };
 use time::OffsetDateTime;
 
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{
-    KEY_COLUMNS, KeyRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json, unix,
+    KEY_COLUMNS, KeyRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json, roles_json,
+    unix,
 };
 
 /// The schema version this build migrates a database to (the number of migrations).
@@ -93,6 +112,7 @@ const READERS: usize = 4;
 const USER: &str = "service user";
 const TOKEN: &str = "token";
 const SIGNING_KEY: &str = "signing key";
+const REVOKED_JTI: &str = "revoked token id";
 
 /// A storage backend on a SQLite database file, shared safely with other processes.
 ///
@@ -111,9 +131,7 @@ struct Inner {
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.inner.path)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
     }
 }
 
@@ -140,9 +158,7 @@ impl SqliteStore {
             })
         })
         .await?;
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// The path of the database file.
@@ -184,9 +200,7 @@ impl Inner {
                 Err(TryLockError::WouldBlock) => {}
             }
         }
-        self.readers[start]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.readers[start].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The writer connection, locked for one operation.
@@ -215,9 +229,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Backend(Box::new(e)))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Backend(Box::new(e)))?
 }
 
 fn user_by_username(conn: &Connection, username: &str) -> Result<Option<ServiceUser>, StoreError> {
@@ -238,11 +250,20 @@ impl ServiceUserStore for SqliteStore {
     async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
         let user = user.clone();
         self.write(move |conn| {
+            // Usernames and API app client IDs are one namespace: check the apps and
+            // insert in one immediate transaction, so that no other connection (or
+            // process) can create an app of this name in between.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, USER))?;
+            if projects::client_id_is_app(&tx, user.username.as_str())? {
+                return Err(StoreError::Conflict(USER));
+            }
             let sql = format!(
                 "INSERT INTO service_users ({USER_COLUMNS}) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
             );
-            conn.prepare_cached(&sql)
+            tx.prepare_cached(&sql)
                 .and_then(|mut stmt| {
                     stmt.execute(params![
                         user.id.as_str(),
@@ -257,7 +278,7 @@ impl ServiceUserStore for SqliteStore {
                     ])
                 })
                 .map_err(|e| map(e, USER))?;
-            Ok(())
+            tx.commit().map_err(|e| map(e, USER))
         })
         .await
     }
@@ -267,8 +288,7 @@ impl ServiceUserStore for SqliteStore {
         username: &Username,
     ) -> Result<Option<ServiceUser>, StoreError> {
         let username = username.clone();
-        self.read(move |conn| user_by_username(conn, username.as_str()))
-            .await
+        self.read(move |conn| user_by_username(conn, username.as_str())).await
     }
 
     async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
@@ -290,8 +310,7 @@ impl ServiceUserStore for SqliteStore {
             let rows = conn
                 .prepare_cached(&sql)
                 .and_then(|mut stmt| {
-                    stmt.query_map([], UserRow::from_row)?
-                        .collect::<Result<Vec<_>, _>>()
+                    stmt.query_map([], UserRow::from_row)?.collect::<Result<Vec<_>, _>>()
                 })
                 .map_err(|e| map(e, USER))?;
             rows.into_iter().map(UserRow::into_user).collect()
@@ -342,14 +361,20 @@ impl ServiceUserStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| map(e, USER))?;
-            // ON DELETE CASCADE would remove the tokens too; deleting them explicitly
-            // keeps the contract independent of the foreign_keys pragma.
+            // ON DELETE CASCADE would remove the tokens and grants too; deleting them
+            // explicitly keeps the contract independent of the foreign_keys pragma.
             tx.prepare_cached(
                 "DELETE FROM tokens WHERE user_id IN \
                  (SELECT id FROM service_users WHERE username = ?1)",
             )
             .and_then(|mut stmt| stmt.execute([username.as_str()]))
             .map_err(|e| map(e, TOKEN))?;
+            tx.prepare_cached(
+                "DELETE FROM role_grants WHERE user_id IN \
+                 (SELECT id FROM service_users WHERE username = ?1)",
+            )
+            .and_then(|mut stmt| stmt.execute([username.as_str()]))
+            .map_err(|e| map(e, projects::GRANT))?;
             let deleted = tx
                 .prepare_cached("DELETE FROM service_users WHERE username = ?1")
                 .and_then(|mut stmt| stmt.execute([username.as_str()]))
@@ -369,9 +394,11 @@ impl TokenStore for SqliteStore {
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
         let record = record.clone();
         let audience = audience_json(&record.audience)?;
+        let roles = roles_json(&record.roles)?;
         self.write(move |conn| {
             let sql = format!(
-                "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO tokens ({TOKEN_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             );
             // One statement in autocommit mode: committed, and with synchronous=FULL
             // synced to disk, when execute returns.
@@ -387,6 +414,7 @@ impl TokenStore for SqliteStore {
                         unix(record.issued_at),
                         unix(record.expires_at),
                         record.revoked_at.map(unix),
+                        roles,
                     ])
                 })
                 .map_err(|e| {
@@ -410,8 +438,7 @@ impl TokenStore for SqliteStore {
             let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?1");
             conn.prepare_cached(&sql)
                 .and_then(|mut stmt| {
-                    stmt.query_row([&digest.as_bytes()[..]], TokenRow::from_row)
-                        .optional()
+                    stmt.query_row([&digest.as_bytes()[..]], TokenRow::from_row).optional()
                 })
                 .map_err(|e| map(e, TOKEN))?
                 .map(TokenRow::into_record)
@@ -440,11 +467,50 @@ impl TokenStore for SqliteStore {
 
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.write(move |conn| {
-            let deleted = conn
+            // One transaction: one commit (and sync) for both tables.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, TOKEN))?;
+            let tokens = tx
                 .prepare_cached("DELETE FROM tokens WHERE expires_at <= ?1")
                 .and_then(|mut stmt| stmt.execute([unix(now)]))
                 .map_err(|e| map(e, TOKEN))?;
-            Ok(deleted as u64)
+            let jtis = tx
+                .prepare_cached("DELETE FROM revoked_jtis WHERE expires_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([unix(now)]))
+                .map_err(|e| map(e, REVOKED_JTI))?;
+            tx.commit().map_err(|e| map(e, TOKEN))?;
+            Ok((tokens + jtis) as u64)
+        })
+        .await
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let jti = jti.clone();
+        self.write(move |conn| {
+            // One statement in autocommit mode: durable when execute returns.
+            conn.prepare_cached(
+                "INSERT INTO revoked_jtis (jti, expires_at) VALUES (?1, ?2) \
+                 ON CONFLICT (jti) DO UPDATE SET \
+                 expires_at = max(expires_at, excluded.expires_at)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![jti.as_str(), unix(expires_at)]))
+            .map_err(|e| map(e, REVOKED_JTI))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_jti_revoked(&self, jti: &TokenId) -> Result<bool, StoreError> {
+        let jti = jti.clone();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ?1)")
+                .and_then(|mut stmt| stmt.query_row([jti.as_str()], |row| row.get(0)))
+                .map_err(|e| map(e, REVOKED_JTI))
         })
         .await
     }
@@ -458,8 +524,7 @@ impl SigningKeyStore for SqliteStore {
             let rows = conn
                 .prepare_cached(&sql)
                 .and_then(|mut stmt| {
-                    stmt.query_map([], KeyRow::from_row)?
-                        .collect::<Result<Vec<_>, _>>()
+                    stmt.query_map([], KeyRow::from_row)?.collect::<Result<Vec<_>, _>>()
                 })
                 .map_err(|e| map(e, SIGNING_KEY))?;
             rows.into_iter().map(KeyRow::into_record).collect()
@@ -550,8 +615,7 @@ mod tests {
         let store = SqliteStore::open(dir.path().join("t.db")).await?;
         let result: Result<(), _> = store
             .write(|conn| {
-                conn.execute_batch("BEGIN IMMEDIATE")
-                    .map_err(|e| map(e, "test"))?;
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| map(e, "test"))?;
                 panic!("panic with the write lock held")
             })
             .await;
@@ -559,18 +623,8 @@ mod tests {
         // The transaction was rolled back and the write lock released: another
         // connection (process) can write, and so can this store.
         let other = SqliteStore::open(dir.path().join("t.db")).await?;
-        assert_eq!(
-            other
-                .purge_expired_tokens(OffsetDateTime::now_utc())
-                .await?,
-            0
-        );
-        assert_eq!(
-            store
-                .purge_expired_tokens(OffsetDateTime::now_utc())
-                .await?,
-            0
-        );
+        assert_eq!(other.purge_expired_tokens(OffsetDateTime::now_utc()).await?, 0);
+        assert_eq!(store.purge_expired_tokens(OffsetDateTime::now_utc()).await?, 0);
         Ok(())
     }
 }

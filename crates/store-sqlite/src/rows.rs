@@ -1,14 +1,15 @@
 //! Conversion between records and rows.
 //!
-//! Rows are read into plain column values first ([`UserRow`], [`TokenRow`]) and
-//! then checked into records, so a row that no longer parses (edited by hand,
+//! Rows are read into plain column values first ([`UserRow`], [`TokenRow`],
+//! [`KeyRow`], [`ProjectRow`], [`AppRow`], [`GrantRow`]) and then checked into records, so a row that no longer parses (edited by hand,
 //! written by another version) is reported as [`StoreError::Corrupt`].
 
 use rusqlite::Row;
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, DisplayName, SecretDigest, ServiceUser, SigningKeyRecord, StoreError,
-    TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ClientId, DisplayName, Project, ProjectId, RoleClaims, RoleGrant,
+    RoleKey, SecretDigest, ServiceUser, SigningKeyRecord, StoreError, TokenDigest, TokenId,
+    TokenLifetime, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -20,7 +21,7 @@ pub(crate) const USER_COLUMNS: &str = "id, username, display_name, access_token_
 
 /// The columns of `tokens`, in the order [`TokenRow::from_row`] reads them.
 pub(crate) const TOKEN_COLUMNS: &str =
-    "digest, jti, user_id, client_id, scopes, audience, issued_at, expires_at, revoked_at";
+    "digest, jti, user_id, client_id, scopes, audience, issued_at, expires_at, revoked_at, roles";
 
 /// A timestamp as stored: unix seconds (any fraction is dropped; records hold whole seconds).
 pub(crate) fn unix(t: OffsetDateTime) -> i64 {
@@ -104,6 +105,7 @@ pub(crate) struct TokenRow {
     issued_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    roles: String,
 }
 
 impl TokenRow {
@@ -119,6 +121,7 @@ impl TokenRow {
             issued_at: row.get(6)?,
             expires_at: row.get(7)?,
             revoked_at: row.get(8)?,
+            roles: row.get(9)?,
         })
     }
 
@@ -131,6 +134,7 @@ impl TokenRow {
             client_id: Username::new(&self.client_id).map_err(|e| corrupt("client id", e))?,
             scopes: ScopeSet::parse(&self.scopes).map_err(|e| corrupt("scopes", e))?,
             audience: serde_json::from_str(&self.audience).map_err(|e| corrupt("audience", e))?,
+            roles: serde_json::from_str(&self.roles).map_err(|e| corrupt("token roles", e))?,
             issued_at: timestamp("issue time", self.issued_at)?,
             expires_at: timestamp("expiry time", self.expires_at)?,
             revoked_at: self
@@ -144,6 +148,11 @@ impl TokenRow {
 /// The audience as stored: a JSON array of strings.
 pub(crate) fn audience_json(audience: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(audience).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+/// The roles of a token as stored: a JSON object, role → project id → project name.
+pub(crate) fn roles_json(roles: &RoleClaims) -> Result<String, StoreError> {
+    serde_json::to_string(roles).map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
 /// The columns of `signing_keys`, in the order [`KeyRow::from_row`] reads them.
@@ -176,15 +185,113 @@ impl KeyRow {
     /// Checks the columns into a record.
     pub(crate) fn into_record(self) -> Result<SigningKeyRecord, StoreError> {
         Ok(SigningKeyRecord {
-            algorithm: self
-                .algorithm
-                .parse()
-                .map_err(|e| corrupt("signing key algorithm", e))?,
+            algorithm: self.algorithm.parse().map_err(|e| corrupt("signing key algorithm", e))?,
             kid: self.kid,
             public_jwk: self.public_jwk,
             sealed_private_key: self.sealed_private_key,
             created_at: timestamp("signing key created_at", self.created_at)?,
             activates_at: timestamp("signing key activates_at", self.activates_at)?,
+        })
+    }
+}
+
+/// The columns of `projects`, in the order [`ProjectRow::from_row`] reads them.
+pub(crate) const PROJECT_COLUMNS: &str = "id, name, created_at";
+
+/// The raw columns of a `projects` row.
+pub(crate) struct ProjectRow {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+impl ProjectRow {
+    /// Reads the columns listed in [`PROJECT_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self { id: row.get(0)?, name: row.get(1)?, created_at: row.get(2)? })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_project(self) -> Result<Project, StoreError> {
+        Ok(Project {
+            id: ProjectId::new(&self.id).map_err(|e| corrupt("project id", e))?,
+            name: DisplayName::new(&self.name).map_err(|e| corrupt("project name", e))?,
+            created_at: timestamp("project creation time", self.created_at)?,
+        })
+    }
+}
+
+/// The columns of `api_apps`, in the order [`AppRow::from_row`] reads them.
+pub(crate) const APP_COLUMNS: &str =
+    "client_id, project_id, name, secret_digest, enabled, created_at, updated_at";
+
+/// The raw columns of an `api_apps` row.
+pub(crate) struct AppRow {
+    client_id: String,
+    project_id: String,
+    name: String,
+    secret_digest: Option<Vec<u8>>,
+    enabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl AppRow {
+    /// Reads the columns listed in [`APP_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            client_id: row.get(0)?,
+            project_id: row.get(1)?,
+            name: row.get(2)?,
+            secret_digest: row.get(3)?,
+            enabled: row.get(4)?,
+            created_at: row.get(5)?,
+            updated_at: row.get(6)?,
+        })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_app(self) -> Result<ApiApp, StoreError> {
+        Ok(ApiApp {
+            client_id: ClientId::new(&self.client_id)
+                .map_err(|e| corrupt("API app client ID", e))?,
+            project_id: ProjectId::new(&self.project_id).map_err(|e| corrupt("project id", e))?,
+            name: DisplayName::new(&self.name).map_err(|e| corrupt("API app name", e))?,
+            secret: self
+                .secret_digest
+                .map(|bytes| {
+                    digest_bytes("API app secret digest", &bytes).map(SecretDigest::from_bytes)
+                })
+                .transpose()?,
+            enabled: self.enabled,
+            created_at: timestamp("API app creation time", self.created_at)?,
+            updated_at: timestamp("API app update time", self.updated_at)?,
+        })
+    }
+}
+
+/// The columns of `role_grants`, in the order [`GrantRow::from_row`] reads them.
+pub(crate) const GRANT_COLUMNS: &str = "user_id, project_id, role";
+
+/// The raw columns of a `role_grants` row.
+pub(crate) struct GrantRow {
+    user_id: String,
+    project_id: String,
+    role: String,
+}
+
+impl GrantRow {
+    /// Reads the columns listed in [`GRANT_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self { user_id: row.get(0)?, project_id: row.get(1)?, role: row.get(2)? })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_grant(self) -> Result<RoleGrant, StoreError> {
+        Ok(RoleGrant {
+            user_id: UserId::new(&self.user_id).map_err(|e| corrupt("user id", e))?,
+            project_id: ProjectId::new(&self.project_id).map_err(|e| corrupt("project id", e))?,
+            role: RoleKey::new(&self.role).map_err(|e| corrupt("role", e))?,
         })
     }
 }

@@ -53,6 +53,37 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         activates_at INTEGER NOT NULL
     );
     CREATE INDEX signing_keys_activates_at ON signing_keys(activates_at, kid);",
+    // 3: projects (with the reserved project of the server's own API), their API
+    // apps, role grants of service users, revoked JWT ids, and the roles of tokens.
+    "CREATE TABLE projects (
+        id TEXT PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    INSERT INTO projects (id, name, created_at) VALUES ('zitadel', 'Tessera API', 0);
+    CREATE TABLE api_apps (
+        client_id TEXT PRIMARY KEY NOT NULL,
+        project_id TEXT NOT NULL REFERENCES projects(id),
+        name TEXT NOT NULL,
+        secret_digest BLOB,
+        enabled INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX api_apps_project_id ON api_apps(project_id);
+    CREATE TABLE role_grants (
+        user_id TEXT NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        project_id TEXT NOT NULL REFERENCES projects(id),
+        role TEXT NOT NULL,
+        PRIMARY KEY (user_id, project_id, role)
+    );
+    CREATE INDEX role_grants_project_id ON role_grants(project_id);
+    CREATE TABLE revoked_jtis (
+        jti TEXT PRIMARY KEY NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX revoked_jtis_expires_at ON revoked_jtis(expires_at);
+    ALTER TABLE tokens ADD COLUMN roles TEXT NOT NULL DEFAULT '{}';",
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -63,11 +94,7 @@ const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrati
 fn flags(create: bool) -> OpenFlags {
     // No SQLITE_OPEN_URI: a path is a path, even one that starts with `file:`.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags | OpenFlags::SQLITE_OPEN_CREATE
-    } else {
-        flags
-    }
+    if create { flags | OpenFlags::SQLITE_OPEN_CREATE } else { flags }
 }
 
 /// Opens the writer connection: creates the file if missing, switches it to WAL,
@@ -79,8 +106,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     set_wal(&conn)?;
     // FULL: in WAL mode the WAL is synced at every commit, so a write is durable
     // (survives a power cut, not only a process crash) when the call returns.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(|e| map(e, "database"))?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(|e| map(e, "database"))?;
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -89,16 +115,13 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(path, flags(false)).map_err(|e| map(e, "database"))?;
     common_pragmas(&conn)?;
-    conn.pragma_update(None, "query_only", true)
-        .map_err(|e| map(e, "database"))?;
+    conn.pragma_update(None, "query_only", true).map_err(|e| map(e, "database"))?;
     Ok(conn)
 }
 
 fn common_pragmas(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| map(e, "database"))?;
-    conn.pragma_update(None, "foreign_keys", true)
-        .map_err(|e| map(e, "database"))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| map(e, "database"))?;
+    conn.pragma_update(None, "foreign_keys", true).map_err(|e| map(e, "database"))?;
     Ok(())
 }
 
@@ -136,11 +159,7 @@ fn current_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
     if !exists {
         return Ok(0);
     }
-    conn.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |row| row.get(0),
-    )
+    conn.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |row| row.get(0))
 }
 
 /// Applies the missing migrations. Safe when several processes open the same
@@ -160,9 +179,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         return Ok(());
     }
     for (version, sql) in (1..).zip(MIGRATIONS) {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         tx.execute_batch(CREATE_MIGRATIONS_TABLE).map_err(err)?;
         let applied: bool = tx
             .query_row(
@@ -201,13 +218,41 @@ mod tests {
     }
 
     #[test]
+    fn upgrading_keeps_tokens_and_adds_the_reserved_project()
+    -> Result<(), Box<dyn std::error::Error>> {
+        // A database as version 2 left it, holding a user and a token.
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
+        for (version, sql) in (1..).zip(&MIGRATIONS[..2]) {
+            conn.execute_batch(sql)?;
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )?;
+        }
+        conn.execute_batch(
+            "INSERT INTO service_users VALUES ('100000000000000001', 'old', 'old', 'opaque', \
+             60, NULL, 1, 0, 0);
+             INSERT INTO tokens VALUES (x'00', 'jti', '100000000000000001', 'old', 'openid', \
+             '[]', 0, 60, NULL);",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let roles: String = conn.query_row("SELECT roles FROM tokens", [], |r| r.get(0))?;
+        assert_eq!(roles, "{}", "tokens issued before roles existed carry none");
+        let reserved: (String, String, i64) =
+            conn.query_row("SELECT id, name, created_at FROM projects", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        assert_eq!(reserved, ("zitadel".to_owned(), "Tessera API".to_owned(), 0));
+        Ok(())
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() -> Result<(), Box<dyn std::error::Error>> {
         let mut conn = Connection::open_in_memory()?;
         migrate(&mut conn)?;
-        conn.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)",
-            [],
-        )?;
+        conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)", [])?;
         assert!(matches!(migrate(&mut conn), Err(StoreError::Corrupt(_))));
         Ok(())
     }

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    ClientSecret, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore, Store, StoreError,
-    TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+    ApiApp, ApiAppPatch, ClientId, ClientSecret, DisplayName, Project, ProjectId, ProjectStore,
+    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore,
+    Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
 };
 use tessera_store_sqlite::SqliteStore;
 use time::{Duration, OffsetDateTime};
@@ -39,10 +40,32 @@ fn token_for(user: &ServiceUser, token: &str) -> Result<TokenRecord, Box<dyn std
         client_id: user.username.clone(),
         scopes: ScopeSet::parse("openid urn:zitadel:iam:org:project:id:zitadel:aud")?,
         audience: vec!["zitadel".to_owned(), user.username.to_string()],
+        roles: RoleClaims::default(),
         issued_at: t0(),
         expires_at: t0() + Duration::hours(1),
         revoked_at: None,
     })
+}
+
+fn project(id: &str) -> Result<Project, Box<dyn std::error::Error>> {
+    Ok(Project::new(ProjectId::new(id)?, DisplayName::new("Orders")?, t0()))
+}
+
+fn app_with_secret(
+    project: &Project,
+    client_id: &str,
+) -> Result<(ApiApp, ClientSecret), Box<dyn std::error::Error>> {
+    let secret = ClientSecret::generate()?;
+    let app = ApiApp {
+        client_id: ClientId::new(client_id)?,
+        project_id: project.id.clone(),
+        name: DisplayName::new("Orders API")?,
+        secret: Some(SecretDigest::of(&secret)),
+        enabled: true,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    Ok((app, secret))
 }
 
 fn migration_rows(path: &Path) -> Result<i64, rusqlite::Error> {
@@ -59,19 +82,12 @@ async fn data_survives_reopening() -> TestResult {
         let store = SqliteStore::open(&path).await?;
         store.create_service_user(&user).await?;
         store.insert_token(&token).await?;
-        assert!(
-            store
-                .revoke_token(&token.digest, t0() + Duration::seconds(3))
-                .await?
-        );
+        assert!(store.revoke_token(&token.digest, t0() + Duration::seconds(3)).await?);
     }
     token.revoked_at = Some(t0() + Duration::seconds(3));
 
     let store = SqliteStore::open(&path).await?;
-    assert_eq!(
-        store.service_user_by_username(&user.username).await?,
-        Some(user.clone())
-    );
+    assert_eq!(store.service_user_by_username(&user.username).await?, Some(user.clone()));
     assert_eq!(store.service_user_by_id(&user.id).await?, Some(user));
     assert_eq!(store.token_by_digest(&token.digest).await?, Some(token));
     store.ping().await?;
@@ -86,18 +102,11 @@ async fn data_survives_reopening() -> TestResult {
 async fn migrations_are_idempotent() -> TestResult {
     let (_dir, path) = db_file()?;
     let (user, _) = user_with_secret("kept")?;
-    SqliteStore::open(&path)
-        .await?
-        .create_service_user(&user)
-        .await?;
+    SqliteStore::open(&path).await?.create_service_user(&user).await?;
     let first = migration_rows(&path)?;
     assert!(first >= 1);
     let store = SqliteStore::open(&path).await?;
-    assert_eq!(
-        migration_rows(&path)?,
-        first,
-        "reopening must apply nothing"
-    );
+    assert_eq!(migration_rows(&path)?, first, "reopening must apply nothing");
     assert_eq!(store.list_service_users().await?, vec![user]);
     Ok(())
 }
@@ -123,10 +132,7 @@ async fn concurrent_opens_of_a_fresh_file_are_safe() -> TestResult {
         let (user, _) = user_with_secret("after-race")?;
         stores[0].create_service_user(&user).await?;
         for store in &stores {
-            assert_eq!(
-                store.service_user_by_id(&user.id).await?,
-                Some(user.clone())
-            );
+            assert_eq!(store.service_user_by_id(&user.id).await?, Some(user.clone()));
         }
     }
     Ok(())
@@ -157,10 +163,7 @@ async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
             .await?
             .and_then(|u| u.secret)
             .ok_or("secret")?;
-        assert!(
-            !digest.verify(old.expose()),
-            "old secret accepted after regeneration"
-        );
+        assert!(!digest.verify(old.expose()), "old secret accepted after regeneration");
         assert!(digest.verify(new.expose()));
     }
 
@@ -171,10 +174,7 @@ async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
         writers.spawn(async move {
             for i in 0..20 {
                 let record = token_for(&user, &format!("w{n}-{i}")).map_err(|e| e.to_string())?;
-                store
-                    .insert_token(&record)
-                    .await
-                    .map_err(|e| format!("{e:?}"))?;
+                store.insert_token(&record).await.map_err(|e| format!("{e:?}"))?;
             }
             Ok::<(), String>(())
         });
@@ -193,10 +193,7 @@ async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
     // The CLI deletes the user; the server no longer finds it or its tokens.
     cli.delete_service_user(&user.username).await?;
     assert_eq!(server.service_user_by_username(&user.username).await?, None);
-    assert_eq!(
-        server.token_by_digest(&TokenDigest::of("w0-0")).await?,
-        None
-    );
+    assert_eq!(server.token_by_digest(&TokenDigest::of("w0-0")).await?, None);
     Ok(())
 }
 
@@ -210,18 +207,12 @@ async fn a_file_that_is_not_a_database_is_an_error() -> TestResult {
         let path = dir.path().join(name);
         std::fs::write(&path, &contents)?;
         let result = SqliteStore::open(&path).await;
-        assert!(
-            matches!(result, Err(StoreError::Corrupt(_))),
-            "{name}: {result:?}"
-        );
+        assert!(matches!(result, Err(StoreError::Corrupt(_))), "{name}: {result:?}");
         assert_eq!(std::fs::read(&path)?, contents, "{name} must be left alone");
     }
     let missing_dir = dir.path().join("no-such-dir").join("tessera.db");
     let result = SqliteStore::open(&missing_dir).await;
-    assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
     Ok(())
 }
 
@@ -268,24 +259,13 @@ async fn the_file_holds_no_plaintext_secret() -> TestResult {
         Ok(bytes)
     };
     let contains = |haystack: &[u8], needle: &str| {
-        haystack
-            .windows(needle.len())
-            .any(|w| w == needle.as_bytes())
+        haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
     };
 
     let bytes = read_all()?;
-    assert!(
-        contains(&bytes, "secretive"),
-        "the check must read the stored data"
-    );
-    assert!(
-        !contains(&bytes, first.expose()),
-        "first secret stored in clear"
-    );
-    assert!(
-        !contains(&bytes, second.expose()),
-        "second secret stored in clear"
-    );
+    assert!(contains(&bytes, "secretive"), "the check must read the stored data");
+    assert!(!contains(&bytes, first.expose()), "first secret stored in clear");
+    assert!(!contains(&bytes, second.expose()), "second secret stored in clear");
 
     drop(store); // the last connection checkpoints the WAL into the file
     let bytes = read_all()?;
@@ -302,5 +282,146 @@ async fn tokens_of_unknown_users_are_refused() -> TestResult {
     let (ghost, _) = user_with_secret("ghost")?;
     let result = store.insert_token(&token_for(&ghost, "orphan")?).await;
     assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_apps_grants_and_revoked_jtis_survive_reopening() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let orders = project("orders")?;
+    let (app, _) = app_with_secret(&orders, "orders-api")?;
+    let (mut disabled, _) = app_with_secret(&Project::reserved(), "console")?;
+    disabled.secret = None;
+    disabled.enabled = false;
+    let (user, _) = user_with_secret("granted")?;
+    let grants = vec![
+        RoleGrant {
+            user_id: user.id.clone(),
+            project_id: orders.id.clone(),
+            role: RoleKey::new("reader")?,
+        },
+        RoleGrant {
+            user_id: user.id.clone(),
+            project_id: ProjectId::reserved(),
+            role: RoleKey::new("admin")?,
+        },
+    ];
+    let mut token = token_for(&user, "with-roles")?;
+    token.roles.insert(&RoleKey::new("reader")?, &orders);
+    token.roles.insert(&RoleKey::new("admin")?, &Project::reserved());
+    let revoked = TokenId::generate()?;
+    let expired = TokenId::generate()?;
+    let renamed = Project { name: DisplayName::new("Orders v2")?, ..orders.clone() };
+    {
+        let store = SqliteStore::open(&path).await?;
+        store.create_project(&orders).await?;
+        store.rename_project(&orders.id, &renamed.name).await?;
+        store.create_api_app(&app).await?;
+        store.create_api_app(&disabled).await?;
+        store.create_service_user(&user).await?;
+        for grant in &grants {
+            assert!(store.add_grant(grant).await?);
+        }
+        store.insert_token(&token).await?;
+        store.revoke_jti(&revoked, t0() + Duration::hours(1)).await?;
+        store.revoke_jti(&expired, t0()).await?;
+    }
+
+    let store = SqliteStore::open(&path).await?;
+    assert_eq!(store.list_projects().await?, vec![renamed, Project::reserved()]);
+    assert_eq!(store.list_api_apps().await?, vec![disabled.clone(), app.clone()]);
+    assert_eq!(store.api_app_by_client_id(&app.client_id).await?, Some(app.clone()));
+    assert_eq!(store.grants_of_user(&user.id).await?, grants);
+    assert!(!store.add_grant(&grants[0]).await?, "the grant is still there");
+    assert_eq!(store.token_by_digest(&token.digest).await?, Some(token));
+    assert!(store.is_jti_revoked(&revoked).await?);
+    assert!(store.is_jti_revoked(&expired).await?);
+    // Namespaces and constraints hold across reopening too.
+    let clash = store.create_service_user(&user_with_secret("orders-api")?.0).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let clash = store.create_api_app(&app_with_secret(&orders, "granted")?.0).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    // Purging at the token's expiry removes the token and both revoked ids.
+    assert_eq!(store.purge_expired_tokens(t0() + Duration::hours(1)).await?, 3);
+    assert!(!store.is_jti_revoked(&revoked).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_see_an_api_app_secret_replaced_at_once() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let server = SqliteStore::open(&path).await?;
+    let cli = SqliteStore::open(&path).await?;
+
+    // The CLI creates a project and its app; the server sees both without restarting.
+    let orders = project("orders")?;
+    cli.create_project(&orders).await?;
+    let (app, old) = app_with_secret(&orders, "orders-api")?;
+    cli.create_api_app(&app).await?;
+    assert_eq!(server.project_by_id(&orders.id).await?, Some(orders.clone()));
+    let seen = server.api_app_by_client_id(&app.client_id).await?;
+    assert_eq!(seen.as_ref(), Some(&app));
+
+    // The CLI replaces the secret; the server rejects the old one at once.
+    let new = ClientSecret::generate()?;
+    let mut patch = ApiAppPatch::at(t0() + Duration::seconds(1));
+    patch.secret = Some(SecretDigest::of(&new));
+    let updated = cli.update_api_app(&app.client_id, &patch).await?;
+    for _ in 0..20 {
+        let stored = server.api_app_by_client_id(&app.client_id).await?.ok_or("app")?;
+        assert_eq!(stored, updated);
+        let digest = stored.secret.ok_or("secret")?;
+        assert!(!digest.verify(old.expose()), "old app secret accepted after replacement");
+        assert!(digest.verify(new.expose()));
+    }
+
+    // The client namespace is shared across stores: a username taken through one is
+    // refused as a client ID through the other, and the other way round.
+    let (user, _) = user_with_secret("billing-job")?;
+    server.create_service_user(&user).await?;
+    let clash = cli.create_api_app(&app_with_secret(&orders, "billing-job")?.0).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let clash = server.create_service_user(&user_with_secret("orders-api")?.0).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+
+    // A grant made through one store is seen through the other, and goes with its
+    // user when the other store deletes it.
+    let grant = RoleGrant {
+        user_id: user.id.clone(),
+        project_id: orders.id.clone(),
+        role: RoleKey::new("writer")?,
+    };
+    assert!(cli.add_grant(&grant).await?);
+    assert_eq!(server.grants_of_user(&user.id).await?, vec![grant]);
+    server.delete_service_user(&user.username).await?;
+    assert!(cli.grants_of_user(&user.id).await?.is_empty());
+
+    // A JWT id revoked through one store is revoked for the other at once.
+    let jti = TokenId::generate()?;
+    server.revoke_jti(&jti, t0() + Duration::hours(1)).await?;
+    assert!(cli.is_jti_revoked(&jti).await?);
+
+    // The CLI deletes the app; the server no longer finds it.
+    cli.delete_api_app(&app.client_id).await?;
+    assert_eq!(server.api_app_by_client_id(&app.client_id).await?, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_roles_that_do_not_parse_are_corrupt() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let store = SqliteStore::open(&path).await?;
+    let (user, _) = user_with_secret("fine")?;
+    store.create_service_user(&user).await?;
+    let token = token_for(&user, "t")?;
+    store.insert_token(&token).await?;
+    {
+        let conn = rusqlite::Connection::open(&path)?;
+        let roles: String = conn.query_row("SELECT roles FROM tokens", [], |r| r.get(0))?;
+        assert_eq!(roles, "{}", "no roles are stored as an empty JSON object");
+        conn.execute("UPDATE tokens SET roles = '[\"not\", \"a map\"]'", [])?;
+    }
+    let result = store.token_by_digest(&token.digest).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
     Ok(())
 }

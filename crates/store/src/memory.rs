@@ -10,6 +10,7 @@ use crate::error::StoreError;
 use crate::ids::{ClientId, ProjectId, TokenId, UserId, Username};
 use crate::keys::{SigningKeyRecord, SigningKeyStore};
 use crate::projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleGrant};
+use crate::records::DisplayName;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 use crate::traits::{ServiceUserStore, Store, TokenStore};
 
@@ -233,6 +234,13 @@ impl ProjectStore for MemoryStore {
             return Err(StoreError::Conflict("project"));
         }
         users.projects.insert(project.id.clone(), project.clone());
+        Ok(())
+    }
+
+    async fn rename_project(&self, id: &ProjectId, name: &DisplayName) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        let project = users.projects.get_mut(id).ok_or(StoreError::NotFound("project"))?;
+        project.name = name.clone();
         Ok(())
     }
 

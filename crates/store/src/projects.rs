@@ -144,6 +144,9 @@ pub trait ProjectStore: Send + Sync {
     /// Stores a new project.
     async fn create_project(&self, project: &Project) -> Result<(), StoreError>;
 
+    /// Renames a project; [`StoreError::NotFound`] when it does not exist.
+    async fn rename_project(&self, id: &ProjectId, name: &DisplayName) -> Result<(), StoreError>;
+
     /// The project with this id.
     async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
 

@@ -462,6 +462,12 @@ pub async fn projects_create_lookup_and_reserved(store: SharedStore) {
     assert_eq!(ids, ["orders", "zitadel"]);
     let missing = store.project_by_id(&ProjectId::new("nope").expect("id")).await.expect("lookup");
     assert_eq!(missing, None);
+    let renamed = DisplayName::new("Orders v2").expect("name");
+    store.rename_project(&orders.id, &renamed).await.expect("rename");
+    let stored = store.project_by_id(&orders.id).await.expect("lookup").expect("exists");
+    assert_eq!(stored.name, renamed);
+    let err = store.rename_project(&ProjectId::new("nope").expect("id"), &renamed).await;
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "rename of a missing project: {err:?}");
 }
 
 /// API app client IDs and usernames are one namespace; apps need their project.

@@ -34,18 +34,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // 1. A store with one service user and a freshly generated secret.
     let store = Arc::new(MemoryStore::new());
     let secret = ClientSecret::generate()?;
-    let mut user = ServiceUser::new(
-        Username::new("reporting-job")?,
-        time::OffsetDateTime::now_utc(),
-    )?;
+    let mut user =
+        ServiceUser::new(Username::new("reporting-job")?, time::OffsetDateTime::now_utc())?;
     user.secret = Some(SecretDigest::of(&secret));
     store.create_service_user(&user).await?;
 
     // 2. Tessera's endpoint, built from the store and a minter.
-    let tessera = TokenEndpoint::new(Issuer::new(
-        store,
-        TokenMinter::new(format!("http://{addr}")),
-    ));
+    let tessera =
+        TokenEndpoint::new(Issuer::new(store, TokenMinter::new(format!("http://{addr}"))));
 
     println!("listening on http://{addr}");
     println!(

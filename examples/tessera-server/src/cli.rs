@@ -34,6 +34,94 @@ pub(crate) enum Command {
     /// Manage service users.
     #[command(name = "service-user", subcommand)]
     ServiceUser(ServiceUserCommand),
+    /// Manage projects (the APIs tokens name in their audience).
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage API apps (APIs that introspect and revoke tokens).
+    #[command(name = "api-app", subcommand)]
+    ApiApp(ApiAppCommand),
+    /// Manage the roles granted to service users.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectCommand {
+    /// Create a project; prints its id.
+    Create {
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Id to use instead of a generated one (A-Z a-z 0-9 - _).
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List projects.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApiAppCommand {
+    /// Create an API app of a project; prints its client ID and secret.
+    Create {
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Client ID to use instead of a generated one.
+        #[arg(long)]
+        client_id: Option<String>,
+    },
+    /// Generate a new client secret; the old one stops working at once.
+    Secret {
+        /// The API app.
+        #[arg(long)]
+        client_id: String,
+    },
+    /// List API apps.
+    List,
+    /// Delete an API app.
+    Delete {
+        /// The API app.
+        #[arg(long)]
+        client_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GrantCommand {
+    /// Grant a role of a project to a service user.
+    Add {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// The role.
+        #[arg(long)]
+        role: String,
+    },
+    /// List the roles granted to a service user.
+    List {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+    },
+    /// Take a role back.
+    Remove {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        /// The project.
+        #[arg(long)]
+        project: String,
+        /// The role.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::json;
 use tessera_store::{
-    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch, Store,
-    StoreError, TokenLifetime, Username,
+    AccessTokenType, ClientId, ClientSecret, DisplayName, ProjectId, RoleKey, SecretDigest,
+    ServiceUser, ServiceUserPatch, Store, StoreError, TokenLifetime, Username,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -48,13 +48,28 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             print(&output, cli.json);
             Ok(())
         }
+        Command::Project(command) => {
+            let store = database::open(&cli.database).await?;
+            print(&crate::projects::project(store.as_ref(), command).await?, cli.json);
+            Ok(())
+        }
+        Command::ApiApp(command) => {
+            let store = database::open(&cli.database).await?;
+            print(&crate::projects::api_app(store.as_ref(), command).await?, cli.json);
+            Ok(())
+        }
+        Command::Grant(command) => {
+            let store = database::open(&cli.database).await?;
+            print(&crate::projects::grant(store.as_ref(), command).await?, cli.json);
+            Ok(())
+        }
     }
 }
 
 /// What a command prints: a JSON value and the same as text.
 pub(crate) struct Output {
-    json: serde_json::Value,
-    text: String,
+    pub(crate) json: serde_json::Value,
+    pub(crate) text: String,
 }
 
 fn print(output: &Output, json: bool) {
@@ -88,15 +103,12 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
             }
             let secret = ClientSecret::generate().map_err(|e| CliError(e.to_string()))?;
             user.secret = Some(SecretDigest::of(&secret));
-            store
-                .create_service_user(&user)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Conflict(_) => {
-                        CliError(format!("service user {username} already exists"))
-                    }
-                    other => other.into(),
-                })?;
+            store.create_service_user(&user).await.map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    CliError(format!("service user {username} already exists"))
+                }
+                other => other.into(),
+            })?;
             Ok(credentials_output(&user, &secret, "created"))
         }
         ServiceUserCommand::Secret { username } => {
@@ -104,10 +116,8 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
             let secret = ClientSecret::generate().map_err(|e| CliError(e.to_string()))?;
             let mut patch = ServiceUserPatch::at(now);
             patch.secret = Some(SecretDigest::of(&secret));
-            let user = store
-                .update_service_user(&name, &patch)
-                .await
-                .map_err(not_found(&username))?;
+            let user =
+                store.update_service_user(&name, &patch).await.map_err(not_found(&username))?;
             tracing::info!(target: "tessera::audit", event = "secret_regenerated", client_id = %user.username);
             Ok(credentials_output(&user, &secret, "new secret for"))
         }
@@ -129,25 +139,14 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
                 );
             }
             let list: Vec<_> = users.iter().map(UserView::from).collect();
-            Ok(Output {
-                json: json!({ "service_users": list }),
-                text,
-            })
+            Ok(Output { json: json!({ "service_users": list }), text })
         }
         ServiceUserCommand::Show { username } => {
-            let name = parse_username(&username)?;
-            let user = store
-                .service_user_by_username(&name)
-                .await?
-                .ok_or_else(|| CliError(format!("service user {username} not found")))?;
-            Ok(user_output(&user))
+            Ok(user_output(&find_user(store, &username).await?))
         }
         ServiceUserCommand::Delete { username } => {
             let name = parse_username(&username)?;
-            store
-                .delete_service_user(&name)
-                .await
-                .map_err(not_found(&username))?;
+            store.delete_service_user(&name).await.map_err(not_found(&username))?;
             Ok(Output {
                 json: json!({ "deleted": username }),
                 text: format!("deleted service user {username}\n"),
@@ -164,15 +163,10 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
             let mut patch = ServiceUserPatch::at(now);
             patch.access_token_type = access_token_type;
             patch.token_lifetime = token_lifetime.map(parse_lifetime).transpose()?;
-            patch.display_name = display_name
-                .as_deref()
-                .map(parse_display_name)
-                .transpose()?;
+            patch.display_name = display_name.as_deref().map(parse_display_name).transpose()?;
             patch.enabled = enabled;
-            let user = store
-                .update_service_user(&name, &patch)
-                .await
-                .map_err(not_found(&username))?;
+            let user =
+                store.update_service_user(&name, &patch).await.map_err(not_found(&username))?;
             Ok(user_output(&user))
         }
     }
@@ -185,12 +179,32 @@ fn not_found(username: &str) -> impl FnOnce(StoreError) -> CliError + '_ {
     }
 }
 
+/// The service user named `username`, or a "not found" error.
+pub(crate) async fn find_user(store: &dyn Store, username: &str) -> Result<ServiceUser> {
+    store
+        .service_user_by_username(&parse_username(username)?)
+        .await?
+        .ok_or_else(|| CliError(format!("service user {username} not found")))
+}
+
 pub(crate) fn parse_username(value: &str) -> Result<Username> {
     Username::new(value).map_err(|e| CliError(format!("invalid username {value:?}: {e}")))
 }
 
 pub(crate) fn parse_display_name(value: &str) -> Result<DisplayName> {
     DisplayName::new(value).map_err(|e| CliError(format!("invalid display name: {e}")))
+}
+
+pub(crate) fn parse_project_id(value: &str) -> Result<ProjectId> {
+    ProjectId::new(value).map_err(|e| CliError(format!("invalid project id {value:?}: {e}")))
+}
+
+pub(crate) fn parse_client_id(value: &str) -> Result<ClientId> {
+    ClientId::new(value).map_err(|e| CliError(format!("invalid client ID {value:?}: {e}")))
+}
+
+pub(crate) fn parse_role(value: &str) -> Result<RoleKey> {
+    RoleKey::new(value).map_err(|e| CliError(format!("invalid role {value:?}: {e}")))
 }
 
 pub(crate) fn parse_lifetime(secs: u64) -> Result<TokenLifetime> {
@@ -265,8 +279,5 @@ fn user_output(user: &ServiceUser) -> Output {
         view.created_at,
         view.updated_at
     );
-    Output {
-        json: serde_json::to_value(&view).unwrap_or_default(),
-        text,
-    }
+    Output { json: serde_json::to_value(&view).unwrap_or_default(), text }
 }

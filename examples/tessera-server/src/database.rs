@@ -7,8 +7,7 @@ use tessera_store_sqlite::SqliteStore;
 
 /// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL.
 pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
 }
 
 /// Opens the store behind `url`: `sqlite://PATH` (or `sqlite:PATH`), `memory:`.
@@ -17,13 +16,10 @@ pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
     if url == "memory:" || url == "memory://" {
         return Ok(Arc::new(MemoryStore::new()));
     }
-    if let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         if path.is_empty() {
             return Err(
-                "database URL sqlite:// needs a file path, as in sqlite://tessera.db".into(),
+                "database URL sqlite:// needs a file path, as in sqlite://tessera.db".into()
             );
         }
         let store = SqliteStore::open(path)
@@ -37,10 +33,7 @@ pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
                 .into(),
         );
     }
-    Err(format!(
-        "unsupported database URL {:?}; use sqlite://PATH or memory:",
-        redact_url(url)
-    ))
+    Err(format!("unsupported database URL {:?}; use sqlite://PATH or memory:", redact_url(url)))
 }
 
 /// An error with its sources, on one line.
@@ -71,21 +64,13 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("mysql://u:pw@host/db"),
-            "mysql://[redacted]@host/db"
-        );
+        assert_eq!(redact_url("mysql://u:pw@host/db"), "mysql://[redacted]@host/db");
         assert_eq!(redact_url("foo:bar"), "foo:bar");
     }
 
     #[tokio::test]
     async fn unknown_schemes_are_refused() {
-        assert!(
-            open("mysql://u:pw@h/db")
-                .await
-                .err()
-                .is_some_and(|e| !e.contains("pw"))
-        );
+        assert!(open("mysql://u:pw@h/db").await.err().is_some_and(|e| !e.contains("pw")));
         assert!(open("sqlite://").await.is_err());
         assert!(open("memory:").await.is_ok());
     }

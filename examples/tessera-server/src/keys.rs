@@ -155,10 +155,7 @@ mod tests {
             key_file_path(Path::new("/var/lib/t/tessera.db")),
             Path::new("/var/lib/t/tessera.db.master.key")
         );
-        assert_eq!(
-            key_file_path(Path::new("tessera.db")),
-            Path::new("tessera.db.master.key")
-        );
+        assert_eq!(key_file_path(Path::new("tessera.db")), Path::new("tessera.db.master.key"));
     }
 
     #[test]
@@ -168,18 +165,11 @@ mod tests {
         let path = dir.path().join("x.master.key");
         let first = key_from_file(&path).map_err(|e| e.0)?;
         let second = key_from_file(&path).map_err(|e| e.0)?;
-        assert_eq!(
-            first.to_base64(),
-            second.to_base64(),
-            "reused, not replaced"
-        );
+        assert_eq!(first.to_base64(), second.to_base64(), "reused, not replaced");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path)?.permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
         }
         std::fs::write(&path, "garbage")?;
         assert!(key_from_file(&path).is_err_and(|e| e.0.contains("32 bytes")));

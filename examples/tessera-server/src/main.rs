@@ -11,6 +11,7 @@ mod cli;
 mod commands;
 mod database;
 mod keys;
+mod projects;
 mod serve;
 
 use std::process::ExitCode;
@@ -19,10 +20,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };

@@ -50,13 +50,11 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
         .await
         .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
-    let issuer_url = args
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}"));
+    let issuer_url = args.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
     let minter = TokenMinter::new(issuer_url.clone()).with_keys(key_manager.ring());
     let endpoint = TokenEndpoint::new(Issuer::new(store, minter));
     keys::spawn_refresh(key_manager);
+    spawn_purge(endpoint.issuer().clone());
     tracing::info!(issuer = %issuer_url, signing_alg = %args.signing_alg, "listening on http://{local}");
     accept_loop(listener, endpoint, Duration::from_secs(args.shutdown_grace)).await;
     Ok(())
@@ -96,6 +94,25 @@ async fn accept_loop(listener: TcpListener, endpoint: TokenEndpoint, grace: Dura
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
+}
+
+/// How often expired token records and revoked ids are deleted.
+const PURGE_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Deletes expired token records and revoked JWT ids every [`PURGE_INTERVAL`], so
+/// the store does not grow without bound. Records are deleted only once expired.
+fn spawn_purge(issuer: Issuer) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            interval.tick().await;
+            match issuer.purge_expired().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged expired token records"),
+                Err(e) => tracing::warn!(error = %e, "purging expired token records failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -40,21 +40,10 @@ async fn a_memory_server_gets_its_clients_from_the_file() {
     let server = Server::start("memory:", &["--bootstrap", &file]);
     let (status, body) = token_status(&server, "billing-job", SECRET).await;
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body["expires_in"]
-            .as_u64()
-            .is_some_and(|s| s == 299 || s == 300),
-        "{body}"
-    );
+    assert!(body["expires_in"].as_u64().is_some_and(|s| s == 299 || s == 300), "{body}");
     let (status, body) = token_status(&server, "billing-job", "wrong-secret").await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
-    assert!(
-        !server.logs().contains(SECRET),
-        "the bootstrap secret leaked into the logs"
-    );
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    assert!(!server.logs().contains(SECRET), "the bootstrap secret leaked into the logs");
 }
 
 #[tokio::test]
@@ -76,17 +65,10 @@ async fn applying_the_file_again_updates_existing_users_on_sqlite() {
     );
     let server = Server::start(&db.url, &["--bootstrap", &file]);
     let second = cli_json(&db.url, &["service-user", "show", "--username", "infra"]);
-    assert_eq!(
-        first["user_id"], second["user_id"],
-        "the same user is updated, not recreated"
-    );
+    assert_eq!(first["user_id"], second["user_id"], "the same user is updated, not recreated");
     assert_eq!(second["display_name"], "Infrastructure");
     assert_eq!(token_status(&server, "infra", &changed).await.0, 200);
-    assert_eq!(
-        token_status(&server, "infra", SECRET).await.0,
-        401,
-        "the old secret stops working"
-    );
+    assert_eq!(token_status(&server, "infra", SECRET).await.0, 401, "the old secret stops working");
 }
 
 #[test]
@@ -124,13 +106,7 @@ fn a_bad_file_stops_the_server_with_an_error_naming_the_entry() {
             .expect("run");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "server must refuse {contents}");
-        assert!(
-            stderr.contains(expected),
-            "{stderr:?} should mention {expected:?}"
-        );
-        assert!(
-            !stderr.contains("listening on"),
-            "no request may be answered"
-        );
+        assert!(stderr.contains(expected), "{stderr:?} should mention {expected:?}");
+        assert!(!stderr.contains("listening on"), "no request may be answered");
     }
 }

@@ -25,25 +25,15 @@ fn service_user_lifecycle_with_json_output() {
     let secret = created["client_secret"].as_str().expect("secret");
     assert!(secret.len() >= 43, "at least 256 bits");
     let user_id = created["user_id"].as_str().expect("user id").to_owned();
-    assert_eq!(
-        created.as_object().map(|o| o.len()),
-        Some(4),
-        "exactly the documented fields"
-    );
+    assert_eq!(created.as_object().map(|o| o.len()), Some(4), "exactly the documented fields");
 
-    let shown = cli_json(
-        &db.url,
-        &["service-user", "show", "--username", "reporting"],
-    );
+    let shown = cli_json(&db.url, &["service-user", "show", "--username", "reporting"]);
     assert_eq!(shown["user_id"], user_id.as_str());
     assert_eq!(shown["display_name"], "Reporting job");
     assert_eq!(shown["access_token_type"], "opaque");
     assert_eq!(shown["token_lifetime_secs"], 3600);
     assert_eq!(shown["enabled"], true);
-    assert!(
-        !shown.to_string().contains(secret),
-        "show must not print the secret"
-    );
+    assert!(!shown.to_string().contains(secret), "show must not print the secret");
 
     let set = cli_json(
         &db.url,
@@ -72,22 +62,13 @@ fn service_user_lifecycle_with_json_output() {
         .collect();
     assert_eq!(names, ["another", "reporting"]);
 
-    let rotated = cli_json(
-        &db.url,
-        &["service-user", "secret", "--username", "reporting"],
-    );
+    let rotated = cli_json(&db.url, &["service-user", "secret", "--username", "reporting"]);
     assert_eq!(rotated["user_id"], user_id.as_str());
     assert_ne!(rotated["client_secret"], secret);
 
-    let deleted = cli_json(
-        &db.url,
-        &["service-user", "delete", "--username", "reporting"],
-    );
+    let deleted = cli_json(&db.url, &["service-user", "delete", "--username", "reporting"]);
     assert_eq!(deleted["deleted"], "reporting");
-    let output = cli(
-        &db.url,
-        &["service-user", "show", "--username", "reporting"],
-    );
+    let output = cli(&db.url, &["service-user", "show", "--username", "reporting"]);
     assert!(!output.status.success());
 }
 
@@ -108,35 +89,12 @@ fn failures_exit_non_zero_with_one_line_on_stderr() {
     let db = temp_db();
     create_user(&db.url, "taken", &[]);
     let cases: Vec<(Vec<&str>, String, &str)> = vec![
+        (vec!["service-user", "create", "--username", "taken"], db.url.clone(), "already exists"),
+        (vec!["service-user", "secret", "--username", "ghost"], db.url.clone(), "not found"),
+        (vec!["service-user", "show", "--username", "ghost"], db.url.clone(), "not found"),
+        (vec!["service-user", "delete", "--username", "ghost"], db.url.clone(), "not found"),
         (
-            vec!["service-user", "create", "--username", "taken"],
-            db.url.clone(),
-            "already exists",
-        ),
-        (
-            vec!["service-user", "secret", "--username", "ghost"],
-            db.url.clone(),
-            "not found",
-        ),
-        (
-            vec!["service-user", "show", "--username", "ghost"],
-            db.url.clone(),
-            "not found",
-        ),
-        (
-            vec!["service-user", "delete", "--username", "ghost"],
-            db.url.clone(),
-            "not found",
-        ),
-        (
-            vec![
-                "service-user",
-                "set",
-                "--username",
-                "ghost",
-                "--token-lifetime",
-                "60",
-            ],
+            vec!["service-user", "set", "--username", "ghost", "--token-lifetime", "60"],
             db.url.clone(),
             "not found",
         ),
@@ -146,14 +104,7 @@ fn failures_exit_non_zero_with_one_line_on_stderr() {
             "invalid username",
         ),
         (
-            vec![
-                "service-user",
-                "create",
-                "--username",
-                "x",
-                "--token-lifetime",
-                "0",
-            ],
+            vec!["service-user", "create", "--username", "x", "--token-lifetime", "0"],
             db.url.clone(),
             "invalid token lifetime",
         ),
@@ -172,28 +123,14 @@ fn failures_exit_non_zero_with_one_line_on_stderr() {
         let output = cli(&database, &args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{args:?} should fail");
-        assert_eq!(
-            stderr.trim_end().lines().count(),
-            1,
-            "{args:?}: one line, got {stderr:?}"
-        );
-        assert!(
-            stderr.contains(expected),
-            "{args:?}: {stderr:?} should mention {expected:?}"
-        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line, got {stderr:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr:?} should mention {expected:?}");
         assert!(!stderr.contains("hunter2"), "passwords are never echoed");
     }
     // A bad flag is refused by the parser, also with a non-zero status.
     let output = cli(
         &db.url,
-        &[
-            "service-user",
-            "create",
-            "--username",
-            "y",
-            "--access-token-type",
-            "paseto",
-        ],
+        &["service-user", "create", "--username", "y", "--access-token-type", "paseto"],
     );
     assert!(!output.status.success());
     // Nothing was written by the failures.
@@ -203,17 +140,10 @@ fn failures_exit_non_zero_with_one_line_on_stderr() {
 
 #[test]
 fn memory_database_works_for_one_command() {
-    let created = cli_json(
-        "memory:",
-        &["service-user", "create", "--username", "ephemeral"],
-    );
+    let created = cli_json("memory:", &["service-user", "create", "--username", "ephemeral"]);
     assert_eq!(created["client_id"], "ephemeral");
     let list = cli_json("memory:", &["service-user", "list"]);
-    assert_eq!(
-        list["service_users"].as_array().map(Vec::len),
-        Some(0),
-        "memory: keeps nothing"
-    );
+    assert_eq!(list["service_users"].as_array().map(Vec::len), Some(0), "memory: keeps nothing");
 }
 
 #[test]
@@ -225,13 +155,6 @@ fn the_default_database_is_a_file_in_the_working_directory() {
         .current_dir(dir.path())
         .output()
         .expect("run");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        dir.path().join("tessera.db").exists(),
-        "tessera.db created in the working directory"
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(dir.path().join("tessera.db").exists(), "tessera.db created in the working directory");
 }

@@ -59,9 +59,7 @@ fn verify_with(
     let header = jsonwebtoken::decode_header(access_token).expect("a JWT");
     assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 type");
     assert_eq!(header.alg, alg);
-    let jwk = set
-        .find(header.kid.as_deref().expect("kid"))
-        .expect("kid is published");
+    let jwk = set.find(header.kid.as_deref().expect("kid")).expect("kid is published");
     let mut validation = Validation::new(alg);
     validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -77,11 +75,9 @@ fn verify_with(
 
 #[tokio::test]
 async fn each_algorithm_issues_jwts_that_verify_with_the_published_keys() {
-    for (name, alg) in [
-        ("ES256", Algorithm::ES256),
-        ("RS256", Algorithm::RS256),
-        ("EdDSA", Algorithm::EdDSA),
-    ] {
+    for (name, alg) in
+        [("ES256", Algorithm::ES256), ("RS256", Algorithm::RS256), ("EdDSA", Algorithm::EdDSA)]
+    {
         let db = temp_db();
         let creds = create_user(&db.url, "jwt-user", &["--access-token-type", "jwt"]);
         let server = Server::start(&db.url, &["--signing-alg", name]);
@@ -95,21 +91,11 @@ async fn each_algorithm_issues_jwts_that_verify_with_the_published_keys() {
         assert_eq!(response["token_type"], "Bearer");
         let access_token = response["access_token"].as_str().expect("token");
         let claims = verify_as_resource_server(&server.base, access_token, alg).await;
-        assert_eq!(
-            claims.iss, server.base,
-            "{name}: default issuer is the listen address"
-        );
+        assert_eq!(claims.iss, server.base, "{name}: default issuer is the listen address");
         assert_eq!(claims.sub, creds.user_id, "{name}: sub is the user id");
         assert_eq!(claims.client_id, "jwt-user");
-        assert_eq!(
-            claims.aud,
-            ["zitadel"],
-            "{name}: audience from the audience scope"
-        );
-        assert_eq!(
-            claims.scope,
-            "openid profile urn:zitadel:iam:org:project:id:zitadel:aud"
-        );
+        assert_eq!(claims.aud, ["zitadel"], "{name}: audience from the audience scope");
+        assert_eq!(claims.scope, "openid profile urn:zitadel:iam:org:project:id:zitadel:aud");
         assert_eq!(claims.exp - claims.iat, 43_200);
         let expires_in = response["expires_in"].as_i64().expect("expires_in");
         assert!((43_199..=43_200).contains(&expires_in));
@@ -123,11 +109,7 @@ async fn each_algorithm_issues_jwts_that_verify_with_the_published_keys() {
         )
         .await;
         assert_eq!(claims.aud, ["jwt-user"]);
-        assert!(
-            !server
-                .logs()
-                .contains(response["access_token"].as_str().expect("token"))
-        );
+        assert!(!server.logs().contains(response["access_token"].as_str().expect("token")));
     }
 }
 
@@ -144,23 +126,13 @@ async fn key_set_and_discovery_documents() {
     assert!(keys[0]["kid"].is_string());
     assert!(keys[0].get("d").is_none(), "no private key material");
 
-    for path in [
-        "/.well-known/openid-configuration",
-        "/.well-known/oauth-authorization-server",
-    ] {
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
         let (headers, doc) = get_json(&server.url(path)).await;
-        assert!(
-            headers["cache-control"]
-                .to_str()
-                .is_ok_and(|v| v.starts_with("public"))
-        );
+        assert!(headers["cache-control"].to_str().is_ok_and(|v| v.starts_with("public")));
         assert_eq!(doc["issuer"], server.base.as_str());
         assert_eq!(doc["token_endpoint"], server.url("/oauth/v2/token"));
         assert_eq!(doc["jwks_uri"], server.url("/oauth/v2/keys"));
-        assert_eq!(
-            doc["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
-        );
+        assert_eq!(doc["grant_types_supported"], serde_json::json!(["client_credentials"]));
         assert_eq!(
             doc["token_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post"])
@@ -169,16 +141,9 @@ async fn key_set_and_discovery_documents() {
             doc["scopes_supported"],
             serde_json::json!(["openid", "profile", "email", "phone", "address"])
         );
-        assert_eq!(
-            doc["access_token_signing_alg_values_supported"],
-            serde_json::json!(["ES256"])
-        );
+        assert_eq!(doc["access_token_signing_alg_values_supported"], serde_json::json!(["ES256"]));
     }
-    let response = http()
-        .post(server.url("/oauth/v2/keys"))
-        .send()
-        .await
-        .expect("POST");
+    let response = http().post(server.url("/oauth/v2/keys")).send().await.expect("POST");
     assert_eq!(response.status().as_u16(), 405);
 }
 
@@ -189,10 +154,7 @@ async fn the_issuer_flag_names_the_issuer_everywhere() {
     let server = Server::start(&db.url, &["--issuer", "https://auth.example.com/"]);
     let (_, doc) = get_json(&server.url("/.well-known/openid-configuration")).await;
     assert_eq!(doc["issuer"], "https://auth.example.com/");
-    assert_eq!(
-        doc["token_endpoint"],
-        "https://auth.example.com/oauth/v2/token"
-    );
+    assert_eq!(doc["token_endpoint"], "https://auth.example.com/oauth/v2/token");
     let response = token(&server, "iss", &creds.client_secret, "openid").await;
     let payload = response["access_token"]
         .as_str()
@@ -217,17 +179,11 @@ async fn on_sqlite_the_master_key_file_is_created_once_and_keys_are_sealed() {
     let issuer = "http://tessera.test";
     let server = Server::start(&db.url, &["--issuer", issuer]);
     assert!(key_file.exists(), "key file beside the database");
-    assert!(
-        server.logs().contains("master key"),
-        "the server says where the key is"
-    );
+    assert!(server.logs().contains("master key"), "the server says where the key is");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key_file)
-            .expect("metadata")
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&key_file).expect("metadata").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "owner-only permissions");
     }
     let before = std::fs::read(&key_file).expect("key file");
@@ -236,11 +192,7 @@ async fn on_sqlite_the_master_key_file_is_created_once_and_keys_are_sealed() {
     assert!(server.terminate().success());
 
     let server = Server::start(&db.url, &["--issuer", issuer]);
-    assert_eq!(
-        std::fs::read(&key_file).expect("key file"),
-        before,
-        "reused, not replaced"
-    );
+    assert_eq!(std::fs::read(&key_file).expect("key file"), before, "reused, not replaced");
     let (_, jwks_after) = get_json(&server.url("/oauth/v2/keys")).await;
     assert_eq!(jwks_before, jwks_after, "the same keys after a restart");
     verify_with(
@@ -258,9 +210,7 @@ async fn on_sqlite_the_master_key_file_is_created_once_and_keys_are_sealed() {
     let store = SqliteStore::open(&db.path).await.expect("open");
     let records = store.signing_keys().await.expect("keys");
     assert_eq!(records.len(), 1);
-    let pkcs8 = master
-        .open(&records[0].kid, &records[0].sealed_private_key)
-        .expect("unseal");
+    let pkcs8 = master.open(&records[0].kid, &records[0].sealed_private_key).expect("unseal");
     drop(store);
     let mut raw = std::fs::read(&db.path).expect("db");
     raw.extend(std::fs::read(db.path.with_extension("db-wal")).unwrap_or_default());

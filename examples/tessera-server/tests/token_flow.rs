@@ -57,31 +57,16 @@ async fn oauth2_client_gets_a_token_with_basic_auth_and_with_body_auth() {
 
     for auth in [AuthType::BasicAuth, AuthType::RequestBody] {
         let response = token(
-            &client(
-                &server,
-                &creds.client_id,
-                &creds.client_secret,
-                auth.clone(),
-            ),
+            &client(&server, &creds.client_id, &creds.client_secret, auth.clone()),
             &["openid", "profile"],
         )
         .await
         .unwrap_or_else(|e| panic!("{auth:?}: {e:?}"));
-        assert_eq!(
-            *response.token_type(),
-            oauth2::basic::BasicTokenType::Bearer
-        );
+        assert_eq!(*response.token_type(), oauth2::basic::BasicTokenType::Bearer);
         let expires_in = response.expires_in().expect("expires_in").as_secs();
-        assert!(
-            (43_199..=43_200).contains(&expires_in),
-            "expires_in {expires_in}"
-        );
-        let scopes: Vec<&str> = response
-            .scopes()
-            .expect("scope")
-            .iter()
-            .map(|s| s.as_str())
-            .collect();
+        assert!((43_199..=43_200).contains(&expires_in), "expires_in {expires_in}");
+        let scopes: Vec<&str> =
+            response.scopes().expect("scope").iter().map(|s| s.as_str()).collect();
         assert_eq!(scopes, ["openid", "profile"]);
         assert_eq!(response.access_token().secret().len(), 43);
     }
@@ -89,10 +74,7 @@ async fn oauth2_client_gets_a_token_with_basic_auth_and_with_body_auth() {
     // The logs name the client but never the secret or a token.
     let logs = server.logs();
     assert!(logs.contains("billing-job"), "audit events name the client");
-    assert!(
-        !logs.contains(&creds.client_secret),
-        "a secret leaked into the logs"
-    );
+    assert!(!logs.contains(&creds.client_secret), "a secret leaked into the logs");
 }
 
 #[tokio::test]
@@ -100,33 +82,14 @@ async fn issued_tokens_are_recorded_by_digest_only() {
     let db = temp_db();
     let creds = create_user(&db.url, "recorder", &[]);
     let server = Server::start(&db.url, &[]);
-    let response = token(
-        &client(
-            &server,
-            "recorder",
-            &creds.client_secret,
-            AuthType::BasicAuth,
-        ),
-        &[],
-    )
-    .await
-    .expect("token");
+    let response =
+        token(&client(&server, "recorder", &creds.client_secret, AuthType::BasicAuth), &[])
+            .await
+            .expect("token");
     let access_token = response.access_token().secret().clone();
-    let scopes: Vec<&str> = response
-        .scopes()
-        .expect("scope")
-        .iter()
-        .map(|s| s.as_str())
-        .collect();
-    assert_eq!(
-        scopes,
-        ["openid"],
-        "no scope requested: the default is granted and reported"
-    );
-    assert!(
-        !server.logs().contains(&access_token),
-        "a token leaked into the logs"
-    );
+    let scopes: Vec<&str> = response.scopes().expect("scope").iter().map(|s| s.as_str()).collect();
+    assert_eq!(scopes, ["openid"], "no scope requested: the default is granted and reported");
+    assert!(!server.logs().contains(&access_token), "a token leaked into the logs");
     drop(server);
 
     let store = SqliteStore::open(&db.path).await.expect("open database");
@@ -140,14 +103,8 @@ async fn issued_tokens_are_recorded_by_digest_only() {
     let mut raw = std::fs::read(&db.path).expect("read database");
     raw.extend(std::fs::read(db.path.with_extension("db-wal")).unwrap_or_default());
     let haystack = String::from_utf8_lossy(&raw);
-    assert!(
-        !haystack.contains(&access_token),
-        "the token is stored in clear"
-    );
-    assert!(
-        !haystack.contains(&creds.client_secret),
-        "the secret is stored in clear"
-    );
+    assert!(!haystack.contains(&access_token), "the token is stored in clear");
+    assert!(!haystack.contains(&creds.client_secret), "the secret is stored in clear");
 }
 
 #[tokio::test]
@@ -155,35 +112,21 @@ async fn secret_regenerated_by_the_cli_works_at_once_on_a_running_server() {
     let db = temp_db();
     let old = create_user(&db.url, "rotating", &[]);
     let server = Server::start(&db.url, &[]);
-    token(
-        &client(&server, "rotating", &old.client_secret, AuthType::BasicAuth),
-        &[],
-    )
-    .await
-    .expect("old secret works before regeneration");
+    token(&client(&server, "rotating", &old.client_secret, AuthType::BasicAuth), &[])
+        .await
+        .expect("old secret works before regeneration");
 
     let new = regenerate_secret(&db.url, "rotating");
     assert_ne!(new.client_secret, old.client_secret);
     assert_eq!(new.user_id, old.user_id);
 
-    let err = token(
-        &client(&server, "rotating", &old.client_secret, AuthType::BasicAuth),
-        &[],
-    )
-    .await
-    .expect_err("old secret must fail at once");
+    let err = token(&client(&server, "rotating", &old.client_secret, AuthType::BasicAuth), &[])
+        .await
+        .expect_err("old secret must fail at once");
     assert_eq!(err, BasicErrorResponseType::InvalidClient);
-    token(
-        &client(
-            &server,
-            "rotating",
-            &new.client_secret,
-            AuthType::RequestBody,
-        ),
-        &[],
-    )
-    .await
-    .expect("new secret works");
+    token(&client(&server, "rotating", &new.client_secret, AuthType::RequestBody), &[])
+        .await
+        .expect("new secret works");
 }
 
 #[tokio::test]
@@ -195,45 +138,23 @@ async fn users_and_token_records_survive_a_restart() {
         &["--access-token-type", "opaque", "--token-lifetime", "600"],
     );
     let server = Server::start(&db.url, &[]);
-    let first = token(
-        &client(
-            &server,
-            "survivor",
-            &creds.client_secret,
-            AuthType::BasicAuth,
-        ),
-        &[],
-    )
-    .await
-    .expect("token");
+    let first = token(&client(&server, "survivor", &creds.client_secret, AuthType::BasicAuth), &[])
+        .await
+        .expect("token");
     assert!(server.terminate().success(), "clean exit on SIGTERM");
 
     let server = Server::start(&db.url, &[]);
-    let second = token(
-        &client(
-            &server,
-            "survivor",
-            &creds.client_secret,
-            AuthType::BasicAuth,
-        ),
-        &[],
-    )
-    .await
-    .expect("the user and its secret survive the restart");
+    let second =
+        token(&client(&server, "survivor", &creds.client_secret, AuthType::BasicAuth), &[])
+            .await
+            .expect("the user and its secret survive the restart");
     assert!(second.expires_in().expect("expires_in").as_secs() <= 600);
     drop(server);
 
     let store = SqliteStore::open(&db.path).await.expect("open");
     for issued in [&first, &second] {
         let digest = TokenDigest::of(issued.access_token().secret());
-        assert!(
-            store
-                .token_by_digest(&digest)
-                .await
-                .expect("lookup")
-                .is_some(),
-            "record lost"
-        );
+        assert!(store.token_by_digest(&digest).await.expect("lookup").is_some(), "record lost");
     }
     let user = store
         .service_user_by_username(&Username::new("survivor").expect("name"))
@@ -266,11 +187,7 @@ fn the_guides_request_gets_the_guides_answer() {
     assert!(lower.contains("pragma: no-cache"), "{head}");
     assert_eq!(json["token_type"], "Bearer");
     assert!(json["access_token"].as_str().is_some_and(|t| !t.is_empty()));
-    assert!(
-        json["expires_in"]
-            .as_u64()
-            .is_some_and(|s| s == 43_199 || s == 43_200)
-    );
+    assert!(json["expires_in"].as_u64().is_some_and(|s| s == 43_199 || s == 43_200));
     assert_eq!(json["scope"], "openid profile");
 }
 
@@ -290,25 +207,16 @@ fn graceful_shutdown_finishes_in_flight_requests() {
     );
     let mut stream =
         TcpStream::connect(server.base.trim_start_matches("http://")).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     stream.write_all(head.as_bytes()).expect("send head");
-    stream
-        .write_all(&body.as_bytes()[..10])
-        .expect("send part of the body");
+    stream.write_all(&body.as_bytes()[..10]).expect("send part of the body");
     std::thread::sleep(Duration::from_millis(200));
     common::signal(server.pid(), "TERM");
     std::thread::sleep(Duration::from_millis(300));
-    stream
-        .write_all(&body.as_bytes()[10..])
-        .expect("send the rest");
+    stream.write_all(&body.as_bytes()[10..]).expect("send the rest");
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    assert!(
-        response.starts_with("HTTP/1.1 200 OK"),
-        "in-flight request not answered: {response}"
-    );
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "in-flight request not answered: {response}");
     assert!(response.contains("access_token"));
     assert!(server.wait_exit().success(), "clean exit");
 }
@@ -320,15 +228,10 @@ fn basic(id: &str, secret: &str) -> String {
 fn raw_request(server: &Server, request: &str) -> (String, serde_json::Value) {
     let mut stream =
         TcpStream::connect(server.base.trim_start_matches("http://")).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     stream.write_all(request.as_bytes()).expect("send");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
-    (
-        head.to_owned(),
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    (head.to_owned(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }

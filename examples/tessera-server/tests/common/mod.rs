@@ -59,12 +59,7 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
                 }
                 sink.lock().expect("log lock").push(line);
             }
@@ -79,11 +74,7 @@ impl Server {
                 );
             }
         };
-        Server {
-            child: Some(child),
-            base,
-            logs,
-        }
+        Server { child: Some(child), base, logs }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -123,10 +114,7 @@ impl Drop for Server {
 }
 
 pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status();
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
     assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid}");
 }
 
@@ -181,18 +169,12 @@ pub fn create_user(database: &str, username: &str, extra: &[&str]) -> Credential
 }
 
 pub fn regenerate_secret(database: &str, username: &str) -> Credentials {
-    credentials(&cli_json(
-        database,
-        &["service-user", "secret", "--username", username],
-    ))
+    credentials(&cli_json(database, &["service-user", "secret", "--username", username]))
 }
 
 fn credentials(value: &serde_json::Value) -> Credentials {
     let field = |name: &str| {
-        value[name]
-            .as_str()
-            .unwrap_or_else(|| panic!("no {name} in {value}"))
-            .to_owned()
+        value[name].as_str().unwrap_or_else(|| panic!("no {name} in {value}")).to_owned()
     };
     Credentials {
         client_id: field("client_id"),

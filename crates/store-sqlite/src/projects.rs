@@ -1,0 +1,301 @@
+//! Projects, API apps and role grants ([`ProjectStore`]).
+//!
+//! API app client IDs share one namespace with service-user usernames. Creating
+//! either runs in a `BEGIN IMMEDIATE` transaction that first checks the other
+//! table, so no two connections (or processes) can claim the same name at once.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tessera_store::{
+    ApiApp, ApiAppPatch, ClientId, DisplayName, Project, ProjectId, ProjectStore, RoleGrant,
+    StoreError, UserId,
+};
+
+use crate::error::{is_foreign_key_violation, map};
+use crate::rows::{
+    APP_COLUMNS, AppRow, GRANT_COLUMNS, GrantRow, PROJECT_COLUMNS, ProjectRow, unix,
+};
+use crate::{SqliteStore, USER};
+
+const PROJECT: &str = "project";
+const API_APP: &str = "API app";
+const CLIENT_ID: &str = "client ID";
+/// What a failure on `role_grants` is about.
+pub(crate) const GRANT: &str = "role grant";
+
+/// Whether an API app has the client ID `name`.
+pub(crate) fn client_id_is_app(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM api_apps WHERE client_id = ?1)")
+        .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)))
+        .map_err(|e| map(e, API_APP))
+}
+
+/// Whether a service user has the username `name`.
+fn name_is_user(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM service_users WHERE username = ?1)")
+        .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)))
+        .map_err(|e| map(e, USER))
+}
+
+fn user_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM service_users WHERE id = ?1)")
+        .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)))
+        .map_err(|e| map(e, USER))
+}
+
+fn project_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM projects WHERE id = ?1)")
+        .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)))
+        .map_err(|e| map(e, PROJECT))
+}
+
+fn app_by_client_id(conn: &Connection, client_id: &str) -> Result<Option<ApiApp>, StoreError> {
+    let sql = format!("SELECT {APP_COLUMNS} FROM api_apps WHERE client_id = ?1");
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row([client_id], AppRow::from_row).optional())
+        .map_err(|e| map(e, API_APP))?
+        .map(AppRow::into_app)
+        .transpose()
+}
+
+fn secret_bytes(app: &ApiApp) -> Option<&[u8]> {
+    app.secret.as_ref().map(|d| &d.as_bytes()[..])
+}
+
+#[async_trait]
+impl ProjectStore for SqliteStore {
+    async fn create_project(&self, project: &Project) -> Result<(), StoreError> {
+        let project = project.clone();
+        self.write(move |conn| {
+            let sql = format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3)");
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        project.id.as_str(),
+                        project.name.as_str(),
+                        unix(project.created_at),
+                    ])
+                })
+                .map_err(|e| map(e, PROJECT))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rename_project(&self, id: &ProjectId, name: &DisplayName) -> Result<(), StoreError> {
+        let id = id.clone();
+        let name = name.clone();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached("UPDATE projects SET name = ?2 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute([id.as_str(), name.as_str()]))
+                .map_err(|e| map(e, PROJECT))?;
+            if changed == 0 { Err(StoreError::NotFound(PROJECT)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        let id = id.clone();
+        self.read(move |conn| {
+            let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1");
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| stmt.query_row([id.as_str()], ProjectRow::from_row).optional())
+                .map_err(|e| map(e, PROJECT))?
+                .map(ProjectRow::into_project)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id");
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.query_map([], ProjectRow::from_row)?.collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(|e| map(e, PROJECT))?;
+            rows.into_iter().map(ProjectRow::into_project).collect()
+        })
+        .await
+    }
+
+    async fn create_api_app(&self, app: &ApiApp) -> Result<(), StoreError> {
+        let app = app.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, API_APP))?;
+            if !project_exists(&tx, app.project_id.as_str())? {
+                return Err(StoreError::NotFound(PROJECT));
+            }
+            if name_is_user(&tx, app.client_id.as_str())? {
+                return Err(StoreError::Conflict(CLIENT_ID));
+            }
+            let sql =
+                format!("INSERT INTO api_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+            tx.prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        app.client_id.as_str(),
+                        app.project_id.as_str(),
+                        app.name.as_str(),
+                        secret_bytes(&app),
+                        app.enabled,
+                        unix(app.created_at),
+                        unix(app.updated_at),
+                    ])
+                })
+                .map_err(|e| {
+                    if is_foreign_key_violation(&e) {
+                        StoreError::NotFound(PROJECT)
+                    } else {
+                        map(e, CLIENT_ID)
+                    }
+                })?;
+            tx.commit().map_err(|e| map(e, API_APP))
+        })
+        .await
+    }
+
+    async fn api_app_by_client_id(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<ApiApp>, StoreError> {
+        let client_id = client_id.clone();
+        self.read(move |conn| app_by_client_id(conn, client_id.as_str())).await
+    }
+
+    async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {APP_COLUMNS} FROM api_apps ORDER BY client_id");
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.query_map([], AppRow::from_row)?.collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(|e| map(e, API_APP))?;
+            rows.into_iter().map(AppRow::into_app).collect()
+        })
+        .await
+    }
+
+    async fn update_api_app(
+        &self,
+        client_id: &ClientId,
+        patch: &ApiAppPatch,
+    ) -> Result<ApiApp, StoreError> {
+        let client_id = client_id.clone();
+        let patch = patch.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, API_APP))?;
+            let mut app =
+                app_by_client_id(&tx, client_id.as_str())?.ok_or(StoreError::NotFound(API_APP))?;
+            app.apply(&patch);
+            tx.prepare_cached(
+                "UPDATE api_apps SET name = ?2, secret_digest = ?3, enabled = ?4, \
+                 updated_at = ?5 WHERE client_id = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    app.client_id.as_str(),
+                    app.name.as_str(),
+                    secret_bytes(&app),
+                    app.enabled,
+                    unix(app.updated_at),
+                ])
+            })
+            .map_err(|e| map(e, API_APP))?;
+            tx.commit().map_err(|e| map(e, API_APP))?;
+            Ok(app)
+        })
+        .await
+    }
+
+    async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError> {
+        let client_id = client_id.clone();
+        self.write(move |conn| {
+            let deleted = conn
+                .prepare_cached("DELETE FROM api_apps WHERE client_id = ?1")
+                .and_then(|mut stmt| stmt.execute([client_id.as_str()]))
+                .map_err(|e| map(e, API_APP))?;
+            if deleted == 0 { Err(StoreError::NotFound(API_APP)) } else { Ok(()) }
+        })
+        .await
+    }
+
+    async fn add_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
+        let grant = grant.clone();
+        self.write(move |conn| {
+            // The foreign keys would refuse a missing user or project too, but
+            // without saying which; check both first, in the same transaction.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, GRANT))?;
+            if !user_exists(&tx, grant.user_id.as_str())? {
+                return Err(StoreError::NotFound(USER));
+            }
+            if !project_exists(&tx, grant.project_id.as_str())? {
+                return Err(StoreError::NotFound(PROJECT));
+            }
+            let sql =
+                format!("INSERT OR IGNORE INTO role_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3)");
+            let inserted = tx
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        grant.user_id.as_str(),
+                        grant.project_id.as_str(),
+                        grant.role.as_str(),
+                    ])
+                })
+                .map_err(|e| map(e, GRANT))?;
+            tx.commit().map_err(|e| map(e, GRANT))?;
+            Ok(inserted > 0)
+        })
+        .await
+    }
+
+    async fn remove_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
+        let grant = grant.clone();
+        self.write(move |conn| {
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM role_grants WHERE user_id = ?1 AND project_id = ?2 AND role = ?3",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        grant.user_id.as_str(),
+                        grant.project_id.as_str(),
+                        grant.role.as_str(),
+                    ])
+                })
+                .map_err(|e| map(e, GRANT))?;
+            Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
+        let user_id = user_id.clone();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {GRANT_COLUMNS} FROM role_grants WHERE user_id = ?1 \
+                 ORDER BY project_id, role"
+            );
+            let rows = conn
+                .prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.query_map([user_id.as_str()], GrantRow::from_row)?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(|e| map(e, GRANT))?;
+            rows.into_iter().map(GrantRow::into_grant).collect()
+        })
+        .await
+    }
+}
