@@ -110,3 +110,52 @@ fn a_bad_file_stops_the_server_with_an_error_naming_the_entry() {
         assert!(!stderr.contains("listening on"), "no request may be answered");
     }
 }
+
+#[tokio::test]
+async fn the_documented_file_provisions_projects_api_apps_and_grants() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api_secret = "orders-api-secret-0123456789abcdefghij";
+    let file = write_file(
+        dir.path(),
+        &format!(
+            r#"{{
+              "service_users": [{{"username": "billing-job", "client_secret": "{SECRET}",
+                                  "display_name": "Billing job", "access_token_type": "jwt", "token_lifetime_secs": 3600}}],
+              "projects": [{{"id": "orders", "name": "Orders"}}],
+              "api_apps": [{{"project": "orders", "client_id": "orders-api", "client_secret": "{api_secret}"}}],
+              "grants": [{{"username": "billing-job", "project": "orders", "role": "reader"}}]
+            }}"#
+        ),
+    );
+    let server = Server::start("memory:", &["--bootstrap", &file]);
+    let client = oauth2::reqwest::Client::new();
+    let response = client
+        .post(server.url("/oauth/v2/token"))
+        .basic_auth("billing-job", Some(SECRET))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "openid urn:zitadel:iam:org:project:id:orders:aud urn:zitadel:iam:org:project:role:reader"),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status().as_u16(), 200);
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+    let token = body["access_token"].as_str().expect("token");
+    assert_eq!(token.split('.').count(), 3, "a JWT, as the file says");
+    let response = client
+        .post(server.url("/oauth/v2/introspect"))
+        .basic_auth("orders-api", Some(api_secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("introspection");
+    let answer: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(answer["active"], true);
+    assert_eq!(
+        answer["urn:zitadel:iam:org:project:roles"],
+        serde_json::json!({"reader": {"orders": "Orders"}})
+    );
+}
