@@ -321,6 +321,9 @@ async fn disabled_or_deleted_users_tokens_are_inactive_at_once() {
     assert_eq!(introspect(&w.server, &w.app, &opaque).await, json!({"active": false}), "deleted");
 }
 
+/// Caller, form, expected status and error code.
+type BadCase<'a> = (Option<&'a Credentials>, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 #[tokio::test]
 async fn bad_requests_get_rfc_errors_and_change_nothing() {
     let w = world();
@@ -334,7 +337,7 @@ async fn bad_requests_get_rfc_errors_and_change_nothing() {
     };
     let big = "x".repeat(70 * 1024);
     for path in ["/oauth/v2/introspect", "/oauth/v2/revoke"] {
-        let cases: Vec<(Option<&Credentials>, Vec<(&str, &str)>, u16, &str)> = vec![
+        let cases: Vec<BadCase<'_>> = vec![
             (Some(&w.app), vec![], 400, "invalid_request"),
             (Some(&w.app), vec![("token", "")], 400, "invalid_request"),
             (Some(&w.app), vec![("token", &live), ("token", &live)], 400, "invalid_request"),
