@@ -8,8 +8,12 @@
 //! - `authenticate/*`: [`tessera_endpoint::Issuer::authenticate`] against a
 //!   [`MemoryStore`], with the right and with a wrong secret;
 //! - `mint/opaque`: [`tessera_mint::TokenMinter::mint`] of an opaque token;
-//! - `endpoint/token_request`: a whole request through
-//!   [`TokenEndpoint::handle`], in process, from `http::Request` to `http::Response`.
+//! - `mint/jwt/{ES256,RS256,EdDSA}`: minting and signing a JWT access token with a
+//!   key parsed once;
+//! - `endpoint/token_request/{opaque,ES256,RS256,EdDSA}`: a whole request through
+//!   [`TokenEndpoint::handle`], in process, from `http::Request` to `http::Response`;
+//! - `endpoint/introspect/{opaque,ES256}`: a whole introspection request by the
+//!   token's own service user.
 //!
 //! Run them all with
 //!
@@ -31,10 +35,10 @@ use http::Request;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http_body_util::Full;
 use tessera_endpoint::{Issuer, TOKEN_PATH, TokenEndpoint};
-use tessera_mint::{Grant, TokenMinter};
+use tessera_mint::{Grant, KeyManager, MasterKey, RotationPolicy, TokenMinter};
 use tessera_store::{
     AccessTokenType, ClientSecret, MemoryStore, SecretDigest, ServiceUser, ServiceUserStore,
-    TokenStore, UserId, Username,
+    SigningAlgorithm, TokenStore, UserId, Username,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -65,14 +69,32 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Creates the store, the service user and the endpoint.
+    /// Creates the store, the service user (opaque tokens) and the endpoint.
     pub async fn new() -> Result<Self, BoxError> {
+        Self::with_format(AccessTokenType::Opaque, SigningAlgorithm::Es256).await
+    }
+
+    /// As [`Fixture::new`], with the user's token type set to `format`, and signing
+    /// keys of `algorithm` loaded (used for JWTs).
+    pub async fn with_format(
+        format: AccessTokenType,
+        algorithm: SigningAlgorithm,
+    ) -> Result<Self, BoxError> {
         let store = Arc::new(MemoryStore::new());
         let secret = ClientSecret::generate()?;
-        let mut user = ServiceUser::new(Username::new(CLIENT_ID)?, OffsetDateTime::now_utc())?;
+        let now = OffsetDateTime::now_utc();
+        let mut user = ServiceUser::new(Username::new(CLIENT_ID)?, now)?;
         user.secret = Some(SecretDigest::of(&secret));
+        user.access_token_type = format;
         store.create_service_user(&user).await?;
-        let issuer = Issuer::new(store.clone(), TokenMinter::new("https://auth.example.com"));
+        let keys = KeyManager::new(
+            store.clone(),
+            MasterKey::generate()?,
+            RotationPolicy { algorithm, ..RotationPolicy::default() },
+        );
+        keys.refresh(now).await?;
+        let minter = TokenMinter::new("https://auth.example.com").with_keys(keys.ring());
+        let issuer = Issuer::new(store.clone(), minter);
         Ok(Self { store, endpoint: TokenEndpoint::new(issuer), secret })
     }
 
@@ -93,6 +115,14 @@ impl Fixture {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(AUTHORIZATION, self.basic_header())
             .body(Full::new(Bytes::from_static(TOKEN_REQUEST_BODY.as_bytes())))
+    }
+
+    /// An introspection request for `token` by the fixture's own service user.
+    pub fn introspection_request(&self, token: &str) -> Result<Request<Full<Bytes>>, http::Error> {
+        Request::post(tessera_endpoint::INTROSPECT_PATH)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(AUTHORIZATION, self.basic_header())
+            .body(Full::new(Bytes::from(format!("token={token}"))))
     }
 
     /// Deletes every token record the endpoint has written; returns how many.
