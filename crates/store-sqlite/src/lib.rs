@@ -100,7 +100,7 @@ use time::OffsetDateTime;
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{
     KEY_COLUMNS, KeyRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json, roles_json,
-    unix,
+    select_all, select_one, unix,
 };
 
 /// The schema version this build migrates a database to (the number of migrations).
@@ -233,12 +233,7 @@ where
 }
 
 fn user_by_username(conn: &Connection, username: &str) -> Result<Option<ServiceUser>, StoreError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE username = ?1");
-    conn.prepare_cached(&sql)
-        .and_then(|mut stmt| stmt.query_row([username], UserRow::from_row).optional())
-        .map_err(|e| map(e, USER))?
-        .map(UserRow::into_user)
-        .transpose()
+    select_one::<UserRow>(conn, "FROM service_users WHERE username = ?1", [username])
 }
 
 fn secret_bytes(user: &ServiceUser) -> Option<&[u8]> {
@@ -294,28 +289,14 @@ impl ServiceUserStore for SqliteStore {
     async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
         let id = id.clone();
         self.read(move |conn| {
-            let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE id = ?1");
-            conn.prepare_cached(&sql)
-                .and_then(|mut stmt| stmt.query_row([id.as_str()], UserRow::from_row).optional())
-                .map_err(|e| map(e, USER))?
-                .map(UserRow::into_user)
-                .transpose()
+            select_one::<UserRow>(conn, "FROM service_users WHERE id = ?1", [id.as_str()])
         })
         .await
     }
 
     async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
-        self.read(|conn| {
-            let sql = format!("SELECT {USER_COLUMNS} FROM service_users ORDER BY username");
-            let rows = conn
-                .prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.query_map([], UserRow::from_row)?.collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(|e| map(e, USER))?;
-            rows.into_iter().map(UserRow::into_user).collect()
-        })
-        .await
+        self.read(|conn| select_all::<UserRow>(conn, "FROM service_users ORDER BY username", []))
+            .await
     }
 
     async fn update_service_user(
@@ -435,14 +416,7 @@ impl TokenStore for SqliteStore {
     ) -> Result<Option<TokenRecord>, StoreError> {
         let digest = *digest;
         self.read(move |conn| {
-            let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?1");
-            conn.prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.query_row([&digest.as_bytes()[..]], TokenRow::from_row).optional()
-                })
-                .map_err(|e| map(e, TOKEN))?
-                .map(TokenRow::into_record)
-                .transpose()
+            select_one::<TokenRow>(conn, "FROM tokens WHERE digest = ?1", [&digest.as_bytes()[..]])
         })
         .await
     }
@@ -520,14 +494,7 @@ impl TokenStore for SqliteStore {
 impl SigningKeyStore for SqliteStore {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
         self.read(|conn| {
-            let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY activates_at, kid");
-            let rows = conn
-                .prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.query_map([], KeyRow::from_row)?.collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(|e| map(e, SIGNING_KEY))?;
-            rows.into_iter().map(KeyRow::into_record).collect()
+            select_all::<KeyRow>(conn, "FROM signing_keys ORDER BY activates_at, kid", [])
         })
         .await
     }

@@ -5,7 +5,7 @@
 //! table, so no two connections (or processes) can claim the same name at once.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tessera_store::{
     ApiApp, ApiAppPatch, ClientId, DisplayName, Project, ProjectId, ProjectStore, RoleGrant,
     StoreError, UserId,
@@ -13,7 +13,8 @@ use tessera_store::{
 
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{
-    APP_COLUMNS, AppRow, GRANT_COLUMNS, GrantRow, PROJECT_COLUMNS, ProjectRow, unix,
+    APP_COLUMNS, AppRow, GRANT_COLUMNS, GrantRow, PROJECT_COLUMNS, ProjectRow, select_all,
+    select_one, unix,
 };
 use crate::{SqliteStore, USER};
 
@@ -50,12 +51,7 @@ fn project_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
 }
 
 fn app_by_client_id(conn: &Connection, client_id: &str) -> Result<Option<ApiApp>, StoreError> {
-    let sql = format!("SELECT {APP_COLUMNS} FROM api_apps WHERE client_id = ?1");
-    conn.prepare_cached(&sql)
-        .and_then(|mut stmt| stmt.query_row([client_id], AppRow::from_row).optional())
-        .map_err(|e| map(e, API_APP))?
-        .map(AppRow::into_app)
-        .transpose()
+    select_one::<AppRow>(conn, "FROM api_apps WHERE client_id = ?1", [client_id])
 }
 
 fn secret_bytes(app: &ApiApp) -> Option<&[u8]> {
@@ -98,28 +94,13 @@ impl ProjectStore for SqliteStore {
     async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
         let id = id.clone();
         self.read(move |conn| {
-            let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1");
-            conn.prepare_cached(&sql)
-                .and_then(|mut stmt| stmt.query_row([id.as_str()], ProjectRow::from_row).optional())
-                .map_err(|e| map(e, PROJECT))?
-                .map(ProjectRow::into_project)
-                .transpose()
+            select_one::<ProjectRow>(conn, "FROM projects WHERE id = ?1", [id.as_str()])
         })
         .await
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        self.read(|conn| {
-            let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id");
-            let rows = conn
-                .prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.query_map([], ProjectRow::from_row)?.collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(|e| map(e, PROJECT))?;
-            rows.into_iter().map(ProjectRow::into_project).collect()
-        })
-        .await
+        self.read(|conn| select_all::<ProjectRow>(conn, "FROM projects ORDER BY id", [])).await
     }
 
     async fn create_api_app(&self, app: &ApiApp) -> Result<(), StoreError> {
@@ -169,17 +150,7 @@ impl ProjectStore for SqliteStore {
     }
 
     async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {
-        self.read(|conn| {
-            let sql = format!("SELECT {APP_COLUMNS} FROM api_apps ORDER BY client_id");
-            let rows = conn
-                .prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.query_map([], AppRow::from_row)?.collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(|e| map(e, API_APP))?;
-            rows.into_iter().map(AppRow::into_app).collect()
-        })
-        .await
+        self.read(|conn| select_all::<AppRow>(conn, "FROM api_apps ORDER BY client_id", [])).await
     }
 
     async fn update_api_app(
@@ -283,18 +254,12 @@ impl ProjectStore for SqliteStore {
     async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
         let user_id = user_id.clone();
         self.read(move |conn| {
-            let sql = format!(
-                "SELECT {GRANT_COLUMNS} FROM role_grants WHERE user_id = ?1 \
-                 ORDER BY project_id, role"
-            );
-            let rows = conn
-                .prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.query_map([user_id.as_str()], GrantRow::from_row)?
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(|e| map(e, GRANT))?;
-            rows.into_iter().map(GrantRow::into_grant).collect()
+            select_all::<GrantRow>(
+                conn,
+                "FROM role_grants WHERE user_id = ?1 \
+                 ORDER BY project_id, role",
+                [user_id.as_str()],
+            )
         })
         .await
     }

@@ -4,7 +4,7 @@
 //! [`KeyRow`], [`ProjectRow`], [`AppRow`], [`GrantRow`]) and then checked into records, so a row that no longer parses (edited by hand,
 //! written by another version) is reported as [`StoreError::Corrupt`].
 
-use rusqlite::Row;
+use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_scope::ScopeSet;
 use tessera_store::{
     AccessTokenType, ApiApp, ClientId, DisplayName, Project, ProjectId, RoleClaims, RoleGrant,
@@ -13,7 +13,7 @@ use tessera_store::{
 };
 use time::OffsetDateTime;
 
-use crate::error::corrupt;
+use crate::error::{corrupt, map};
 
 /// The columns of `service_users`, in the order [`UserRow::from_row`] reads them.
 pub(crate) const USER_COLUMNS: &str = "id, username, display_name, access_token_type, \
@@ -294,4 +294,69 @@ impl GrantRow {
             role: RoleKey::new(&self.role).map_err(|e| corrupt("role", e))?,
         })
     }
+}
+
+/// A row type read from one table and checked into a record.
+pub(crate) trait StoredRow: Sized {
+    /// The record the row becomes.
+    type Record;
+    /// The columns [`StoredRow::read`] reads, in order.
+    const COLUMNS: &'static str;
+    /// What a row is, for errors ("service user", "token", ...).
+    const WHAT: &'static str;
+    /// Reads the columns.
+    fn read(row: &Row<'_>) -> rusqlite::Result<Self>;
+    /// Checks the columns into a record.
+    fn check(self) -> Result<Self::Record, StoreError>;
+}
+
+macro_rules! stored_row {
+    ($row:ty, $record:ty, $columns:expr, $what:expr, $check:path) => {
+        impl StoredRow for $row {
+            type Record = $record;
+            const COLUMNS: &'static str = $columns;
+            const WHAT: &'static str = $what;
+            fn read(row: &Row<'_>) -> rusqlite::Result<Self> {
+                <$row>::from_row(row)
+            }
+            fn check(self) -> Result<Self::Record, StoreError> {
+                $check(self)
+            }
+        }
+    };
+}
+
+stored_row!(UserRow, ServiceUser, USER_COLUMNS, "service user", UserRow::into_user);
+stored_row!(TokenRow, TokenRecord, TOKEN_COLUMNS, "token", TokenRow::into_record);
+stored_row!(KeyRow, SigningKeyRecord, KEY_COLUMNS, "signing key", KeyRow::into_record);
+stored_row!(ProjectRow, Project, PROJECT_COLUMNS, "project", ProjectRow::into_project);
+stored_row!(AppRow, ApiApp, APP_COLUMNS, "API app", AppRow::into_app);
+stored_row!(GrantRow, RoleGrant, GRANT_COLUMNS, "role grant", GrantRow::into_grant);
+
+/// `SELECT <columns of R> <from>`: the one matching record, if any.
+pub(crate) fn select_one<R: StoredRow>(
+    conn: &Connection,
+    from: &str,
+    params: impl Params,
+) -> Result<Option<R::Record>, StoreError> {
+    let sql = format!("SELECT {} {from}", R::COLUMNS);
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_row(params, R::read).optional())
+        .map_err(|e| map(e, R::WHAT))?
+        .map(R::check)
+        .transpose()
+}
+
+/// `SELECT <columns of R> <from>`: every matching record, in the query's order.
+pub(crate) fn select_all<R: StoredRow>(
+    conn: &Connection,
+    from: &str,
+    params: impl Params,
+) -> Result<Vec<R::Record>, StoreError> {
+    let sql = format!("SELECT {} {from}", R::COLUMNS);
+    let rows = conn
+        .prepare_cached(&sql)
+        .and_then(|mut stmt| stmt.query_map(params, R::read)?.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| map(e, R::WHAT))?;
+    rows.into_iter().map(R::check).collect()
 }

@@ -93,17 +93,7 @@ pub(crate) enum ApiAppCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum GrantCommand {
     /// Grant a role of a project to a service user.
-    Add {
-        /// The service user.
-        #[arg(long)]
-        username: String,
-        /// The project.
-        #[arg(long)]
-        project: String,
-        /// The role.
-        #[arg(long)]
-        role: String,
-    },
+    Add(GrantArgs),
     /// List the roles granted to a service user.
     List {
         /// The service user.
@@ -111,17 +101,21 @@ pub(crate) enum GrantCommand {
         username: String,
     },
     /// Take a role back.
-    Remove {
-        /// The service user.
-        #[arg(long)]
-        username: String,
-        /// The project.
-        #[arg(long)]
-        project: String,
-        /// The role.
-        #[arg(long)]
-        role: String,
-    },
+    Remove(GrantArgs),
+}
+
+/// One role of one project for one service user.
+#[derive(Debug, Args)]
+pub(crate) struct GrantArgs {
+    /// The service user.
+    #[arg(long)]
+    pub(crate) username: String,
+    /// The project.
+    #[arg(long)]
+    pub(crate) project: String,
+    /// The role.
+    #[arg(long)]
+    pub(crate) role: String,
 }
 
 #[derive(Debug, Args)]

@@ -212,22 +212,32 @@ pub(crate) fn parse_lifetime(secs: u64) -> Result<TokenLifetime> {
 }
 
 fn credentials_output(user: &ServiceUser, secret: &ClientSecret, verb: &str) -> Output {
-    Output {
-        json: json!({
-            "user_id": user.id,
-            "username": user.username,
-            "client_id": user.username,
-            "client_secret": secret.expose(),
-        }),
-        text: format!(
-            "{verb} service user {}\nuser_id:       {}\nclient_id:     {}\nclient_secret: {}\n\
-             The client secret is shown only this once; store it safely.\n",
-            user.username,
-            user.id,
-            user.username,
-            secret.expose()
-        ),
+    secret_output(
+        &format!("{verb} service user {}", user.username),
+        &[
+            ("user_id", user.id.as_str()),
+            ("username", user.username.as_str()),
+            ("client_id", user.username.as_str()),
+        ],
+        secret,
+    )
+}
+
+/// The output of a command that shows a new secret once: `fields` then
+/// `client_secret`, as JSON and as aligned text under `heading`.
+pub(crate) fn secret_output(
+    heading: &str,
+    fields: &[(&str, &str)],
+    secret: &ClientSecret,
+) -> Output {
+    let mut json = serde_json::Map::new();
+    let mut text = format!("{heading}\n");
+    for (name, value) in fields.iter().copied().chain([("client_secret", secret.expose())]) {
+        json.insert(name.to_owned(), value.into());
+        let _ = writeln!(text, "{:<15}{value}", format!("{name}:"));
     }
+    text.push_str("The client secret is shown only this once; store it safely.\n");
+    Output { json: serde_json::Value::Object(json), text }
 }
 
 /// A service user as the CLI shows it; never the secret digest.

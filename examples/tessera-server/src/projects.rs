@@ -9,10 +9,10 @@ use tessera_store::{
 };
 use time::OffsetDateTime;
 
-use crate::cli::{ApiAppCommand, GrantCommand, ProjectCommand};
+use crate::cli::{ApiAppCommand, GrantArgs, GrantCommand, ProjectCommand};
 use crate::commands::{
     CliError, Output, Result, find_user, parse_client_id, parse_display_name, parse_project_id,
-    parse_role,
+    parse_role, secret_output,
 };
 use crate::database::chain;
 
@@ -124,7 +124,7 @@ pub(crate) async fn api_app(store: &dyn Store, command: ApiAppCommand) -> Result
 
 pub(crate) async fn grant(store: &dyn Store, command: GrantCommand) -> Result<Output> {
     match command {
-        GrantCommand::Add { username, project, role } => {
+        GrantCommand::Add(GrantArgs { username, project, role }) => {
             let user = find_user(store, &username).await?;
             let grant = RoleGrant {
                 user_id: user.id,
@@ -157,7 +157,7 @@ pub(crate) async fn grant(store: &dyn Store, command: GrantCommand) -> Result<Ou
                 .collect();
             Ok(Output { json: json!({ "username": username, "grants": list }), text })
         }
-        GrantCommand::Remove { username, project, role } => {
+        GrantCommand::Remove(GrantArgs { username, project, role }) => {
             let user = find_user(store, &username).await?;
             let grant = RoleGrant {
                 user_id: user.id,
@@ -185,19 +185,9 @@ fn app_not_found(client_id: &str) -> impl FnOnce(StoreError) -> CliError + '_ {
 }
 
 fn app_credentials(app: &ApiApp, secret: &ClientSecret, verb: &str) -> Output {
-    Output {
-        json: json!({
-            "project_id": app.project_id,
-            "client_id": app.client_id,
-            "client_secret": secret.expose(),
-        }),
-        text: format!(
-            "{verb} API app {}\nproject_id:    {}\nclient_id:     {}\nclient_secret: {}\n\
-             The client secret is shown only this once; store it safely.\n",
-            app.name,
-            app.project_id,
-            app.client_id,
-            secret.expose()
-        ),
-    }
+    secret_output(
+        &format!("{verb} API app {}", app.name),
+        &[("project_id", app.project_id.as_str()), ("client_id", app.client_id.as_str())],
+        secret,
+    )
 }
