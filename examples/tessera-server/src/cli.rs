@@ -125,7 +125,7 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: SocketAddr,
 
     /// Issuer identifier, the base URL clients reach the server at
-    /// (default: http://<listen address>).
+    /// (default: `http://<listen address>`).
     #[arg(long, env = "TESSERA_ISSUER")]
     pub(crate) issuer: Option<String>,
 
