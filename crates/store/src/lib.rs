@@ -4,7 +4,7 @@
 //! [`ProjectStore`] and [`SigningKeyStore`] (together: [`Store`])
 //! and depends on this crate alone. [`MemoryStore`] is the in-memory backend; the
 //! `testkit` feature holds the conformance suite every backend must pass
-//! ([`conformance_suite!`]).
+//! (the `testkit` module and its `conformance_suite!` macro).
 //!
 //! Secrets are generated here: [`ClientSecret::generate`] draws 256 bits from the
 //! operating system's random number generator, and only the [`SecretDigest`]
