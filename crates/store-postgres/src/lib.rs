@@ -1,0 +1,669 @@
+//! PostgreSQL storage backend of Tessera: [`PostgresStore`] keeps everything Tessera
+//! stores in one PostgreSQL database (one schema of it), shared by any number of
+//! server instances:
+//!
+//! - service users (`service_users`) and the records of their opaque tokens
+//!   (`tokens`, with the audience and the roles each token carries as JSON text);
+//! - the JWT ids of revoked self-contained tokens (`revoked_jtis`), until they expire;
+//! - token signing keys, their private halves sealed with the master key
+//!   (`signing_keys`);
+//! - projects (`projects`, which always holds the reserved project `zitadel` of the
+//!   server's own API), their API apps (`api_apps`) and the roles granted to service
+//!   users in them (`role_grants`).
+//!
+//! Only digests of client secrets and opaque tokens are stored (`BYTEA`), never the
+//! secrets; timestamps are unix seconds (`BIGINT`).
+//!
+//! # Driver
+//!
+//! The store talks to PostgreSQL with [`tokio_postgres`] through a
+//! [`deadpool_postgres`] connection pool (16 connections by default, see
+//! [`PoolOptions`]). Both are small, fully asynchronous (no blocking thread pool,
+//! unlike the SQLite backend) and need no database at compile time, unlike
+//! query-checking libraries. Every statement is prepared once per connection and
+//! kept in the connection's statement cache (`prepare_cached`), so the hot paths
+//! (looking up a client, storing and reading a token) cost one round trip each
+//! after the first use. TLS is not built in: connect over a Unix socket, the
+//! loopback or a trusted network (`sslmode=disable` or the default `prefer`).
+//!
+//! # Several instances, one database
+//!
+//! No row is cached in the process: every lookup reads the database, so a change
+//! made through one instance (a regenerated secret, a revoked token, a deleted user)
+//! is seen by every other instance as soon as the call that made it returns. Each
+//! write commits before it returns (with PostgreSQL's default
+//! `synchronous_commit=on`, durably), so a token is never handed out before its
+//! record is stored.
+//!
+//! Changes of more than one statement run in one transaction:
+//!
+//! - updating a user or an API app reads the row `FOR UPDATE`, applies the patch and
+//!   writes it back, so concurrent patches never lose one another;
+//! - usernames and API app client IDs are one namespace: creating a user or an app
+//!   takes a transaction-scoped advisory lock
+//!   (`pg_advisory_xact_lock(NAMESPACE, hashtext(current_schema()))`) before it
+//!   checks the other table and inserts, so two instances cannot claim one name as
+//!   both;
+//! - inserting a signing key is a compare-and-insert under another advisory lock of
+//!   the same kind: of several instances racing to rotate from the same newest key,
+//!   exactly one succeeds;
+//! - deleting a user deletes its tokens and grants with it (`ON DELETE CASCADE`).
+//!
+//! The advisory locks are keyed by the schema, so stores on different schemas of
+//! one database do not wait for each other.
+//!
+//! # Migrations
+//!
+//! [`PostgresStore::connect`] brings the schema up to date before it returns. On a
+//! connection of its own it takes the session-level advisory lock
+//! `pg_advisory_lock(0x7465737365726101)`, so when several instances start at once
+//! they migrate one after the other and the later ones find nothing left to do.
+//! Applied versions are recorded in `schema_migrations(version, applied_at)`; each
+//! missing migration runs in its own transaction (PostgreSQL's DDL is
+//! transactional). A configured schema that does not exist yet is created. A
+//! database whose schema is newer than this build is refused with
+//! [`StoreError::Corrupt`]. The lock wait is bounded (60 seconds, then
+//! [`StoreError::Unavailable`]), and closing the connection releases the lock
+//! whatever happened.
+//!
+//! # Errors and recovery
+//!
+//! A unique violation (SQLSTATE 23505) is [`StoreError::Conflict`]; a record that
+//! refers to a missing one (a token or grant of a missing user, an app or grant of
+//! a missing project) is [`StoreError::NotFound`]. A database that cannot be
+//! reached, a connection that broke or was closed by the server (shutdown,
+//! restart, failover, too many connections), no free connection within the wait
+//! timeout, or a transaction that lost a serialization race is
+//! [`StoreError::Unavailable`]: the request may succeed later, and the endpoint
+//! answers 503. The pool drops a connection whose socket closed instead of handing
+//! it out again and opens new ones on demand, so the store recovers by itself when
+//! the database comes back. A stored row that no longer parses is
+//! [`StoreError::Corrupt`]; anything else is [`StoreError::Backend`].
+//!
+//! ```no_run
+//! use tessera_store::{ServiceUser, ServiceUserStore, Username};
+//! use tessera_store_postgres::{PoolOptions, PostgresStore};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::connect("postgres://tessera@db.internal/tessera").await?;
+//! let user = ServiceUser::new(Username::new("billing-job")?, time::OffsetDateTime::now_utc())?;
+//! store.create_service_user(&user).await?;
+//! assert!(store.service_user_by_username(&user.username).await?.is_some());
+//!
+//! // A smaller pool on a schema of its own.
+//! let options = PoolOptions::default().with_max_size(4).with_schema("tessera_staging");
+//! let staging = PostgresStore::connect_with("postgres://tessera@db.internal/tessera", options)
+//!     .await?;
+//! assert_eq!(staging.schema(), Some("tessera_staging"));
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+mod error;
+mod projects;
+mod rows;
+mod schema;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
+};
+use tessera_store::{
+    ServiceUser, ServiceUserPatch, ServiceUserStore, SigningKeyRecord, SigningKeyStore, Store,
+    StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId, Username,
+};
+use time::OffsetDateTime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use crate::error::{corrupt, is_foreign_key_violation, map, map_pool};
+use crate::rows::{KEY_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, audience_json, roles_json, unix};
+
+/// The schema version this build migrates a database to (the number of migrations).
+pub const SCHEMA_VERSION: usize = schema::MIGRATIONS.len();
+
+const USER: &str = "service user";
+const TOKEN: &str = "token";
+const SIGNING_KEY: &str = "signing key";
+const REVOKED_JTI: &str = "revoked token id";
+
+/// The class of the advisory lock around creating a service user or an API app
+/// (one namespace of client IDs): `"tes"` followed by 1.
+const NAMESPACE_LOCK: i32 = 0x7465_7301;
+/// The class of the advisory lock around the compare-and-insert of signing keys.
+const SIGNING_KEY_LOCK: i32 = 0x7465_7302;
+
+/// How a [`PostgresStore`] connects: the pool's size and timeouts, and the schema.
+///
+/// ```
+/// use std::time::Duration;
+/// use tessera_store_postgres::PoolOptions;
+///
+/// let options = PoolOptions::default()
+///     .with_max_size(8)
+///     .with_schema("tessera")
+///     .with_wait_timeout(Duration::from_secs(2));
+/// assert_eq!(options.max_size, 8);
+/// assert_eq!(options.schema.as_deref(), Some("tessera"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolOptions {
+    /// The most connections the pool opens (16 by default, at least 1).
+    pub max_size: usize,
+    /// The schema holding Tessera's tables, instead of the connection's default
+    /// `search_path` (usually `public`); created by the first connect if missing.
+    /// A lowercase identifier: 1 to 63 characters from `a-z 0-9 _`, not starting
+    /// with a digit or `pg_`. It is set as the `search_path` of every connection.
+    pub schema: Option<String>,
+    /// How long opening a connection may take (5 seconds by default), unless the
+    /// URL sets `connect_timeout` itself.
+    pub connect_timeout: Duration,
+    /// How long an operation waits for a free connection of a full pool before it
+    /// fails with [`StoreError::Unavailable`] (5 seconds by default).
+    pub wait_timeout: Duration,
+    /// Check every connection with a round trip before handing it out of the pool
+    /// (`false` by default). Without it a connection is dropped once its socket has
+    /// closed, which covers a restarted or failed-over server; with it, also one
+    /// whose peer vanished without closing it, at the cost of a round trip per
+    /// operation.
+    pub verify_connections: bool,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 16,
+            schema: None,
+            connect_timeout: Duration::from_secs(5),
+            wait_timeout: Duration::from_secs(5),
+            verify_connections: false,
+        }
+    }
+}
+
+impl PoolOptions {
+    /// Sets [`max_size`](Self::max_size).
+    pub fn with_max_size(mut self, max_size: usize) -> Self {
+        self.max_size = max_size;
+        self
+    }
+
+    /// Sets [`schema`](Self::schema).
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`wait_timeout`](Self::wait_timeout).
+    pub fn with_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.wait_timeout = timeout;
+        self
+    }
+
+    /// Sets [`verify_connections`](Self::verify_connections).
+    pub fn with_verify_connections(mut self, verify: bool) -> Self {
+        self.verify_connections = verify;
+        self
+    }
+}
+
+/// A storage backend on a PostgreSQL database, shared safely with other instances.
+///
+/// Cloning is cheap: clones share the same pool of connections.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    schema: Option<Arc<str>>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL is not kept: it may hold a password.
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.schema)
+            .field("max_size", &self.pool.status().max_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a `postgres://` URL or a `key=value`
+    /// connection string) with the default [`PoolOptions`], and applies any missing
+    /// schema migrations.
+    ///
+    /// Fails with [`StoreError::Unavailable`] when the database cannot be reached,
+    /// with [`StoreError::Corrupt`] when its schema is newer than this build, and
+    /// with [`StoreError::Backend`] when the URL is invalid or the server refuses
+    /// the login.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, PoolOptions::default()).await
+    }
+
+    /// Like [`connect`](Self::connect), with the pool and schema set by `options`.
+    pub async fn connect_with(url: &str, options: PoolOptions) -> Result<Self, StoreError> {
+        if options.max_size == 0 {
+            return Err(StoreError::Backend("the pool needs at least one connection".into()));
+        }
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let connect_timeout = match config.get_connect_timeout() {
+            Some(from_url) => *from_url,
+            None => {
+                config.connect_timeout(options.connect_timeout);
+                options.connect_timeout
+            }
+        };
+        if config.get_application_name().is_none() {
+            config.application_name("tessera");
+        }
+        if let Some(schema) = &options.schema {
+            schema::check_schema_name(schema)?;
+            let search_path = format!("-c search_path={schema}");
+            let joined = match config.get_options() {
+                Some(existing) if !existing.trim().is_empty() => {
+                    format!("{existing} {search_path}")
+                }
+                _ => search_path,
+            };
+            config.options(joined);
+        }
+
+        schema::migrate(&config, options.schema.as_deref()).await?;
+
+        let recycling_method = if options.verify_connections {
+            RecyclingMethod::Verified
+        } else {
+            RecyclingMethod::Fast
+        };
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method });
+        let pool = Pool::builder(manager)
+            .max_size(options.max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.wait_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(Self { pool, schema: options.schema.map(Arc::from) })
+    }
+
+    /// The schema the store keeps its tables in, if one was configured.
+    pub fn schema(&self) -> Option<&str> {
+        self.schema.as_deref()
+    }
+
+    /// A connection from the pool.
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(map_pool)
+    }
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Runs a statement, prepared once per connection.
+pub(crate) async fn exec<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.execute(&statement, params).await
+}
+
+/// Runs a query, prepared once per connection; returns every row.
+pub(crate) async fn query<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.query(&statement, params).await
+}
+
+/// Runs a query, prepared once per connection, that returns at most one row.
+pub(crate) async fn query_opt<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let statement = client.prepare_cached(sql).await?;
+    client.query_opt(&statement, params).await
+}
+
+/// Runs a query, prepared once per connection, that returns one boolean.
+pub(crate) async fn query_bool<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    params: Params<'_>,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    let statement = client.prepare_cached(sql).await.map_err(|e| map(e, what))?;
+    let row = client.query_one(&statement, params).await.map_err(|e| map(e, what))?;
+    row.try_get(0).map_err(|e| corrupt(what, e))
+}
+
+/// Takes the transaction-scoped advisory lock `class` of the current schema; it is
+/// released when the transaction commits or rolls back.
+pub(crate) async fn lock<C: GenericClient>(
+    tx: &C,
+    class: i32,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    exec(
+        tx,
+        "SELECT pg_advisory_xact_lock($1, hashtext(COALESCE(current_schema(), '')))",
+        &[&class],
+    )
+    .await
+    .map_err(|e| map(e, what))?;
+    Ok(())
+}
+
+async fn user_where<C: GenericClient>(
+    client: &C,
+    condition: &str,
+    value: &str,
+) -> Result<Option<ServiceUser>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE {condition}");
+    query_opt(client, &sql, &[&value])
+        .await
+        .map_err(|e| map(e, USER))?
+        .map(|row| rows::user(&row))
+        .transpose()
+}
+
+fn secret_bytes(user: &ServiceUser) -> Option<&[u8]> {
+    user.secret.as_ref().map(|d| &d.as_bytes()[..])
+}
+
+#[async_trait]
+impl ServiceUserStore for PostgresStore {
+    async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, USER))?;
+        // Usernames and API app client IDs are one namespace: check the apps and
+        // insert under the namespace lock, so that no other instance can create an
+        // app of this name in between.
+        lock(&tx, NAMESPACE_LOCK, USER).await?;
+        if projects::client_id_is_app(&tx, user.username.as_str()).await? {
+            return Err(StoreError::Conflict(USER));
+        }
+        let sql = format!(
+            "INSERT INTO service_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        exec(
+            &tx,
+            &sql,
+            &[
+                &user.id.as_str(),
+                &user.username.as_str(),
+                &user.display_name.as_str(),
+                &user.access_token_type.as_str(),
+                &i64::from(user.token_lifetime.as_secs()),
+                &secret_bytes(user),
+                &user.enabled,
+                &unix(user.created_at),
+                &unix(user.updated_at),
+            ],
+        )
+        .await
+        .map_err(|e| map(e, USER))?;
+        tx.commit().await.map_err(|e| map(e, USER))
+    }
+
+    async fn service_user_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<ServiceUser>, StoreError> {
+        user_where(&self.client().await?, "username = $1", username.as_str()).await
+    }
+
+    async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
+        user_where(&self.client().await?, "id = $1", id.as_str()).await
+    }
+
+    async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM service_users ORDER BY username");
+        let rows = query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, USER))?;
+        rows::all(&rows, rows::user)
+    }
+
+    async fn update_service_user(
+        &self,
+        username: &Username,
+        patch: &ServiceUserPatch,
+    ) -> Result<ServiceUser, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, USER))?;
+        // FOR UPDATE: a concurrent update of the same user waits for this one to
+        // commit, then reads (and patches) its result.
+        let mut user = user_where(&tx, "username = $1 FOR UPDATE", username.as_str())
+            .await?
+            .ok_or(StoreError::NotFound(USER))?;
+        user.apply(patch);
+        exec(
+            &tx,
+            "UPDATE service_users SET display_name = $2, access_token_type = $3, \
+             token_lifetime_secs = $4, secret_digest = $5, enabled = $6, updated_at = $7 \
+             WHERE id = $1",
+            &[
+                &user.id.as_str(),
+                &user.display_name.as_str(),
+                &user.access_token_type.as_str(),
+                &i64::from(user.token_lifetime.as_secs()),
+                &secret_bytes(&user),
+                &user.enabled,
+                &unix(user.updated_at),
+            ],
+        )
+        .await
+        .map_err(|e| map(e, USER))?;
+        tx.commit().await.map_err(|e| map(e, USER))?;
+        Ok(user)
+    }
+
+    async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
+        // One statement: its tokens and grants go with it (ON DELETE CASCADE),
+        // atomically.
+        let deleted = exec(
+            &self.client().await?,
+            "DELETE FROM service_users WHERE username = $1",
+            &[&username.as_str()],
+        )
+        .await
+        .map_err(|e| map(e, USER))?;
+        if deleted == 0 { Err(StoreError::NotFound(USER)) } else { Ok(()) }
+    }
+}
+
+#[async_trait]
+impl TokenStore for PostgresStore {
+    async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let audience = audience_json(&record.audience)?;
+        let roles = roles_json(&record.roles)?;
+        let digest: &[u8] = record.digest.as_bytes();
+        let sql = format!(
+            "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        );
+        // One statement outside a transaction: committed when it returns.
+        exec(
+            &self.client().await?,
+            &sql,
+            &[
+                &digest,
+                &record.jti.as_str(),
+                &record.user_id.as_str(),
+                &record.client_id.as_str(),
+                &record.scopes.to_string(),
+                &audience,
+                &unix(record.issued_at),
+                &unix(record.expires_at),
+                &record.revoked_at.map(unix),
+                &roles,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) { StoreError::NotFound(USER) } else { map(e, TOKEN) }
+        })?;
+        Ok(())
+    }
+
+    async fn token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let digest: &[u8] = digest.as_bytes();
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = $1");
+        query_opt(&self.client().await?, &sql, &[&digest])
+            .await
+            .map_err(|e| map(e, TOKEN))?
+            .map(|row| rows::token(&row))
+            .transpose()
+    }
+
+    async fn revoke_token(
+        &self,
+        digest: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let digest: &[u8] = digest.as_bytes();
+        let changed = exec(
+            &self.client().await?,
+            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE digest = $1",
+            &[&digest, &unix(now)],
+        )
+        .await
+        .map_err(|e| map(e, TOKEN))?;
+        Ok(changed > 0)
+    }
+
+    async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let now = unix(now);
+        let mut client = self.client().await?;
+        // One transaction: one commit for both tables.
+        let tx = client.transaction().await.map_err(|e| map(e, TOKEN))?;
+        let tokens = exec(&tx, "DELETE FROM tokens WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(|e| map(e, TOKEN))?;
+        let jtis = exec(&tx, "DELETE FROM revoked_jtis WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(|e| map(e, REVOKED_JTI))?;
+        tx.commit().await.map_err(|e| map(e, TOKEN))?;
+        Ok(tokens + jtis)
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        exec(
+            &self.client().await?,
+            "INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (jti) DO UPDATE SET \
+             expires_at = GREATEST(revoked_jtis.expires_at, EXCLUDED.expires_at)",
+            &[&jti.as_str(), &unix(expires_at)],
+        )
+        .await
+        .map_err(|e| map(e, REVOKED_JTI))?;
+        Ok(())
+    }
+
+    async fn is_jti_revoked(&self, jti: &TokenId) -> Result<bool, StoreError> {
+        query_bool(
+            &self.client().await?,
+            "SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = $1)",
+            &[&jti.as_str()],
+            REVOKED_JTI,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for PostgresStore {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY activates_at, kid");
+        let rows =
+            query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, SIGNING_KEY))?;
+        rows::all(&rows, rows::signing_key)
+    }
+
+    async fn insert_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        expected_latest: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, SIGNING_KEY))?;
+        // Racing instances take turns here; each reads the newest key only once the
+        // previous one has committed (read committed: every statement sees the
+        // commits made before it started).
+        lock(&tx, SIGNING_KEY_LOCK, SIGNING_KEY).await?;
+        let latest: Option<String> = query_opt(
+            &tx,
+            "SELECT kid FROM signing_keys ORDER BY activates_at DESC, kid DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(|e| map(e, SIGNING_KEY))?
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(|e| corrupt("signing key id", e))?;
+        if latest.as_deref() != expected_latest {
+            // Dropping the transaction rolls it back and releases the lock.
+            return Ok(false);
+        }
+        let sql =
+            format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
+        exec(
+            &tx,
+            &sql,
+            &[
+                &key.kid,
+                &key.algorithm.as_str(),
+                &key.public_jwk,
+                &key.sealed_private_key,
+                &unix(key.created_at),
+                &unix(key.activates_at),
+            ],
+        )
+        .await
+        .map_err(|e| map(e, SIGNING_KEY))?;
+        tx.commit().await.map_err(|e| map(e, SIGNING_KEY))?;
+        Ok(true)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
+        let deleted =
+            exec(&self.client().await?, "DELETE FROM signing_keys WHERE kid = $1", &[&kid])
+                .await
+                .map_err(|e| map(e, SIGNING_KEY))?;
+        Ok(deleted > 0)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached("SELECT 1").await.map_err(|e| map(e, "database"))?;
+        client.query_one(&statement, &[]).await.map_err(|e| map(e, "database"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,259 @@
+//! Projects, API apps and role grants ([`ProjectStore`]).
+//!
+//! API app client IDs share one namespace with service-user usernames. Creating
+//! either runs in a transaction that first takes the namespace advisory lock and
+//! then checks the other table, so no two instances can claim the same name at once.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use tessera_store::{
+    ApiApp, ApiAppPatch, ClientId, DisplayName, Project, ProjectId, ProjectStore, RoleGrant,
+    StoreError, UserId,
+};
+
+use crate::error::{is_foreign_key_violation, map};
+use crate::rows::{APP_COLUMNS, GRANT_COLUMNS, PROJECT_COLUMNS, unix};
+use crate::{NAMESPACE_LOCK, PostgresStore, USER, exec, lock, query, query_bool, query_opt, rows};
+
+const PROJECT: &str = "project";
+const API_APP: &str = "API app";
+const CLIENT_ID: &str = "client ID";
+const GRANT: &str = "role grant";
+
+/// Whether an API app has the client ID `name`.
+pub(crate) async fn client_id_is_app<C: GenericClient>(
+    client: &C,
+    name: &str,
+) -> Result<bool, StoreError> {
+    query_bool(
+        client,
+        "SELECT EXISTS (SELECT 1 FROM api_apps WHERE client_id = $1)",
+        &[&name],
+        API_APP,
+    )
+    .await
+}
+
+/// Whether a service user has the username `name`.
+async fn name_is_user<C: GenericClient>(client: &C, name: &str) -> Result<bool, StoreError> {
+    query_bool(
+        client,
+        "SELECT EXISTS (SELECT 1 FROM service_users WHERE username = $1)",
+        &[&name],
+        USER,
+    )
+    .await
+}
+
+/// Whether the row that `sql` selects exists; `sql` locks it `FOR KEY SHARE`, so it
+/// cannot be deleted (or its key changed) before the transaction ends.
+async fn exists_locked<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    id: &str,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    Ok(query_opt(client, sql, &[&id]).await.map_err(|e| map(e, what))?.is_some())
+}
+
+async fn project_exists<C: GenericClient>(client: &C, id: &str) -> Result<bool, StoreError> {
+    exists_locked(client, "SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE", id, PROJECT).await
+}
+
+async fn user_exists<C: GenericClient>(client: &C, id: &str) -> Result<bool, StoreError> {
+    exists_locked(client, "SELECT 1 FROM service_users WHERE id = $1 FOR KEY SHARE", id, USER).await
+}
+
+async fn app_where<C: GenericClient>(
+    client: &C,
+    condition: &str,
+    client_id: &str,
+) -> Result<Option<ApiApp>, StoreError> {
+    let sql = format!("SELECT {APP_COLUMNS} FROM api_apps WHERE {condition}");
+    query_opt(client, &sql, &[&client_id])
+        .await
+        .map_err(|e| map(e, API_APP))?
+        .map(|row| rows::app(&row))
+        .transpose()
+}
+
+fn secret_bytes(app: &ApiApp) -> Option<&[u8]> {
+    app.secret.as_ref().map(|d| &d.as_bytes()[..])
+}
+
+#[async_trait]
+impl ProjectStore for PostgresStore {
+    async fn create_project(&self, project: &Project) -> Result<(), StoreError> {
+        let sql = format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES ($1, $2, $3)");
+        exec(
+            &self.client().await?,
+            &sql,
+            &[&project.id.as_str(), &project.name.as_str(), &unix(project.created_at)],
+        )
+        .await
+        .map_err(|e| map(e, PROJECT))?;
+        Ok(())
+    }
+
+    async fn rename_project(&self, id: &ProjectId, name: &DisplayName) -> Result<(), StoreError> {
+        let changed = exec(
+            &self.client().await?,
+            "UPDATE projects SET name = $2 WHERE id = $1",
+            &[&id.as_str(), &name.as_str()],
+        )
+        .await
+        .map_err(|e| map(e, PROJECT))?;
+        if changed == 0 { Err(StoreError::NotFound(PROJECT)) } else { Ok(()) }
+    }
+
+    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
+        query_opt(&self.client().await?, &sql, &[&id.as_str()])
+            .await
+            .map_err(|e| map(e, PROJECT))?
+            .map(|row| rows::project(&row))
+            .transpose()
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
+        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id");
+        let rows = query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, PROJECT))?;
+        rows::all(&rows, rows::project)
+    }
+
+    async fn create_api_app(&self, app: &ApiApp) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, API_APP))?;
+        lock(&tx, NAMESPACE_LOCK, API_APP).await?;
+        if !project_exists(&tx, app.project_id.as_str()).await? {
+            return Err(StoreError::NotFound(PROJECT));
+        }
+        if name_is_user(&tx, app.client_id.as_str()).await? {
+            return Err(StoreError::Conflict(CLIENT_ID));
+        }
+        let sql =
+            format!("INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+        exec(
+            &tx,
+            &sql,
+            &[
+                &app.client_id.as_str(),
+                &app.project_id.as_str(),
+                &app.name.as_str(),
+                &secret_bytes(app),
+                &app.enabled,
+                &unix(app.created_at),
+                &unix(app.updated_at),
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(PROJECT)
+            } else {
+                map(e, CLIENT_ID)
+            }
+        })?;
+        tx.commit().await.map_err(|e| map(e, API_APP))
+    }
+
+    async fn api_app_by_client_id(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<ApiApp>, StoreError> {
+        app_where(&self.client().await?, "client_id = $1", client_id.as_str()).await
+    }
+
+    async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {
+        let sql = format!("SELECT {APP_COLUMNS} FROM api_apps ORDER BY client_id");
+        let rows = query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, API_APP))?;
+        rows::all(&rows, rows::app)
+    }
+
+    async fn update_api_app(
+        &self,
+        client_id: &ClientId,
+        patch: &ApiAppPatch,
+    ) -> Result<ApiApp, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, API_APP))?;
+        let mut app = app_where(&tx, "client_id = $1 FOR UPDATE", client_id.as_str())
+            .await?
+            .ok_or(StoreError::NotFound(API_APP))?;
+        app.apply(patch);
+        exec(
+            &tx,
+            "UPDATE api_apps SET name = $2, secret_digest = $3, enabled = $4, updated_at = $5 \
+             WHERE client_id = $1",
+            &[
+                &app.client_id.as_str(),
+                &app.name.as_str(),
+                &secret_bytes(&app),
+                &app.enabled,
+                &unix(app.updated_at),
+            ],
+        )
+        .await
+        .map_err(|e| map(e, API_APP))?;
+        tx.commit().await.map_err(|e| map(e, API_APP))?;
+        Ok(app)
+    }
+
+    async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError> {
+        let deleted = exec(
+            &self.client().await?,
+            "DELETE FROM api_apps WHERE client_id = $1",
+            &[&client_id.as_str()],
+        )
+        .await
+        .map_err(|e| map(e, API_APP))?;
+        if deleted == 0 { Err(StoreError::NotFound(API_APP)) } else { Ok(()) }
+    }
+
+    async fn add_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        // The foreign keys would refuse a missing user or project too, but without
+        // saying which; check both first, in the same transaction, locking the rows
+        // found so that neither can go away before the insert commits.
+        let tx = client.transaction().await.map_err(|e| map(e, GRANT))?;
+        if !user_exists(&tx, grant.user_id.as_str()).await? {
+            return Err(StoreError::NotFound(USER));
+        }
+        if !project_exists(&tx, grant.project_id.as_str()).await? {
+            return Err(StoreError::NotFound(PROJECT));
+        }
+        let sql = format!(
+            "INSERT INTO role_grants ({GRANT_COLUMNS}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+        );
+        let inserted = exec(
+            &tx,
+            &sql,
+            &[&grant.user_id.as_str(), &grant.project_id.as_str(), &grant.role.as_str()],
+        )
+        .await
+        .map_err(|e| map(e, GRANT))?;
+        tx.commit().await.map_err(|e| map(e, GRANT))?;
+        Ok(inserted > 0)
+    }
+
+    async fn remove_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
+        let deleted = exec(
+            &self.client().await?,
+            "DELETE FROM role_grants WHERE user_id = $1 AND project_id = $2 AND role = $3",
+            &[&grant.user_id.as_str(), &grant.project_id.as_str(), &grant.role.as_str()],
+        )
+        .await
+        .map_err(|e| map(e, GRANT))?;
+        Ok(deleted > 0)
+    }
+
+    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM role_grants WHERE user_id = $1 ORDER BY project_id, role"
+        );
+        let rows = query(&self.client().await?, &sql, &[&user_id.as_str()])
+            .await
+            .map_err(|e| map(e, GRANT))?;
+        rows::all(&rows, rows::grant)
+    }
+}

@@ -1,0 +1,224 @@
+//! Connection settings and schema migrations.
+
+use std::time::Duration;
+
+use tessera_store::StoreError;
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::map;
+
+/// The key of the session-level advisory lock held around a migration run
+/// (`pg_advisory_lock(bigint)`): the bytes of `"tessera"` followed by 1. It is
+/// database-wide, so migrations of different schemas take turns too; they are rare
+/// and short.
+pub(crate) const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6101;
+
+/// How long a migration run waits for a lock (the migration lock held by another
+/// instance, or a table lock held by a running server) before it gives up with
+/// [`StoreError::Unavailable`].
+const MIGRATION_LOCK_TIMEOUT: &str = "60s";
+
+/// The migrations, in order; migration `i` (0-based) has version `i + 1`.
+///
+/// Each is applied once, in its own transaction together with its row in
+/// `schema_migrations` (PostgreSQL's DDL is transactional, so a failed migration
+/// leaves nothing behind). Never edit or reorder an entry that has been released:
+/// add a new one.
+///
+/// Identifier and ordering columns use the `"C"` collation, so that `ORDER BY`
+/// sorts by bytes, as the other backends and the records' `Ord` do, whatever the
+/// database's default collation is.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: everything of the first release: service users and their opaque tokens,
+    // revoked JWT ids, signing keys, projects (with the reserved project of the
+    // server's own API), their API apps and the roles granted to service users.
+    r#"CREATE TABLE service_users (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        username TEXT COLLATE "C" NOT NULL UNIQUE,
+        display_name TEXT NOT NULL,
+        access_token_type TEXT NOT NULL,
+        token_lifetime_secs BIGINT NOT NULL,
+        secret_digest BYTEA,
+        enabled BOOLEAN NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE tokens (
+        digest BYTEA PRIMARY KEY,
+        jti TEXT COLLATE "C" NOT NULL UNIQUE,
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        client_id TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        issued_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT,
+        roles TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX tokens_expires_at ON tokens(expires_at);
+    CREATE INDEX tokens_user_id ON tokens(user_id);
+    CREATE TABLE revoked_jtis (
+        jti TEXT COLLATE "C" PRIMARY KEY,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX revoked_jtis_expires_at ON revoked_jtis(expires_at);
+    CREATE TABLE signing_keys (
+        kid TEXT COLLATE "C" PRIMARY KEY,
+        algorithm TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        sealed_private_key BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        activates_at BIGINT NOT NULL
+    );
+    CREATE INDEX signing_keys_activates_at ON signing_keys(activates_at, kid);
+    CREATE TABLE projects (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    INSERT INTO projects (id, name, created_at) VALUES ('zitadel', 'Tessera API', 0);
+    CREATE TABLE api_apps (
+        client_id TEXT COLLATE "C" PRIMARY KEY,
+        project_id TEXT COLLATE "C" NOT NULL REFERENCES projects(id),
+        name TEXT NOT NULL,
+        secret_digest BYTEA,
+        enabled BOOLEAN NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX api_apps_project_id ON api_apps(project_id);
+    CREATE TABLE role_grants (
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        project_id TEXT COLLATE "C" NOT NULL REFERENCES projects(id),
+        role TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (user_id, project_id, role)
+    );
+    CREATE INDEX role_grants_project_id ON role_grants(project_id);"#,
+];
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version BIGINT PRIMARY KEY,
+    applied_at BIGINT NOT NULL
+)";
+
+/// Whether `name` may be used as the store's schema: a lowercase unquoted
+/// identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes, not starting with `pg_`), so
+/// that it needs no quoting in `search_path` or in SQL.
+pub(crate) fn check_schema_name(name: &str) -> Result<(), StoreError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with("pg_")
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(
+            format!(
+                "invalid schema name {name:?}: use 1 to 63 characters from a-z, 0-9 and _, \
+                 not starting with a digit or pg_"
+            )
+            .into(),
+        ))
+    }
+}
+
+/// Opens one connection of its own (not from the pool) and brings the schema up to
+/// date on it; closing the connection afterwards releases the migration lock even
+/// if the run failed half-way.
+pub(crate) async fn migrate(
+    config: &tokio_postgres::Config,
+    schema: Option<&str>,
+) -> Result<(), StoreError> {
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| map(e, "database"))?;
+    let connection = tokio::spawn(connection);
+    let result = migrate_locked(client, schema).await;
+    // The client is gone: the connection task sends Terminate and ends.
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    result
+}
+
+/// Takes the migration lock on `client`, migrates, and releases the lock.
+async fn migrate_locked(mut client: Client, schema: Option<&str>) -> Result<(), StoreError> {
+    let err = |e| map(e, "schema migration");
+    client
+        .batch_execute(&format!("SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))
+        .await
+        .map_err(err)?;
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(err)?;
+    let result = apply_missing(&mut client, schema).await;
+    let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
+    result?;
+    unlocked.map_err(err)?;
+    Ok(())
+}
+
+/// The highest applied migration version, 0 on a fresh schema.
+async fn current_version(client: &Client) -> Result<i64, tokio_postgres::Error> {
+    client
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
+        .await?
+        .try_get(0)
+}
+
+/// Creates the schema if it is missing, then applies the missing migrations, each
+/// in its own transaction. Runs under the migration lock, so no other instance
+/// migrates at the same time and each migration is applied once.
+async fn apply_missing(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
+    let err = |e| map(e, "schema migration");
+    if let Some(schema) = schema {
+        // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on
+        // the database even when the schema exists.
+        let exists: bool = client
+            .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", &[&schema])
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(err)?;
+        if !exists {
+            // `check_schema_name` allowed only [a-z0-9_]: nothing to escape.
+            client.batch_execute(&format!("CREATE SCHEMA \"{schema}\"")).await.map_err(err)?;
+        }
+    }
+    client.batch_execute(CREATE_MIGRATIONS_TABLE).await.map_err(err)?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let current = current_version(client).await.map_err(err)?;
+    if current > known {
+        return Err(StoreError::Corrupt(format!(
+            "the database schema is at version {current}, newer than this build knows \
+             ({known}); upgrade Tessera"
+        )));
+    }
+    for (version, sql) in (1_i64..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
+        let tx = client.transaction().await.map_err(err)?;
+        tx.batch_execute(sql).await.map_err(err)?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&version, &now],
+        )
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        for good in ["public", "tessera", "_x", "tessera_test_0123abcd", &"a".repeat(63)] {
+            assert!(check_schema_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Tessera", "1abc", "a-b", "a b", "a\"b", "pg_temp", &"a".repeat(64)] {
+            assert!(check_schema_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_reserved_project_is_created_with_the_schema() {
+        assert!(MIGRATIONS[0].contains("VALUES ('zitadel', 'Tessera API', 0)"));
+    }
+}

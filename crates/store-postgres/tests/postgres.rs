@@ -1,0 +1,642 @@
+//! Behaviour specific to the PostgreSQL backend: several stores (instances) on one
+//! schema, migrations, schemas, recovery from broken connections, bad rows, and
+//! what the schema holds.
+//!
+//! The tests that need a server read `TESSERA_TEST_POSTGRES_URL` (for example
+//! `postgres://postgres@127.0.0.1:5432/test`); without it they print that they were
+//! skipped and pass. Each runs on fresh schemas of its own.
+
+use std::time::Duration;
+
+use tessera_scope::ScopeSet;
+use tessera_store::{
+    ApiApp, ApiAppPatch, ClientId, ClientSecret, DisplayName, MemoryStore, Project, ProjectId,
+    ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch,
+    ServiceUserStore, SigningAlgorithm, SigningKeyRecord, SigningKeyStore, Store, StoreError,
+    TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+};
+use tessera_store_postgres::testkit::{TestSchema, url_or_skip};
+use tessera_store_postgres::{PoolOptions, PostgresStore, SCHEMA_VERSION};
+use time::OffsetDateTime;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The URL of the test server, or return from the test after saying it was skipped.
+macro_rules! url_or_return {
+    ($test:literal) => {
+        match url_or_skip($test) {
+            Some(url) => url,
+            None => return Ok(()),
+        }
+    };
+}
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_700_000_000)
+}
+
+fn user_with_secret(name: &str) -> Result<(ServiceUser, ClientSecret), Box<dyn std::error::Error>> {
+    let mut user = ServiceUser::new(Username::new(name)?, t0())?;
+    let secret = ClientSecret::generate()?;
+    user.secret = Some(SecretDigest::of(&secret));
+    Ok((user, secret))
+}
+
+fn token_for(user: &ServiceUser, token: &str) -> Result<TokenRecord, Box<dyn std::error::Error>> {
+    Ok(TokenRecord {
+        digest: TokenDigest::of(token),
+        jti: TokenId::generate()?,
+        user_id: user.id.clone(),
+        client_id: user.username.clone(),
+        scopes: ScopeSet::parse("openid urn:zitadel:iam:org:project:id:zitadel:aud")?,
+        audience: vec!["zitadel".to_owned(), user.username.to_string()],
+        roles: RoleClaims::default(),
+        issued_at: t0(),
+        expires_at: t0() + time::Duration::hours(1),
+        revoked_at: None,
+    })
+}
+
+fn project(id: &str) -> Result<Project, Box<dyn std::error::Error>> {
+    Ok(Project::new(ProjectId::new(id)?, DisplayName::new("Orders")?, t0()))
+}
+
+fn app_with_secret(
+    project: &Project,
+    client_id: &str,
+) -> Result<(ApiApp, ClientSecret), Box<dyn std::error::Error>> {
+    let secret = ClientSecret::generate()?;
+    let app = ApiApp {
+        client_id: ClientId::new(client_id)?,
+        project_id: project.id.clone(),
+        name: DisplayName::new("Orders API")?,
+        secret: Some(SecretDigest::of(&secret)),
+        enabled: true,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    Ok((app, secret))
+}
+
+fn signing_key(kid: &str, offset_secs: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.to_owned(),
+        algorithm: SigningAlgorithm::Es256,
+        public_jwk: format!(r#"{{"kty":"EC","kid":"{kid}"}}"#),
+        sealed_private_key: vec![1, 2, 3],
+        created_at: t0(),
+        activates_at: t0() + time::Duration::seconds(offset_secs),
+    }
+}
+
+async fn migration_rows(schema: &TestSchema) -> Result<i64, Box<dyn std::error::Error>> {
+    let client = schema.client().await?;
+    Ok(client.query_one("SELECT count(*) FROM schema_migrations", &[]).await?.try_get(0)?)
+}
+
+/// `url` with `application_name` set, so a test can find its store's connections.
+fn with_application_name(url: &str, name: &str) -> String {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}application_name={name}")
+    } else {
+        format!("{url} application_name={name}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_schema_see_each_other_at_once() -> TestResult {
+    let url = url_or_return!("two_stores_on_one_schema_see_each_other_at_once");
+    let schema = TestSchema::create(&url).await?;
+    let server = schema.store().await?;
+    let cli = schema.store().await?;
+
+    // The CLI creates a user; the server sees it without restarting.
+    let (user, old) = user_with_secret("shared")?;
+    cli.create_service_user(&user).await?;
+    let seen = server.service_user_by_username(&user.username).await?;
+    assert_eq!(seen.as_ref(), Some(&user));
+    assert!(seen.and_then(|u| u.secret).ok_or("secret")?.verify(old.expose()));
+
+    // The CLI regenerates the secret; the server rejects the old one at once.
+    let new = ClientSecret::generate()?;
+    let mut patch = ServiceUserPatch::at(t0() + time::Duration::seconds(1));
+    patch.secret = Some(SecretDigest::of(&new));
+    cli.update_service_user(&user.username, &patch).await?;
+    for _ in 0..20 {
+        let digest = server
+            .service_user_by_username(&user.username)
+            .await?
+            .and_then(|u| u.secret)
+            .ok_or("secret")?;
+        assert!(!digest.verify(old.expose()), "old secret accepted after regeneration");
+        assert!(digest.verify(new.expose()));
+    }
+
+    // Both write at once: nothing is lost, nothing fails.
+    let mut writers = tokio::task::JoinSet::new();
+    for (n, store) in [server.clone(), cli.clone()].into_iter().enumerate() {
+        let user = user.clone();
+        writers.spawn(async move {
+            for i in 0..20 {
+                let record = token_for(&user, &format!("w{n}-{i}")).map_err(|e| e.to_string())?;
+                store.insert_token(&record).await.map_err(|e| format!("{e:?}"))?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(joined) = writers.join_next().await {
+        joined??;
+    }
+    for n in 0..2 {
+        for i in 0..20 {
+            let digest = TokenDigest::of(&format!("w{n}-{i}"));
+            assert!(server.token_by_digest(&digest).await?.is_some());
+            assert!(cli.token_by_digest(&digest).await?.is_some());
+        }
+    }
+
+    // A token revoked through one store is inactive for the other at once.
+    assert!(server.revoke_token(&TokenDigest::of("w1-3"), t0()).await?);
+    let record = cli.token_by_digest(&TokenDigest::of("w1-3")).await?.ok_or("token")?;
+    assert_eq!(record.revoked_at, Some(t0()));
+
+    // Projects and apps: the server sees an app secret replaced through the CLI at once.
+    let orders = project("orders")?;
+    cli.create_project(&orders).await?;
+    let (app, old_app_secret) = app_with_secret(&orders, "orders-api")?;
+    cli.create_api_app(&app).await?;
+    assert_eq!(server.api_app_by_client_id(&app.client_id).await?, Some(app.clone()));
+    let new_app_secret = ClientSecret::generate()?;
+    let mut patch = ApiAppPatch::at(t0() + time::Duration::seconds(1));
+    patch.secret = Some(SecretDigest::of(&new_app_secret));
+    let updated = cli.update_api_app(&app.client_id, &patch).await?;
+    let stored = server.api_app_by_client_id(&app.client_id).await?.ok_or("app")?;
+    assert_eq!(stored, updated);
+    let digest = stored.secret.ok_or("secret")?;
+    assert!(!digest.verify(old_app_secret.expose()) && digest.verify(new_app_secret.expose()));
+
+    // The client namespace is shared across stores.
+    let clash = cli.create_api_app(&app_with_secret(&orders, "shared")?.0).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    let clash = server.create_service_user(&user_with_secret("orders-api")?.0).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+
+    // A grant made through one store is seen through the other, and goes with its user.
+    let grant = RoleGrant {
+        user_id: user.id.clone(),
+        project_id: orders.id.clone(),
+        role: RoleKey::new("writer")?,
+    };
+    assert!(cli.add_grant(&grant).await?);
+    assert_eq!(server.grants_of_user(&user.id).await?, vec![grant]);
+
+    // A JWT id revoked through one store is revoked for the other at once.
+    let jti = TokenId::generate()?;
+    server.revoke_jti(&jti, t0() + time::Duration::hours(1)).await?;
+    assert!(cli.is_jti_revoked(&jti).await?);
+
+    // The CLI deletes the user; the server no longer finds it, its tokens or grants.
+    cli.delete_service_user(&user.username).await?;
+    assert_eq!(server.service_user_by_username(&user.username).await?, None);
+    assert_eq!(server.token_by_digest(&TokenDigest::of("w0-0")).await?, None);
+    assert!(server.grants_of_user(&user.id).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_key_race_between_two_stores_creates_one_key() -> TestResult {
+    let url = url_or_return!("signing_key_race_between_two_stores_creates_one_key");
+    let schema = TestSchema::create(&url).await?;
+    let stores = [schema.store().await?, schema.store().await?];
+    assert!(stores[0].insert_signing_key(&signing_key("k0", 0), None).await?);
+    let mut latest = "k0".to_owned();
+    for round in 1..=5 {
+        let mut racers = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let store = stores[i % 2].clone();
+            let previous = latest.clone();
+            racers.spawn(async move {
+                let key = signing_key(&format!("k{round}-{i}"), round * 3600);
+                store.insert_signing_key(&key, Some(&previous)).await.map(|won| (won, key.kid))
+            });
+        }
+        let mut winners = Vec::new();
+        while let Some(joined) = racers.join_next().await {
+            let (won, kid) = joined??;
+            if won {
+                winners.push(kid);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one racer may win: {winners:?}");
+        latest = winners.remove(0);
+        for store in &stores {
+            let keys = store.signing_keys().await?;
+            assert_eq!(keys.len(), usize::try_from(round)? + 1, "round {round}");
+            assert_eq!(keys.last().map(|k| k.kid.as_str()), Some(latest.as_str()));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_raced_as_user_and_app_through_two_stores_is_claimed_once() -> TestResult {
+    let url = url_or_return!("a_name_raced_as_user_and_app_through_two_stores_is_claimed_once");
+    let schema = TestSchema::create(&url).await?;
+    let users = schema.store().await?;
+    let apps = schema.store().await?;
+    let orders = project("orders")?;
+    apps.create_project(&orders).await?;
+    for i in 0..20 {
+        let name = format!("contested-{i}");
+        let (user, _) = user_with_secret(&name)?;
+        let (app, _) = app_with_secret(&orders, &name)?;
+        let (as_user, as_app) =
+            tokio::join!(users.create_service_user(&user), apps.create_api_app(&app));
+        let won = [as_user.is_ok(), as_app.is_ok()];
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "{name}: {as_user:?} {as_app:?}");
+        for result in [as_user, as_app] {
+            assert!(matches!(result, Ok(()) | Err(StoreError::Conflict(_))), "{result:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_patches_through_two_stores_lose_nothing() -> TestResult {
+    let url = url_or_return!("concurrent_patches_through_two_stores_lose_nothing");
+    let schema = TestSchema::create(&url).await?;
+    let a = schema.store().await?;
+    let b = schema.store().await?;
+    for i in 0..10 {
+        let (user, _) = user_with_secret(&format!("patched-{i}"))?;
+        a.create_service_user(&user).await?;
+        let mut rename = ServiceUserPatch::at(t0());
+        rename.display_name = Some(DisplayName::new("Renamed")?);
+        let mut disable = ServiceUserPatch::at(t0());
+        disable.enabled = Some(false);
+        let (renamed, disabled) = tokio::join!(
+            a.update_service_user(&user.username, &rename),
+            b.update_service_user(&user.username, &disable)
+        );
+        renamed?;
+        disabled?;
+        let stored = b.service_user_by_username(&user.username).await?.ok_or("user")?;
+        assert_eq!(stored.display_name.as_str(), "Renamed", "a patch was lost");
+        assert!(!stored.enabled, "a patch was lost");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent() -> TestResult {
+    let url = url_or_return!("migrations_are_idempotent");
+    let schema = TestSchema::create(&url).await?;
+    let (user, _) = user_with_secret("kept")?;
+    schema.store().await?.create_service_user(&user).await?;
+    assert_eq!(migration_rows(&schema).await?, i64::try_from(SCHEMA_VERSION)?);
+    let store = schema.store().await?;
+    assert_eq!(
+        migration_rows(&schema).await?,
+        i64::try_from(SCHEMA_VERSION)?,
+        "connecting again must apply nothing"
+    );
+    assert_eq!(store.list_service_users().await?, vec![user]);
+    assert_eq!(store.list_projects().await?, vec![Project::reserved()]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_connects_to_a_fresh_schema_are_safe() -> TestResult {
+    let url = url_or_return!("concurrent_connects_to_a_fresh_schema_are_safe");
+    for round in 0..4 {
+        // Even rounds: an empty schema; odd rounds: no schema at all yet.
+        let schema = if round % 2 == 0 {
+            TestSchema::create(&url).await?
+        } else {
+            TestSchema::reserve(&url)?
+        };
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let (url, options) = (url.clone(), schema.options());
+            connects.spawn(async move { PostgresStore::connect_with(&url, options).await });
+        }
+        let mut stores = Vec::new();
+        while let Some(joined) = connects.join_next().await {
+            stores.push(joined?.map_err(|e| format!("round {round}: {e:?}"))?);
+        }
+        assert_eq!(
+            migration_rows(&schema).await?,
+            i64::try_from(SCHEMA_VERSION)?,
+            "round {round}: each migration once"
+        );
+        let (user, _) = user_with_secret("after-race")?;
+        stores[0].create_service_user(&user).await?;
+        for store in &stores {
+            assert_eq!(store.service_user_by_id(&user.id).await?, Some(user.clone()));
+            assert_eq!(store.list_projects().await?, vec![Project::reserved()]);
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused() -> TestResult {
+    let url = url_or_return!("a_newer_schema_is_refused");
+    let schema = TestSchema::create(&url).await?;
+    schema.store().await?;
+    schema
+        .client()
+        .await?
+        .execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)", &[])
+        .await?;
+    let result = schema.store().await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_unavailable() -> TestResult {
+    // Needs no server: nothing listens on port 1.
+    let options = PoolOptions::default().with_connect_timeout(Duration::from_secs(2));
+    let connect = PostgresStore::connect_with("postgres://postgres@127.0.0.1:1/test", options);
+    let result = tokio::time::timeout(Duration::from_secs(20), connect)
+        .await
+        .map_err(|_| "connecting to an unreachable database must not hang")?;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    assert!(result.as_ref().err().is_some_and(StoreError::is_transient));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_options_are_refused_before_connecting() -> TestResult {
+    // Needs no server: the options are checked first.
+    for schema in ["Tessera", "a-b", "x; DROP TABLE y", "pg_catalog", ""] {
+        let options = PoolOptions::default().with_schema(schema);
+        let result =
+            PostgresStore::connect_with("postgres://postgres@127.0.0.1:1/test", options).await;
+        assert!(matches!(result, Err(StoreError::Backend(_))), "{schema:?}: {result:?}");
+    }
+    let options = PoolOptions::default().with_max_size(0);
+    let result = PostgresStore::connect_with("postgres://postgres@127.0.0.1:1/test", options).await;
+    assert!(matches!(result, Err(StoreError::Backend(_))), "an empty pool: {result:?}");
+    let result = PostgresStore::connect("not a url = =").await;
+    assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+    Ok(())
+}
+
+/// Looks `user` up until it is found: each of the (at most 2) pooled connections
+/// that the server ended may fail one operation, with Unavailable, before the pool
+/// replaces it.
+async fn recovers(store: &PostgresStore, user: &ServiceUser, round: usize) -> TestResult {
+    let mut failures = 0;
+    loop {
+        match store.service_user_by_username(&user.username).await {
+            Ok(found) => {
+                assert_eq!(found.as_ref(), Some(user));
+                return Ok(());
+            }
+            Err(StoreError::Unavailable(_)) if failures < 2 => failures += 1,
+            Err(e) => return Err(format!("round {round}, after {failures} failures: {e:?}").into()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_recovers_when_its_connections_are_killed() -> TestResult {
+    let url = url_or_return!("the_store_recovers_when_its_connections_are_killed");
+    let schema = TestSchema::create(&url).await?;
+    let app_name = schema.name().to_owned();
+    let options = schema.options().with_max_size(2);
+    let store =
+        PostgresStore::connect_with(&with_application_name(&url, &app_name), options).await?;
+    let (user, _) = user_with_secret("survivor")?;
+    store.create_service_user(&user).await?;
+    let admin = schema.client().await?;
+    let kill = || async {
+        let killed: i64 = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1",
+                &[&app_name],
+            )
+            .await?
+            .try_get(0)?;
+        Ok::<i64, Box<dyn std::error::Error>>(killed)
+    };
+    for round in 0..3 {
+        // An operation in flight when the server ends its connection (as a restart
+        // or a failover would) fails with Unavailable: it waits for the signing-key
+        // lock of this schema, held by another session (class "tes" + 2, see lib.rs).
+        let mut blocker = schema.client().await?;
+        let tx = blocker.transaction().await?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+            &[&0x7465_7302_i32],
+        )
+        .await?;
+        let in_flight = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.insert_signing_key(&signing_key(&format!("k{round}"), 0), None).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(kill().await? >= 1, "round {round}: no connection of the store was found");
+        let result = tokio::time::timeout(Duration::from_secs(10), in_flight).await??;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "round {round}: {result:?}");
+        tx.rollback().await?;
+        recovers(&store, &user, round).await?;
+
+        // Idle connections ended by the server are not handed out for long either.
+        // (Open two: one of the old ones may still fail once here.)
+        let list = async { store.list_service_users().await.map(drop) };
+        let (a, b) = tokio::join!(store.ping(), list);
+        for result in [a, b] {
+            assert!(matches!(result, Ok(()) | Err(StoreError::Unavailable(_))), "{result:?}");
+        }
+        assert!(kill().await? >= 1, "round {round}: no connection of the store was found");
+        recovers(&store, &user, round).await?;
+        store.ping().await?;
+        assert_eq!(store.list_service_users().await?, vec![user.clone()]);
+        assert!(store.signing_keys().await?.is_empty(), "the broken insert stored nothing");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_is_unavailable_after_the_wait_timeout() -> TestResult {
+    let url = url_or_return!("a_full_pool_is_unavailable_after_the_wait_timeout");
+    let schema = TestSchema::create(&url).await?;
+    let options = schema.options().with_max_size(1).with_wait_timeout(Duration::from_millis(300));
+    let store = PostgresStore::connect_with(&url, options).await?;
+    // Another session holds the signing-key lock of this schema (class "tes" + 2, see
+    // lib.rs), so the store's only connection waits in insert_signing_key.
+    let mut blocker = schema.client().await?;
+    let tx = blocker.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", &[&0x7465_7302_i32])
+        .await?;
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_signing_key(&signing_key("k1", 0), None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the insert must wait for the lock");
+    let result = store.ping().await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    tx.rollback().await?;
+    assert!(waiting.await??, "the insert goes through once the lock is free");
+    store.ping().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_on_different_schemas_are_isolated() -> TestResult {
+    let url = url_or_return!("stores_on_different_schemas_are_isolated");
+    let (first, second) = (TestSchema::create(&url).await?, TestSchema::create(&url).await?);
+    let (a, b) = (first.store().await?, second.store().await?);
+    assert_eq!(a.schema(), Some(first.name()));
+    let (user_a, _) = user_with_secret("same-name")?;
+    let (user_b, _) = user_with_secret("same-name")?;
+    a.create_service_user(&user_a).await?;
+    assert_eq!(b.service_user_by_username(&user_a.username).await?, None);
+    b.create_service_user(&user_b).await?;
+    assert_eq!(a.service_user_by_username(&user_a.username).await?, Some(user_a));
+    assert_eq!(b.service_user_by_username(&user_b.username).await?, Some(user_b));
+    assert!(a.insert_signing_key(&signing_key("k1", 0), None).await?);
+    assert!(b.insert_signing_key(&signing_key("k1", 0), None).await?, "keys are per schema");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_are_ordered_by_bytes_like_the_memory_store() -> TestResult {
+    let url = url_or_return!("lists_are_ordered_by_bytes_like_the_memory_store");
+    let schema = TestSchema::create(&url).await?;
+    let postgres = schema.store().await?;
+    let memory = MemoryStore::new();
+    let stores: [&dyn Store; 2] = [&postgres, &memory];
+    let names = ["bravo", "Zulu", "alpha", "_under", "Alpha", "9lives", "a.b", "a-b", "a@b"];
+    for store in stores {
+        for name in names {
+            store.create_service_user(&user_with_secret(name)?.0).await?;
+        }
+        for id in ["b", "Z", "a_b", "a-b", "A"] {
+            store.create_project(&project(id)?).await?;
+            store.create_api_app(&app_with_secret(&project(id)?, &format!("app.{id}"))?.0).await?;
+        }
+        let mut latest: Option<String> = None;
+        for kid in ["b", "B", "a", "_"] {
+            assert!(store.insert_signing_key(&signing_key(kid, 0), latest.as_deref()).await?);
+            latest = store.signing_keys().await?.last().map(|k| k.kid.clone());
+        }
+    }
+    let users = |s: Vec<ServiceUser>| s.into_iter().map(|u| u.username.to_string()).collect();
+    let projects = |s: Vec<Project>| s.into_iter().map(|p| p.id.to_string()).collect();
+    let apps = |s: Vec<ApiApp>| s.into_iter().map(|a| a.client_id.to_string()).collect();
+    let keys = |s: Vec<SigningKeyRecord>| s.into_iter().map(|k| k.kid).collect();
+    let expected: Vec<String> = users(memory.list_service_users().await?);
+    assert_eq!(users(postgres.list_service_users().await?), expected);
+    let expected: Vec<String> = projects(memory.list_projects().await?);
+    assert_eq!(projects(postgres.list_projects().await?), expected);
+    let expected: Vec<String> = apps(memory.list_api_apps().await?);
+    assert_eq!(apps(postgres.list_api_apps().await?), expected);
+    let expected: Vec<String> = keys(memory.signing_keys().await?);
+    assert_eq!(keys(postgres.signing_keys().await?), expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_that_do_not_parse_are_corrupt() -> TestResult {
+    let url = url_or_return!("rows_that_do_not_parse_are_corrupt");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let (user, _) = user_with_secret("fine")?;
+    store.create_service_user(&user).await?;
+    let token = token_for(&user, "t")?;
+    store.insert_token(&token).await?;
+    let jwt = token_for(&user, "u")?;
+    store.insert_token(&jwt).await?;
+    let client = schema.client().await?;
+    let roles: String =
+        client.query_one("SELECT roles FROM tokens LIMIT 1", &[]).await?.try_get(0)?;
+    assert_eq!(roles, "{}", "no roles are stored as an empty JSON object");
+    client.execute("UPDATE service_users SET access_token_type = 'paper'", &[]).await?;
+    client
+        .execute("UPDATE tokens SET scopes = 'two  spaces' WHERE jti = $1", &[&token.jti.as_str()])
+        .await?;
+    client
+        .execute(
+            "UPDATE tokens SET roles = '[\"not\", \"a map\"]' WHERE jti = $1",
+            &[&jwt.jti.as_str()],
+        )
+        .await?;
+    let result = store.service_user_by_username(&user.username).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    let result = store.list_service_users().await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    let result = store.token_by_digest(&token.digest).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    let result = store.token_by_digest(&jwt.digest).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    client
+        .execute("UPDATE service_users SET access_token_type = 'jwt', secret_digest = '\\x00'", &[])
+        .await?;
+    let result = store.service_user_by_id(&user.id).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "a short digest: {result:?}");
+    store.ping().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_unknown_users_are_refused() -> TestResult {
+    let url = url_or_return!("tokens_of_unknown_users_are_refused");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let (ghost, _) = user_with_secret("ghost")?;
+    let result = store.insert_token(&token_for(&ghost, "orphan")?).await;
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
+    let url = url_or_return!("the_schema_has_an_index_for_every_lookup");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let client = schema.client().await?;
+    let definitions: Vec<String> = client
+        .query("SELECT indexdef FROM pg_indexes WHERE schemaname = $1", &[&schema.name()])
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let name = schema.name();
+    for (unique, table, columns) in [
+        (true, "service_users", "id"),
+        (true, "service_users", "username"),
+        (true, "tokens", "digest"),
+        (true, "tokens", "jti"),
+        (false, "tokens", "expires_at"),
+        (false, "tokens", "user_id"),
+        (true, "revoked_jtis", "jti"),
+        (false, "revoked_jtis", "expires_at"),
+        (true, "signing_keys", "kid"),
+        (false, "signing_keys", "activates_at, kid"),
+        (true, "projects", "id"),
+        (true, "api_apps", "client_id"),
+        (false, "api_apps", "project_id"),
+        (true, "role_grants", "user_id, project_id, role"),
+        (false, "role_grants", "project_id"),
+        (true, "schema_migrations", "version"),
+    ] {
+        let kind = if unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
+        let suffix = format!(" ON {name}.{table} USING btree ({columns})");
+        assert!(
+            definitions.iter().any(|d| d.starts_with(kind) && d.ends_with(&suffix)),
+            "no {kind} on {table} ({columns}) in {definitions:#?}"
+        );
+    }
+    // The reserved project is there from the start, as in every store.
+    assert_eq!(store.project_by_id(&ProjectId::reserved()).await?, Some(Project::reserved()));
+    Ok(())
+}
