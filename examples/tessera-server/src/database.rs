@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use tessera_store::{MemoryStore, Store};
+use tessera_store_postgres::PostgresStore;
 use tessera_store_sqlite::SqliteStore;
 
 /// The file path of a `sqlite://PATH` (or `sqlite:PATH`) URL.
@@ -10,7 +11,13 @@ pub(crate) fn sqlite_path(url: &str) -> Option<&str> {
     url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
 }
 
-/// Opens the store behind `url`: `sqlite://PATH` (or `sqlite:PATH`), `memory:`.
+/// Whether `url` names a PostgreSQL database.
+pub(crate) fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Opens the store behind `url`: `sqlite://PATH` (or `sqlite:PATH`), `postgres://...`
+/// (or `postgresql://...`), `memory:`.
 /// Migrations run on open.
 pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
     if url == "memory:" || url == "memory://" {
@@ -27,13 +34,16 @@ pub(crate) async fn open(url: &str) -> Result<Arc<dyn Store>, String> {
             .map_err(|e| format!("cannot open SQLite database {path}: {}", chain(&e)))?;
         return Ok(Arc::new(store));
     }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(
-            "PostgreSQL databases are not supported by this build; use sqlite://PATH or memory:"
-                .into(),
-        );
+    if is_postgres(url) {
+        let store = PostgresStore::connect(url).await.map_err(|e| {
+            format!("cannot open PostgreSQL database {}: {}", redact_url(url), chain(&e))
+        })?;
+        return Ok(Arc::new(store));
     }
-    Err(format!("unsupported database URL {:?}; use sqlite://PATH or memory:", redact_url(url)))
+    Err(format!(
+        "unsupported database URL {:?}; use sqlite://PATH, postgres://... or memory:",
+        redact_url(url)
+    ))
 }
 
 /// An error with its sources, on one line.

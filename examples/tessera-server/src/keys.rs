@@ -29,12 +29,19 @@ pub(crate) enum MasterKeySource {
 
 /// The master key from `TESSERA_MASTER_KEY`, or else, for a SQLite database, from
 /// the key file beside it (created on first use, mode 0600), or else a fresh one for
-/// a `memory:` database.
-pub(crate) fn master_key(sqlite_path: Option<&Path>) -> Result<(MasterKey, MasterKeySource)> {
+/// a `memory:` database. A shared (PostgreSQL) database requires `TESSERA_MASTER_KEY`:
+/// every instance must decrypt the same keys.
+pub(crate) fn master_key(
+    sqlite_path: Option<&Path>,
+    shared: bool,
+) -> Result<(MasterKey, MasterKeySource)> {
     if let Ok(value) = std::env::var("TESSERA_MASTER_KEY") {
         let key = MasterKey::from_base64(&value)
             .map_err(|e| CliError(format!("TESSERA_MASTER_KEY: {e}")))?;
         return Ok((key, MasterKeySource::Environment));
+    }
+    if shared {
+        require_master_key()?;
     }
     match sqlite_path {
         Some(db) => {
@@ -46,6 +53,18 @@ pub(crate) fn master_key(sqlite_path: Option<&Path>) -> Result<(MasterKey, Maste
             Ok((key, MasterKeySource::Ephemeral))
         }
     }
+}
+
+/// Fails unless `TESSERA_MASTER_KEY` is set, as a shared database requires.
+pub(crate) fn require_master_key() -> Result<()> {
+    if std::env::var_os("TESSERA_MASTER_KEY").is_some() {
+        return Ok(());
+    }
+    Err(CliError(
+        "TESSERA_MASTER_KEY is required with a PostgreSQL database: every instance must \
+         decrypt the same signing keys (generate one with: openssl rand -base64 32)"
+            .into(),
+    ))
 }
 
 /// `tessera.db` → `tessera.db.master.key`, in the same directory.

@@ -19,6 +19,10 @@ use crate::{bootstrap, database, keys};
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
     init_logging();
+    if database::is_postgres(database_url) {
+        // Fail before connecting: without the shared master key nothing can start.
+        keys::require_master_key()?;
+    }
     let store = database::open(database_url).await?;
     if let Some(path) = &args.bootstrap {
         let applied = bootstrap::apply(store.as_ref(), path).await?;
@@ -29,7 +33,10 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
             "bootstrap applied"
         );
     }
-    let (master, source) = keys::master_key(database::sqlite_path(database_url).map(Path::new))?;
+    let (master, source) = keys::master_key(
+        database::sqlite_path(database_url).map(Path::new),
+        database::is_postgres(database_url),
+    )?;
     match &source {
         keys::MasterKeySource::Environment => tracing::info!("master key from TESSERA_MASTER_KEY"),
         keys::MasterKeySource::File(path) => {
