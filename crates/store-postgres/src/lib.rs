@@ -536,6 +536,15 @@ impl TokenStore for PostgresStore {
             .transpose()
     }
 
+    async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE jti = $1");
+        query_opt(&self.client().await?, &sql, &[&jti.as_str()])
+            .await
+            .map_err(|e| map(e, TOKEN))?
+            .map(|row| rows::token(&row))
+            .transpose()
+    }
+
     async fn revoke_token(
         &self,
         digest: &TokenDigest,

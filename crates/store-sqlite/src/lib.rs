@@ -421,6 +421,14 @@ impl TokenStore for SqliteStore {
         .await
     }
 
+    async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let jti = jti.clone();
+        self.read(move |conn| {
+            select_one::<TokenRow>(conn, "FROM tokens WHERE jti = ?1", [jti.as_str()])
+        })
+        .await
+    }
+
     async fn revoke_token(
         &self,
         digest: &TokenDigest,

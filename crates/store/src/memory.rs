@@ -184,6 +184,15 @@ impl TokenStore for MemoryStore {
         Ok(read(self.shard(digest)).by_digest.get(digest).cloned())
     }
 
+    /// Scans every shard: lookups by id are not on the request path, and an index
+    /// would cost every insert.
+    async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .tokens
+            .iter()
+            .find_map(|shard| read(shard).by_digest.values().find(|r| &r.jti == jti).cloned()))
+    }
+
     async fn revoke_token(
         &self,
         digest: &TokenDigest,

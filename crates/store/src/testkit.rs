@@ -227,7 +227,11 @@ pub async fn token_insert_and_lookup(store: SharedStore) {
     let record = sample_token(&user, "opaque-1", 3600);
     store.insert_token(&record).await.expect("insert");
     let found = store.token_by_digest(&record.digest).await.expect("lookup");
-    assert_eq!(found, Some(record), "a token record must read back unchanged");
+    assert_eq!(found.as_ref(), Some(&record), "a token record must read back unchanged");
+    let by_jti = store.token_by_jti(&record.jti).await.expect("lookup by jti");
+    assert_eq!(by_jti, Some(record), "a token record must be found by its jti");
+    let missing = store.token_by_jti(&TokenId::generate().expect("jti")).await.expect("lookup");
+    assert_eq!(missing, None, "an unknown jti must not be found");
     let missing = store.token_by_digest(&TokenDigest::of("unknown")).await.expect("lookup");
     assert_eq!(missing, None);
 }

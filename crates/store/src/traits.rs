@@ -74,6 +74,9 @@ pub trait TokenStore: Send + Sync {
         digest: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StoreError>;
 
+    /// The record of the token with this id (`jti`), whether active or not.
+    async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError>;
+
     /// Marks the token revoked at `now`; returns whether a record was found.
     async fn revoke_token(
         &self,
