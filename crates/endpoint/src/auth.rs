@@ -11,6 +11,9 @@ use zeroize::Zeroizing;
 use crate::error::OAuthError;
 use crate::form::{Form, decode};
 
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 /// The longest `Authorization` header value examined; longer ones fail authentication.
 pub const MAX_AUTHORIZATION_LEN: usize = 4096;
 
@@ -22,6 +25,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the request body.
     ClientSecretPost,
+    /// A JWT assertion signed with the client's key (RFC 7523 §2.2).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -30,6 +35,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -56,14 +62,16 @@ impl fmt::Debug for PresentedSecret {
     }
 }
 
-/// A client ID and secret, and how they were sent.
+/// A client's credentials, and how they were sent: a client ID and secret, or (with
+/// [`AuthMethod::PrivateKeyJwt`]) a signed assertion in place of the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     /// How the client sent them.
     pub method: AuthMethod,
-    /// The client ID as presented (not yet known to be valid).
+    /// The client ID as presented (not yet known to be valid); empty for an assertion
+    /// sent without `client_id`, whose issuer then names the client.
     pub client_id: String,
-    /// The secret as presented.
+    /// The secret, or the client assertion, as presented.
     pub secret: PresentedSecret,
 }
 
@@ -86,21 +94,48 @@ impl ClientCredentials {
         }
     }
 
+    /// A client assertion (`private_key_jwt`), with the `client_id` sent beside it, if any.
+    pub fn assertion(client_id: Option<&str>, assertion: impl Into<String>) -> Self {
+        Self {
+            method: AuthMethod::PrivateKeyJwt,
+            client_id: client_id.unwrap_or_default().to_owned(),
+            secret: PresentedSecret::new(assertion),
+        }
+    }
+
     /// Reads the credentials of a request from its `Authorization` header and its form.
     ///
     /// - A malformed Basic header, or another scheme, is `invalid_client`.
     /// - Credentials in the header and a `client_secret` in the body, or a body
     ///   `client_id` that differs from the header's, is `invalid_request` (RFC 6749
     ///   §2.3: one authentication method per request).
+    /// - `client_assertion_type` of RFC 7523 with a `client_assertion` is
+    ///   `private_key_jwt`; with any other credentials it is `invalid_request`, and
+    ///   another assertion type is `invalid_client`.
     /// - No credentials at all is `invalid_client`.
     pub fn from_request(headers: &HeaderMap, form: &Form) -> Result<Self, OAuthError> {
         let form_err = |e: crate::form::FormError| OAuthError::invalid_request(e.to_string());
         let body_id = form.get("client_id").map_err(form_err)?;
         let body_secret = form.get("client_secret").map_err(form_err)?;
+        let assertion_type = form.get("client_assertion_type").map_err(form_err)?;
+        let assertion = form.get("client_assertion").map_err(form_err)?;
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let header = values.next();
         if values.next().is_some() {
             return Err(OAuthError::invalid_request("the Authorization header is repeated"));
+        }
+        if assertion_type.is_some() || assertion.is_some() {
+            if header.is_some() || body_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "a client assertion cannot be combined with other client credentials",
+                ));
+            }
+            if assertion_type != Some(CLIENT_ASSERTION_TYPE) {
+                return Err(OAuthError::invalid_client());
+            }
+            let assertion = assertion
+                .ok_or_else(|| OAuthError::invalid_request("missing parameter client_assertion"))?;
+            return Ok(Self::assertion(body_id, assertion));
         }
         match header {
             Some(value) => {

@@ -10,8 +10,10 @@ use tessera_store::{
 };
 use time::OffsetDateTime;
 
-use crate::auth::ClientCredentials;
-use crate::error::OAuthError;
+use crate::assertion::AssertionUse;
+use crate::auth::{AuthMethod, ClientCredentials};
+use crate::error::{ErrorCode, OAuthError};
+use crate::tokens::Caller;
 
 /// A client credentials token request (RFC 6749 §4.4.2), already parsed.
 #[derive(Debug, Clone)]
@@ -124,6 +126,16 @@ impl Issuer {
     /// malformed ID, no secret set, wrong secret, disabled user) is the same
     /// `invalid_client`, and costs the same work.
     pub async fn authenticate(&self, creds: &ClientCredentials) -> Result<ServiceUser, OAuthError> {
+        if creds.method == AuthMethod::PrivateKeyJwt {
+            let expected = Some(creds.client_id.as_str()).filter(|c| !c.is_empty());
+            return match self
+                .verify_assertion(creds.secret.expose(), expected, AssertionUse::ClientAuth)
+                .await?
+            {
+                Caller::ServiceUser(user) => Ok(user),
+                Caller::ApiApp(_) => Err(OAuthError::invalid_client()),
+            };
+        }
         let user = match Username::new(&creds.client_id) {
             Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
             Err(_) => None,
@@ -141,6 +153,30 @@ impl Issuer {
         let negotiated = self
             .scopes
             .negotiate(request.scope.as_ref())
+            .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+        let resolved = self.resolve_projects(negotiated, &user).await?;
+        self.issue(&user, resolved).await
+    }
+
+    /// The JWT bearer grant (RFC 7523 §2.1): the assertion, signed with a registered
+    /// key of a service user, stands in for its credentials; the token issued is the
+    /// same as for client credentials. A bad assertion is `invalid_grant`.
+    pub async fn jwt_bearer(
+        &self,
+        assertion: &str,
+        scope: Option<ScopeSet>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let Caller::ServiceUser(user) =
+            self.verify_assertion(assertion, None, AssertionUse::Grant).await?
+        else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "the assertion names no service user",
+            ));
+        };
+        let negotiated = self
+            .scopes
+            .negotiate(scope.as_ref())
             .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
         let resolved = self.resolve_projects(negotiated, &user).await?;
         self.issue(&user, resolved).await

@@ -12,6 +12,7 @@
 //! Every error reaches the wire through one function, [`OAuthError::into_response`].
 #![forbid(unsafe_code)]
 
+mod assertion;
 mod auth;
 mod error;
 pub mod form;
@@ -19,8 +20,12 @@ mod issuer;
 mod service;
 mod tokens;
 
+pub use assertion::{
+    ASSERTION_ALGORITHMS, CLOCK_SKEW_SECS, JWT_BEARER_GRANT_TYPE, MAX_ASSERTION_LIFETIME_SECS,
+};
 pub use auth::{
-    AuthMethod, ClientCredentials, MAX_AUTHORIZATION_LEN, PresentedSecret, parse_basic,
+    AuthMethod, CLIENT_ASSERTION_TYPE, ClientCredentials, MAX_AUTHORIZATION_LEN, PresentedSecret,
+    parse_basic,
 };
 pub use error::{ErrorCode, OAuthError, REALM};
 pub use issuer::{ClientCredentialsRequest, Issuer, TokenResponse, seconds_until};

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tessera_mint::JWKS_MAX_AGE_SECS;
 use tessera_scope::{Scope, ScopeSet, StandardScope};
 
+use crate::assertion::{ASSERTION_ALGORITHMS, JWT_BEARER_GRANT_TYPE};
 use crate::auth::ClientCredentials;
 use crate::error::{ErrorCode, OAuthError, json_response};
 use crate::form::Form;
@@ -39,6 +40,9 @@ pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// The default limit on request bodies: 64 KiB.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// The client authentication methods every authenticating endpoint accepts.
+const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
 
 /// The response body type of the endpoint.
 pub type ResponseBody = Full<Bytes>;
@@ -176,9 +180,15 @@ impl TokenEndpoint {
                     .await?;
                 Ok(token_response(&response))
             }
+            JWT_BEARER_GRANT_TYPE => {
+                let assertion = param("assertion")?
+                    .ok_or_else(|| OAuthError::invalid_request("missing parameter assertion"))?;
+                let response = self.inner.issuer.jwt_bearer(assertion, scope).await?;
+                Ok(token_response(&response))
+            }
             _ => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                "grant_type must be client_credentials",
+                "grant_type must be client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer",
             )),
         }
     }
@@ -213,12 +223,15 @@ impl TokenEndpoint {
             "issuer": issuer,
             "token_endpoint": format!("{base}{TOKEN_PATH}"),
             "jwks_uri": format!("{base}{KEYS_PATH}"),
-            "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "grant_types_supported": ["client_credentials", JWT_BEARER_GRANT_TYPE],
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "introspection_endpoint": format!("{base}{INTROSPECT_PATH}"),
-            "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+            "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "revocation_endpoint": format!("{base}{REVOKE_PATH}"),
-            "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+            "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "userinfo_endpoint": format!("{base}{USERINFO_PATH}"),
             "scopes_supported": scopes,
             "response_types_supported": [],

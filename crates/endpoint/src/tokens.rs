@@ -7,7 +7,8 @@ use tessera_store::{
     AccessTokenType, ApiApp, ClientId, RoleClaims, ServiceUser, TokenDigest, TokenId, UserId,
 };
 
-use crate::auth::ClientCredentials;
+use crate::assertion::AssertionUse;
+use crate::auth::{AuthMethod, ClientCredentials};
 use crate::error::{ErrorCode, OAuthError};
 use crate::issuer::{Issuer, check_credentials, store_error};
 
@@ -99,6 +100,12 @@ impl Issuer {
         &self,
         creds: &ClientCredentials,
     ) -> Result<Caller, OAuthError> {
+        if creds.method == AuthMethod::PrivateKeyJwt {
+            let expected = Some(creds.client_id.as_str()).filter(|c| !c.is_empty());
+            return self
+                .verify_assertion(creds.secret.expose(), expected, AssertionUse::ClientAuth)
+                .await;
+        }
         let app = match ClientId::new(&creds.client_id) {
             Ok(id) => self.store().api_app_by_client_id(&id).await.map_err(store_error)?,
             Err(_) => None,

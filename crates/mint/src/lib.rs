@@ -56,7 +56,7 @@ use tessera_store::{
 pub use jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims, VerifyError};
 pub use master::MasterKey;
 pub use ring::{JWKS_MAX_AGE_SECS, KeyManager, KeyRing, KeySet, RefreshReport, RotationPolicy};
-pub use signing::SigningKey;
+pub use signing::{SigningKey, pkcs8_pem};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 

@@ -116,6 +116,20 @@ impl fmt::Debug for SigningKey {
     }
 }
 
+/// A PKCS#8 private key in PEM form (`-----BEGIN PRIVATE KEY-----`), as key files
+/// carry it. The text holds the key in clear and is zeroed on drop.
+pub fn pkcs8_pem(der: &[u8]) -> Zeroizing<String> {
+    let encoded = Zeroizing::new(base64ct::Base64::encode_string(der));
+    let mut pem = Zeroizing::new(String::with_capacity(encoded.len() + encoded.len() / 64 + 64));
+    pem.push_str("-----BEGIN PRIVATE KEY-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
 /// A random key id: 128 bits, base64url.
 fn new_kid() -> Result<String, RandomError> {
     Ok(Base64UrlUnpadded::encode_string(&random_bytes::<16>()?))

@@ -9,7 +9,10 @@
 //!   (`signing_keys`);
 //! - projects (`projects`, which always holds the reserved project `zitadel` of the
 //!   server's own API), their API apps (`api_apps`) and the roles granted to service
-//!   users in them (`role_grants`).
+//!   users in them (`role_grants`);
+//! - the public keys that service users and API apps sign client assertions with
+//!   (`client_keys`), and the assertion ids already used (`used_assertions`), until
+//!   they expire.
 //!
 //! Only digests of client secrets and opaque tokens are stored (`BYTEA`), never the
 //! secrets; timestamps are unix seconds (`BIGINT`).
@@ -47,7 +50,15 @@
 //! - inserting a signing key is a compare-and-insert under another advisory lock of
 //!   the same kind: of several instances racing to rotate from the same newest key,
 //!   exactly one succeeds;
-//! - deleting a user deletes its tokens and grants with it (`ON DELETE CASCADE`).
+//! - deleting a user deletes its tokens and grants with it (`ON DELETE CASCADE`);
+//! - a client key's owner is a user or an app, which no foreign key can refer to:
+//!   adding a key reads the owner's row `FOR KEY SHARE` before the insert, and
+//!   deleting a user or an app deletes its row first (waiting for such an insert to
+//!   commit) and its keys in a later statement of the same transaction, so no key
+//!   outlives its owner;
+//! - a used assertion id is recorded with one `INSERT ... ON CONFLICT DO NOTHING`:
+//!   of several instances recording the same id at once, exactly one is told it was
+//!   first.
 //!
 //! The advisory locks are keyed by the schema, so stores on different schemas of
 //! one database do not wait for each other.
@@ -70,7 +81,8 @@
 //!
 //! A unique violation (SQLSTATE 23505) is [`StoreError::Conflict`]; a record that
 //! refers to a missing one (a token or grant of a missing user, an app or grant of
-//! a missing project) is [`StoreError::NotFound`]. A database that cannot be
+//! a missing project, a client key of a missing user or app) is
+//! [`StoreError::NotFound`]. A database that cannot be
 //! reached, a connection that broke or was closed by the server (shutdown,
 //! restart, failover, too many connections), no free connection within the wait
 //! timeout, or a transaction that lost a serialization race is
@@ -100,6 +112,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client_keys;
 mod error;
 mod projects;
 mod rows;
@@ -477,16 +490,28 @@ impl ServiceUserStore for PostgresStore {
     }
 
     async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
-        // One statement: its tokens and grants go with it (ON DELETE CASCADE),
-        // atomically.
-        let deleted = exec(
-            &self.client().await?,
-            "DELETE FROM service_users WHERE username = $1",
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, USER))?;
+        // The user first: its tokens and grants go with it (ON DELETE CASCADE), and
+        // this waits for a client key being added for it to commit (it holds the
+        // row FOR KEY SHARE), so that the next statement deletes that key too. The
+        // owner of a user's keys is `KeyOwner::to_key`'s form, `user:{id}`.
+        let owner: Option<String> = query_opt(
+            &tx,
+            "DELETE FROM service_users WHERE username = $1 RETURNING 'user:' || id",
             &[&username.as_str()],
         )
         .await
-        .map_err(|e| map(e, USER))?;
-        if deleted == 0 { Err(StoreError::NotFound(USER)) } else { Ok(()) }
+        .map_err(|e| map(e, USER))?
+        .map(|row| row.try_get(0))
+        .transpose()
+        .map_err(|e| corrupt("user id", e))?;
+        let Some(owner) = owner else {
+            // Dropping the transaction rolls it back (nothing was deleted anyway).
+            return Err(StoreError::NotFound(USER));
+        };
+        client_keys::delete_keys_of(&tx, &owner).await?;
+        tx.commit().await.map_err(|e| map(e, USER))
     }
 }
 
@@ -564,7 +589,7 @@ impl TokenStore for PostgresStore {
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let now = unix(now);
         let mut client = self.client().await?;
-        // One transaction: one commit for both tables.
+        // One transaction: one commit for the three tables.
         let tx = client.transaction().await.map_err(|e| map(e, TOKEN))?;
         let tokens = exec(&tx, "DELETE FROM tokens WHERE expires_at <= $1", &[&now])
             .await
@@ -572,8 +597,11 @@ impl TokenStore for PostgresStore {
         let jtis = exec(&tx, "DELETE FROM revoked_jtis WHERE expires_at <= $1", &[&now])
             .await
             .map_err(|e| map(e, REVOKED_JTI))?;
+        let assertions = exec(&tx, "DELETE FROM used_assertions WHERE expires_at <= $1", &[&now])
+            .await
+            .map_err(|e| map(e, client_keys::USED_ASSERTION))?;
         tx.commit().await.map_err(|e| map(e, TOKEN))?;
-        Ok(tokens + jtis)
+        Ok(tokens + jtis + assertions)
     }
 
     async fn revoke_jti(

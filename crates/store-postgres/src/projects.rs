@@ -3,20 +3,23 @@
 //! API app client IDs share one namespace with service-user usernames. Creating
 //! either runs in a transaction that first takes the namespace advisory lock and
 //! then checks the other table, so no two instances can claim the same name at once.
+//! Deleting an API app deletes its client keys in the same transaction.
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, DisplayName, Project, ProjectId, ProjectStore, RoleGrant,
-    StoreError, UserId,
+    ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectId, ProjectStore,
+    RoleGrant, StoreError, UserId,
 };
 
+use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{APP_COLUMNS, GRANT_COLUMNS, PROJECT_COLUMNS, unix};
 use crate::{NAMESPACE_LOCK, PostgresStore, USER, exec, lock, query, query_bool, query_opt, rows};
 
 const PROJECT: &str = "project";
-const API_APP: &str = "API app";
+/// What a failure on `api_apps` is about.
+pub(crate) const API_APP: &str = "API app";
 const CLIENT_ID: &str = "client ID";
 const GRANT: &str = "role grant";
 
@@ -60,8 +63,26 @@ async fn project_exists<C: GenericClient>(client: &C, id: &str) -> Result<bool, 
     exists_locked(client, "SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE", id, PROJECT).await
 }
 
-async fn user_exists<C: GenericClient>(client: &C, id: &str) -> Result<bool, StoreError> {
+/// Whether a service user has the id `id`, locking its row `FOR KEY SHARE`.
+pub(crate) async fn user_exists<C: GenericClient>(
+    client: &C,
+    id: &str,
+) -> Result<bool, StoreError> {
     exists_locked(client, "SELECT 1 FROM service_users WHERE id = $1 FOR KEY SHARE", id, USER).await
+}
+
+/// Whether an API app has the client ID `client_id`, locking its row `FOR KEY SHARE`.
+pub(crate) async fn app_exists<C: GenericClient>(
+    client: &C,
+    client_id: &str,
+) -> Result<bool, StoreError> {
+    exists_locked(
+        client,
+        "SELECT 1 FROM api_apps WHERE client_id = $1 FOR KEY SHARE",
+        client_id,
+        API_APP,
+    )
+    .await
 }
 
 async fn app_where<C: GenericClient>(
@@ -200,14 +221,21 @@ impl ProjectStore for PostgresStore {
     }
 
     async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError> {
-        let deleted = exec(
-            &self.client().await?,
-            "DELETE FROM api_apps WHERE client_id = $1",
-            &[&client_id.as_str()],
-        )
-        .await
-        .map_err(|e| map(e, API_APP))?;
-        if deleted == 0 { Err(StoreError::NotFound(API_APP)) } else { Ok(()) }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, API_APP))?;
+        // The app first: this waits for a client key being added for it to commit
+        // (it holds the row FOR KEY SHARE), so that the next statement deletes that
+        // key too.
+        let deleted =
+            exec(&tx, "DELETE FROM api_apps WHERE client_id = $1", &[&client_id.as_str()])
+                .await
+                .map_err(|e| map(e, API_APP))?;
+        if deleted == 0 {
+            // Dropping the transaction rolls it back (nothing was deleted anyway).
+            return Err(StoreError::NotFound(API_APP));
+        }
+        delete_keys_of(&tx, &KeyOwner::ApiApp(client_id.clone()).to_key()).await?;
+        tx.commit().await.map_err(|e| map(e, API_APP))
     }
 
     async fn add_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {

@@ -6,9 +6,9 @@
 
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, DisplayName, Project, ProjectId, RoleClaims, RoleGrant,
-    RoleKey, SecretDigest, ServiceUser, SigningKeyRecord, StoreError, TokenDigest, TokenId,
-    TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, Project, ProjectId,
+    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord, StoreError,
+    TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -37,6 +37,10 @@ pub(crate) const APP_COLUMNS: &str =
 
 /// The columns of `role_grants`, in the order [`grant`] reads them.
 pub(crate) const GRANT_COLUMNS: &str = "user_id, project_id, role";
+
+/// The columns of `client_keys`, in the order [`client_key`] reads them.
+pub(crate) const CLIENT_KEY_COLUMNS: &str =
+    "key_id, owner, algorithm, public_jwk, created_at, expires_at";
 
 /// A timestamp as stored: unix seconds (records hold whole seconds).
 pub(crate) fn unix(t: OffsetDateTime) -> i64 {
@@ -168,6 +172,28 @@ pub(crate) fn grant(row: &Row) -> Result<RoleGrant, StoreError> {
         project_id: ProjectId::new(get(row, 1, "project id")?)
             .map_err(|e| corrupt("project id", e))?,
         role: RoleKey::new(get(row, 2, "role")?).map_err(|e| corrupt("role", e))?,
+    })
+}
+
+/// Reads a client key from the columns listed in [`CLIENT_KEY_COLUMNS`].
+pub(crate) fn client_key(row: &Row) -> Result<ClientKey, StoreError> {
+    let owner: &str = get(row, 1, "client key owner")?;
+    Ok(ClientKey {
+        key_id: get(row, 0, "client key id")?,
+        owner: KeyOwner::from_key(owner).ok_or_else(|| {
+            corrupt("client key owner", format_args!("{owner:?} is not user:… or app:…"))
+        })?,
+        algorithm: get::<&str>(row, 2, "client key algorithm")?
+            .parse()
+            .map_err(|e| corrupt("client key algorithm", e))?,
+        public_jwk: get(row, 3, "client key public JWK")?,
+        created_at: timestamp(
+            "client key creation time",
+            get(row, 4, "client key creation time")?,
+        )?,
+        expires_at: get::<Option<i64>>(row, 5, "client key expiry time")?
+            .map(|secs| timestamp("client key expiry time", secs))
+            .transpose()?,
     })
 }
 

@@ -94,6 +94,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (user_id, project_id, role)
     );
     CREATE INDEX role_grants_project_id ON role_grants(project_id);"#,
+    // 2: client keys (public keys that service users and API apps sign assertions
+    // with; `owner` is `user:{id}` or `app:{client_id}`, so no foreign key) and the
+    // assertion ids already used, until they expire.
+    r#"CREATE TABLE client_keys (
+        key_id TEXT COLLATE "C" PRIMARY KEY,
+        owner TEXT COLLATE "C" NOT NULL,
+        algorithm TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT
+    );
+    CREATE INDEX client_keys_owner ON client_keys(owner);
+    CREATE TABLE used_assertions (
+        issuer TEXT COLLATE "C" NOT NULL,
+        jti TEXT COLLATE "C" NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (issuer, jti)
+    );
+    CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);"#,
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, ClientSecret, DisplayName, MemoryStore, Project, ProjectId,
-    ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch,
-    ServiceUserStore, SigningAlgorithm, SigningKeyRecord, SigningKeyStore, Store, StoreError,
-    TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+    ApiApp, ApiAppPatch, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName, KeyOwner,
+    MemoryStore, Project, ProjectId, ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest,
+    ServiceUser, ServiceUserPatch, ServiceUserStore, SigningAlgorithm, SigningKeyRecord,
+    SigningKeyStore, Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
 };
 use tessera_store_postgres::testkit::{TestSchema, url_or_skip};
 use tessera_store_postgres::{PoolOptions, PostgresStore, SCHEMA_VERSION};
@@ -87,6 +87,26 @@ fn signing_key(kid: &str, offset_secs: i64) -> SigningKeyRecord {
         created_at: t0(),
         activates_at: t0() + time::Duration::seconds(offset_secs),
     }
+}
+
+fn client_key(owner: &KeyOwner, key_id: &str, offset_secs: i64) -> ClientKey {
+    ClientKey {
+        key_id: key_id.to_owned(),
+        owner: owner.clone(),
+        algorithm: SigningAlgorithm::Es256,
+        public_jwk: format!(r#"{{"kty":"EC","crv":"P-256","kid":"{key_id}"}}"#),
+        created_at: t0() + time::Duration::seconds(offset_secs),
+        expires_at: Some(t0() + time::Duration::days(90)),
+    }
+}
+
+/// The service user `name` of `store`, as a key owner.
+async fn owner_named(
+    store: &dyn Store,
+    name: &str,
+) -> Result<KeyOwner, Box<dyn std::error::Error>> {
+    let user = store.service_user_by_username(&Username::new(name)?).await?.ok_or("no user")?;
+    Ok(KeyOwner::ServiceUser(user.id))
 }
 
 async fn migration_rows(schema: &TestSchema) -> Result<i64, Box<dyn std::error::Error>> {
@@ -538,6 +558,11 @@ async fn lists_are_ordered_by_bytes_like_the_memory_store() -> TestResult {
             assert!(store.insert_signing_key(&signing_key(kid, 0), latest.as_deref()).await?);
             latest = store.signing_keys().await?.last().map(|k| k.kid.clone());
         }
+        // Client keys created at the same second are ordered by key id.
+        let owner = owner_named(store, "bravo").await?;
+        for kid in ["b", "B", "a", "_", "a.b", "a-b"] {
+            store.add_client_key(&client_key(&owner, kid, 0)).await?;
+        }
     }
     let users = |s: Vec<ServiceUser>| s.into_iter().map(|u| u.username.to_string()).collect();
     let projects = |s: Vec<Project>| s.into_iter().map(|p| p.id.to_string()).collect();
@@ -551,6 +576,11 @@ async fn lists_are_ordered_by_bytes_like_the_memory_store() -> TestResult {
     assert_eq!(apps(postgres.list_api_apps().await?), expected);
     let expected: Vec<String> = keys(memory.signing_keys().await?);
     assert_eq!(keys(postgres.signing_keys().await?), expected);
+    let client_keys = |s: Vec<ClientKey>| s.into_iter().map(|k| k.key_id).collect();
+    let owner = owner_named(&memory, "bravo").await?;
+    let expected: Vec<String> = client_keys(memory.client_keys_of(&owner).await?);
+    let owner = owner_named(&postgres, "bravo").await?;
+    assert_eq!(client_keys(postgres.client_keys_of(&owner).await?), expected);
     Ok(())
 }
 
@@ -636,6 +666,10 @@ async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
         (false, "api_apps", "project_id"),
         (true, "role_grants", "user_id, project_id, role"),
         (false, "role_grants", "project_id"),
+        (true, "client_keys", "key_id"),
+        (false, "client_keys", "owner"),
+        (true, "used_assertions", "issuer, jti"),
+        (false, "used_assertions", "expires_at"),
         (true, "schema_migrations", "version"),
     ] {
         let kind = if unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
@@ -647,5 +681,113 @@ async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
     }
     // The reserved project is there from the start, as in every store.
     assert_eq!(store.project_by_id(&ProjectId::reserved()).await?, Some(Project::reserved()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_keys_and_used_assertions_survive_reconnecting_and_are_shared() -> TestResult {
+    let url = url_or_return!("client_keys_and_used_assertions_survive_reconnecting_and_are_shared");
+    let schema = TestSchema::create(&url).await?;
+    let orders = project("orders")?;
+    let (app, _) = app_with_secret(&orders, "orders-api")?;
+    let (user, _) = user_with_secret("signer")?;
+    let user_owner = KeyOwner::ServiceUser(user.id.clone());
+    let app_owner = KeyOwner::ApiApp(app.client_id.clone());
+    // Created out of key id order, and one without expiry.
+    let late = client_key(&user_owner, "a-late", 20);
+    let mut early = client_key(&user_owner, "z-early", 10);
+    early.algorithm = SigningAlgorithm::Rs256;
+    early.expires_at = None;
+    let app_key = client_key(&app_owner, "app-key", 0);
+    let expiry = t0() + time::Duration::minutes(5);
+    {
+        let store = schema.store().await?;
+        store.create_project(&orders).await?;
+        store.create_api_app(&app).await?;
+        store.create_service_user(&user).await?;
+        for key in [&late, &early, &app_key] {
+            store.add_client_key(key).await?;
+        }
+        assert!(store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    }
+
+    // Connected again, and a second store on the same schema (another instance).
+    let server = schema.store().await?;
+    let cli = schema.store().await?;
+    for store in [&server, &cli] {
+        assert_eq!(store.client_key("z-early").await?, Some(early.clone()));
+        assert_eq!(store.client_keys_of(&user_owner).await?, vec![early.clone(), late.clone()]);
+        assert_eq!(store.client_keys_of(&app_owner).await?, vec![app_key.clone()]);
+        assert!(!store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?, "a replay");
+    }
+    let clash = cli.add_client_key(&client_key(&app_owner, "a-late", 0)).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+
+    // Both stores race to use one assertion id: exactly one is first.
+    for round in 0..5 {
+        let jti = format!("raced-{round}");
+        let mut racers = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let store = if i % 2 == 0 { server.clone() } else { cli.clone() };
+            let jti = jti.clone();
+            racers.spawn(async move { store.use_assertion("racer", &jti, expiry).await });
+        }
+        let mut firsts = 0;
+        while let Some(joined) = racers.join_next().await {
+            firsts += usize::from(joined??);
+        }
+        assert_eq!(firsts, 1, "round {round}: exactly one use of a raced id is first");
+    }
+
+    // Changes through one store are seen through the other at once.
+    let added = client_key(&app_owner, "app-key-2", 30);
+    cli.add_client_key(&added).await?;
+    assert_eq!(server.client_key("app-key-2").await?, Some(added));
+    assert!(server.remove_client_key(&user_owner, "a-late").await?);
+    assert_eq!(cli.client_keys_of(&user_owner).await?, vec![early]);
+    cli.delete_api_app(&app.client_id).await?;
+    assert!(server.client_keys_of(&app_owner).await?.is_empty());
+    assert_eq!(server.client_key("app-key").await?, None);
+    let orphan = server.add_client_key(&client_key(&app_owner, "too-late", 0)).await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
+    server.delete_service_user(&user.username).await?;
+    assert_eq!(cli.client_key("z-early").await?, None);
+
+    // Purging through one store frees the ids for both, and counts them.
+    assert_eq!(cli.purge_expired_tokens(expiry).await?, 6);
+    assert!(server.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    assert!(!cli.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_added_while_its_owner_is_deleted_does_not_outlive_it() -> TestResult {
+    let url = url_or_return!("a_key_added_while_its_owner_is_deleted_does_not_outlive_it");
+    let schema = TestSchema::create(&url).await?;
+    let adder = schema.store().await?;
+    let deleter = schema.store().await?;
+    let orders = project("orders")?;
+    adder.create_project(&orders).await?;
+    for i in 0..20 {
+        let (user, _) = user_with_secret(&format!("doomed-{i}"))?;
+        let (app, _) = app_with_secret(&orders, &format!("doomed-app-{i}"))?;
+        adder.create_service_user(&user).await?;
+        adder.create_api_app(&app).await?;
+        let user_key = client_key(&KeyOwner::ServiceUser(user.id.clone()), &format!("u{i}"), 0);
+        let app_key = client_key(&KeyOwner::ApiApp(app.client_id.clone()), &format!("a{i}"), 0);
+        let (added_u, deleted_u, added_a, deleted_a) = tokio::join!(
+            adder.add_client_key(&user_key),
+            deleter.delete_service_user(&user.username),
+            adder.add_client_key(&app_key),
+            deleter.delete_api_app(&app.client_id),
+        );
+        deleted_u?;
+        deleted_a?;
+        for added in [added_u, added_a] {
+            assert!(matches!(added, Ok(()) | Err(StoreError::NotFound(_))), "{i}: {added:?}");
+        }
+        assert_eq!(deleter.client_key(&user_key.key_id).await?, None, "{i}: user key outlived");
+        assert_eq!(deleter.client_key(&app_key.key_id).await?, None, "{i}: app key outlived");
+    }
     Ok(())
 }

@@ -8,7 +8,10 @@
 //!   (`signing_keys`);
 //! - projects (`projects`, which always holds the reserved project `zitadel` of the
 //!   server's own API), their API apps (`api_apps`) and the roles granted to service
-//!   users in them (`role_grants`).
+//!   users in them (`role_grants`);
+//! - the public keys that service users and API apps sign client assertions with
+//!   (`client_keys`), and the assertion ids already used (`used_assertions`), until
+//!   they expire.
 //!
 //! Only digests of client secrets and opaque tokens are stored, never the secrets.
 //!
@@ -29,12 +32,17 @@
 //! [`StoreError::Unavailable`]. No row is
 //! cached in the process: every lookup reads the database, so a secret regenerated
 //! by another process stops working here as soon as that process's update returns.
-//! Changes of more than one statement, such as deleting a user with its tokens and
-//! grants or applying a patch (read, change, write back), run in one
+//! Changes of more than one statement, such as deleting a user with its tokens,
+//! grants and client keys, or applying a patch (read, change, write back), run in one
 //! `BEGIN IMMEDIATE` transaction, which serializes them across processes. So do
 //! checks that span tables: API app client IDs and usernames are one namespace, and
 //! creating a user or an app checks the other table in the same transaction as the
-//! insert, so two processes cannot claim one name as both.
+//! insert, so two processes cannot claim one name as both. Likewise adding a client
+//! key checks its owner (a user or an app: no foreign key can refer to either) in
+//! the transaction of the insert, and deleting the owner deletes its keys in the
+//! transaction of the delete. A used assertion id is recorded with one
+//! `INSERT ... ON CONFLICT DO NOTHING`, so of several processes recording the same
+//! id exactly one is told it was first.
 //!
 //! rusqlite is synchronous, so every operation runs on Tokio's blocking thread pool
 //! (`spawn_blocking`). Within a process one writer connection serializes writes and a
@@ -54,7 +62,8 @@
 //!
 //! A UNIQUE or PRIMARY KEY violation is [`StoreError::Conflict`]; a record that
 //! refers to a missing one (a token or grant of a missing user, an app or grant of a
-//! missing project) is [`StoreError::NotFound`]; a busy or locked
+//! missing project, a client key of a missing user or app) is
+//! [`StoreError::NotFound`]; a busy or locked
 //! database, or a file that cannot be opened, is [`StoreError::Unavailable`]
 //! (transient); a stored row that no longer parses, or a file that is not a SQLite
 //! database, is [`StoreError::Corrupt`]; anything else is [`StoreError::Backend`].
@@ -79,6 +88,7 @@
 //! [`StoreError::Backend`]: tessera_store::StoreError::Backend
 #![forbid(unsafe_code)]
 
+mod client_keys;
 mod error;
 mod projects;
 mod rows;
@@ -356,6 +366,14 @@ impl ServiceUserStore for SqliteStore {
             )
             .and_then(|mut stmt| stmt.execute([username.as_str()]))
             .map_err(|e| map(e, projects::GRANT))?;
+            // No foreign key refers to a user from `client_keys`: the owner column is
+            // `KeyOwner::to_key`'s form, `user:{id}`.
+            tx.prepare_cached(
+                "DELETE FROM client_keys WHERE owner IN \
+                 (SELECT 'user:' || id FROM service_users WHERE username = ?1)",
+            )
+            .and_then(|mut stmt| stmt.execute([username.as_str()]))
+            .map_err(|e| map(e, client_keys::CLIENT_KEY))?;
             let deleted = tx
                 .prepare_cached("DELETE FROM service_users WHERE username = ?1")
                 .and_then(|mut stmt| stmt.execute([username.as_str()]))
@@ -449,7 +467,7 @@ impl TokenStore for SqliteStore {
 
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         self.write(move |conn| {
-            // One transaction: one commit (and sync) for both tables.
+            // One transaction: one commit (and sync) for the three tables.
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| map(e, TOKEN))?;
@@ -461,8 +479,12 @@ impl TokenStore for SqliteStore {
                 .prepare_cached("DELETE FROM revoked_jtis WHERE expires_at <= ?1")
                 .and_then(|mut stmt| stmt.execute([unix(now)]))
                 .map_err(|e| map(e, REVOKED_JTI))?;
+            let assertions = tx
+                .prepare_cached("DELETE FROM used_assertions WHERE expires_at <= ?1")
+                .and_then(|mut stmt| stmt.execute([unix(now)]))
+                .map_err(|e| map(e, client_keys::USED_ASSERTION))?;
             tx.commit().map_err(|e| map(e, TOKEN))?;
-            Ok((tokens + jtis) as u64)
+            Ok((tokens + jtis + assertions) as u64)
         })
         .await
     }

@@ -3,14 +3,16 @@
 //! API app client IDs share one namespace with service-user usernames. Creating
 //! either runs in a `BEGIN IMMEDIATE` transaction that first checks the other
 //! table, so no two connections (or processes) can claim the same name at once.
+//! Deleting an API app deletes its client keys in the same transaction.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, DisplayName, Project, ProjectId, ProjectStore, RoleGrant,
-    StoreError, UserId,
+    ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectId, ProjectStore,
+    RoleGrant, StoreError, UserId,
 };
 
+use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{
     APP_COLUMNS, AppRow, GRANT_COLUMNS, GrantRow, PROJECT_COLUMNS, ProjectRow, select_all,
@@ -19,7 +21,8 @@ use crate::rows::{
 use crate::{SqliteStore, USER};
 
 const PROJECT: &str = "project";
-const API_APP: &str = "API app";
+/// What a failure on `api_apps` is about.
+pub(crate) const API_APP: &str = "API app";
 const CLIENT_ID: &str = "client ID";
 /// What a failure on `role_grants` is about.
 pub(crate) const GRANT: &str = "role grant";
@@ -38,7 +41,8 @@ fn name_is_user(conn: &Connection, name: &str) -> Result<bool, StoreError> {
         .map_err(|e| map(e, USER))
 }
 
-fn user_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
+/// Whether a service user has the id `id`.
+pub(crate) fn user_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM service_users WHERE id = ?1)")
         .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)))
         .map_err(|e| map(e, USER))
@@ -190,11 +194,21 @@ impl ProjectStore for SqliteStore {
     async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError> {
         let client_id = client_id.clone();
         self.write(move |conn| {
-            let deleted = conn
+            // The app and its client keys go in one immediate transaction, so that no
+            // key can be added for the app in between.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, API_APP))?;
+            let deleted = tx
                 .prepare_cached("DELETE FROM api_apps WHERE client_id = ?1")
                 .and_then(|mut stmt| stmt.execute([client_id.as_str()]))
                 .map_err(|e| map(e, API_APP))?;
-            if deleted == 0 { Err(StoreError::NotFound(API_APP)) } else { Ok(()) }
+            if deleted == 0 {
+                // Dropping the transaction rolls it back (nothing was deleted anyway).
+                return Err(StoreError::NotFound(API_APP));
+            }
+            delete_keys_of(&tx, &KeyOwner::ApiApp(client_id))?;
+            tx.commit().map_err(|e| map(e, API_APP))
         })
         .await
     }

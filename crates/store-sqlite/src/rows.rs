@@ -1,15 +1,16 @@
 //! Conversion between records and rows.
 //!
 //! Rows are read into plain column values first ([`UserRow`], [`TokenRow`],
-//! [`KeyRow`], [`ProjectRow`], [`AppRow`], [`GrantRow`]) and then checked into records, so a row that no longer parses (edited by hand,
-//! written by another version) is reported as [`StoreError::Corrupt`].
+//! [`KeyRow`], [`ProjectRow`], [`AppRow`], [`GrantRow`], [`ClientKeyRow`]) and then
+//! checked into records, so a row that no longer parses (edited by hand, written by
+//! another version) is reported as [`StoreError::Corrupt`].
 
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, DisplayName, Project, ProjectId, RoleClaims, RoleGrant,
-    RoleKey, SecretDigest, ServiceUser, SigningKeyRecord, StoreError, TokenDigest, TokenId,
-    TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, Project, ProjectId,
+    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord, StoreError,
+    TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -296,6 +297,52 @@ impl GrantRow {
     }
 }
 
+/// The columns of `client_keys`, in the order [`ClientKeyRow::from_row`] reads them.
+pub(crate) const CLIENT_KEY_COLUMNS: &str =
+    "key_id, owner, algorithm, public_jwk, created_at, expires_at";
+
+/// The raw columns of a `client_keys` row.
+pub(crate) struct ClientKeyRow {
+    key_id: String,
+    owner: String,
+    algorithm: String,
+    public_jwk: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+}
+
+impl ClientKeyRow {
+    /// Reads the columns listed in [`CLIENT_KEY_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            key_id: row.get(0)?,
+            owner: row.get(1)?,
+            algorithm: row.get(2)?,
+            public_jwk: row.get(3)?,
+            created_at: row.get(4)?,
+            expires_at: row.get(5)?,
+        })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_key(self) -> Result<ClientKey, StoreError> {
+        let owner = KeyOwner::from_key(&self.owner).ok_or_else(|| {
+            corrupt("client key owner", format_args!("{:?} is not user:… or app:…", self.owner))
+        })?;
+        Ok(ClientKey {
+            algorithm: self.algorithm.parse().map_err(|e| corrupt("client key algorithm", e))?,
+            key_id: self.key_id,
+            owner,
+            public_jwk: self.public_jwk,
+            created_at: timestamp("client key creation time", self.created_at)?,
+            expires_at: self
+                .expires_at
+                .map(|secs| timestamp("client key expiry time", secs))
+                .transpose()?,
+        })
+    }
+}
+
 /// A row type read from one table and checked into a record.
 pub(crate) trait StoredRow: Sized {
     /// The record the row becomes.
@@ -332,6 +379,7 @@ stored_row!(KeyRow, SigningKeyRecord, KEY_COLUMNS, "signing key", KeyRow::into_r
 stored_row!(ProjectRow, Project, PROJECT_COLUMNS, "project", ProjectRow::into_project);
 stored_row!(AppRow, ApiApp, APP_COLUMNS, "API app", AppRow::into_app);
 stored_row!(GrantRow, RoleGrant, GRANT_COLUMNS, "role grant", GrantRow::into_grant);
+stored_row!(ClientKeyRow, ClientKey, CLIENT_KEY_COLUMNS, "client key", ClientKeyRow::into_key);
 
 /// `SELECT <columns of R> <from>`: the one matching record, if any.
 pub(crate) fn select_one<R: StoredRow>(

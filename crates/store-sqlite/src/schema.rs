@@ -84,6 +84,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX revoked_jtis_expires_at ON revoked_jtis(expires_at);
     ALTER TABLE tokens ADD COLUMN roles TEXT NOT NULL DEFAULT '{}';",
+    // 4: client keys (public keys that service users and API apps sign assertions
+    // with; `owner` is `user:{id}` or `app:{client_id}`, so no foreign key) and the
+    // assertion ids already used, until they expire.
+    "CREATE TABLE client_keys (
+        key_id TEXT PRIMARY KEY NOT NULL,
+        owner TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+    );
+    CREATE INDEX client_keys_owner ON client_keys(owner);
+    CREATE TABLE used_assertions (
+        issuer TEXT NOT NULL,
+        jti TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (issuer, jti)
+    );
+    CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);",
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -245,6 +264,38 @@ mod tests {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?;
         assert_eq!(reserved, ("zitadel".to_owned(), "Tessera API".to_owned(), 0));
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_3_adds_the_client_key_tables()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
+        for (version, sql) in (1..).zip(&MIGRATIONS[..3]) {
+            conn.execute_batch(sql)?;
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )?;
+        }
+        conn.execute_batch(
+            "INSERT INTO service_users VALUES ('100000000000000001', 'old', 'old', 'opaque', \
+             60, NULL, 1, 0, 0);",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let users: i64 = conn.query_row("SELECT count(*) FROM service_users", [], |r| r.get(0))?;
+        assert_eq!(users, 1, "the upgrade keeps the data");
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                 AND tbl_name IN ('client_keys', 'used_assertions') AND sql IS NOT NULL \
+                 ORDER BY name",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(indexes, ["client_keys_owner", "used_assertions_expires_at"]);
         Ok(())
     }
 

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, ClientSecret, DisplayName, Project, ProjectId, ProjectStore,
-    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore,
-    Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+    ApiApp, ApiAppPatch, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName, KeyOwner,
+    Project, ProjectId, ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
+    ServiceUserPatch, ServiceUserStore, SigningAlgorithm, Store, StoreError, TokenDigest, TokenId,
+    TokenRecord, TokenStore, Username,
 };
 use tessera_store_sqlite::SqliteStore;
 use time::{Duration, OffsetDateTime};
@@ -66,6 +67,17 @@ fn app_with_secret(
         updated_at: t0(),
     };
     Ok((app, secret))
+}
+
+fn client_key(owner: &KeyOwner, key_id: &str, offset_secs: i64) -> ClientKey {
+    ClientKey {
+        key_id: key_id.to_owned(),
+        owner: owner.clone(),
+        algorithm: SigningAlgorithm::Es256,
+        public_jwk: format!(r#"{{"kty":"EC","crv":"P-256","kid":"{key_id}"}}"#),
+        created_at: t0() + Duration::seconds(offset_secs),
+        expires_at: Some(t0() + Duration::days(90)),
+    }
 }
 
 fn migration_rows(path: &Path) -> Result<i64, rusqlite::Error> {
@@ -423,5 +435,76 @@ async fn token_roles_that_do_not_parse_are_corrupt() -> TestResult {
     }
     let result = store.token_by_digest(&token.digest).await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_keys_and_used_assertions_survive_reopening_and_are_shared() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let orders = project("orders")?;
+    let (app, _) = app_with_secret(&orders, "orders-api")?;
+    let (user, _) = user_with_secret("signer")?;
+    let user_owner = KeyOwner::ServiceUser(user.id.clone());
+    let app_owner = KeyOwner::ApiApp(app.client_id.clone());
+    // Created out of key id order, and one without expiry.
+    let late = client_key(&user_owner, "a-late", 20);
+    let mut early = client_key(&user_owner, "z-early", 10);
+    early.algorithm = SigningAlgorithm::Rs256;
+    early.expires_at = None;
+    let app_key = client_key(&app_owner, "app-key", 0);
+    let expiry = t0() + Duration::minutes(5);
+    {
+        let store = SqliteStore::open(&path).await?;
+        store.create_project(&orders).await?;
+        store.create_api_app(&app).await?;
+        store.create_service_user(&user).await?;
+        for key in [&late, &early, &app_key] {
+            store.add_client_key(key).await?;
+        }
+        assert!(store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    }
+
+    // Reopened, and a second store on the same file (another process).
+    let server = SqliteStore::open(&path).await?;
+    let cli = SqliteStore::open(&path).await?;
+    for store in [&server, &cli] {
+        assert_eq!(store.client_key("z-early").await?, Some(early.clone()));
+        assert_eq!(store.client_keys_of(&user_owner).await?, vec![early.clone(), late.clone()]);
+        assert_eq!(store.client_keys_of(&app_owner).await?, vec![app_key.clone()]);
+        assert!(!store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?, "a replay");
+    }
+    let clash = cli.add_client_key(&client_key(&app_owner, "a-late", 0)).await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+
+    // Both stores race to use one assertion id: exactly one is first.
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { server.clone() } else { cli.clone() };
+        racers.spawn(async move { store.use_assertion("racer", "jti-2", expiry).await });
+    }
+    let mut firsts = 0;
+    while let Some(joined) = racers.join_next().await {
+        firsts += usize::from(joined??);
+    }
+    assert_eq!(firsts, 1, "exactly one use of a raced assertion id is first");
+
+    // Changes through one store are seen through the other at once.
+    let added = client_key(&app_owner, "app-key-2", 30);
+    cli.add_client_key(&added).await?;
+    assert_eq!(server.client_key("app-key-2").await?, Some(added));
+    assert!(server.remove_client_key(&user_owner, "a-late").await?);
+    assert_eq!(cli.client_keys_of(&user_owner).await?, vec![early]);
+    cli.delete_api_app(&app.client_id).await?;
+    assert!(server.client_keys_of(&app_owner).await?.is_empty());
+    assert_eq!(server.client_key("app-key").await?, None);
+    let orphan = server.add_client_key(&client_key(&app_owner, "too-late", 0)).await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
+    server.delete_service_user(&user.username).await?;
+    assert_eq!(cli.client_key("z-early").await?, None);
+
+    // Purging through one store frees the ids for both, and counts them.
+    assert_eq!(cli.purge_expired_tokens(expiry).await?, 2);
+    assert!(server.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    assert!(!cli.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
     Ok(())
 }

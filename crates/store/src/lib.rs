@@ -1,7 +1,7 @@
 //! Records, storage traits and secrets of Tessera.
 //!
 //! A storage backend implements [`ServiceUserStore`], [`TokenStore`],
-//! [`ProjectStore`] and [`SigningKeyStore`] (together: [`Store`])
+//! [`ProjectStore`], [`SigningKeyStore`] and [`ClientKeyStore`] (together: [`Store`])
 //! and depends on this crate alone. [`MemoryStore`] is the in-memory backend; the
 //! `testkit` feature holds the conformance suite every backend must pass
 //! (the `testkit` module and its `conformance_suite!` macro).
@@ -22,6 +22,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client_keys;
 mod clock;
 mod error;
 mod ids;
@@ -35,6 +36,7 @@ mod traits;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use client_keys::{ClientKey, ClientKeyStore, KeyOwner};
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
 pub use error::{BoxError, StoreError};
 pub use ids::{ClientId, IdError, ProjectId, RoleKey, TokenId, UserId, Username};

@@ -5,6 +5,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::client_keys::{ClientKey, ClientKeyStore, KeyOwner};
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
 use crate::ids::{ClientId, ProjectId, TokenId, UserId, Username};
@@ -27,6 +28,7 @@ pub struct MemoryStore {
     hasher: std::collections::hash_map::RandomState,
     keys: RwLock<Vec<SigningKeyRecord>>,
     revoked_jtis: RwLock<HashMap<TokenId, OffsetDateTime>>,
+    used_assertions: RwLock<HashMap<(String, String), OffsetDateTime>>,
 }
 
 /// Everything keyed by client ID lives under one lock, so that usernames and API app
@@ -38,6 +40,16 @@ struct Users {
     projects: BTreeMap<ProjectId, Project>,
     apps: BTreeMap<ClientId, ApiApp>,
     grants: BTreeSet<RoleGrant>,
+    client_keys: BTreeMap<String, ClientKey>,
+}
+
+impl Users {
+    fn owner_exists(&self, owner: &KeyOwner) -> bool {
+        match owner {
+            KeyOwner::ServiceUser(id) => self.name_by_id.contains_key(id),
+            KeyOwner::ApiApp(id) => self.apps.contains_key(id),
+        }
+    }
 }
 
 impl Default for Users {
@@ -49,6 +61,7 @@ impl Default for Users {
             projects: BTreeMap::from([(reserved.id.clone(), reserved)]),
             apps: BTreeMap::new(),
             grants: BTreeSet::new(),
+            client_keys: BTreeMap::new(),
         }
     }
 }
@@ -73,6 +86,7 @@ impl MemoryStore {
             hasher: Default::default(),
             keys: RwLock::default(),
             revoked_jtis: RwLock::default(),
+            used_assertions: RwLock::default(),
         }
     }
 
@@ -157,6 +171,8 @@ impl ServiceUserStore for MemoryStore {
                 users.by_name.remove(username).ok_or(StoreError::NotFound("service user"))?;
             users.name_by_id.remove(&user.id);
             users.grants.retain(|g| g.user_id != user.id);
+            let owner = KeyOwner::ServiceUser(user.id.clone());
+            users.client_keys.retain(|_, k| k.owner != owner);
             user
         };
         for shard in self.tokens.iter() {
@@ -215,7 +231,8 @@ impl TokenStore for MemoryStore {
             .map(|shard| remove_where(&mut write(shard).by_digest, |r| r.expires_at <= now))
             .sum();
         let jtis = remove_where(&mut write(&self.revoked_jtis), |expires_at| *expires_at <= now);
-        Ok(records + jtis)
+        let used = remove_where(&mut write(&self.used_assertions), |expires_at| *expires_at <= now);
+        Ok(records + jtis + used)
     }
 
     async fn revoke_jti(
@@ -298,10 +315,11 @@ impl ProjectStore for MemoryStore {
     }
 
     async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError> {
-        match self.users_mut().apps.remove(client_id) {
-            Some(_) => Ok(()),
-            None => Err(StoreError::NotFound("API app")),
-        }
+        let mut users = self.users_mut();
+        users.apps.remove(client_id).ok_or(StoreError::NotFound("API app"))?;
+        let owner = KeyOwner::ApiApp(client_id.clone());
+        users.client_keys.retain(|_, k| k.owner != owner);
+        Ok(())
     }
 
     async fn add_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
@@ -321,6 +339,56 @@ impl ProjectStore for MemoryStore {
 
     async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
         Ok(self.users().grants.iter().filter(|g| &g.user_id == user_id).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl ClientKeyStore for MemoryStore {
+    async fn add_client_key(&self, key: &ClientKey) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        if !users.owner_exists(&key.owner) {
+            return Err(StoreError::NotFound("key owner"));
+        }
+        if users.client_keys.contains_key(&key.key_id) {
+            return Err(StoreError::Conflict("client key"));
+        }
+        users.client_keys.insert(key.key_id.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn client_key(&self, key_id: &str) -> Result<Option<ClientKey>, StoreError> {
+        Ok(self.users().client_keys.get(key_id).cloned())
+    }
+
+    async fn client_keys_of(&self, owner: &KeyOwner) -> Result<Vec<ClientKey>, StoreError> {
+        let mut keys: Vec<ClientKey> =
+            self.users().client_keys.values().filter(|k| &k.owner == owner).cloned().collect();
+        keys.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+        Ok(keys)
+    }
+
+    async fn remove_client_key(&self, owner: &KeyOwner, key_id: &str) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        if users.client_keys.get(key_id).is_some_and(|k| &k.owner == owner) {
+            users.client_keys.remove(key_id);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn use_assertion(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut used = write(&self.used_assertions);
+        let key = (issuer.to_owned(), jti.to_owned());
+        if used.contains_key(&key) {
+            return Ok(false);
+        }
+        used.insert(key, whole_seconds(expires_at));
+        Ok(true)
     }
 }
 

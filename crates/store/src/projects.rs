@@ -172,7 +172,7 @@ pub trait ProjectStore: Send + Sync {
         patch: &ApiAppPatch,
     ) -> Result<ApiApp, StoreError>;
 
-    /// Deletes an API app.
+    /// Deletes an API app and its client keys.
     async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError>;
 
     /// Grants a role; returns whether the grant is new.

@@ -19,10 +19,10 @@ use tessera_scope::ScopeSet;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    AccessTokenType, ApiApp, ApiAppPatch, ClientId, ClientSecret, DisplayName, Project, ProjectId,
-    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm,
-    SigningKeyRecord, Store, StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId,
-    Username,
+    AccessTokenType, ApiApp, ApiAppPatch, ClientId, ClientKey, ClientSecret, DisplayName, KeyOwner,
+    Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
+    ServiceUserPatch, SigningAlgorithm, SigningKeyRecord, Store, StoreError, TokenDigest, TokenId,
+    TokenLifetime, TokenRecord, UserId, Username,
 };
 
 /// The store under test, shared by the tasks of the concurrency checks.
@@ -67,6 +67,9 @@ macro_rules! conformance_suite {
             grants_are_idempotent_and_follow_their_user,
             revoked_jtis_are_seen_until_purged,
             token_roles_read_back,
+            client_keys_belong_to_their_owner,
+            client_keys_go_with_their_owner,
+            assertion_ids_are_used_once_until_purged,
             ping_answers,
         );
     };
@@ -595,4 +598,90 @@ pub async fn token_roles_read_back(store: SharedStore) {
     store.insert_token(&record).await.expect("insert");
     let found = store.token_by_digest(&record.digest).await.expect("lookup");
     assert_eq!(found, Some(record));
+}
+
+/// A client key `key_id` of `owner`, not yet stored.
+pub fn sample_client_key(owner: KeyOwner, key_id: &str, offset_secs: i64) -> ClientKey {
+    ClientKey {
+        key_id: key_id.to_owned(),
+        owner,
+        algorithm: SigningAlgorithm::Rs256,
+        public_jwk: format!(r#"{{"kty":"RSA","kid":"{key_id}","n":"AQAB","e":"AQAB"}}"#),
+        created_at: t0() + Duration::seconds(offset_secs),
+        expires_at: Some(t0() + Duration::days(30)),
+    }
+}
+
+/// Keys read back, are listed per owner, need their owner, and are removed only by it.
+pub async fn client_keys_belong_to_their_owner(store: SharedStore) {
+    let (user, _) = create(&store, "key-holder").await;
+    let (other, _) = create(&store, "other-holder").await;
+    let owner = KeyOwner::ServiceUser(user.id.clone());
+    let stranger = KeyOwner::ServiceUser(other.id.clone());
+    let first = sample_client_key(owner.clone(), "key-1", 0);
+    let mut second = sample_client_key(owner.clone(), "key-2", 10);
+    second.algorithm = SigningAlgorithm::Es256;
+    second.expires_at = None;
+    store.add_client_key(&first).await.expect("add");
+    store.add_client_key(&second).await.expect("add");
+    assert_eq!(store.client_key("key-1").await.expect("lookup"), Some(first.clone()));
+    assert_eq!(
+        store.client_keys_of(&owner).await.expect("list"),
+        vec![first.clone(), second.clone()]
+    );
+    assert!(store.client_keys_of(&stranger).await.expect("list").is_empty());
+    assert_eq!(store.client_key("nope").await.expect("lookup"), None);
+
+    let dup = store.add_client_key(&sample_client_key(stranger.clone(), "key-1", 0)).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "a taken key id: {dup:?}");
+    let ghost = KeyOwner::ServiceUser(UserId::generate().expect("id"));
+    let orphan = store.add_client_key(&sample_client_key(ghost, "key-3", 0)).await;
+    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "a key of a missing owner: {orphan:?}");
+
+    assert!(!store.remove_client_key(&stranger, "key-1").await.expect("remove"), "not its key");
+    assert!(store.client_key("key-1").await.expect("lookup").is_some());
+    assert!(store.remove_client_key(&owner, "key-1").await.expect("remove"));
+    assert!(!store.remove_client_key(&owner, "key-1").await.expect("remove again"));
+    assert_eq!(store.client_keys_of(&owner).await.expect("list"), vec![second]);
+}
+
+/// Deleting a user or an API app deletes its keys.
+pub async fn client_keys_go_with_their_owner(store: SharedStore) {
+    let (user, _) = create(&store, "short-lived").await;
+    let orders = sample_project("orders");
+    store.create_project(&orders).await.expect("project");
+    let (app, _) = sample_app(&orders, "orders-api");
+    store.create_api_app(&app).await.expect("app");
+    let user_owner = KeyOwner::ServiceUser(user.id.clone());
+    let app_owner = KeyOwner::ApiApp(app.client_id.clone());
+    store.add_client_key(&sample_client_key(user_owner.clone(), "user-key", 0)).await.expect("add");
+    store.add_client_key(&sample_client_key(app_owner.clone(), "app-key", 0)).await.expect("add");
+    store.delete_service_user(&user.username).await.expect("delete user");
+    assert_eq!(store.client_key("user-key").await.expect("lookup"), None);
+    store.delete_api_app(&app.client_id).await.expect("delete app");
+    assert_eq!(store.client_key("app-key").await.expect("lookup"), None);
+}
+
+/// An assertion id is accepted once per issuer, even under concurrency, until purged.
+pub async fn assertion_ids_are_used_once_until_purged(store: SharedStore) {
+    let expiry = t0() + Duration::seconds(60);
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        racers
+            .spawn(async move { store.use_assertion("svc", "jti-1", expiry).await.expect("use") });
+    }
+    let mut firsts = 0;
+    while let Some(joined) = racers.join_next().await {
+        if joined.expect("racer") {
+            firsts += 1;
+        }
+    }
+    assert_eq!(firsts, 1, "exactly one of the concurrent uses is first");
+    assert!(!store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "a replay");
+    assert!(store.use_assertion("other", "jti-1", expiry).await.expect("use"), "per issuer");
+    store.purge_expired_tokens(expiry - Duration::seconds(1)).await.expect("purge");
+    assert!(!store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "kept until expiry");
+    store.purge_expired_tokens(expiry).await.expect("purge");
+    assert!(store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "free after purge");
 }

@@ -1,6 +1,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::client_keys::ClientKeyStore;
 use crate::error::StoreError;
 use crate::ids::{TokenId, UserId, Username};
 use crate::keys::SigningKeyStore;
@@ -18,7 +19,7 @@ use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 ///   [`update_service_user`](Self::update_service_user) with a new secret returns, no
 ///   later lookup returns the old digest: a regenerated secret stops working at once.
 /// - Changing or deleting a user that does not exist fails with [`StoreError::NotFound`].
-/// - Deleting a user also deletes its token records and role grants.
+/// - Deleting a user also deletes its token records, role grants and client keys.
 /// - A username may not be an API app's client ID ([`StoreError::Conflict`]).
 #[async_trait]
 pub trait ServiceUserStore: Send + Sync {
@@ -98,7 +99,9 @@ pub trait TokenStore: Send + Sync {
 
 /// Everything Tessera stores: the traits a complete backend implements.
 #[async_trait]
-pub trait Store: ServiceUserStore + TokenStore + ProjectStore + SigningKeyStore {
+pub trait Store:
+    ServiceUserStore + TokenStore + ProjectStore + SigningKeyStore + ClientKeyStore
+{
     /// Checks that the backend is reachable (for health checks).
     async fn ping(&self) -> Result<(), StoreError>;
 }

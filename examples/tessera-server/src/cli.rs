@@ -62,6 +62,9 @@ pub(crate) enum ProjectCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ApiAppCommand {
+    /// Manage the key pairs an API app signs client assertions with.
+    #[command(subcommand)]
+    Key(AppKeyCommand),
     /// Create an API app of a project; prints its client ID and secret.
     Create {
         /// The project.
@@ -190,6 +193,9 @@ pub(crate) enum ServiceUserCommand {
         #[arg(long)]
         username: String,
     },
+    /// Manage the key pairs a service user signs assertions with (JWT profile).
+    #[command(subcommand)]
+    Key(UserKeyCommand),
     /// Change settings of a service user.
     Set {
         /// The service user.
@@ -257,4 +263,80 @@ mod tests {
         );
         Ok(())
     }
+}
+
+/// The kinds of key pair `key add` generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum KeyType {
+    /// RSA 2048, for RS256 (the default).
+    Rsa,
+    /// ECDSA P-256, for ES256.
+    Ec,
+    /// Ed25519, for EdDSA.
+    Ed25519,
+}
+
+/// Options of `key add`.
+#[derive(Debug, Args)]
+pub(crate) struct KeyAddArgs {
+    /// Days until the key stops being accepted (default: never).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+    pub(crate) expires: Option<u32>,
+    /// The kind of key pair.
+    #[arg(long = "type", value_enum, default_value = "rsa")]
+    pub(crate) key_type: KeyType,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserKeyCommand {
+    /// Generate a key pair; prints the private key once, as a key file.
+    Add {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        #[command(flatten)]
+        options: KeyAddArgs,
+    },
+    /// List the keys of a service user.
+    List {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+    },
+    /// Remove a key; assertions signed with it stop working at once.
+    Remove {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        /// The key id.
+        #[arg(long)]
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppKeyCommand {
+    /// Generate a key pair; prints the private key once, as a key file.
+    Add {
+        /// The API app.
+        #[arg(long)]
+        client_id: String,
+        #[command(flatten)]
+        options: KeyAddArgs,
+    },
+    /// List the keys of an API app.
+    List {
+        /// The API app.
+        #[arg(long)]
+        client_id: String,
+    },
+    /// Remove a key.
+    Remove {
+        /// The API app.
+        #[arg(long)]
+        client_id: String,
+        /// The key id.
+        #[arg(long)]
+        key_id: String,
+    },
 }

@@ -152,6 +152,7 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
                 text: format!("deleted service user {username}\n"),
             })
         }
+        ServiceUserCommand::Key(command) => crate::client_keys::user_key(store, command).await,
         ServiceUserCommand::Set {
             username,
             access_token_type,

@@ -8,6 +8,7 @@
 
 mod bootstrap;
 mod cli;
+mod client_keys;
 mod commands;
 mod database;
 mod keys;

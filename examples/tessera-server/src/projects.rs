@@ -56,6 +56,7 @@ pub(crate) async fn project(store: &dyn Store, command: ProjectCommand) -> Resul
 pub(crate) async fn api_app(store: &dyn Store, command: ApiAppCommand) -> Result<Output> {
     let now = OffsetDateTime::now_utc();
     match command {
+        ApiAppCommand::Key(command) => crate::client_keys::app_key(store, command).await,
         ApiAppCommand::Create { project, name, client_id } => {
             let project = parse_project_id(&project)?;
             let client_id = match client_id {

@@ -391,10 +391,10 @@ async fn discovery_lists_the_new_endpoints() {
     assert_eq!(doc["userinfo_endpoint"], server.url("/oidc/v1/userinfo"));
     assert_eq!(
         doc["introspection_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
     assert_eq!(
         doc["revocation_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
     );
 }

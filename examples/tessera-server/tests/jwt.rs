@@ -132,10 +132,16 @@ async fn key_set_and_discovery_documents() {
         assert_eq!(doc["issuer"], server.base.as_str());
         assert_eq!(doc["token_endpoint"], server.url("/oauth/v2/token"));
         assert_eq!(doc["jwks_uri"], server.url("/oauth/v2/keys"));
-        assert_eq!(doc["grant_types_supported"], serde_json::json!(["client_credentials"]));
+        assert_eq!(
+            doc["grant_types_supported"],
+            serde_json::json!([
+                "client_credentials",
+                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+            ])
+        );
         assert_eq!(
             doc["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
         );
         assert_eq!(
             doc["scopes_supported"],
