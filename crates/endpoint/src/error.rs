@@ -134,6 +134,16 @@ impl OAuthError {
             .with_retry_after(1)
     }
 
+    /// 429 with `Retry-After`: too many failed authentication attempts.
+    pub fn too_many_attempts(retry_after: u64) -> Self {
+        Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            format!("too many failed authentication attempts; retry in {retry_after} seconds"),
+        )
+        .with_status(StatusCode::TOO_MANY_REQUESTS)
+        .with_retry_after(retry_after)
+    }
+
     /// 404 for a path this endpoint does not serve.
     pub fn not_found() -> Self {
         Self::invalid_request("no such endpoint").with_status(StatusCode::NOT_FOUND)

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
 use tessera_scope::{Scope, ScopeKind, ScopePolicy, ScopeSet};
 use tessera_store::{
-    Clock, Project, ProjectId, RoleClaims, SecretDigest, ServiceUser, Store, StoreError,
-    SystemClock, TokenId, Username, whole_seconds,
+    Clock, PreviousSecret, Project, ProjectId, RoleClaims, SecretDigest, ServiceUser, Store,
+    StoreError, SystemClock, TokenId, Username, verify_secrets, whole_seconds,
 };
 use time::OffsetDateTime;
 
@@ -122,9 +122,10 @@ impl Issuer {
         &self.scopes
     }
 
-    /// Authenticates a client by ID and secret. Every failure (unknown client,
-    /// malformed ID, no secret set, wrong secret, disabled user) is the same
-    /// `invalid_client`, and costs the same work.
+    /// Authenticates a client by ID and secret: its current secret, or its previous
+    /// secret until that one's grace period ends (on the issuer's clock). Every
+    /// failure (unknown client, malformed ID, no secret set, wrong or expired secret,
+    /// disabled user) is the same `invalid_client`, and costs the same work.
     pub async fn authenticate(&self, creds: &ClientCredentials) -> Result<ServiceUser, OAuthError> {
         if creds.method == AuthMethod::PrivateKeyJwt {
             let expected = Some(creds.client_id.as_str()).filter(|c| !c.is_empty());
@@ -140,7 +141,45 @@ impl Issuer {
             Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
             Err(_) => None,
         };
-        check_credentials(creds, user, |u| (u.secret, u.enabled))
+        self.check_credentials(creds, user, |u| (u.secret, u.previous_secret, u.enabled))
+    }
+
+    /// Verifies a presented secret against the client that was found (if any): its
+    /// current secret, or its previous secret while that is unexpired at the clock's
+    /// `now`. The work is the same whether or not the client was found and whichever
+    /// secret matches. Logs the outcome. `facts` gives the client's current secret
+    /// digest, its previous secret and whether it is enabled.
+    pub(crate) fn check_credentials<T>(
+        &self,
+        creds: &ClientCredentials,
+        found: Option<T>,
+        facts: impl Fn(&T) -> (Option<SecretDigest>, Option<PreviousSecret>, bool),
+    ) -> Result<T, OAuthError> {
+        let presented = creds.secret.expose();
+        let (current, previous, enabled) =
+            found.as_ref().map(&facts).unwrap_or((None, None, false));
+        let verified =
+            verify_secrets(current.as_ref(), previous.as_ref(), presented, self.clock.now());
+        match found {
+            Some(client) if verified && enabled => {
+                tracing::debug!(
+                    target: "tessera::audit",
+                    event = "client_authenticated",
+                    client_id = %creds.client_id,
+                    method = creds.method.as_str(),
+                );
+                Ok(client)
+            }
+            _ => {
+                tracing::info!(
+                    target: "tessera::audit",
+                    event = "client_authentication_failed",
+                    client_id = %loggable_id(&creds.client_id),
+                    method = creds.method.as_str(),
+                );
+                Err(OAuthError::invalid_client())
+            }
+        }
     }
 
     /// The client credentials grant (RFC 6749 §4.4): authenticate, negotiate scopes,
@@ -301,42 +340,6 @@ pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
     u64::try_from(remaining).unwrap_or(0)
 }
 
-/// Verifies a presented secret against the client that was found (if any), with the
-/// same work whether or not it was, and logs the outcome. `facts` gives the client's
-/// secret digest and whether it is enabled.
-pub(crate) fn check_credentials<T>(
-    creds: &ClientCredentials,
-    found: Option<T>,
-    facts: impl Fn(&T) -> (Option<SecretDigest>, bool),
-) -> Result<T, OAuthError> {
-    let presented = creds.secret.expose();
-    let (digest, enabled) = found.as_ref().map(&facts).unwrap_or((None, false));
-    let verified = match digest {
-        Some(digest) => digest.verify(presented),
-        None => SecretDigest::verify_nothing(presented),
-    };
-    match found {
-        Some(client) if verified && enabled => {
-            tracing::debug!(
-                target: "tessera::audit",
-                event = "client_authenticated",
-                client_id = %creds.client_id,
-                method = creds.method.as_str(),
-            );
-            Ok(client)
-        }
-        _ => {
-            tracing::info!(
-                target: "tessera::audit",
-                event = "client_authentication_failed",
-                client_id = %loggable_id(&creds.client_id),
-                method = creds.method.as_str(),
-            );
-            Err(OAuthError::invalid_client())
-        }
-    }
-}
-
 /// The one mapping from storage failures to OAuth errors.
 pub(crate) fn store_error(err: StoreError) -> OAuthError {
     if err.is_transient() {
@@ -462,6 +465,38 @@ mod tests {
         for error in errors {
             assert_eq!(error, Err(OAuthError::invalid_client()));
         }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_previous_secret_works_until_its_grace_period_ends()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let f = fixture().await?;
+        let svc = Username::new("svc")?;
+        let new = ClientSecret::generate()?;
+        let mut patch = ServiceUserPatch::at(f.clock.now());
+        patch.secret = Some(SecretDigest::of(&new));
+        patch.keep_previous_until = Some(f.clock.now() + Duration::seconds(30));
+        tessera_store::ServiceUserStore::update_service_user(&*f.store, &svc, &patch).await?;
+        // The clock shows 1_700_000_000.250; the grace period ends at 1_700_000_030.
+        let token = |secret: &ClientSecret| {
+            f.issuer.client_credentials(request("svc", secret.expose(), None))
+        };
+        assert!(token(&f.secret).await.is_ok(), "the old secret works at once");
+        assert!(token(&new).await.is_ok(), "the new secret works at once");
+        f.clock.advance(Duration::seconds(29) + Duration::milliseconds(749));
+        assert!(token(&f.secret).await.is_ok(), "the old secret works until the expiry");
+        assert!(token(&new).await.is_ok());
+        f.clock.advance(Duration::milliseconds(1));
+        assert_eq!(
+            token(&f.secret).await.map(|_| ()),
+            Err(OAuthError::invalid_client()),
+            "the old secret fails from the expiry on"
+        );
+        assert!(token(&new).await.is_ok(), "the new secret keeps working");
+        f.clock.advance(Duration::days(400));
+        assert_eq!(token(&f.secret).await.map(|_| ()), Err(OAuthError::invalid_client()));
+        assert!(token(&new).await.is_ok(), "the current secret never expires");
         Ok(())
     }
 

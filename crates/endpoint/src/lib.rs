@@ -18,6 +18,7 @@ mod error;
 pub mod form;
 mod issuer;
 mod service;
+mod throttle;
 mod tokens;
 
 pub use assertion::{
@@ -33,4 +34,5 @@ pub use service::{
     DEFAULT_MAX_BODY, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
     OPENID_CONFIGURATION_PATH, REVOKE_PATH, ResponseBody, TOKEN_PATH, TokenEndpoint, USERINFO_PATH,
 };
+pub use throttle::{ClientAddr, Limit, Throttle, ThrottleConfig};
 pub use tokens::{ActiveToken, Caller, Introspection, MAX_TOKEN_LEN, UserInfo};

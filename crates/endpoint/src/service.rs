@@ -2,9 +2,11 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, PRAGMA};
@@ -20,6 +22,7 @@ use crate::auth::ClientCredentials;
 use crate::error::{ErrorCode, OAuthError, json_response};
 use crate::form::Form;
 use crate::issuer::{ClientCredentialsRequest, Issuer, TokenResponse};
+use crate::throttle::{ClientAddr, Throttle, ThrottleConfig};
 use crate::tokens::Introspection;
 
 /// Path of the token endpoint.
@@ -75,18 +78,43 @@ pub struct TokenEndpoint {
 struct Inner {
     issuer: Issuer,
     max_body: usize,
+    throttle: Option<Throttle>,
 }
 
 impl TokenEndpoint {
     /// The endpoints of `issuer`, with the default body limit.
+    /// The endpoints of `issuer`, with the default body limit and throttling of failed
+    /// client authentication with the default thresholds.
     pub fn new(issuer: Issuer) -> Self {
-        Self { inner: Arc::new(Inner { issuer, max_body: DEFAULT_MAX_BODY }) }
+        Self {
+            inner: Arc::new(Inner {
+                issuer,
+                max_body: DEFAULT_MAX_BODY,
+                throttle: Some(Throttle::new(ThrottleConfig::default())),
+            }),
+        }
     }
 
     /// Sets the largest request body accepted; larger ones are answered with 413.
     pub fn with_max_body(self, max_body: usize) -> Self {
-        let issuer = self.inner.issuer.clone();
-        Self { inner: Arc::new(Inner { issuer, max_body }) }
+        self.rebuild(|inner| inner.max_body = max_body)
+    }
+
+    /// Throttles failed client authentication with `config`, or (with `None`) not at
+    /// all. The endpoint learns a request's address from a [`ClientAddr`] in its
+    /// extensions, which the server that accepted the connection puts there.
+    pub fn with_throttle(self, config: Option<ThrottleConfig>) -> Self {
+        self.rebuild(|inner| inner.throttle = config.map(Throttle::new))
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner {
+            issuer: self.inner.issuer.clone(),
+            max_body: self.inner.max_body,
+            throttle: self.inner.throttle.as_ref().map(|t| Throttle::new(*t.config())),
+        };
+        change(&mut inner);
+        Self { inner: Arc::new(inner) }
     }
 
     /// The issuer behind the endpoint.
@@ -115,27 +143,33 @@ impl TokenEndpoint {
             TOKEN_PATH => {
                 require_method(request.method(), &[Method::POST], "POST")?;
                 let (parts, body) = request.into_parts();
+                let addr = parts.extensions.get::<ClientAddr>().map(|a| a.0);
                 let form = read_form(&parts.headers, body, self.inner.max_body).await?;
-                self.token(&parts.headers, &form).await
+                self.token(&parts.headers, &form, addr).await
             }
             INTROSPECT_PATH | REVOKE_PATH => {
                 require_method(request.method(), &[Method::POST], "POST")?;
                 let path = request.uri().path().to_owned();
                 let (parts, body) = request.into_parts();
+                let addr = parts.extensions.get::<ClientAddr>().map(|a| a.0);
                 let form = read_form(&parts.headers, body, self.inner.max_body).await?;
-                let credentials = ClientCredentials::from_request(&parts.headers, &form)?;
                 let token = form_param(&form, "token")?
                     .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
                 // token_type_hint: only access tokens are issued here, so every search
                 // covers them whatever the hint says (RFC 7009 §2.1).
                 form_param(&form, "token_type_hint")?;
-                if path == INTROSPECT_PATH {
-                    let answer = self.inner.issuer.introspect(&credentials, token).await?;
-                    Ok(introspection_response(&answer, self.inner.issuer.minter().issuer()))
-                } else {
-                    self.inner.issuer.revoke(&credentials, token).await?;
-                    Ok(empty_ok())
-                }
+                let claimed = claimed_client(&parts.headers, &form);
+                self.guarded(&claimed, addr, async {
+                    let credentials = ClientCredentials::from_request(&parts.headers, &form)?;
+                    if path == INTROSPECT_PATH {
+                        let answer = self.inner.issuer.introspect(&credentials, token).await?;
+                        Ok(introspection_response(&answer, self.inner.issuer.minter().issuer()))
+                    } else {
+                        self.inner.issuer.revoke(&credentials, token).await?;
+                        Ok(empty_ok())
+                    }
+                })
+                .await
             }
             USERINFO_PATH => {
                 require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;
@@ -163,6 +197,7 @@ impl TokenEndpoint {
         &self,
         headers: &HeaderMap,
         form: &Form,
+        addr: Option<IpAddr>,
     ) -> Result<Response<ResponseBody>, OAuthError> {
         let param = |name| form.get(name).map_err(|e| OAuthError::invalid_request(e.to_string()));
         let grant_type = param("grant_type")?
@@ -172,25 +207,61 @@ impl TokenEndpoint {
             .transpose()?;
         match grant_type {
             "client_credentials" => {
-                let credentials = ClientCredentials::from_request(headers, form)?;
-                let response = self
-                    .inner
-                    .issuer
-                    .client_credentials(ClientCredentialsRequest { credentials, scope })
-                    .await?;
-                Ok(token_response(&response))
+                let claimed = claimed_client(headers, form);
+                self.guarded(&claimed, addr, async {
+                    let credentials = ClientCredentials::from_request(headers, form)?;
+                    let request = ClientCredentialsRequest { credentials, scope };
+                    let response = self.inner.issuer.client_credentials(request).await?;
+                    Ok(token_response(&response))
+                })
+                .await
             }
             JWT_BEARER_GRANT_TYPE => {
                 let assertion = param("assertion")?
                     .ok_or_else(|| OAuthError::invalid_request("missing parameter assertion"))?;
-                let response = self.inner.issuer.jwt_bearer(assertion, scope).await?;
-                Ok(token_response(&response))
+                self.guarded("", addr, async {
+                    let response = self.inner.issuer.jwt_bearer(assertion, scope).await?;
+                    Ok(token_response(&response))
+                })
+                .await
             }
             _ => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "grant_type must be client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer",
             )),
         }
+    }
+
+    /// Runs an attempt to authenticate as `client_id` from `addr` under the throttle:
+    /// refused with 429 while over a limit, counted when it fails authentication
+    /// (`invalid_client`, or `invalid_grant` for an assertion grant), and clearing the
+    /// pair's failures when it succeeds.
+    async fn guarded<T>(
+        &self,
+        client_id: &str,
+        addr: Option<IpAddr>,
+        attempt: impl Future<Output = Result<T, OAuthError>>,
+    ) -> Result<T, OAuthError> {
+        let Some(throttle) = &self.inner.throttle else { return attempt.await };
+        if let Err(retry_after) = throttle.check(client_id, addr, Instant::now()) {
+            tracing::warn!(
+                target: "tessera::audit",
+                event = "client_throttled",
+                client_id = %client_id.chars().take(64).collect::<String>(),
+                address = ?addr,
+                retry_after,
+            );
+            return Err(OAuthError::too_many_attempts(retry_after));
+        }
+        let result = attempt.await;
+        match &result {
+            Err(e) if matches!(e.code(), ErrorCode::InvalidClient | ErrorCode::InvalidGrant) => {
+                throttle.failure(client_id, addr, Instant::now());
+            }
+            Ok(_) => throttle.success(client_id, addr),
+            Err(_) => {}
+        }
+        result
     }
 
     /// The JWK Set: every published key, including the next key before it signs
@@ -254,6 +325,17 @@ impl TokenEndpoint {
             }
         }
     }
+}
+
+/// The client ID a request claims, before it is checked: the Basic user name, or the
+/// body's `client_id`; empty when neither says (the throttle then counts the address).
+fn claimed_client(headers: &HeaderMap, form: &Form) -> String {
+    if let Some(value) = headers.get(AUTHORIZATION)
+        && let Ok(creds) = crate::auth::parse_basic(value.as_bytes())
+    {
+        return creds.client_id;
+    }
+    form.get("client_id").ok().flatten().unwrap_or_default().to_owned()
 }
 
 /// A form parameter; repeated is `invalid_request`.

@@ -10,7 +10,7 @@ use tessera_store::{
 use crate::assertion::AssertionUse;
 use crate::auth::{AuthMethod, ClientCredentials};
 use crate::error::{ErrorCode, OAuthError};
-use crate::issuer::{Issuer, check_credentials, store_error};
+use crate::issuer::{Issuer, store_error};
 
 /// The longest token examined; anything longer is not a token this server issued.
 pub const MAX_TOKEN_LEN: usize = 8192;
@@ -111,9 +111,9 @@ impl Issuer {
             Err(_) => None,
         };
         match app {
-            Some(app) => {
-                check_credentials(creds, Some(app), |a| (a.secret, a.enabled)).map(Caller::ApiApp)
-            }
+            Some(app) => self
+                .check_credentials(creds, Some(app), |a| (a.secret, a.previous_secret, a.enabled))
+                .map(Caller::ApiApp),
             None => self.authenticate(creds).await.map(Caller::ServiceUser),
         }
     }

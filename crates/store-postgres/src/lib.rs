@@ -137,7 +137,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use crate::error::{corrupt, is_foreign_key_violation, map, map_pool};
-use crate::rows::{KEY_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, audience_json, roles_json, unix};
+use crate::rows::{
+    KEY_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, audience_json, previous_secret_columns, roles_json,
+    unix,
+};
 
 /// The schema version this build migrates a database to (the number of migrations).
 pub const SCHEMA_VERSION: usize = schema::MIGRATIONS.len();
@@ -416,8 +419,11 @@ impl ServiceUserStore for PostgresStore {
             return Err(StoreError::Conflict(USER));
         }
         let sql = format!(
-            "INSERT INTO service_users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO service_users ({USER_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
+        let (previous_digest, previous_expiry) =
+            previous_secret_columns(user.previous_secret.as_ref());
         exec(
             &tx,
             &sql,
@@ -431,6 +437,8 @@ impl ServiceUserStore for PostgresStore {
                 &user.enabled,
                 &unix(user.created_at),
                 &unix(user.updated_at),
+                &previous_digest,
+                &previous_expiry,
             ],
         )
         .await
@@ -468,10 +476,13 @@ impl ServiceUserStore for PostgresStore {
             .await?
             .ok_or(StoreError::NotFound(USER))?;
         user.apply(patch);
+        let (previous_digest, previous_expiry) =
+            previous_secret_columns(user.previous_secret.as_ref());
         exec(
             &tx,
             "UPDATE service_users SET display_name = $2, access_token_type = $3, \
-             token_lifetime_secs = $4, secret_digest = $5, enabled = $6, updated_at = $7 \
+             token_lifetime_secs = $4, secret_digest = $5, enabled = $6, updated_at = $7, \
+             previous_secret_digest = $8, previous_secret_expires_at = $9 \
              WHERE id = $1",
             &[
                 &user.id.as_str(),
@@ -481,6 +492,8 @@ impl ServiceUserStore for PostgresStore {
                 &secret_bytes(&user),
                 &user.enabled,
                 &unix(user.updated_at),
+                &previous_digest,
+                &previous_expiry,
             ],
         )
         .await

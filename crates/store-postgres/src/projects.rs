@@ -14,7 +14,7 @@ use tessera_store::{
 
 use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
-use crate::rows::{APP_COLUMNS, GRANT_COLUMNS, PROJECT_COLUMNS, unix};
+use crate::rows::{APP_COLUMNS, GRANT_COLUMNS, PROJECT_COLUMNS, previous_secret_columns, unix};
 use crate::{NAMESPACE_LOCK, PostgresStore, USER, exec, lock, query, query_bool, query_opt, rows};
 
 const PROJECT: &str = "project";
@@ -152,8 +152,11 @@ impl ProjectStore for PostgresStore {
         if name_is_user(&tx, app.client_id.as_str()).await? {
             return Err(StoreError::Conflict(CLIENT_ID));
         }
-        let sql =
-            format!("INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
+        let sql = format!(
+            "INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        );
+        let (previous_digest, previous_expiry) =
+            previous_secret_columns(app.previous_secret.as_ref());
         exec(
             &tx,
             &sql,
@@ -165,6 +168,8 @@ impl ProjectStore for PostgresStore {
                 &app.enabled,
                 &unix(app.created_at),
                 &unix(app.updated_at),
+                &previous_digest,
+                &previous_expiry,
             ],
         )
         .await
@@ -202,9 +207,12 @@ impl ProjectStore for PostgresStore {
             .await?
             .ok_or(StoreError::NotFound(API_APP))?;
         app.apply(patch);
+        let (previous_digest, previous_expiry) =
+            previous_secret_columns(app.previous_secret.as_ref());
         exec(
             &tx,
-            "UPDATE api_apps SET name = $2, secret_digest = $3, enabled = $4, updated_at = $5 \
+            "UPDATE api_apps SET name = $2, secret_digest = $3, enabled = $4, updated_at = $5, \
+             previous_secret_digest = $6, previous_secret_expires_at = $7 \
              WHERE client_id = $1",
             &[
                 &app.client_id.as_str(),
@@ -212,6 +220,8 @@ impl ProjectStore for PostgresStore {
                 &secret_bytes(&app),
                 &app.enabled,
                 &unix(app.updated_at),
+                &previous_digest,
+                &previous_expiry,
             ],
         )
         .await

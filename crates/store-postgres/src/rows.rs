@@ -6,9 +6,9 @@
 
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, Project, ProjectId,
-    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord, StoreError,
-    TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, PreviousSecret, Project,
+    ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord,
+    StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -18,7 +18,8 @@ use crate::error::corrupt;
 
 /// The columns of `service_users`, in the order [`user`] reads them.
 pub(crate) const USER_COLUMNS: &str = "id, username, display_name, access_token_type, \
-     token_lifetime_secs, secret_digest, enabled, created_at, updated_at";
+     token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+     previous_secret_digest, previous_secret_expires_at";
 
 /// The columns of `tokens`, in the order [`token`] reads them.
 pub(crate) const TOKEN_COLUMNS: &str =
@@ -32,8 +33,8 @@ pub(crate) const KEY_COLUMNS: &str =
 pub(crate) const PROJECT_COLUMNS: &str = "id, name, created_at";
 
 /// The columns of `api_apps`, in the order [`app`] reads them.
-pub(crate) const APP_COLUMNS: &str =
-    "client_id, project_id, name, secret_digest, enabled, created_at, updated_at";
+pub(crate) const APP_COLUMNS: &str = "client_id, project_id, name, secret_digest, enabled, \
+     created_at, updated_at, previous_secret_digest, previous_secret_expires_at";
 
 /// The columns of `role_grants`, in the order [`grant`] reads them.
 pub(crate) const GRANT_COLUMNS: &str = "user_id, project_id, role";
@@ -76,6 +77,29 @@ fn secret_digest(what: &str, bytes: Option<&[u8]>) -> Result<Option<SecretDigest
     bytes.map(|b| digest_bytes(what, b).map(SecretDigest::from_bytes)).transpose()
 }
 
+/// The previous secret from columns `idx` (digest) and `idx + 1` (expiry), which are
+/// both NULL or both set.
+fn previous_secret(
+    row: &Row,
+    idx: usize,
+    what: &str,
+) -> Result<Option<PreviousSecret>, StoreError> {
+    let digest = secret_digest(what, get(row, idx, what)?)?;
+    let expires_at: Option<i64> = get(row, idx + 1, what)?;
+    match (digest, expires_at) {
+        (None, None) => Ok(None),
+        (Some(digest), Some(secs)) => Ok(Some(PreviousSecret::new(digest, timestamp(what, secs)?))),
+        _ => Err(corrupt(what, "a digest without an expiry, or an expiry without a digest")),
+    }
+}
+
+/// The previous secret as stored: its digest and its expiry (unix seconds), or two NULLs.
+pub(crate) fn previous_secret_columns(
+    previous: Option<&PreviousSecret>,
+) -> (Option<&[u8]>, Option<i64>) {
+    (previous.map(|p| &p.digest.as_bytes()[..]), previous.map(|p| unix(p.expires_at)))
+}
+
 /// Reads a service user from the columns listed in [`USER_COLUMNS`].
 pub(crate) fn user(row: &Row) -> Result<ServiceUser, StoreError> {
     let lifetime: i64 = get(row, 4, "token lifetime")?;
@@ -93,6 +117,7 @@ pub(crate) fn user(row: &Row) -> Result<ServiceUser, StoreError> {
             .map_err(|e| corrupt("access token type", e))?,
         token_lifetime: lifetime,
         secret: secret_digest("secret digest", get(row, 5, "secret digest")?)?,
+        previous_secret: previous_secret(row, 9, "previous secret")?,
         enabled: get(row, 6, "enabled flag")?,
         created_at: timestamp("creation time", get(row, 7, "creation time")?)?,
         updated_at: timestamp("update time", get(row, 8, "update time")?)?,
@@ -159,6 +184,7 @@ pub(crate) fn app(row: &Row) -> Result<ApiApp, StoreError> {
         name: DisplayName::new(get(row, 2, "API app name")?)
             .map_err(|e| corrupt("API app name", e))?,
         secret: secret_digest("API app secret digest", get(row, 3, "API app secret digest")?)?,
+        previous_secret: previous_secret(row, 7, "API app previous secret")?,
         enabled: get(row, 4, "API app enabled flag")?,
         created_at: timestamp("API app creation time", get(row, 5, "API app creation time")?)?,
         updated_at: timestamp("API app update time", get(row, 6, "API app update time")?)?,

@@ -113,6 +113,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (issuer, jti)
     );
     CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);"#,
+    // 3: the previous secret of a service user or an API app, accepted until its
+    // expiry after a rotation with a grace period (both NULL, or both set).
+    r#"ALTER TABLE service_users
+        ADD COLUMN previous_secret_digest BYTEA,
+        ADD COLUMN previous_secret_expires_at BIGINT;
+    ALTER TABLE api_apps
+        ADD COLUMN previous_secret_digest BYTEA,
+        ADD COLUMN previous_secret_expires_at BIGINT;"#,
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

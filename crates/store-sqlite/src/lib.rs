@@ -31,7 +31,8 @@
 //! (`busy_timeout`) for the lock before failing with
 //! [`StoreError::Unavailable`]. No row is
 //! cached in the process: every lookup reads the database, so a secret regenerated
-//! by another process stops working here as soon as that process's update returns.
+//! by another process stops working here as soon as that process's update returns
+//! (or, when the update kept it for a grace period, as soon as that period ends).
 //! Changes of more than one statement, such as deleting a user with its tokens,
 //! grants and client keys, or applying a patch (read, change, write back), run in one
 //! `BEGIN IMMEDIATE` transaction, which serializes them across processes. So do
@@ -109,8 +110,8 @@ use time::OffsetDateTime;
 
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{
-    KEY_COLUMNS, KeyRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json, roles_json,
-    select_all, select_one, unix,
+    KEY_COLUMNS, KeyRow, TOKEN_COLUMNS, TokenRow, USER_COLUMNS, UserRow, audience_json,
+    previous_secret_columns, roles_json, select_all, select_one, unix,
 };
 
 /// The schema version this build migrates a database to (the number of migrations).
@@ -266,8 +267,10 @@ impl ServiceUserStore for SqliteStore {
             }
             let sql = format!(
                 "INSERT INTO service_users ({USER_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
             );
+            let (previous_digest, previous_expiry) =
+                previous_secret_columns(user.previous_secret.as_ref());
             tx.prepare_cached(&sql)
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -280,6 +283,8 @@ impl ServiceUserStore for SqliteStore {
                         user.enabled,
                         unix(user.created_at),
                         unix(user.updated_at),
+                        previous_digest,
+                        previous_expiry,
                     ])
                 })
                 .map_err(|e| map(e, USER))?;
@@ -323,9 +328,12 @@ impl ServiceUserStore for SqliteStore {
             let mut user =
                 user_by_username(&tx, username.as_str())?.ok_or(StoreError::NotFound(USER))?;
             user.apply(&patch);
+            let (previous_digest, previous_expiry) =
+                previous_secret_columns(user.previous_secret.as_ref());
             tx.prepare_cached(
                 "UPDATE service_users SET display_name = ?2, access_token_type = ?3, \
-                 token_lifetime_secs = ?4, secret_digest = ?5, enabled = ?6, updated_at = ?7 \
+                 token_lifetime_secs = ?4, secret_digest = ?5, enabled = ?6, updated_at = ?7, \
+                 previous_secret_digest = ?8, previous_secret_expires_at = ?9 \
                  WHERE id = ?1",
             )
             .and_then(|mut stmt| {
@@ -337,6 +345,8 @@ impl ServiceUserStore for SqliteStore {
                     secret_bytes(&user),
                     user.enabled,
                     unix(user.updated_at),
+                    previous_digest,
+                    previous_expiry,
                 ])
             })
             .map_err(|e| map(e, USER))?;

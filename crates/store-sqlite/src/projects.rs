@@ -15,8 +15,8 @@ use tessera_store::{
 use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{
-    APP_COLUMNS, AppRow, GRANT_COLUMNS, GrantRow, PROJECT_COLUMNS, ProjectRow, select_all,
-    select_one, unix,
+    APP_COLUMNS, AppRow, GRANT_COLUMNS, GrantRow, PROJECT_COLUMNS, ProjectRow,
+    previous_secret_columns, select_all, select_one, unix,
 };
 use crate::{SqliteStore, USER};
 
@@ -119,8 +119,11 @@ impl ProjectStore for SqliteStore {
             if name_is_user(&tx, app.client_id.as_str())? {
                 return Err(StoreError::Conflict(CLIENT_ID));
             }
-            let sql =
-                format!("INSERT INTO api_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+            let sql = format!(
+                "INSERT INTO api_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            );
+            let (previous_digest, previous_expiry) =
+                previous_secret_columns(app.previous_secret.as_ref());
             tx.prepare_cached(&sql)
                 .and_then(|mut stmt| {
                     stmt.execute(params![
@@ -131,6 +134,8 @@ impl ProjectStore for SqliteStore {
                         app.enabled,
                         unix(app.created_at),
                         unix(app.updated_at),
+                        previous_digest,
+                        previous_expiry,
                     ])
                 })
                 .map_err(|e| {
@@ -171,9 +176,12 @@ impl ProjectStore for SqliteStore {
             let mut app =
                 app_by_client_id(&tx, client_id.as_str())?.ok_or(StoreError::NotFound(API_APP))?;
             app.apply(&patch);
+            let (previous_digest, previous_expiry) =
+                previous_secret_columns(app.previous_secret.as_ref());
             tx.prepare_cached(
                 "UPDATE api_apps SET name = ?2, secret_digest = ?3, enabled = ?4, \
-                 updated_at = ?5 WHERE client_id = ?1",
+                 updated_at = ?5, previous_secret_digest = ?6, previous_secret_expires_at = ?7 \
+                 WHERE client_id = ?1",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -182,6 +190,8 @@ impl ProjectStore for SqliteStore {
                     secret_bytes(&app),
                     app.enabled,
                     unix(app.updated_at),
+                    previous_digest,
+                    previous_expiry,
                 ])
             })
             .map_err(|e| map(e, API_APP))?;

@@ -8,9 +8,9 @@
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, Project, ProjectId,
-    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord, StoreError,
-    TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, PreviousSecret, Project,
+    ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord,
+    StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -18,7 +18,8 @@ use crate::error::{corrupt, map};
 
 /// The columns of `service_users`, in the order [`UserRow::from_row`] reads them.
 pub(crate) const USER_COLUMNS: &str = "id, username, display_name, access_token_type, \
-     token_lifetime_secs, secret_digest, enabled, created_at, updated_at";
+     token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+     previous_secret_digest, previous_secret_expires_at";
 
 /// The columns of `tokens`, in the order [`TokenRow::from_row`] reads them.
 pub(crate) const TOKEN_COLUMNS: &str =
@@ -38,6 +39,29 @@ fn digest_bytes(what: &str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {
         .map_err(|_| corrupt(what, format_args!("{} bytes instead of 32", bytes.len())))
 }
 
+/// A previous secret from its two columns, which are both NULL or both set.
+fn previous_secret(
+    what: &str,
+    digest: Option<Vec<u8>>,
+    expires_at: Option<i64>,
+) -> Result<Option<PreviousSecret>, StoreError> {
+    match (digest, expires_at) {
+        (None, None) => Ok(None),
+        (Some(bytes), Some(secs)) => Ok(Some(PreviousSecret::new(
+            SecretDigest::from_bytes(digest_bytes(what, &bytes)?),
+            timestamp(what, secs)?,
+        ))),
+        _ => Err(corrupt(what, "a digest without an expiry, or an expiry without a digest")),
+    }
+}
+
+/// The previous secret as stored: its digest and its expiry (unix seconds), or two NULLs.
+pub(crate) fn previous_secret_columns(
+    previous: Option<&PreviousSecret>,
+) -> (Option<&[u8]>, Option<i64>) {
+    (previous.map(|p| &p.digest.as_bytes()[..]), previous.map(|p| unix(p.expires_at)))
+}
+
 /// The raw columns of a `service_users` row.
 pub(crate) struct UserRow {
     id: String,
@@ -49,6 +73,8 @@ pub(crate) struct UserRow {
     enabled: bool,
     created_at: i64,
     updated_at: i64,
+    previous_secret_digest: Option<Vec<u8>>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 impl UserRow {
@@ -64,6 +90,8 @@ impl UserRow {
             enabled: row.get(6)?,
             created_at: row.get(7)?,
             updated_at: row.get(8)?,
+            previous_secret_digest: row.get(9)?,
+            previous_secret_expires_at: row.get(10)?,
         })
     }
 
@@ -88,6 +116,11 @@ impl UserRow {
                 .secret_digest
                 .map(|bytes| digest_bytes("secret digest", &bytes).map(SecretDigest::from_bytes))
                 .transpose()?,
+            previous_secret: previous_secret(
+                "previous secret",
+                self.previous_secret_digest,
+                self.previous_secret_expires_at,
+            )?,
             enabled: self.enabled,
             created_at: timestamp("creation time", self.created_at)?,
             updated_at: timestamp("update time", self.updated_at)?,
@@ -223,8 +256,8 @@ impl ProjectRow {
 }
 
 /// The columns of `api_apps`, in the order [`AppRow::from_row`] reads them.
-pub(crate) const APP_COLUMNS: &str =
-    "client_id, project_id, name, secret_digest, enabled, created_at, updated_at";
+pub(crate) const APP_COLUMNS: &str = "client_id, project_id, name, secret_digest, enabled, \
+     created_at, updated_at, previous_secret_digest, previous_secret_expires_at";
 
 /// The raw columns of an `api_apps` row.
 pub(crate) struct AppRow {
@@ -235,6 +268,8 @@ pub(crate) struct AppRow {
     enabled: bool,
     created_at: i64,
     updated_at: i64,
+    previous_secret_digest: Option<Vec<u8>>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 impl AppRow {
@@ -248,6 +283,8 @@ impl AppRow {
             enabled: row.get(4)?,
             created_at: row.get(5)?,
             updated_at: row.get(6)?,
+            previous_secret_digest: row.get(7)?,
+            previous_secret_expires_at: row.get(8)?,
         })
     }
 
@@ -264,6 +301,11 @@ impl AppRow {
                     digest_bytes("API app secret digest", &bytes).map(SecretDigest::from_bytes)
                 })
                 .transpose()?,
+            previous_secret: previous_secret(
+                "API app previous secret",
+                self.previous_secret_digest,
+                self.previous_secret_expires_at,
+            )?,
             enabled: self.enabled,
             created_at: timestamp("API app creation time", self.created_at)?,
             updated_at: timestamp("API app update time", self.updated_at)?,

@@ -103,6 +103,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (issuer, jti)
     );
     CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);",
+    // 5: the previous secret of a service user or an API app, accepted until its
+    // expiry after a rotation with a grace period (both NULL, or both set).
+    "ALTER TABLE service_users ADD COLUMN previous_secret_digest BLOB;
+    ALTER TABLE service_users ADD COLUMN previous_secret_expires_at INTEGER;
+    ALTER TABLE api_apps ADD COLUMN previous_secret_digest BLOB;
+    ALTER TABLE api_apps ADD COLUMN previous_secret_expires_at INTEGER;",
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -296,6 +302,39 @@ mod tests {
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         assert_eq!(indexes, ["client_keys_owner", "used_assertions_expires_at"]);
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_4_adds_no_previous_secrets() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
+        for (version, sql) in (1..).zip(&MIGRATIONS[..4]) {
+            conn.execute_batch(sql)?;
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )?;
+        }
+        conn.execute_batch(
+            "INSERT INTO service_users VALUES ('100000000000000001', 'old', 'old', 'opaque', \
+             60, x'00', 1, 0, 0);
+             INSERT INTO api_apps VALUES ('old-api', 'zitadel', 'Old API', x'00', 1, 0, 0);",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        for table in ["service_users", "api_apps"] {
+            let previous: (Option<Vec<u8>>, Option<i64>, Vec<u8>) = conn.query_row(
+                &format!(
+                    "SELECT previous_secret_digest, previous_secret_expires_at, secret_digest \
+                     FROM {table}"
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )?;
+            assert_eq!(previous, (None, None, vec![0]), "{table}: the current secret stays");
+        }
         Ok(())
     }
 

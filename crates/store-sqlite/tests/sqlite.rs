@@ -62,6 +62,7 @@ fn app_with_secret(
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API")?,
         secret: Some(SecretDigest::of(&secret)),
+        previous_secret: None,
         enabled: true,
         created_at: t0(),
         updated_at: t0(),

@@ -9,6 +9,9 @@
 //! Secrets are generated here: [`ClientSecret::generate`] draws 256 bits from the
 //! operating system's random number generator, and only the [`SecretDigest`]
 //! (SHA-256) is ever stored. Verification compares digests in constant time.
+//! A client may hold a [`PreviousSecret`] besides its current one, accepted until
+//! its grace period ends; [`verify_secrets`] checks a presented secret against both
+//! with the same work whichever matches.
 //!
 //! ```
 //! use tessera_store::{ClientSecret, SecretDigest};
@@ -44,8 +47,10 @@ pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
 pub use memory::MemoryStore;
 pub use projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleClaims, RoleGrant};
 pub use records::{
-    AccessTokenType, DisplayName, ServiceUser, ServiceUserPatch, TokenDigest, TokenLifetime,
-    TokenRecord,
+    AccessTokenType, DisplayName, PreviousSecret, ServiceUser, ServiceUserPatch, TokenDigest,
+    TokenLifetime, TokenRecord,
 };
-pub use secret::{ClientSecret, RandomError, SecretDigest, SecretError, random_bytes};
+pub use secret::{
+    ClientSecret, RandomError, SecretDigest, SecretError, random_bytes, verify_secrets,
+};
 pub use traits::{ServiceUserStore, Store, TokenStore};

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
 use crate::ids::{ClientId, ProjectId, RoleKey, UserId};
-use crate::records::DisplayName;
-use crate::secret::SecretDigest;
+use crate::records::{DisplayName, PreviousSecret};
+use crate::secret::{SecretDigest, verify_secrets};
 
 /// A project: an API (or a group of them) that tokens can name in their audience.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct ApiApp {
     pub name: DisplayName,
     /// Digest of its client secret.
     pub secret: Option<SecretDigest>,
+    /// The secret it had before the current one, still accepted until its expiry
+    /// (a rotation with a grace period); `None` when the old secret stopped at once.
+    pub previous_secret: Option<PreviousSecret>,
     /// A disabled app cannot authenticate.
     pub enabled: bool,
     /// When it was created (whole seconds).
@@ -64,8 +67,15 @@ pub struct ApiAppPatch {
     pub name: Option<DisplayName>,
     /// Enable or disable.
     pub enabled: Option<bool>,
-    /// Replace the secret: the old one stops working at once.
+    /// Replace the secret. Any previous secret is dropped, and the one replaced
+    /// stops working at once unless [`keep_previous_until`](Self::keep_previous_until)
+    /// is set.
     pub secret: Option<SecretDigest>,
+    /// With [`secret`](Self::secret): keep the secret being replaced as the
+    /// [`previous_secret`](ApiApp::previous_secret), accepted until this time (whole
+    /// seconds). At most one previous secret is kept: an older one is dropped.
+    /// Ignored without `secret`.
+    pub keep_previous_until: Option<OffsetDateTime>,
     /// The time of the change.
     pub updated_at: OffsetDateTime,
 }
@@ -73,7 +83,7 @@ pub struct ApiAppPatch {
 impl ApiAppPatch {
     /// A patch that changes nothing but the update time.
     pub fn at(updated_at: OffsetDateTime) -> Self {
-        Self { name: None, enabled: None, secret: None, updated_at }
+        Self { name: None, enabled: None, secret: None, keep_previous_until: None, updated_at }
     }
 }
 
@@ -87,9 +97,17 @@ impl ApiApp {
             self.enabled = v;
         }
         if let Some(v) = patch.secret {
-            self.secret = Some(v);
+            self.previous_secret =
+                PreviousSecret::after_rotation(self.secret.replace(v), patch.keep_previous_until);
         }
         self.updated_at = whole_seconds(patch.updated_at);
+    }
+
+    /// Whether `presented` is the app's current secret, or its previous secret and
+    /// `now` is before that one's expiry; the work is the same whichever matches
+    /// (see [`verify_secrets`]). Whether the app is enabled is not checked here.
+    pub fn secret_matches(&self, presented: &str, now: OffsetDateTime) -> bool {
+        verify_secrets(self.secret.as_ref(), self.previous_secret.as_ref(), presented, now)
     }
 }
 
@@ -136,7 +154,9 @@ impl RoleClaims {
 ///   whose username is an API app's client ID. An API app of a missing project is
 ///   [`StoreError::NotFound`].
 /// - Updating an API app is atomic and visible at once (a replaced secret stops
-///   working at once).
+///   working at once, unless the patch keeps it as the previous secret until a
+///   given time; at most one previous secret is kept, with its expiry in whole
+///   seconds).
 /// - Adding a grant that exists already changes nothing; a grant for a missing user or
 ///   project is [`StoreError::NotFound`]. Deleting a user deletes its grants.
 #[async_trait]

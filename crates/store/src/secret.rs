@@ -3,8 +3,11 @@ use std::fmt;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use rand_core::{OsRng, TryRngCore};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
+
+use crate::records::PreviousSecret;
 
 /// The operating system's random number generator failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -113,10 +116,55 @@ impl SecretDigest {
     /// Spends the same work as [`Self::verify`] and fails; used when there is no
     /// digest to compare with, so that an unknown client takes as long as a wrong secret.
     pub fn verify_nothing(presented: &str) -> bool {
-        let dummy = Self([0x5a; 32]);
+        let dummy = Self(DUMMY_DIGEST);
         let _ = dummy.verify(presented);
         false
     }
+}
+
+/// What a missing digest is compared with, so that the work stays the same.
+const DUMMY_DIGEST: [u8; 32] = [0x5a; 32];
+
+/// Whether `presented` is a client's `current` secret, or its `previous` secret and
+/// `now` is before that one's expiry.
+///
+/// The work does not depend on the outcome, nor on which digests exist: the
+/// presented secret is hashed once and compared, in constant time, with two digests
+/// (a fixed dummy stands in for a missing one), and the results are combined without
+/// returning early. With neither digest (an unknown client) it spends the same work
+/// and fails.
+///
+/// ```
+/// use tessera_store::{ClientSecret, PreviousSecret, SecretDigest, verify_secrets};
+/// use time::{Duration, OffsetDateTime};
+///
+/// let (old, new) = (ClientSecret::generate()?, ClientSecret::generate()?);
+/// let now = OffsetDateTime::now_utc();
+/// let current = SecretDigest::of(&new);
+/// let previous = PreviousSecret::new(SecretDigest::of(&old), now + Duration::minutes(5));
+/// assert!(verify_secrets(Some(&current), Some(&previous), old.expose(), now));
+/// assert!(verify_secrets(Some(&current), Some(&previous), new.expose(), now));
+/// let later = now + Duration::minutes(6);
+/// assert!(!verify_secrets(Some(&current), Some(&previous), old.expose(), later));
+/// assert!(!verify_secrets(None, None, new.expose(), now));
+/// # Ok::<(), tessera_store::RandomError>(())
+/// ```
+pub fn verify_secrets(
+    current: Option<&SecretDigest>,
+    previous: Option<&PreviousSecret>,
+    presented: &str,
+    now: OffsetDateTime,
+) -> bool {
+    let candidate = SecretDigest::of_str(presented);
+    let dummy = SecretDigest(DUMMY_DIGEST);
+    let current_known = Choice::from(u8::from(current.is_some()));
+    let current_digest = current.unwrap_or(&dummy);
+    // Expiry times are not secret; only the digest comparisons must not leak.
+    let previous_live = Choice::from(u8::from(previous.is_some_and(|p| p.is_valid_at(now))));
+    let previous_digest = previous.map_or(&dummy, |p| &p.digest);
+    let current_ok = current_known & current_digest.0.ct_eq(&candidate.0);
+    let previous_ok = previous_live & previous_digest.0.ct_eq(&candidate.0);
+    (current_ok | previous_ok).into()
 }
 
 impl fmt::Debug for SecretDigest {
@@ -147,6 +195,30 @@ mod tests {
     fn nothing_to_compare_with_always_fails() {
         assert!(!SecretDigest::verify_nothing(""));
         assert!(!SecretDigest::verify_nothing("anything"));
+    }
+
+    #[test]
+    fn verify_secrets_accepts_current_and_live_previous() -> Result<(), RandomError> {
+        let (old, new, other) =
+            (ClientSecret::generate()?, ClientSecret::generate()?, ClientSecret::generate()?);
+        let t = |secs| OffsetDateTime::from_unix_timestamp(secs).unwrap_or_else(|e| panic!("{e}"));
+        let current = SecretDigest::of(&new);
+        let previous = PreviousSecret::new(SecretDigest::of(&old), t(100));
+        let check = |secret: &ClientSecret, prev: Option<&PreviousSecret>, now| {
+            verify_secrets(Some(&current), prev, secret.expose(), now)
+        };
+        assert!(check(&new, Some(&previous), t(50)));
+        assert!(check(&new, Some(&previous), t(500)), "the current secret does not expire");
+        assert!(check(&new, None, t(50)));
+        assert!(check(&old, Some(&previous), t(99)));
+        assert!(!check(&old, Some(&previous), t(100)), "the previous one stops at its expiry");
+        assert!(!check(&old, None, t(50)));
+        assert!(!check(&other, Some(&previous), t(50)));
+        assert!(verify_secrets(None, Some(&previous), old.expose(), t(50)), "previous alone");
+        assert!(!verify_secrets(None, None, "", t(50)));
+        // The dummy never matches, even for a presented secret hashing to nothing known.
+        assert!(!verify_secrets(None, None, new.expose(), t(50)));
+        Ok(())
     }
 
     #[test]

@@ -20,7 +20,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     AccessTokenType, ApiApp, ApiAppPatch, ClientId, ClientKey, ClientSecret, DisplayName, KeyOwner,
-    Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
+    PreviousSecret, Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
     ServiceUserPatch, SigningAlgorithm, SigningKeyRecord, Store, StoreError, TokenDigest, TokenId,
     TokenLifetime, TokenRecord, UserId, Username,
 };
@@ -48,6 +48,9 @@ macro_rules! conformance_suite {
             service_user_duplicate_username_conflicts,
             service_user_update_applies_patch,
             service_user_new_secret_replaces_old_at_once,
+            service_user_previous_secret_reads_back_with_its_expiry,
+            service_user_regenerating_again_replaces_the_previous_secret,
+            service_user_regenerating_without_grace_clears_the_previous_secret,
             service_user_missing_is_not_found,
             service_user_delete_removes_user_and_tokens,
             service_user_list_is_ordered,
@@ -64,6 +67,9 @@ macro_rules! conformance_suite {
             projects_create_lookup_and_reserved,
             api_apps_share_the_client_namespace_with_users,
             api_app_update_replaces_secret_at_once,
+            api_app_previous_secret_reads_back_with_its_expiry,
+            api_app_regenerating_again_replaces_the_previous_secret,
+            api_app_regenerating_without_grace_clears_the_previous_secret,
             grants_are_idempotent_and_follow_their_user,
             revoked_jtis_are_seen_until_purged,
             token_roles_read_back,
@@ -181,6 +187,112 @@ pub async fn service_user_new_secret_replaces_old_at_once(store: SharedStore) {
     let digest = stored.secret.expect("a secret is set");
     assert!(digest.verify(new.expose()), "the new secret must verify");
     assert!(!digest.verify(old.expose()), "the old secret must stop working at once");
+    assert_eq!(stored.previous_secret, None, "without a grace period no previous secret is kept");
+    assert!(!stored.secret_matches(old.expose(), t0()), "the old secret must stop working at once");
+}
+
+/// The secret `current` is replaced by (from `rotate_user` and `rotate_app`).
+fn fresh_secret() -> ClientSecret {
+    ClientSecret::generate().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Gives the user `name` a new secret, keeping the current one until `keep_until`
+/// when given; returns the user as stored afterwards (checked against the returned
+/// record and `apply`) and the new secret.
+async fn rotate_user(
+    store: &SharedStore,
+    name: &Username,
+    keep_until: Option<OffsetDateTime>,
+    at: OffsetDateTime,
+) -> (ServiceUser, ClientSecret) {
+    let before = store.service_user_by_username(name).await.expect("lookup").expect("user exists");
+    let new = fresh_secret();
+    let mut patch = ServiceUserPatch::at(at);
+    patch.secret = Some(SecretDigest::of(&new));
+    patch.keep_previous_until = keep_until;
+    let updated = store.update_service_user(name, &patch).await.expect("update");
+    let mut expected = before;
+    expected.apply(&patch);
+    assert_eq!(updated, expected, "update must return the patched user");
+    let stored = store.service_user_by_username(name).await.expect("lookup");
+    assert_eq!(stored.as_ref(), Some(&expected), "the rotation must be stored as applied");
+    (expected, new)
+}
+
+/// A secret replaced with a grace period is kept as the previous secret with its
+/// expiry in whole seconds, accepted until then; other patches leave it alone.
+pub async fn service_user_previous_secret_reads_back_with_its_expiry(store: SharedStore) {
+    let (user, old) = create(&store, "graceful").await;
+    let until = t0() + Duration::seconds(60) + Duration::milliseconds(750);
+    let (stored, new) = rotate_user(&store, &user.username, Some(until), t0()).await;
+    let expected =
+        PreviousSecret { digest: SecretDigest::of(&old), expires_at: t0() + Duration::seconds(60) };
+    assert_eq!(stored.previous_secret, Some(expected), "the old secret is kept, to the second");
+    assert!(stored.secret_matches(new.expose(), t0()), "the new secret works");
+    assert!(stored.secret_matches(old.expose(), t0() + Duration::seconds(59)), "the old one too");
+    assert!(
+        !stored.secret_matches(old.expose(), t0() + Duration::seconds(60)),
+        "the old secret stops at its expiry"
+    );
+    let listed = store.list_service_users().await.expect("list");
+    assert_eq!(listed, vec![stored.clone()], "a listed user carries its previous secret");
+    let by_id = store.service_user_by_id(&user.id).await.expect("lookup");
+    assert_eq!(by_id.as_ref(), Some(&stored));
+
+    let mut unrelated = ServiceUserPatch::at(t0() + Duration::seconds(5));
+    unrelated.enabled = Some(false);
+    let updated = store.update_service_user(&user.username, &unrelated).await.expect("update");
+    assert_eq!(updated.previous_secret, Some(expected), "a patch without a secret keeps it");
+
+    let (mut created, _) = sample_user("created-mid-rotation");
+    created.previous_secret = Some(PreviousSecret::new(SecretDigest::of(&old), t0()));
+    store.create_service_user(&created).await.expect("create");
+    let read = store.service_user_by_username(&created.username).await.expect("lookup");
+    assert_eq!(read, Some(created), "a created user's previous secret reads back");
+}
+
+/// Regenerating during a grace period makes the current secret the previous one and
+/// drops the older one: at most two secrets are valid.
+pub async fn service_user_regenerating_again_replaces_the_previous_secret(store: SharedStore) {
+    let (user, first) = create(&store, "twice").await;
+    let (_, second) =
+        rotate_user(&store, &user.username, Some(t0() + Duration::seconds(60)), t0()).await;
+    let (stored, third) = rotate_user(
+        &store,
+        &user.username,
+        Some(t0() + Duration::seconds(90)),
+        t0() + Duration::seconds(10),
+    )
+    .await;
+    assert_eq!(
+        stored.previous_secret,
+        Some(PreviousSecret {
+            digest: SecretDigest::of(&second),
+            expires_at: t0() + Duration::seconds(90)
+        }),
+        "the secret replaced last is the previous one, with the new expiry"
+    );
+    let now = t0() + Duration::seconds(11);
+    assert!(stored.secret_matches(third.expose(), now));
+    assert!(stored.secret_matches(second.expose(), now));
+    assert!(!stored.secret_matches(first.expose(), now), "the oldest secret stops at once");
+}
+
+/// Regenerating without a grace period clears the previous secret: only the new
+/// secret works.
+pub async fn service_user_regenerating_without_grace_clears_the_previous_secret(
+    store: SharedStore,
+) {
+    let (user, first) = create(&store, "abrupt").await;
+    let (_, second) =
+        rotate_user(&store, &user.username, Some(t0() + Duration::seconds(60)), t0()).await;
+    let (stored, third) =
+        rotate_user(&store, &user.username, None, t0() + Duration::seconds(10)).await;
+    assert_eq!(stored.previous_secret, None, "no grace period, no previous secret");
+    let now = t0() + Duration::seconds(11);
+    assert!(stored.secret_matches(third.expose(), now));
+    assert!(!stored.secret_matches(second.expose(), now), "the replaced secret stops at once");
+    assert!(!stored.secret_matches(first.expose(), now));
 }
 
 /// Changing or deleting a missing user is NotFound.
@@ -442,6 +554,7 @@ pub fn sample_app(project: &Project, client_id: &str) -> (ApiApp, ClientSecret) 
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API").unwrap_or_else(|e| panic!("{e}")),
         secret: Some(SecretDigest::of(&secret)),
+        previous_secret: None,
         enabled: true,
         created_at: t0(),
         updated_at: t0(),
@@ -532,10 +645,114 @@ pub async fn api_app_update_replaces_secret_at_once(store: SharedStore) {
     let stored = store.api_app_by_client_id(&app.client_id).await.expect("lookup").expect("exists");
     let digest = stored.secret.expect("secret");
     assert!(digest.verify(new.expose()) && !digest.verify(old.expose()));
+    assert_eq!(stored.previous_secret, None, "without a grace period no previous secret is kept");
     assert!(!stored.enabled);
     let missing = ClientId::new("missing").expect("id");
     let err = store.update_api_app(&missing, &ApiAppPatch::at(t0())).await;
     assert!(matches!(err, Err(StoreError::NotFound(_))), "{err:?}");
+}
+
+/// Gives the app `client_id` a new secret, keeping the current one until
+/// `keep_until` when given; returns the app as stored afterwards (checked against
+/// the returned record and `apply`) and the new secret.
+async fn rotate_app(
+    store: &SharedStore,
+    client_id: &ClientId,
+    keep_until: Option<OffsetDateTime>,
+    at: OffsetDateTime,
+) -> (ApiApp, ClientSecret) {
+    let before = store.api_app_by_client_id(client_id).await.expect("lookup").expect("app exists");
+    let new = fresh_secret();
+    let mut patch = ApiAppPatch::at(at);
+    patch.secret = Some(SecretDigest::of(&new));
+    patch.keep_previous_until = keep_until;
+    let updated = store.update_api_app(client_id, &patch).await.expect("update");
+    let mut expected = before;
+    expected.apply(&patch);
+    assert_eq!(updated, expected, "update must return the patched app");
+    let stored = store.api_app_by_client_id(client_id).await.expect("lookup");
+    assert_eq!(stored.as_ref(), Some(&expected), "the rotation must be stored as applied");
+    (expected, new)
+}
+
+/// A project `orders` with the app `orders-api`, stored.
+async fn create_app(store: &SharedStore) -> (ApiApp, ClientSecret) {
+    let orders = sample_project("orders");
+    store.create_project(&orders).await.expect("create project");
+    let (app, secret) = sample_app(&orders, "orders-api");
+    store.create_api_app(&app).await.expect("create app");
+    (app, secret)
+}
+
+/// An API app secret replaced with a grace period is kept as the previous secret
+/// with its expiry in whole seconds, accepted until then; other patches leave it alone.
+pub async fn api_app_previous_secret_reads_back_with_its_expiry(store: SharedStore) {
+    let (app, old) = create_app(&store).await;
+    let until = t0() + Duration::seconds(60) + Duration::milliseconds(250);
+    let (stored, new) = rotate_app(&store, &app.client_id, Some(until), t0()).await;
+    let expected =
+        PreviousSecret { digest: SecretDigest::of(&old), expires_at: t0() + Duration::seconds(60) };
+    assert_eq!(stored.previous_secret, Some(expected), "the old secret is kept, to the second");
+    assert!(stored.secret_matches(new.expose(), t0()), "the new secret works");
+    assert!(stored.secret_matches(old.expose(), t0() + Duration::seconds(59)), "the old one too");
+    assert!(
+        !stored.secret_matches(old.expose(), t0() + Duration::seconds(60)),
+        "the old secret stops at its expiry"
+    );
+    let listed = store.list_api_apps().await.expect("list");
+    assert_eq!(listed, vec![stored.clone()], "a listed app carries its previous secret");
+
+    let mut unrelated = ApiAppPatch::at(t0() + Duration::seconds(5));
+    unrelated.name = Some(DisplayName::new("Renamed").expect("name"));
+    let updated = store.update_api_app(&app.client_id, &unrelated).await.expect("update");
+    assert_eq!(updated.previous_secret, Some(expected), "a patch without a secret keeps it");
+
+    let (mut created, _) = sample_app(&sample_project("orders"), "created-mid-rotation");
+    created.previous_secret = Some(PreviousSecret::new(SecretDigest::of(&old), t0()));
+    store.create_api_app(&created).await.expect("create");
+    let read = store.api_app_by_client_id(&created.client_id).await.expect("lookup");
+    assert_eq!(read, Some(created), "a created app's previous secret reads back");
+}
+
+/// Regenerating an API app secret during a grace period makes the current secret the
+/// previous one and drops the older one: at most two secrets are valid.
+pub async fn api_app_regenerating_again_replaces_the_previous_secret(store: SharedStore) {
+    let (app, first) = create_app(&store).await;
+    let (_, second) =
+        rotate_app(&store, &app.client_id, Some(t0() + Duration::seconds(60)), t0()).await;
+    let (stored, third) = rotate_app(
+        &store,
+        &app.client_id,
+        Some(t0() + Duration::seconds(90)),
+        t0() + Duration::seconds(10),
+    )
+    .await;
+    assert_eq!(
+        stored.previous_secret,
+        Some(PreviousSecret {
+            digest: SecretDigest::of(&second),
+            expires_at: t0() + Duration::seconds(90)
+        }),
+        "the secret replaced last is the previous one, with the new expiry"
+    );
+    let now = t0() + Duration::seconds(11);
+    assert!(stored.secret_matches(third.expose(), now));
+    assert!(stored.secret_matches(second.expose(), now));
+    assert!(!stored.secret_matches(first.expose(), now), "the oldest secret stops at once");
+}
+
+/// Regenerating an API app secret without a grace period clears the previous secret.
+pub async fn api_app_regenerating_without_grace_clears_the_previous_secret(store: SharedStore) {
+    let (app, first) = create_app(&store).await;
+    let (_, second) =
+        rotate_app(&store, &app.client_id, Some(t0() + Duration::seconds(60)), t0()).await;
+    let (stored, third) =
+        rotate_app(&store, &app.client_id, None, t0() + Duration::seconds(10)).await;
+    assert_eq!(stored.previous_secret, None, "no grace period, no previous secret");
+    let now = t0() + Duration::seconds(11);
+    assert!(stored.secret_matches(third.expose(), now));
+    assert!(!stored.secret_matches(second.expose(), now), "the replaced secret stops at once");
+    assert!(!stored.secret_matches(first.expose(), now));
 }
 
 /// Grants are idempotent, need their user and project, and go with their user.

@@ -18,6 +18,10 @@ use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 ///   backend) once the method returns. In particular, once
 ///   [`update_service_user`](Self::update_service_user) with a new secret returns, no
 ///   later lookup returns the old digest: a regenerated secret stops working at once.
+///   With [`keep_previous_until`](crate::ServiceUserPatch::keep_previous_until) the
+///   old digest is returned as the user's
+///   [`previous_secret`](crate::ServiceUser::previous_secret) instead, with that
+///   expiry (whole seconds), replacing any older previous secret.
 /// - Changing or deleting a user that does not exist fails with [`StoreError::NotFound`].
 /// - Deleting a user also deletes its token records, role grants and client keys.
 /// - A username may not be an API app's client ID ([`StoreError::Conflict`]).

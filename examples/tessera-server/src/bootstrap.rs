@@ -123,7 +123,8 @@ pub(crate) async fn apply(store: &dyn Store, path: &Path) -> Result<Applied> {
                     access_token_type: Some(user.access_token_type),
                     token_lifetime: Some(user.token_lifetime),
                     enabled: Some(user.enabled),
-                    secret: Some(secret),
+                    secret: changed_secret(existing.secret, secret),
+                    keep_previous_until: None,
                     updated_at: now,
                 };
                 let mut expected = existing.clone();
@@ -146,7 +147,8 @@ pub(crate) async fn apply(store: &dyn Store, path: &Path) -> Result<Applied> {
                 let patch = ApiAppPatch {
                     name: Some(app.name.clone()),
                     enabled: Some(app.enabled),
-                    secret: app.secret,
+                    secret: app.secret.and_then(|s| changed_secret(existing.secret, s)),
+                    keep_previous_until: None,
                     updated_at: now,
                 };
                 let mut expected = existing.clone();
@@ -169,6 +171,14 @@ pub(crate) async fn apply(store: &dyn Store, path: &Path) -> Result<Applied> {
         }
     }
     Ok(applied)
+}
+
+/// The secret a bootstrap patch sets: the file's, when it differs from the stored one.
+/// A secret that differs replaces the stored one at once, dropping any previous
+/// secret; one that matches is left out of the patch, so that a previous secret kept
+/// by `secret --keep-old-for` is left alone.
+fn changed_secret(stored: Option<SecretDigest>, file: SecretDigest) -> Option<SecretDigest> {
+    (stored != Some(file)).then_some(file)
 }
 
 fn checked_projects(file: &Bootstrap, now: OffsetDateTime) -> Result<Vec<Project>> {
@@ -243,6 +253,7 @@ async fn checked_apps(
             project_id,
             name: display,
             secret: Some(SecretDigest::of(&secret)),
+            previous_secret: None,
             enabled: entry.enabled.unwrap_or(true),
             created_at: now,
             updated_at: now,
@@ -350,6 +361,52 @@ mod tests {
             "omitted fields return to defaults"
         );
         assert!(user.secret.is_some_and(|d| d.verify(&format!("{SECRET}x")) && !d.verify(SECRET)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn previous_secrets_are_left_alone_unless_the_secret_changes()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use tessera_store::{ClientId, ProjectStore};
+        let store = MemoryStore::new();
+        let with = |secret: &str| {
+            file(&format!(
+                r#"{{"service_users": [{{"username": "u", "client_secret": "{secret}"}}],
+                    "api_apps": [{{"project": "zitadel", "client_id": "app", "client_secret": "{secret}"}}]}}"#
+            ))
+        };
+        apply(&store, with(SECRET).path()).await.map_err(|e| e.0)?;
+        // An operator rotates both with a grace period, then puts the new secret in the file.
+        let (name, app) = (Username::new("u")?, ClientId::new("app")?);
+        let new = format!("{SECRET}-new");
+        let now = OffsetDateTime::now_utc();
+        let mut user_patch = ServiceUserPatch::at(now);
+        user_patch.secret = Some(SecretDigest::of(&ClientSecret::provided(&new)?));
+        user_patch.keep_previous_until = Some(now + time::Duration::hours(1));
+        store.update_service_user(&name, &user_patch).await?;
+        let mut app_patch = ApiAppPatch::at(now);
+        app_patch.secret = user_patch.secret;
+        app_patch.keep_previous_until = user_patch.keep_previous_until;
+        store.update_api_app(&app, &app_patch).await?;
+
+        let applied = apply(&store, with(&new).path()).await.map_err(|e| e.0)?;
+        assert_eq!(applied, Applied::default(), "the file matches: nothing changes");
+        let user = store.service_user_by_username(&name).await?.ok_or("missing")?;
+        let stored_app = store.api_app_by_client_id(&app).await?.ok_or("missing")?;
+        assert!(user.secret_matches(SECRET, now) && user.secret_matches(&new, now));
+        assert!(stored_app.secret_matches(SECRET, now) && stored_app.secret_matches(&new, now));
+
+        let other = format!("{SECRET}-other");
+        let applied = apply(&store, with(&other).path()).await.map_err(|e| e.0)?;
+        assert_eq!(applied, Applied { created: 0, updated: 2 });
+        let user = store.service_user_by_username(&name).await?.ok_or("missing")?;
+        let stored_app = store.api_app_by_client_id(&app).await?.ok_or("missing")?;
+        assert_eq!((user.previous_secret, stored_app.previous_secret), (None, None));
+        for secret in [SECRET, new.as_str()] {
+            assert!(!user.secret_matches(secret, now), "a new file secret replaces at once");
+            assert!(!stored_app.secret_matches(secret, now));
+        }
+        assert!(user.secret_matches(&other, now) && stored_app.secret_matches(&other, now));
         Ok(())
     }
 

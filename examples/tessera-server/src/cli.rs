@@ -77,11 +77,14 @@ pub(crate) enum ApiAppCommand {
         #[arg(long)]
         client_id: Option<String>,
     },
-    /// Generate a new client secret; the old one stops working at once.
+    /// Generate a new client secret; the old one stops working at once, or after
+    /// --keep-old-for seconds.
     Secret {
         /// The API app.
         #[arg(long)]
         client_id: String,
+        #[command(flatten)]
+        grace: SecretGraceArgs,
     },
     /// List API apps.
     List,
@@ -92,6 +95,20 @@ pub(crate) enum ApiAppCommand {
         client_id: String,
     },
 }
+
+/// Options of `secret`: how long the replaced secret keeps working.
+#[derive(Debug, Args)]
+pub(crate) struct SecretGraceArgs {
+    /// Keep the old secret working for this many seconds (at most 30 days), so that
+    /// clients can move to the new one without downtime. Regenerating again in the
+    /// meantime drops the older secret: at most two work at a time.
+    #[arg(long, value_name = "SECS",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_KEEP_OLD_FOR_SECS)))]
+    pub(crate) keep_old_for: Option<u32>,
+}
+
+/// The longest grace period of a replaced secret: 30 days.
+pub(crate) const MAX_KEEP_OLD_FOR_SECS: u32 = 30 * 24 * 60 * 60;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum GrantCommand {
@@ -151,6 +168,59 @@ pub(crate) struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(60..=31_622_400))]
     pub(crate) jwt_max_lifetime: u64,
 
+    /// Connections served at once; further ones wait in the listen backlog.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(crate) max_connections: u32,
+
+    /// Seconds a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept.
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) header_read_timeout: u64,
+
+    /// Seconds a whole request (reading the body and answering) may take before it is
+    /// answered 408.
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub(crate) request_timeout: u64,
+
+    /// Largest request head (request line and headers) in bytes, at least 8192.
+    #[arg(long, env = "TESSERA_MAX_HEADER_BYTES", default_value_t = 16_384,
+          value_parser = clap::value_parser!(u64).range(8192..=1_048_576))]
+    pub(crate) max_header_bytes: u64,
+
+    /// Largest request body in bytes; larger ones are answered 413.
+    #[arg(long, env = "TESSERA_MAX_BODY_BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
+    pub(crate) max_body_bytes: u64,
+
+    /// Header naming the client's address when a trusted proxy sets it (such as
+    /// X-Forwarded-For; its last entry is used). Without it, the peer address counts.
+    #[arg(long, env = "TESSERA_CLIENT_ADDRESS_HEADER")]
+    pub(crate) client_address_header: Option<String>,
+
+    /// Failed client authentications allowed per client ID and address per window.
+    #[arg(long, env = "TESSERA_AUTH_FAILURES_PER_CLIENT_ADDRESS", default_value_t = 10)]
+    pub(crate) auth_failures_per_client_address: u32,
+
+    /// Failed client authentications allowed per address, across client IDs, per window.
+    #[arg(long, env = "TESSERA_AUTH_FAILURES_PER_ADDRESS", default_value_t = 100)]
+    pub(crate) auth_failures_per_address: u32,
+
+    /// Failed client authentications allowed per client ID, across addresses, per window.
+    #[arg(long, env = "TESSERA_AUTH_FAILURES_PER_CLIENT", default_value_t = 1000)]
+    pub(crate) auth_failures_per_client: u32,
+
+    /// Length of a throttling window in seconds.
+    #[arg(long, env = "TESSERA_AUTH_FAILURE_WINDOW", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub(crate) auth_failure_window: u64,
+
+    /// Turn throttling of failed client authentication off.
+    #[arg(long, env = "TESSERA_NO_THROTTLE")]
+    pub(crate) no_throttle: bool,
+
     /// Seconds to let in-flight requests finish after SIGINT or SIGTERM.
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE", default_value_t = 30)]
     pub(crate) shutdown_grace: u64,
@@ -173,11 +243,14 @@ pub(crate) enum ServiceUserCommand {
         #[arg(long)]
         token_lifetime: Option<u64>,
     },
-    /// Generate a new client secret; the old one stops working at once.
+    /// Generate a new client secret; the old one stops working at once, or after
+    /// --keep-old-for seconds.
     Secret {
         /// The service user.
         #[arg(long)]
         username: String,
+        #[command(flatten)]
+        grace: SecretGraceArgs,
     },
     /// List service users.
     List,
@@ -261,6 +334,29 @@ mod tests {
             ])
             .is_err()
         );
+        Ok(())
+    }
+
+    #[test]
+    fn keep_old_for_is_bounded() -> Result<(), clap::Error> {
+        let parse = |command: &str, id_flag: &str, secs: Option<&str>| {
+            let mut args = vec!["tessera-server", command, "secret", id_flag, "x"];
+            args.extend(secs.map(|s| ["--keep-old-for", s]).into_iter().flatten());
+            Cli::try_parse_from(args)
+        };
+        for (command, id_flag) in [("service-user", "--username"), ("api-app", "--client-id")] {
+            let grace = |cli: Cli| match cli.command {
+                Command::ServiceUser(ServiceUserCommand::Secret { grace, .. })
+                | Command::ApiApp(ApiAppCommand::Secret { grace, .. }) => grace.keep_old_for,
+                _ => panic!("not a secret command"),
+            };
+            assert_eq!(grace(parse(command, id_flag, None)?), None);
+            assert_eq!(grace(parse(command, id_flag, Some("1"))?), Some(1));
+            assert_eq!(grace(parse(command, id_flag, Some("2592000"))?), Some(2_592_000));
+            for bad in ["0", "2592001", "-5", "1h"] {
+                assert!(parse(command, id_flag, Some(bad)).is_err(), "{command} {bad}");
+            }
+        }
         Ok(())
     }
 }

@@ -5,13 +5,13 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::json;
 use tessera_store::{
-    AccessTokenType, ClientId, ClientSecret, DisplayName, ProjectId, RoleKey, SecretDigest,
-    ServiceUser, ServiceUserPatch, Store, StoreError, TokenLifetime, Username,
+    AccessTokenType, ClientId, ClientSecret, DisplayName, PreviousSecret, ProjectId, RoleKey,
+    SecretDigest, ServiceUser, ServiceUserPatch, Store, StoreError, TokenLifetime, Username,
 };
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
 
-use crate::cli::{Cli, Command, ServiceUserCommand};
+use crate::cli::{Cli, Command, SecretGraceArgs, ServiceUserCommand};
 use crate::database;
 
 /// A command's failure, printed as one line.
@@ -109,17 +109,24 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
                 }
                 other => other.into(),
             })?;
-            Ok(credentials_output(&user, &secret, "created"))
+            Ok(credentials_output(&user, &secret, "created", None))
         }
-        ServiceUserCommand::Secret { username } => {
+        ServiceUserCommand::Secret { username, grace } => {
             let name = parse_username(&username)?;
             let secret = ClientSecret::generate().map_err(|e| CliError(e.to_string()))?;
             let mut patch = ServiceUserPatch::at(now);
             patch.secret = Some(SecretDigest::of(&secret));
+            patch.keep_previous_until = keep_previous_until(&grace, now);
             let user =
                 store.update_service_user(&name, &patch).await.map_err(not_found(&username))?;
-            tracing::info!(target: "tessera::audit", event = "secret_regenerated", client_id = %user.username);
-            Ok(credentials_output(&user, &secret, "new secret for"))
+            let previous = kept_secret(&grace, user.previous_secret.as_ref());
+            tracing::info!(
+                target: "tessera::audit",
+                event = "secret_regenerated",
+                client_id = %user.username,
+                previous_secret_expires_at = previous.map(|p| p.expires_at.unix_timestamp()),
+            );
+            Ok(credentials_output(&user, &secret, "new secret for", previous))
         }
         ServiceUserCommand::List => {
             let users = store.list_service_users().await?;
@@ -212,7 +219,12 @@ pub(crate) fn parse_lifetime(secs: u64) -> Result<TokenLifetime> {
     TokenLifetime::from_secs(secs).map_err(|e| CliError(format!("invalid token lifetime: {e}")))
 }
 
-fn credentials_output(user: &ServiceUser, secret: &ClientSecret, verb: &str) -> Output {
+fn credentials_output(
+    user: &ServiceUser,
+    secret: &ClientSecret,
+    verb: &str,
+    previous: Option<&PreviousSecret>,
+) -> Output {
     secret_output(
         &format!("{verb} service user {}", user.username),
         &[
@@ -221,21 +233,48 @@ fn credentials_output(user: &ServiceUser, secret: &ClientSecret, verb: &str) -> 
             ("client_id", user.username.as_str()),
         ],
         secret,
+        previous,
     )
 }
 
+/// When a secret regenerated with `grace` keeps the replaced one: `now` plus the
+/// grace period, or `None` for no grace period (the old secret stops at once).
+pub(crate) fn keep_previous_until(
+    grace: &SecretGraceArgs,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    grace.keep_old_for.map(|secs| now + Duration::seconds(i64::from(secs)))
+}
+
+/// The previous secret a regeneration with `grace` kept, to report its expiry; none
+/// without a grace period (or when there was no secret to keep).
+pub(crate) fn kept_secret<'a>(
+    grace: &SecretGraceArgs,
+    previous: Option<&'a PreviousSecret>,
+) -> Option<&'a PreviousSecret> {
+    previous.filter(|_| grace.keep_old_for.is_some())
+}
+
 /// The output of a command that shows a new secret once: `fields` then
-/// `client_secret`, as JSON and as aligned text under `heading`.
+/// `client_secret`, as JSON and as aligned text under `heading`; with `previous`
+/// (the old secret kept for a grace period), its expiry as
+/// `previous_secret_expires_at` (RFC 3339) too.
 pub(crate) fn secret_output(
     heading: &str,
     fields: &[(&str, &str)],
     secret: &ClientSecret,
+    previous: Option<&PreviousSecret>,
 ) -> Output {
     let mut json = serde_json::Map::new();
     let mut text = format!("{heading}\n");
     for (name, value) in fields.iter().copied().chain([("client_secret", secret.expose())]) {
         json.insert(name.to_owned(), value.into());
         let _ = writeln!(text, "{:<15}{value}", format!("{name}:"));
+    }
+    if let Some(previous) = previous {
+        let expires_at = previous.expires_at.format(&Rfc3339).unwrap_or_default();
+        let _ = writeln!(text, "The old client secret keeps working until {expires_at}.");
+        json.insert("previous_secret_expires_at".to_owned(), expires_at.into());
     }
     text.push_str("The client secret is shown only this once; store it safely.\n");
     Output { json: serde_json::Value::Object(json), text }
@@ -291,4 +330,40 @@ fn user_output(user: &ServiceUser) -> Output {
         view.updated_at
     );
     Output { json: serde_json::to_value(&view).unwrap_or_default(), text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_secret_adds_its_expiry_to_the_output() -> Result<(), Box<dyn std::error::Error>> {
+        let secret = ClientSecret::provided(&"s".repeat(32))?;
+        let fields = [("client_id", "app")];
+        let plain = secret_output("new secret for app", &fields, &secret, None);
+        assert_eq!(plain.json, json!({ "client_id": "app", "client_secret": "s".repeat(32) }));
+        assert!(!plain.text.contains("old client secret"));
+
+        let expires_at = OffsetDateTime::from_unix_timestamp(1_700_000_000)?;
+        let previous = PreviousSecret::new(SecretDigest::of(&secret), expires_at);
+        let kept = secret_output("new secret for app", &fields, &secret, Some(&previous));
+        assert_eq!(kept.json["previous_secret_expires_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(kept.json["client_secret"], "s".repeat(32));
+        assert!(
+            kept.text.contains("The old client secret keeps working until 2023-11-14T22:13:20Z.\n"),
+            "{}",
+            kept.text
+        );
+
+        let grace = SecretGraceArgs { keep_old_for: Some(30) };
+        assert_eq!(
+            keep_previous_until(&grace, expires_at),
+            Some(expires_at + Duration::seconds(30))
+        );
+        assert_eq!(kept_secret(&grace, Some(&previous)), Some(&previous));
+        let none = SecretGraceArgs { keep_old_for: None };
+        assert_eq!(keep_previous_until(&none, expires_at), None);
+        assert_eq!(kept_secret(&none, Some(&previous)), None);
+        Ok(())
+    }
 }

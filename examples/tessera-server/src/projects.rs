@@ -4,15 +4,15 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, ClientSecret, Project, ProjectId, RoleGrant, SecretDigest,
-    Store, StoreError,
+    ApiApp, ApiAppPatch, ClientId, ClientSecret, PreviousSecret, Project, ProjectId, RoleGrant,
+    SecretDigest, Store, StoreError,
 };
 use time::OffsetDateTime;
 
 use crate::cli::{ApiAppCommand, GrantArgs, GrantCommand, ProjectCommand};
 use crate::commands::{
-    CliError, Output, Result, find_user, parse_client_id, parse_display_name, parse_project_id,
-    parse_role, secret_output,
+    CliError, Output, Result, find_user, keep_previous_until, kept_secret, parse_client_id,
+    parse_display_name, parse_project_id, parse_role, secret_output,
 };
 use crate::database::chain;
 
@@ -69,6 +69,7 @@ pub(crate) async fn api_app(store: &dyn Store, command: ApiAppCommand) -> Result
                 project_id: project,
                 name: parse_display_name(&name)?,
                 secret: Some(SecretDigest::of(&secret)),
+                previous_secret: None,
                 enabled: true,
                 created_at: now,
                 updated_at: now,
@@ -82,16 +83,23 @@ pub(crate) async fn api_app(store: &dyn Store, command: ApiAppCommand) -> Result
                 }
                 other => other.into(),
             })?;
-            Ok(app_credentials(&app, &secret, "created"))
+            Ok(app_credentials(&app, &secret, "created", None))
         }
-        ApiAppCommand::Secret { client_id } => {
+        ApiAppCommand::Secret { client_id, grace } => {
             let id = parse_client_id(&client_id)?;
             let secret = ClientSecret::generate().map_err(|e| CliError(chain(&e)))?;
             let mut patch = ApiAppPatch::at(now);
             patch.secret = Some(SecretDigest::of(&secret));
+            patch.keep_previous_until = keep_previous_until(&grace, now);
             let app = store.update_api_app(&id, &patch).await.map_err(app_not_found(&client_id))?;
-            tracing::info!(target: "tessera::audit", event = "secret_regenerated", client_id = %app.client_id);
-            Ok(app_credentials(&app, &secret, "new secret for"))
+            let previous = kept_secret(&grace, app.previous_secret.as_ref());
+            tracing::info!(
+                target: "tessera::audit",
+                event = "secret_regenerated",
+                client_id = %app.client_id,
+                previous_secret_expires_at = previous.map(|p| p.expires_at.unix_timestamp()),
+            );
+            Ok(app_credentials(&app, &secret, "new secret for", previous))
         }
         ApiAppCommand::List => {
             let apps = store.list_api_apps().await?;
@@ -185,10 +193,16 @@ fn app_not_found(client_id: &str) -> impl FnOnce(StoreError) -> CliError + '_ {
     }
 }
 
-fn app_credentials(app: &ApiApp, secret: &ClientSecret, verb: &str) -> Output {
+fn app_credentials(
+    app: &ApiApp,
+    secret: &ClientSecret,
+    verb: &str,
+    previous: Option<&PreviousSecret>,
+) -> Output {
     secret_output(
         &format!("{verb} API app {}", app.name),
         &[("project_id", app.project_id.as_str()), ("client_id", app.client_id.as_str())],
         secret,
+        previous,
     )
 }

@@ -1,15 +1,25 @@
 //! The accept loop: hyper connections, graceful shutdown, logging.
 
+use std::convert::Infallible;
 use std::io::IsTerminal;
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http::{HeaderName, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tessera_endpoint::{Issuer, TokenEndpoint};
+use tessera_endpoint::{
+    ClientAddr, Issuer, Limit, OAuthError, ResponseBody, ThrottleConfig, TokenEndpoint,
+};
 use tessera_mint::{RotationPolicy, TokenMinter};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
@@ -59,41 +69,131 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
     let local = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
     let issuer_url = args.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
     let minter = TokenMinter::new(issuer_url.clone()).with_keys(key_manager.ring());
-    let endpoint = TokenEndpoint::new(Issuer::new(store, minter));
+    let endpoint = TokenEndpoint::new(Issuer::new(store, minter))
+        .with_max_body(args.max_body_bytes as usize)
+        .with_throttle(throttle_config(&args));
     keys::spawn_refresh(key_manager);
     spawn_purge(endpoint.issuer().clone());
     tracing::info!(issuer = %issuer_url, signing_alg = %args.signing_alg, "listening on http://{local}");
-    accept_loop(listener, endpoint, Duration::from_secs(args.shutdown_grace)).await;
+    let limits = HttpLimits::from_args(&args)?;
+    accept_loop(listener, endpoint, limits, Duration::from_secs(args.shutdown_grace)).await;
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, endpoint: TokenEndpoint, grace: Duration) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+fn throttle_config(args: &ServeArgs) -> Option<ThrottleConfig> {
+    if args.no_throttle {
+        return None;
+    }
+    let window = Duration::from_secs(args.auth_failure_window);
+    Some(ThrottleConfig {
+        per_client_address: Limit { failures: args.auth_failures_per_client_address, window },
+        per_address: Limit { failures: args.auth_failures_per_address, window },
+        per_client: Limit { failures: args.auth_failures_per_client, window },
+        ..ThrottleConfig::default()
+    })
+}
+
+/// What the server allows a connection and a request.
+#[derive(Debug, Clone)]
+struct HttpLimits {
+    max_connections: usize,
+    header_read_timeout: Duration,
+    request_timeout: Duration,
+    max_header_bytes: usize,
+    client_address_header: Option<HeaderName>,
+}
+
+impl HttpLimits {
+    fn from_args(args: &ServeArgs) -> Result<Self> {
+        let client_address_header = args
+            .client_address_header
+            .as_deref()
+            .map(|name| {
+                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    CliError(format!("--client-address-header {name:?} is not a header name"))
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            max_connections: args.max_connections as usize,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout),
+            request_timeout: Duration::from_secs(args.request_timeout),
+            max_header_bytes: args.max_header_bytes as usize,
+            client_address_header,
+        })
+    }
+}
+
+/// The client's address: the last entry of the configured header when a trusted
+/// proxy set it and it parses, else the peer's address.
+fn client_address<B>(request: &Request<B>, peer: IpAddr, header: Option<&HeaderName>) -> IpAddr {
+    header
+        .and_then(|name| request.headers().get(name))
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    endpoint: TokenEndpoint,
+    limits: HttpLimits,
+    grace: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .keep_alive_interval(limits.header_read_timeout)
+        .keep_alive_timeout(limits.header_read_timeout);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = Arc::new(limits);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off briefly.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let connection = builder.serve_connection(TokioIo::new(stream), endpoint.clone());
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                });
-            }
+        // Wait for a free connection slot first, so that past the cap connections
+        // queue in the kernel's backlog instead of being served.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
             () = &mut shutdown => break,
-        }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = {
+            let (endpoint, limits) = (endpoint.clone(), limits.clone());
+            service_fn(move |request| {
+                serve_request(endpoint.clone(), limits.clone(), peer.ip(), request)
+            })
+        };
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
     }
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
@@ -101,6 +201,27 @@ async fn accept_loop(listener: TcpListener, endpoint: TokenEndpoint, grace: Dura
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
+}
+
+/// Answers one request: notes the client's address for throttling and the logs, and
+/// bounds the time the request may take.
+async fn serve_request(
+    endpoint: TokenEndpoint,
+    limits: Arc<HttpLimits>,
+    peer: IpAddr,
+    mut request: Request<Incoming>,
+) -> std::result::Result<Response<ResponseBody>, Infallible> {
+    let addr = client_address(&request, peer, limits.client_address_header.as_ref());
+    request.extensions_mut().insert(ClientAddr(addr));
+    let span = tracing::info_span!("request", client_address = %addr);
+    let answer = tokio::time::timeout(limits.request_timeout, endpoint.handle(request))
+        .instrument(span)
+        .await;
+    Ok(answer.unwrap_or_else(|_| {
+        OAuthError::invalid_request("the request took too long")
+            .with_status(StatusCode::REQUEST_TIMEOUT)
+            .into_response()
+    }))
 }
 
 /// How often expired token records and revoked ids are deleted.

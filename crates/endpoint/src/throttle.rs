@@ -1,0 +1,306 @@
+//! Throttling of failed client authentication (RFC 6749 §2.3.1 asks for protection
+//! against brute force on password-based client authentication).
+//!
+//! Failures are counted in fixed windows in three tables, checked in this order:
+//!
+//! 1. per (client ID, address): a client that keeps failing from one address is
+//!    stopped there first, without affecting the same client elsewhere;
+//! 2. per address: one address trying many client IDs (credential stuffing);
+//! 3. per client ID: a client ID attacked from many addresses, a last resort with a
+//!    much higher threshold, so an attacker on a few addresses cannot lock a
+//!    legitimate client out.
+//!
+//! While a window is over its limit, every attempt it covers is answered 429 with
+//! `Retry-After`, whether or not its credentials are right, so guessing stops.
+//! Memory is bounded: each table holds at most a fixed number of entries, keyed by a
+//! keyed hash, and makes room by dropping expired windows, then the oldest.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The address a request came from, put into the request's extensions by the
+/// server that accepted the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub IpAddr);
+
+/// At most `failures` failed attempts per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Failures allowed in a window; the next attempt is refused.
+    pub failures: u32,
+    /// The length of a window.
+    pub window: Duration,
+}
+
+/// Thresholds of the three tables, and their size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Per client ID and address (default 10 failures a minute).
+    pub per_client_address: Limit,
+    /// Per address, across client IDs (default 100 a minute).
+    pub per_address: Limit,
+    /// Per client ID, across addresses (default 1000 a minute).
+    pub per_client: Limit,
+    /// Entries each table may hold (default 65 536).
+    pub max_entries: usize,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let minute = Duration::from_secs(60);
+        Self {
+            per_client_address: Limit { failures: 10, window: minute },
+            per_address: Limit { failures: 100, window: minute },
+            per_client: Limit { failures: 1000, window: minute },
+            max_entries: 65_536,
+        }
+    }
+}
+
+/// Counts failed authentications and refuses attempts over the limits.
+#[derive(Debug)]
+pub struct Throttle {
+    config: ThrottleConfig,
+    pair: Table,
+    address: Table,
+    client: Table,
+    hasher: RandomState,
+}
+
+const SHARDS: usize = 16;
+
+#[derive(Debug)]
+struct Table {
+    limit: Limit,
+    per_shard: usize,
+    shards: Box<[Mutex<HashMap<u64, Window>>]>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    started: Instant,
+    failures: u32,
+}
+
+impl Throttle {
+    /// A throttle with `config`.
+    pub fn new(config: ThrottleConfig) -> Self {
+        let table = |limit| Table {
+            limit,
+            per_shard: config.max_entries.div_ceil(SHARDS).max(1),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        };
+        Self {
+            pair: table(config.per_client_address),
+            address: table(config.per_address),
+            client: table(config.per_client),
+            config,
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.config
+    }
+
+    /// `Err(seconds)` when an attempt by `client_id` from `addr` must wait that long.
+    pub fn check(&self, client_id: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), u64> {
+        let keys = self.keys(client_id, addr);
+        for (table, key) in [(&self.pair, keys.0), (&self.address, keys.1), (&self.client, keys.2)]
+        {
+            if let Some(key) = key {
+                table.check(key, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed attempt.
+    pub fn failure(&self, client_id: &str, addr: Option<IpAddr>, now: Instant) {
+        let keys = self.keys(client_id, addr);
+        for (table, key) in [(&self.pair, keys.0), (&self.address, keys.1), (&self.client, keys.2)]
+        {
+            if let Some(key) = key {
+                table.fail(key, now);
+            }
+        }
+    }
+
+    /// A successful attempt clears the failures of its client ID and address.
+    pub fn success(&self, client_id: &str, addr: Option<IpAddr>) {
+        if let Some(key) = self.keys(client_id, addr).0 {
+            self.pair.clear(key);
+        }
+    }
+
+    /// The keys of the three tables; an IPv6 address counts by its /64 prefix, which
+    /// one host usually controls whole.
+    fn keys(
+        &self,
+        client_id: &str,
+        addr: Option<IpAddr>,
+    ) -> (Option<u64>, Option<u64>, Option<u64>) {
+        let addr = addr.map(|a| match a {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::from(octets)
+            }
+            v4 => v4,
+        });
+        let hash = |value: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+            let mut hasher = self.hasher.build_hasher();
+            value(&mut hasher);
+            std::hash::Hasher::finish(&hasher)
+        };
+        let client = (!client_id.is_empty()).then(|| hash(&|h| ("client", client_id).hash(h)));
+        let address = addr.map(|a| hash(&|h| ("address", a).hash(h)));
+        let pair = match (client.is_some(), addr) {
+            (true, Some(a)) => Some(hash(&|h| ("pair", client_id, a).hash(h))),
+            _ => None,
+        };
+        (pair, address, client)
+    }
+}
+
+impl Table {
+    fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Window>> {
+        self.shards[(key as usize) % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn check(&self, key: u64, now: Instant) -> Result<(), u64> {
+        match self.shard(key).get(&key) {
+            Some(w) if w.failures >= self.limit.failures => {
+                let elapsed = now.saturating_duration_since(w.started);
+                match self.limit.window.checked_sub(elapsed) {
+                    Some(left) if !left.is_zero() => Err(left.as_secs().max(1)),
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn fail(&self, key: u64, now: Instant) {
+        let mut shard = self.shard(key);
+        if !shard.contains_key(&key) && shard.len() >= self.per_shard {
+            let window = self.limit.window;
+            shard.retain(|_, w| now.saturating_duration_since(w.started) < window);
+            if shard.len() >= self.per_shard
+                && let Some(oldest) = shard.iter().min_by_key(|(_, w)| w.started).map(|(k, _)| *k)
+            {
+                shard.remove(&oldest);
+            }
+        }
+        let window = shard.entry(key).or_insert(Window { started: now, failures: 0 });
+        if now.saturating_duration_since(window.started) >= self.limit.window {
+            *window = Window { started: now, failures: 0 };
+        }
+        window.failures = window.failures.saturating_add(1);
+    }
+
+    fn clear(&self, key: u64) {
+        self.shard(key).remove(&key);
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+    }
+}
+
+impl Throttle {
+    /// Entries held in each table (per client and address, per address, per client).
+    pub fn entries(&self) -> (usize, usize, usize) {
+        (self.pair.len(), self.address.len(), self.client.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> Option<IpAddr> {
+        s.parse().ok()
+    }
+
+    fn small() -> Throttle {
+        let second = Duration::from_secs(10);
+        Throttle::new(ThrottleConfig {
+            per_client_address: Limit { failures: 3, window: second },
+            per_address: Limit { failures: 5, window: second },
+            per_client: Limit { failures: 8, window: second },
+            max_entries: 64,
+        })
+    }
+
+    #[test]
+    fn a_pair_is_stopped_without_stopping_the_client_elsewhere() {
+        let t = small();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(t.check("svc", addr("10.0.0.1"), now), Ok(()));
+            t.failure("svc", addr("10.0.0.1"), now);
+        }
+        assert_eq!(t.check("svc", addr("10.0.0.1"), now), Err(10));
+        assert_eq!(t.check("svc", addr("10.0.0.2"), now), Ok(()), "another address is free");
+        assert_eq!(t.check("svc", addr("10.0.0.1"), now + Duration::from_secs(9)), Err(1));
+        assert_eq!(
+            t.check("svc", addr("10.0.0.1"), now + Duration::from_secs(10)),
+            Ok(()),
+            "window over"
+        );
+    }
+
+    #[test]
+    fn one_address_trying_many_clients_is_stopped() {
+        let t = small();
+        let now = Instant::now();
+        for i in 0..5 {
+            t.failure(&format!("client-{i}"), addr("10.0.0.9"), now);
+        }
+        assert!(t.check("client-new", addr("10.0.0.9"), now).is_err());
+        assert!(t.check("client-new", addr("10.0.0.8"), now).is_ok());
+    }
+
+    #[test]
+    fn a_client_attacked_from_many_addresses_hits_the_global_limit_last() {
+        let t = small();
+        let now = Instant::now();
+        for i in 0..7 {
+            t.failure("svc", addr(&format!("10.1.0.{i}")), now);
+        }
+        assert!(t.check("svc", addr("10.9.9.9"), now).is_ok(), "under the global limit");
+        t.failure("svc", addr("10.1.0.8"), now);
+        assert!(t.check("svc", addr("10.9.9.9"), now).is_err(), "over it");
+    }
+
+    #[test]
+    fn success_clears_the_pair_and_ipv6_counts_by_prefix() {
+        let t = small();
+        let now = Instant::now();
+        t.failure("svc", addr("2001:db8::1"), now);
+        t.failure("svc", addr("2001:db8::2"), now);
+        t.failure("svc", addr("2001:db8::3"), now);
+        assert!(t.check("svc", addr("2001:db8::ffff"), now).is_err(), "one /64");
+        t.success("svc", addr("2001:db8::9"));
+        assert!(t.check("svc", addr("2001:db8::1"), now).is_ok());
+    }
+
+    #[test]
+    fn memory_is_bounded_whatever_the_attacker_sends() {
+        let t = small();
+        let now = Instant::now();
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            t.failure(&format!("random-{i}"), Some(ip), now);
+        }
+        let (pair, address, client) = t.entries();
+        let cap = 64usize.div_ceil(SHARDS) * SHARDS;
+        assert!(pair <= cap && address <= cap && client <= cap, "{pair} {address} {client}");
+    }
+}
