@@ -40,6 +40,11 @@ pub(crate) type Result<T, E = CliError> = std::result::Result<T, E>;
 
 /// Runs the command the command line names.
 pub(crate) async fn run(cli: Cli) -> Result<()> {
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Management commands log their audit events (secret_regenerated, ...) and
+        // warnings to stderr; their output goes to stdout.
+        crate::serve::init_logging("warn,tessera::audit=info");
+    }
     match cli.command {
         Command::Serve(args) => crate::serve::run(&cli.database, args).await,
         Command::ServiceUser(command) => {

@@ -28,7 +28,7 @@ use crate::{bootstrap, database, keys};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
-    init_logging();
+    init_logging("info");
     if database::is_postgres(database_url) {
         // Fail before connecting: without the shared master key nothing can start.
         keys::require_master_key()?;
@@ -266,14 +266,14 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; `TESSERA_LOG` (or `RUST_LOG`) filters, `TESSERA_LOG_FORMAT=json`
-/// switches to one JSON object per line.
-fn init_logging() {
+/// Logs to stderr; `TESSERA_LOG` (or `RUST_LOG`) filters (default: `default`),
+/// `TESSERA_LOG_FORMAT=json` switches to one JSON object per line.
+pub(crate) fn init_logging(default: &str) {
     let filter = std::env::var("TESSERA_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
