@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, Request, Response, StatusCode};
+use http::header::HOST;
+use http::{HeaderName, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -211,6 +212,14 @@ async fn serve_request(
     peer: IpAddr,
     mut request: Request<Incoming>,
 ) -> std::result::Result<Response<ResponseBody>, Infallible> {
+    if request.version() == Version::HTTP_11 && request.headers().get_all(HOST).iter().count() != 1
+    {
+        // RFC 9112 §3.2: exactly one Host header in an HTTP/1.1 request.
+        return Ok(OAuthError::invalid_request(
+            "an HTTP/1.1 request needs exactly one Host header",
+        )
+        .into_response());
+    }
     let addr = client_address(&request, peer, limits.client_address_header.as_ref());
     request.extensions_mut().insert(ClientAddr(addr));
     let span = tracing::info_span!("request", client_address = %addr);
