@@ -25,7 +25,15 @@
 //! `cargo bench -p tessera-benches -- --test`. Criterion's usual arguments apply, for
 //! example `-- --measurement-time 2 --warm-up-time 1` for a quicker run, or a name
 //! filter such as `-- authenticate`.
+//!
+//! The crate also holds the load harness: `src/bin/harness.rs` drives
+//! `tessera-server` and the floor server (`src/bin/floor.rs`, the essential work of
+//! each request done directly on hyper) over loopback sockets with `wrk`, and
+//! reports each configuration as a ratio to the floor; its parts are in [`load`].
+//! Run it with `cargo run --release -p tessera-benches --bin harness`.
 #![forbid(unsafe_code)]
+
+pub mod load;
 
 use std::sync::Arc;
 
