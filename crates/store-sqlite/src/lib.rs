@@ -21,7 +21,10 @@
 //! commit syncs the log to disk before it returns. A call such as
 //! [`insert_token`](tessera_store::TokenStore::insert_token) therefore returns only
 //! once its record would survive a crash or a power cut, so a token is never handed
-//! out before its record is durable. Foreign keys are enforced (`foreign_keys=ON`).
+//! out before its record is durable. Token records are committed in groups: every
+//! record that arrives while the previous group is being synced joins the next
+//! transaction, so one sync serves all the requests in flight, and each call still
+//! returns only after its own group committed. Foreign keys are enforced (`foreign_keys=ON`).
 //!
 //! # Several processes, one file
 //!
@@ -97,7 +100,7 @@ mod schema;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 
 use async_trait::async_trait;
@@ -107,6 +110,7 @@ use tessera_store::{
     StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId, Username,
 };
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 
 use crate::error::{is_foreign_key_violation, map};
 use crate::rows::{
@@ -138,6 +142,18 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Box<[Mutex<Connection>]>,
     next_reader: AtomicUsize,
+    /// Token records waiting for the next group commit.
+    pending: Mutex<Vec<PendingToken>>,
+    /// Whether a blocking task is committing `pending`.
+    flushing: AtomicBool,
+}
+
+/// A token record to insert, and where to say whether it was committed.
+struct PendingToken {
+    record: TokenRecord,
+    audience: String,
+    roles: String,
+    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -166,6 +182,8 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                pending: Mutex::new(Vec::new()),
+                flushing: AtomicBool::new(false),
             })
         })
         .await?;
@@ -218,6 +236,97 @@ impl Inner {
     fn writer(&self) -> WriterGuard<'_> {
         WriterGuard(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
     }
+
+    /// Commits pending token records in groups until none are left: every record
+    /// that arrived while the previous group was being synced goes into the next
+    /// transaction, so one fsync serves many requests. Runs on a blocking thread.
+    fn flush_pending(&self) {
+        // If this loop unwinds, let the next insert start a new one.
+        struct Reset<'a>(&'a AtomicBool);
+        impl Drop for Reset<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _reset = Reset(&self.flushing);
+        loop {
+            let batch =
+                std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
+            if batch.is_empty() {
+                self.flushing.store(false, Ordering::Release);
+                // A record queued between the take and the store would wait for
+                // nobody: look once more, and carry on unless another flush took over.
+                let queued =
+                    !self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+                if !queued || self.flushing.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            let results = self.commit_tokens(&batch);
+            for (pending, result) in batch.into_iter().zip(results) {
+                let _ = pending.done.send(result);
+            }
+        }
+    }
+
+    /// Inserts `batch` in one transaction; each record's result is its own (a
+    /// conflicting record fails alone), and none is Ok before the commit returned.
+    fn commit_tokens(&self, batch: &[PendingToken]) -> Vec<Result<(), StoreError>> {
+        let mut writer = self.writer();
+        let conn = &mut writer.0;
+        let all_failed = |e: &rusqlite::Error| -> Vec<Result<(), StoreError>> {
+            batch.iter().map(|_| Err(shared_error(e))).collect()
+        };
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            return all_failed(&e);
+        }
+        let results: Vec<_> = batch.iter().map(|p| insert_token_row(conn, p)).collect();
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => results,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                all_failed(&e)
+            }
+        }
+    }
+}
+
+/// One error reported to every record of a failed group: transient when the
+/// database was busy or locked, a backend failure otherwise.
+fn shared_error(e: &rusqlite::Error) -> StoreError {
+    let source = Box::new(std::io::Error::other(e.to_string()));
+    if crate::error::is_busy(e) {
+        StoreError::Unavailable(source)
+    } else {
+        StoreError::Backend(source)
+    }
+}
+
+fn insert_token_row(conn: &Connection, pending: &PendingToken) -> Result<(), StoreError> {
+    let record = &pending.record;
+    let sql = format!(
+        "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    );
+    conn.prepare_cached(&sql)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                &record.digest.as_bytes()[..],
+                record.jti.as_str(),
+                record.user_id.as_str(),
+                record.client_id.as_str(),
+                record.scopes.to_string(),
+                pending.audience,
+                unix(record.issued_at),
+                unix(record.expires_at),
+                record.revoked_at.map(unix),
+                pending.roles,
+            ])
+        })
+        .map(drop)
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) { StoreError::NotFound(USER) } else { map(e, TOKEN) }
+        })
 }
 
 /// The locked writer connection. On release, also while unwinding from a panic,
@@ -400,42 +509,26 @@ impl ServiceUserStore for SqliteStore {
 
 #[async_trait]
 impl TokenStore for SqliteStore {
+    /// Group commit: the record joins the records waiting for the writer, and the
+    /// call returns once the transaction holding it has committed (with
+    /// `synchronous=FULL`, synced to disk), so a token is never answered before its
+    /// record is durable, while one fsync serves every request in flight.
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        let record = record.clone();
-        let audience = audience_json(&record.audience)?;
-        let roles = roles_json(&record.roles)?;
-        self.write(move |conn| {
-            let sql = format!(
-                "INSERT INTO tokens ({TOKEN_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            );
-            // One statement in autocommit mode: committed, and with synchronous=FULL
-            // synced to disk, when execute returns.
-            conn.prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        &record.digest.as_bytes()[..],
-                        record.jti.as_str(),
-                        record.user_id.as_str(),
-                        record.client_id.as_str(),
-                        record.scopes.to_string(),
-                        audience,
-                        unix(record.issued_at),
-                        unix(record.expires_at),
-                        record.revoked_at.map(unix),
-                        roles,
-                    ])
-                })
-                .map_err(|e| {
-                    if is_foreign_key_violation(&e) {
-                        StoreError::NotFound(USER)
-                    } else {
-                        map(e, TOKEN)
-                    }
-                })?;
-            Ok(())
-        })
-        .await
+        let (done, committed) = oneshot::channel();
+        let pending = PendingToken {
+            audience: audience_json(&record.audience)?,
+            roles: roles_json(&record.roles)?,
+            record: record.clone(),
+            done,
+        };
+        self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner).push(pending);
+        if !self.inner.flushing.swap(true, Ordering::AcqRel) {
+            let inner = Arc::clone(&self.inner);
+            tokio::task::spawn_blocking(move || inner.flush_pending());
+        }
+        committed.await.map_err(|_| {
+            StoreError::Backend(Box::new(std::io::Error::other("the token write was abandoned")))
+        })?
     }
 
     async fn token_by_digest(

@@ -509,3 +509,36 @@ async fn client_keys_and_used_assertions_survive_reopening_and_are_shared() -> T
     assert!(!cli.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
     Ok(())
 }
+
+/// Records committed together in one group still succeed or fail one by one: a
+/// duplicate among many concurrent inserts is the only one refused, and every other
+/// record is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_in_a_group_commit_fails_alone() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let store = SqliteStore::open(&path).await?;
+    let (user, _) = user_with_secret("grouped")?;
+    store.create_service_user(&user).await?;
+    store.insert_token(&token_for(&user, "taken")?).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let name = if i == 20 { "taken".to_owned() } else { format!("grouped-{i}") };
+        let record = token_for(&user, &name)?;
+        tasks.spawn(async move { store.insert_token(&record).await });
+    }
+    let mut conflicts = 0;
+    while let Some(result) = tasks.join_next().await {
+        match result? {
+            Ok(()) => {}
+            Err(tessera_store::StoreError::Conflict(_)) => conflicts += 1,
+            Err(other) => return Err(other.into()),
+        }
+    }
+    assert_eq!(conflicts, 1, "only the duplicate is refused");
+    for i in (0..40).filter(|i| *i != 20) {
+        let digest = tessera_store::TokenDigest::of(&format!("grouped-{i}"));
+        assert!(store.token_by_digest(&digest).await?.is_some(), "record {i} was lost");
+    }
+    Ok(())
+}
