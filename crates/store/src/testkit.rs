@@ -264,18 +264,11 @@ pub async fn service_user_regenerating_again_replaces_the_previous_secret(store:
         t0() + Duration::seconds(10),
     )
     .await;
-    assert_eq!(
+    assert_replaced_again(
         stored.previous_secret,
-        Some(PreviousSecret {
-            digest: SecretDigest::of(&second),
-            expires_at: t0() + Duration::seconds(90)
-        }),
-        "the secret replaced last is the previous one, with the new expiry"
+        |p, t| stored.secret_matches(p, t),
+        [&first, &second, &third],
     );
-    let now = t0() + Duration::seconds(11);
-    assert!(stored.secret_matches(third.expose(), now));
-    assert!(stored.secret_matches(second.expose(), now));
-    assert!(!stored.secret_matches(first.expose(), now), "the oldest secret stops at once");
 }
 
 /// Regenerating without a grace period clears the previous secret: only the new
@@ -288,11 +281,48 @@ pub async fn service_user_regenerating_without_grace_clears_the_previous_secret(
         rotate_user(&store, &user.username, Some(t0() + Duration::seconds(60)), t0()).await;
     let (stored, third) =
         rotate_user(&store, &user.username, None, t0() + Duration::seconds(10)).await;
-    assert_eq!(stored.previous_secret, None, "no grace period, no previous secret");
+    assert_cleared(
+        stored.previous_secret,
+        |p, t| stored.secret_matches(p, t),
+        [&first, &second, &third],
+    );
+}
+
+/// The checks after a second rotation within a grace period (60 s, then 90 s at
+/// `t0() + 10 s`), for users and API apps alike: the second secret is the previous
+/// one with the new expiry, and the first stops at once. `secrets` are the first,
+/// second and third secrets; `matches` is the record's `secret_matches`.
+fn assert_replaced_again(
+    previous: Option<PreviousSecret>,
+    matches: impl Fn(&str, OffsetDateTime) -> bool,
+    [first, second, third]: [&ClientSecret; 3],
+) {
+    assert_eq!(
+        previous,
+        Some(PreviousSecret {
+            digest: SecretDigest::of(second),
+            expires_at: t0() + Duration::seconds(90)
+        }),
+        "the secret replaced last is the previous one, with the new expiry"
+    );
     let now = t0() + Duration::seconds(11);
-    assert!(stored.secret_matches(third.expose(), now));
-    assert!(!stored.secret_matches(second.expose(), now), "the replaced secret stops at once");
-    assert!(!stored.secret_matches(first.expose(), now));
+    assert!(matches(third.expose(), now));
+    assert!(matches(second.expose(), now));
+    assert!(!matches(first.expose(), now), "the oldest secret stops at once");
+}
+
+/// The checks after a rotation without a grace period that followed one with it:
+/// no previous secret, and only the newest secret works.
+fn assert_cleared(
+    previous: Option<PreviousSecret>,
+    matches: impl Fn(&str, OffsetDateTime) -> bool,
+    [first, second, third]: [&ClientSecret; 3],
+) {
+    assert_eq!(previous, None, "no grace period, no previous secret");
+    let now = t0() + Duration::seconds(11);
+    assert!(matches(third.expose(), now));
+    assert!(!matches(second.expose(), now), "the replaced secret stops at once");
+    assert!(!matches(first.expose(), now));
 }
 
 /// Changing or deleting a missing user is NotFound.
@@ -727,18 +757,11 @@ pub async fn api_app_regenerating_again_replaces_the_previous_secret(store: Shar
         t0() + Duration::seconds(10),
     )
     .await;
-    assert_eq!(
+    assert_replaced_again(
         stored.previous_secret,
-        Some(PreviousSecret {
-            digest: SecretDigest::of(&second),
-            expires_at: t0() + Duration::seconds(90)
-        }),
-        "the secret replaced last is the previous one, with the new expiry"
+        |p, t| stored.secret_matches(p, t),
+        [&first, &second, &third],
     );
-    let now = t0() + Duration::seconds(11);
-    assert!(stored.secret_matches(third.expose(), now));
-    assert!(stored.secret_matches(second.expose(), now));
-    assert!(!stored.secret_matches(first.expose(), now), "the oldest secret stops at once");
 }
 
 /// Regenerating an API app secret without a grace period clears the previous secret.
@@ -748,11 +771,11 @@ pub async fn api_app_regenerating_without_grace_clears_the_previous_secret(store
         rotate_app(&store, &app.client_id, Some(t0() + Duration::seconds(60)), t0()).await;
     let (stored, third) =
         rotate_app(&store, &app.client_id, None, t0() + Duration::seconds(10)).await;
-    assert_eq!(stored.previous_secret, None, "no grace period, no previous secret");
-    let now = t0() + Duration::seconds(11);
-    assert!(stored.secret_matches(third.expose(), now));
-    assert!(!stored.secret_matches(second.expose(), now), "the replaced secret stops at once");
-    assert!(!stored.secret_matches(first.expose(), now));
+    assert_cleared(
+        stored.previous_secret,
+        |p, t| stored.secret_matches(p, t),
+        [&first, &second, &third],
+    );
 }
 
 /// Grants are idempotent, need their user and project, and go with their user.
