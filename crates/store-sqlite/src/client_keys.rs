@@ -80,7 +80,11 @@ impl ClientKeyStore for SqliteStore {
     async fn client_key(&self, key_id: &str) -> Result<Option<ClientKey>, StoreError> {
         let key_id = key_id.to_owned();
         self.read(move |conn| {
-            select_one::<ClientKeyRow>(conn, "FROM client_keys WHERE key_id = ?1", [key_id])
+            select_one::<ClientKeyRow>(
+                conn,
+                "FROM client_keys WHERE key_id = ?1",
+                [key_id.as_str()],
+            )
         })
         .await
     }
@@ -92,7 +96,7 @@ impl ClientKeyStore for SqliteStore {
             select_all::<ClientKeyRow>(
                 conn,
                 "FROM client_keys WHERE owner = ?1 ORDER BY created_at, key_id",
-                [owner],
+                [owner.as_str()],
             )
         })
         .await

@@ -142,6 +142,8 @@ struct Inner {
     writer: Mutex<Connection>,
     readers: Box<[Mutex<Connection>]>,
     next_reader: AtomicUsize,
+    /// Readers used on the calling thread; they never wait for a lock.
+    inline_readers: Box<[Mutex<Connection>]>,
     /// Token records waiting for the next group commit.
     pending: Mutex<Vec<PendingToken>>,
     /// Whether a blocking task is committing `pending`.
@@ -177,11 +179,15 @@ impl SqliteStore {
             let readers = (0..READERS)
                 .map(|_| schema::open_reader(&path).map(Mutex::new))
                 .collect::<Result<Box<[_]>, _>>()?;
+            let inline_readers = (0..inline_reader_count())
+                .map(|_| schema::open_inline_reader(&path).map(Mutex::new))
+                .collect::<Result<Box<[_]>, _>>()?;
             Ok(Inner {
                 path,
                 writer: Mutex::new(writer),
                 readers,
                 next_reader: AtomicUsize::new(0),
+                inline_readers,
                 pending: Mutex::new(Vec::new()),
                 flushing: AtomicBool::new(false),
             })
@@ -195,12 +201,21 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `f` on a reader connection, on the blocking thread pool.
+    /// Runs `f` on a reader connection: on the calling thread when an inline reader
+    /// is free and the read does not have to wait for a lock, else on the blocking
+    /// thread pool, where it may wait up to the busy timeout.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if let Some(conn) = self.inner.inline_reader() {
+            match f(&conn) {
+                // Busy (or not openable): retry where waiting is allowed.
+                Err(StoreError::Unavailable(_)) => {}
+                done => return done,
+            }
+        }
         let inner = Arc::clone(&self.inner);
         blocking(move || f(&inner.reader())).await
     }
@@ -230,6 +245,15 @@ impl Inner {
             }
         }
         self.readers[start].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A free inline reader, if there is one; never waits.
+    fn inline_reader(&self) -> Option<MutexGuard<'_, Connection>> {
+        self.inline_readers.iter().find_map(|reader| match reader.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        })
     }
 
     /// The writer connection, locked for one operation.
@@ -344,6 +368,11 @@ impl Drop for WriterGuard<'_> {
 }
 
 /// Runs `f` on Tokio's blocking thread pool; a panic in `f` becomes a backend error.
+/// One inline reader per core (at most 8): as many as threads that may read at once.
+fn inline_reader_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8))
+}
+
 async fn blocking<T, F>(f: F) -> Result<T, StoreError>
 where
     T: Send + 'static,

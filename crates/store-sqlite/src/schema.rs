@@ -144,6 +144,14 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
+/// Opens a reader for lookups on the calling thread: one that fails at once with
+/// `SQLITE_BUSY` instead of waiting for a lock.
+pub(crate) fn open_inline_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_reader(path)?;
+    conn.busy_timeout(std::time::Duration::ZERO).map_err(|e| map(e, "database"))?;
+    Ok(conn)
+}
+
 fn common_pragmas(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| map(e, "database"))?;
     conn.pragma_update(None, "foreign_keys", true).map_err(|e| map(e, "database"))?;

@@ -226,7 +226,13 @@ pub struct TokenId(Box<str>);
 impl TokenId {
     /// A new random id.
     pub fn generate() -> Result<Self, RandomError> {
-        Ok(Self(Base64UrlUnpadded::encode_string(&random_bytes::<16>()?).into()))
+        Ok(Self::from_random(&random_bytes::<16>()?))
+    }
+
+    /// The id made of 128 random bits the caller drew (base64url, 22 characters):
+    /// for minters that draw the token and its id in one call to their generator.
+    pub fn from_random(bytes: &[u8; 16]) -> Self {
+        Self(Base64UrlUnpadded::encode_string(bytes).into())
     }
 
     /// Checks `value` (1 to 128 characters from `A-Z a-z 0-9 - _ .`) and wraps it.

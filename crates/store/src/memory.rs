@@ -1,3 +1,5 @@
+mod tokens;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -15,17 +17,28 @@ use crate::records::DisplayName;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 use crate::traits::{ServiceUserStore, Store, TokenStore};
 
+use tokens::{Entry, Jti, Shapes, Tokens, shard_of, unix};
+
 /// Number of independently locked shards of the token map. Sharding keeps a
 /// growing map from stalling every request while one shard rehashes.
 const TOKEN_SHARDS: usize = 64;
 
 /// An in-memory backend: fast, and gone when the process ends. For tests, demos
 /// and single-process deployments that can afford to lose tokens on restart.
+///
+/// A live opaque token costs about a hundred bytes: its record is kept compactly
+/// (fixed-size, times in whole seconds, a generated jti as its 16 bytes), and what
+/// the tokens of one grant share (user, client, scopes, audience, roles) is
+/// interned once for all of them.
 #[derive(Debug)]
 pub struct MemoryStore {
     users: RwLock<Users>,
     tokens: Box<[RwLock<Tokens>]>,
     hasher: std::collections::hash_map::RandomState,
+    shapes: Shapes,
+    /// Keeps only these bits of each digest's hash fragment, to force collisions.
+    #[cfg(test)]
+    fragment_mask: u32,
     keys: RwLock<Vec<SigningKeyRecord>>,
     revoked_jtis: RwLock<HashMap<TokenId, OffsetDateTime>>,
     used_assertions: RwLock<HashMap<(String, String), OffsetDateTime>>,
@@ -66,11 +79,6 @@ impl Default for Users {
     }
 }
 
-#[derive(Debug, Default)]
-struct Tokens {
-    by_digest: HashMap<TokenDigest, TokenRecord>,
-}
-
 impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
@@ -84,6 +92,9 @@ impl MemoryStore {
             users: RwLock::default(),
             tokens: (0..TOKEN_SHARDS).map(|_| RwLock::default()).collect(),
             hasher: Default::default(),
+            shapes: Shapes::new(),
+            #[cfg(test)]
+            fragment_mask: u32::MAX,
             keys: RwLock::default(),
             revoked_jtis: RwLock::default(),
             used_assertions: RwLock::default(),
@@ -98,9 +109,34 @@ impl MemoryStore {
         self.users.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn shard(&self, digest: &TokenDigest) -> &RwLock<Tokens> {
-        let index = self.hasher.hash_one(digest) as usize % self.tokens.len();
-        &self.tokens[index]
+    /// The shard of `digest`, and the fragment of its hash that the shard indexes.
+    fn shard(&self, digest: &TokenDigest) -> (&RwLock<Tokens>, u32) {
+        let hash = self.hasher.hash_one(digest);
+        (&self.tokens[shard_of(hash, self.tokens.len())], self.fragment_of(hash))
+    }
+
+    /// The fragment of `digest`'s hash that its shard indexes.
+    fn fragment(&self, digest: &TokenDigest) -> u32 {
+        self.fragment_of(self.hasher.hash_one(digest))
+    }
+
+    fn fragment_of(&self, hash: u64) -> u32 {
+        let fragment = hash as u32;
+        #[cfg(test)]
+        let fragment = fragment & self.fragment_mask;
+        fragment
+    }
+
+    /// Removes the token entries for which `pred` holds, then the shapes no token
+    /// holds any more; returns how many entries were removed.
+    fn remove_tokens_where(&self, pred: impl Fn(&Entry) -> bool) -> u64 {
+        let removed = self
+            .tokens
+            .iter()
+            .map(|shard| write(shard).remove_where(&pred, |d| self.fragment(d)))
+            .sum();
+        self.shapes.sweep();
+        removed
     }
 }
 
@@ -175,9 +211,7 @@ impl ServiceUserStore for MemoryStore {
             users.client_keys.retain(|_, k| k.owner != owner);
             user
         };
-        for shard in self.tokens.iter() {
-            remove_where(&mut write(shard).by_digest, |r| r.user_id == removed.id);
-        }
+        self.remove_tokens_where(|e| e.shape.user_id == removed.id);
         Ok(())
     }
 }
@@ -185,28 +219,32 @@ impl ServiceUserStore for MemoryStore {
 #[async_trait]
 impl TokenStore for MemoryStore {
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        let mut shard = write(self.shard(&record.digest));
-        if shard.by_digest.contains_key(&record.digest) {
+        let (shard, fragment) = self.shard(&record.digest);
+        let jti = Jti::of(&record.jti);
+        let mut shard = write(shard);
+        if shard.contains(fragment, &record.digest) {
             return Err(StoreError::Conflict("token"));
         }
-        shard.by_digest.insert(record.digest, record.clone());
-        Ok(())
+        let shape = shard.shape_for(record, &self.shapes);
+        shard.insert(fragment, Entry::new(record, jti, shape))
     }
 
     async fn token_by_digest(
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(read(self.shard(digest)).by_digest.get(digest).cloned())
+        let (shard, fragment) = self.shard(digest);
+        read(shard).get(fragment, digest).map(Entry::record).transpose()
     }
 
     /// Scans every shard: lookups by id are not on the request path, and an index
     /// would cost every insert.
     async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self
-            .tokens
+        let jti = Jti::of(jti);
+        self.tokens
             .iter()
-            .find_map(|shard| read(shard).by_digest.values().find(|r| &r.jti == jti).cloned()))
+            .find_map(|shard| read(shard).iter().find(|e| e.jti == jti).map(Entry::record))
+            .transpose()
     }
 
     async fn revoke_token(
@@ -214,10 +252,10 @@ impl TokenStore for MemoryStore {
         digest: &TokenDigest,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut shard = write(self.shard(digest));
-        match shard.by_digest.get_mut(digest) {
-            Some(record) => {
-                record.revoked_at.get_or_insert(whole_seconds(now));
+        let (shard, fragment) = self.shard(digest);
+        match write(shard).get_mut(fragment, digest) {
+            Some(entry) => {
+                entry.revoke(now);
                 Ok(true)
             }
             None => Ok(false),
@@ -225,11 +263,9 @@ impl TokenStore for MemoryStore {
     }
 
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let records: u64 = self
-            .tokens
-            .iter()
-            .map(|shard| remove_where(&mut write(shard).by_digest, |r| r.expires_at <= now))
-            .sum();
+        // Stored times are whole seconds: `expires_at <= now` as the records compare.
+        let now_secs = unix(now);
+        let records = self.remove_tokens_where(|e| e.expires_at <= now_secs);
         let jtis = remove_where(&mut write(&self.revoked_jtis), |expires_at| *expires_at <= now);
         let used = remove_where(&mut write(&self.used_assertions), |expires_at| *expires_at <= now);
         Ok(records + jtis + used)
@@ -426,6 +462,232 @@ impl SigningKeyStore for MemoryStore {
 #[async_trait]
 impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_scope::ScopeSet;
+    use time::Duration;
+
+    use super::*;
+    use crate::ids::RoleKey;
+    use crate::projects::RoleClaims;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn t0() -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::seconds(1_700_000_000)
+    }
+
+    fn sample_user(name: &str) -> ServiceUser {
+        let name = Username::new(name).unwrap_or_else(|e| panic!("{e}"));
+        ServiceUser::new(name, t0()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A record shaped like the conformance suite's: issued at `t0()`, expiring
+    /// after `ttl_secs`.
+    fn sample_token(user: &ServiceUser, token: &str, ttl_secs: i64) -> TokenRecord {
+        TokenRecord {
+            digest: TokenDigest::of(token),
+            jti: TokenId::generate().unwrap_or_else(|e| panic!("{e}")),
+            user_id: user.id.clone(),
+            client_id: user.username.clone(),
+            scopes: ScopeSet::parse("openid profile urn:zitadel:iam:org:project:id:zitadel:aud")
+                .unwrap_or_else(|e| panic!("{e}")),
+            audience: vec!["zitadel".to_owned(), user.username.to_string()],
+            roles: RoleClaims::default(),
+            issued_at: t0(),
+            expires_at: t0() + Duration::seconds(ttl_secs),
+            revoked_at: None,
+        }
+    }
+
+    impl MemoryStore {
+        fn interned_shapes(&self) -> usize {
+            self.shapes.len()
+        }
+
+        fn shape_of(&self, digest: &TokenDigest) -> Option<Arc<tokens::Shape>> {
+            let (shard, fragment) = self.shard(digest);
+            read(shard).get(fragment, digest).map(|e| e.shape.clone())
+        }
+
+        fn check_shards(&self) {
+            for shard in self.tokens.iter() {
+                read(shard).check(|d| self.fragment(d));
+            }
+        }
+    }
+
+    async fn round_trips(store: &MemoryStore, record: &TokenRecord) -> TestResult {
+        store.insert_token(record).await?;
+        assert_eq!(store.token_by_digest(&record.digest).await?.as_ref(), Some(record));
+        assert_eq!(store.token_by_jti(&record.jti).await?.as_ref(), Some(record));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_with_any_jti() -> TestResult {
+        let store = MemoryStore::new();
+        let user = sample_user("round-trip");
+        let generated = sample_token(&user, "generated", 60);
+        round_trips(&store, &generated).await?;
+
+        let mut roles = sample_token(&user, "roles", 60);
+        let project = Project::new(ProjectId::new("orders")?, DisplayName::new("Orders")?, t0());
+        roles.roles.insert(&RoleKey::new("reader")?, &project);
+        roles.roles.insert(&RoleKey::new("writer")?, &Project::reserved());
+        roles.revoked_at = Some(t0() + Duration::seconds(5));
+        round_trips(&store, &roles).await?;
+
+        for (i, jti) in ["custom.jti-1", "AAAAAAAAAAAAAAAAAAAAAB", "x", &"_".repeat(128)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut record = sample_token(&user, &format!("other-{i}"), 60);
+            record.jti = TokenId::new(jti)?;
+            record.scopes = ScopeSet::new();
+            record.audience = vec![];
+            record.roles = RoleClaims::default();
+            round_trips(&store, &record).await?;
+        }
+        assert_eq!(store.token_by_jti(&TokenId::new("custom")?).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn tokens_of_one_grant_share_one_shape() -> TestResult {
+        let store = MemoryStore::new();
+        let user = sample_user("shared");
+        let other = sample_user("other");
+        let tokens: Vec<TokenRecord> =
+            (0..200).map(|i| sample_token(&user, &format!("shared-{i}"), 60 + i)).collect();
+        for record in &tokens {
+            store.insert_token(record).await?;
+        }
+        assert_eq!(store.interned_shapes(), 1);
+        let first = store.shape_of(&tokens[0].digest).ok_or("missing")?;
+        for record in &tokens {
+            let shape = store.shape_of(&record.digest).ok_or("missing")?;
+            assert!(Arc::ptr_eq(&first, &shape), "tokens of one grant must share their shape");
+        }
+
+        let mut narrower = sample_token(&user, "narrower", 60);
+        narrower.scopes = ScopeSet::parse("openid")?;
+        store.insert_token(&narrower).await?;
+        store.insert_token(&sample_token(&other, "other", 60)).await?;
+        // The first grant again, after others: found in the interner.
+        store.insert_token(&sample_token(&user, "again", 60)).await?;
+        assert_eq!(store.interned_shapes(), 3);
+        let again = store.shape_of(&TokenDigest::of("again")).ok_or("missing")?;
+        assert!(Arc::ptr_eq(&first, &again));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn purge_drops_shapes_no_token_holds() -> TestResult {
+        let store = MemoryStore::new();
+        let user = sample_user("purged");
+        let kept = sample_user("kept");
+        for i in 0..100 {
+            store.insert_token(&sample_token(&user, &format!("short-{i}"), 10)).await?;
+        }
+        store.insert_token(&sample_token(&kept, "long", 100)).await?;
+        assert_eq!(store.interned_shapes(), 2);
+
+        assert_eq!(store.purge_expired_tokens(t0() + Duration::seconds(9)).await?, 0);
+        assert_eq!(store.interned_shapes(), 2);
+        assert_eq!(store.purge_expired_tokens(t0() + Duration::seconds(10)).await?, 100);
+        assert_eq!(store.interned_shapes(), 1, "the expired grant's shape must go");
+        store.check_shards();
+        assert!(store.token_by_digest(&TokenDigest::of("long")).await?.is_some());
+
+        assert_eq!(store.purge_expired_tokens(t0() + Duration::seconds(100)).await?, 1);
+        assert_eq!(store.interned_shapes(), 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_drops_its_shapes() -> TestResult {
+        let store = MemoryStore::new();
+        let gone = sample_user("gone");
+        let kept = sample_user("kept");
+        store.create_service_user(&gone).await?;
+        store.create_service_user(&kept).await?;
+        for i in 0..50 {
+            store.insert_token(&sample_token(&gone, &format!("gone-{i}"), 60)).await?;
+            let mut narrower = sample_token(&gone, &format!("gone-narrow-{i}"), 60);
+            narrower.scopes = ScopeSet::parse("openid")?;
+            store.insert_token(&narrower).await?;
+            store.insert_token(&sample_token(&kept, &format!("kept-{i}"), 60)).await?;
+        }
+        assert_eq!(store.interned_shapes(), 3);
+        store.delete_service_user(&gone.username).await?;
+        assert_eq!(store.interned_shapes(), 1);
+        store.check_shards();
+        assert_eq!(store.token_by_digest(&TokenDigest::of("gone-7")).await?, None);
+        assert!(store.token_by_digest(&TokenDigest::of("kept-7")).await?.is_some());
+        Ok(())
+    }
+
+    /// With two bits of hash fragment, most digests share their fragment with
+    /// another: the overflow map and the moves of purges are exercised.
+    #[tokio::test]
+    async fn colliding_fragments_lose_nothing() -> TestResult {
+        let mut store = MemoryStore::new();
+        store.fragment_mask = 0b11;
+        let user = sample_user("collide");
+        let records: Vec<TokenRecord> =
+            (0..3000).map(|i| sample_token(&user, &format!("c-{i}"), 1 + i % 7)).collect();
+        for record in &records {
+            store.insert_token(record).await?;
+        }
+        let overflowed: usize = store.tokens.iter().map(|s| read(s).overflowed()).sum();
+        assert!(overflowed > 2000, "{overflowed}");
+        store.check_shards();
+        for record in records.iter().step_by(3) {
+            assert!(matches!(store.insert_token(record).await, Err(StoreError::Conflict(_))));
+            assert!(store.revoke_token(&record.digest, t0()).await?);
+        }
+        for secs in 1..=7 {
+            let purged = store.purge_expired_tokens(t0() + Duration::seconds(secs)).await?;
+            assert!(purged > 400, "{purged}");
+            store.check_shards();
+            for (i, record) in records.iter().enumerate() {
+                let found = store.token_by_digest(&record.digest).await?;
+                if record.expires_at <= t0() + Duration::seconds(secs) {
+                    assert_eq!(found, None);
+                } else {
+                    let mut expected = record.clone();
+                    if i % 3 == 0 {
+                        expected.revoked_at = Some(t0());
+                    }
+                    assert_eq!(found, Some(expected));
+                }
+            }
+        }
+        assert_eq!(store.interned_shapes(), 0);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn times_are_whole_seconds() -> TestResult {
+        let store = MemoryStore::new();
+        let user = sample_user("times");
+        let mut record = sample_token(&user, "fraction", 10);
+        record.expires_at += Duration::milliseconds(700);
+        store.insert_token(&record).await?;
+        let found = store.token_by_digest(&record.digest).await?.ok_or("missing")?;
+        assert_eq!(found.expires_at, t0() + Duration::seconds(10));
+        assert!(store.revoke_token(&record.digest, t0() + Duration::milliseconds(1500)).await?);
+        let found = store.token_by_digest(&record.digest).await?.ok_or("missing")?;
+        assert_eq!(found.revoked_at, Some(t0() + Duration::seconds(1)));
+        let purged = store.purge_expired_tokens(t0() + Duration::milliseconds(10_200)).await?;
+        assert_eq!(purged, 1);
         Ok(())
     }
 }

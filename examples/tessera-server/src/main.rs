@@ -12,6 +12,7 @@ mod client_keys;
 mod commands;
 mod database;
 mod keys;
+mod log_writer;
 mod projects;
 mod serve;
 
@@ -25,7 +26,9 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(commands::run(cli)) {
+    let outcome = runtime.block_on(commands::run(cli));
+    log_writer::flush();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }

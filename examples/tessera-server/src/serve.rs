@@ -25,7 +25,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::ServeArgs;
 use crate::commands::{CliError, Result};
-use crate::{bootstrap, database, keys};
+use crate::{bootstrap, database, keys, log_writer};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
@@ -275,7 +275,8 @@ async fn shutdown_signal() {
     }
 }
 
-/// Logs to stderr; `TESSERA_LOG` (or `RUST_LOG`) filters (default: `default`),
+/// Logs to stderr, written by a thread of its own ([`log_writer`]) so that requests
+/// do not wait for it; `TESSERA_LOG` (or `RUST_LOG`) filters (default: `default`),
 /// `TESSERA_LOG_FORMAT=json` switches to one JSON object per line.
 pub(crate) fn init_logging(default: &str) {
     let filter = std::env::var("TESSERA_LOG")
@@ -285,11 +286,12 @@ pub(crate) fn init_logging(default: &str) {
         .unwrap_or_else(|| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    let _ = if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+        .with_ansi(std::io::stderr().is_terminal());
+    let json = std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let _ = match (log_writer::BufferedStderr::get(), json) {
+        (Some(writer), true) => builder.with_writer(writer).json().try_init(),
+        (Some(writer), false) => builder.with_writer(writer).try_init(),
+        (None, true) => builder.with_writer(std::io::stderr).json().try_init(),
+        (None, false) => builder.with_writer(std::io::stderr).try_init(),
     };
 }

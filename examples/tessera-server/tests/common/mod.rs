@@ -85,8 +85,11 @@ impl Server {
         self.child.as_ref().expect("running").id()
     }
 
-    /// Everything the server logged so far.
+    /// Everything the server logged until now. The server writes its log lines a
+    /// few milliseconds after the request that caused them, and a thread here reads
+    /// them from the pipe: give both time before reading.
     pub fn logs(&self) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(100));
         self.logs.lock().expect("log lock").join("\n")
     }
 
