@@ -12,6 +12,14 @@ use crate::error::{is_busy, map};
 /// release a lock before it gives up with `SQLITE_BUSY`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The writer's page cache, in KiB (SQLite's default is 2 MiB); it grows only as
+/// pages are used.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+
+/// Pages the write-ahead log may hold before the writer copies it into the
+/// database file (SQLite's default is 1000, 4 MiB of 4 KiB pages).
+const WAL_CHECKPOINT_PAGES: i64 = 10_000;
+
 /// The migrations, in order; migration `i` (0-based) has version `i + 1`.
 ///
 /// Each is applied once, in its own `BEGIN IMMEDIATE` transaction together with
@@ -109,6 +117,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE service_users ADD COLUMN previous_secret_expires_at INTEGER;
     ALTER TABLE api_apps ADD COLUMN previous_secret_digest BLOB;
     ALTER TABLE api_apps ADD COLUMN previous_secret_expires_at INTEGER;",
+    // 6: token records without the unique index on `jti`. Ids are 128 random bits,
+    // and no request looks a record up by id; the index cost every insert a write
+    // to a random page of its B-tree. A lookup by id now scans the table.
+    "CREATE TABLE tokens_v6 (
+        digest BLOB PRIMARY KEY NOT NULL,
+        jti TEXT NOT NULL,
+        user_id TEXT NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        client_id TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        issued_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER,
+        roles TEXT NOT NULL DEFAULT '{}'
+    );
+    INSERT INTO tokens_v6 (digest, jti, user_id, client_id, scopes, audience, issued_at,
+        expires_at, revoked_at, roles)
+    SELECT digest, jti, user_id, client_id, scopes, audience, issued_at, expires_at,
+        revoked_at, roles FROM tokens;
+    DROP TABLE tokens;
+    ALTER TABLE tokens_v6 RENAME TO tokens;
+    CREATE INDEX tokens_expires_at ON tokens(expires_at);
+    CREATE INDEX tokens_user_id ON tokens(user_id);",
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -132,6 +163,12 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // FULL: in WAL mode the WAL is synced at every commit, so a write is durable
     // (survives a power cut, not only a process crash) when the call returns.
     conn.pragma_update(None, "synchronous", "FULL").map_err(|e| map(e, "database"))?;
+    // Token records land on random pages of the digest index: keep those pages in
+    // memory (up to WRITER_CACHE_KIB), and copy the log into the file less often,
+    // so that a page changed by many commits is copied once.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(|e| map(e, "database"))?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+        .map_err(|e| map(e, "database"))?;
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -238,6 +275,66 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
+    /// An in-memory database as migration `version` left it.
+    fn at_version(version: usize) -> Result<Connection, Box<dyn std::error::Error>> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
+        for (version, sql) in (1..).zip(&MIGRATIONS[..version]) {
+            conn.execute_batch(sql)?;
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [version],
+            )?;
+        }
+        Ok(conn)
+    }
+
+    #[test]
+    fn upgrading_from_version_5_keeps_tokens_and_drops_the_jti_index()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut conn = at_version(5)?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at) \
+             VALUES ('100000000000000001', 'old', 'old', 'opaque', 60, x'00', 1, 0, 0);
+             INSERT INTO tokens VALUES (x'01', 'jti-1', '100000000000000001', 'old', 'openid', \
+             '[\"old\"]', 0, 60, 30, '{\"p\":{\"r\":\"d\"}}');",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let row: (Vec<u8>, String, String, i64, Option<i64>, String) = conn.query_row(
+            "SELECT digest, jti, audience, expires_at, revoked_at, roles FROM tokens",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )?;
+        assert_eq!(
+            row,
+            (
+                vec![1],
+                "jti-1".into(),
+                r#"["old"]"#.into(),
+                60,
+                Some(30),
+                r#"{"p":{"r":"d"}}"#.into()
+            )
+        );
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_list('tokens') ORDER BY name")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(
+            indexes,
+            ["sqlite_autoindex_tokens_1", "tokens_expires_at", "tokens_user_id"],
+            "the digest key and the two indexes, no index on jti"
+        );
+        // The foreign key still holds: deleting the user deletes its tokens.
+        conn.execute("DELETE FROM service_users", [])?;
+        let left: i64 = conn.query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))?;
+        assert_eq!(left, 0);
+        Ok(())
+    }
+
     #[test]
     fn migrations_apply_once_in_memory() -> Result<(), Box<dyn std::error::Error>> {
         let mut conn = Connection::open_in_memory()?;
@@ -254,15 +351,7 @@ mod tests {
     fn upgrading_keeps_tokens_and_adds_the_reserved_project()
     -> Result<(), Box<dyn std::error::Error>> {
         // A database as version 2 left it, holding a user and a token.
-        let mut conn = Connection::open_in_memory()?;
-        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
-        for (version, sql) in (1..).zip(&MIGRATIONS[..2]) {
-            conn.execute_batch(sql)?;
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
-                [version],
-            )?;
-        }
+        let mut conn = at_version(2)?;
         conn.execute_batch(
             "INSERT INTO service_users VALUES ('100000000000000001', 'old', 'old', 'opaque', \
              60, NULL, 1, 0, 0);
@@ -284,15 +373,7 @@ mod tests {
     #[test]
     fn upgrading_from_version_3_adds_the_client_key_tables()
     -> Result<(), Box<dyn std::error::Error>> {
-        let mut conn = Connection::open_in_memory()?;
-        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
-        for (version, sql) in (1..).zip(&MIGRATIONS[..3]) {
-            conn.execute_batch(sql)?;
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
-                [version],
-            )?;
-        }
+        let mut conn = at_version(3)?;
         conn.execute_batch(
             "INSERT INTO service_users VALUES ('100000000000000001', 'old', 'old', 'opaque', \
              60, NULL, 1, 0, 0);",
@@ -316,15 +397,7 @@ mod tests {
     #[test]
     fn upgrading_from_version_4_adds_no_previous_secrets() -> Result<(), Box<dyn std::error::Error>>
     {
-        let mut conn = Connection::open_in_memory()?;
-        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
-        for (version, sql) in (1..).zip(&MIGRATIONS[..4]) {
-            conn.execute_batch(sql)?;
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
-                [version],
-            )?;
-        }
+        let mut conn = at_version(4)?;
         conn.execute_batch(
             "INSERT INTO service_users VALUES ('100000000000000001', 'old', 'old', 'opaque', \
              60, x'00', 1, 0, 0);
