@@ -1,6 +1,7 @@
 //! The HTTP-free issuer: grant logic as plain async functions.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
 use tessera_scope::{Scope, ScopeKind, ScopePolicy, ScopeSet};
@@ -81,13 +82,43 @@ pub struct Issuer {
     minter: TokenMinter,
     clock: Arc<dyn Clock>,
     scopes: ScopePolicy,
+    known_projects: Arc<KnownProjects>,
+}
+
+/// At most this many project ids are remembered as existing.
+const MAX_KNOWN_PROJECTS: usize = 4096;
+
+/// Ids of projects found in the store. A store never deletes a project, so a
+/// project found once exists for good: the audience of a token needs no lookup of
+/// a project seen before. Only ids are kept; roles read their project afresh, since
+/// its name goes into the claim.
+#[derive(Default)]
+struct KnownProjects(RwLock<HashSet<ProjectId>>);
+
+impl KnownProjects {
+    fn contains(&self, id: &ProjectId) -> bool {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).contains(id)
+    }
+
+    fn insert(&self, id: &ProjectId) {
+        let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if known.len() < MAX_KNOWN_PROJECTS {
+            known.insert(id.clone());
+        }
+    }
 }
 
 impl Issuer {
     /// An issuer on `store` minting with `minter`, on the system clock, with the
     /// default scope policy (default scope `openid`).
     pub fn new(store: Arc<dyn Store>, minter: TokenMinter) -> Self {
-        Self { store, minter, clock: Arc::new(SystemClock), scopes: ScopePolicy::default() }
+        Self {
+            store,
+            minter,
+            clock: Arc::new(SystemClock),
+            scopes: ScopePolicy::default(),
+            known_projects: Arc::default(),
+        }
     }
 
     /// Uses `clock` for every time the issuer reads.
@@ -229,28 +260,44 @@ impl Issuer {
     /// `role` in at least one project of the audience, and adds the role for each such
     /// project. With no project in the audience, the audience is the client ID. The
     /// scopes that remain are the ones granted, in the order requested.
+    ///
+    /// Projects are never deleted, so a project id found once is remembered and not
+    /// looked up again for the audience; a missing one is looked up every time, and
+    /// role scopes always read their projects afresh.
     async fn resolve_projects(
         &self,
         scopes: ScopeSet,
         user: &ServiceUser,
     ) -> Result<Resolved, OAuthError> {
+        let with_roles = scopes.iter().any(|s| matches!(s.kind(), ScopeKind::ProjectRole(_)));
+        // The audience's project ids; with role scopes, the projects themselves.
+        let mut audience: Vec<ProjectId> = Vec::new();
         let mut projects: Vec<Project> = Vec::new();
         let mut dropped: Vec<Scope> = Vec::new();
         for scope in &scopes {
-            if let ScopeKind::ProjectAudience(project) = scope.kind() {
-                let found = match ProjectId::new(project.id()) {
-                    Ok(id) => self.store.project_by_id(&id).await.map_err(store_error)?,
-                    Err(_) => None,
-                };
-                match found {
-                    Some(project) if !projects.contains(&project) => projects.push(project),
-                    Some(_) => {}
-                    None => dropped.push(scope.clone()),
+            let ScopeKind::ProjectAudience(project) = scope.kind() else { continue };
+            let Ok(id) = ProjectId::new(project.id()) else {
+                dropped.push(scope.clone());
+                continue;
+            };
+            if audience.contains(&id) {
+                continue;
+            }
+            if !with_roles && self.known_projects.contains(&id) {
+                audience.push(id);
+                continue;
+            }
+            match self.store.project_by_id(&id).await.map_err(store_error)? {
+                Some(project) => {
+                    self.known_projects.insert(&id);
+                    audience.push(id);
+                    projects.push(project);
                 }
+                None => dropped.push(scope.clone()),
             }
         }
         let mut roles = RoleClaims::default();
-        if scopes.iter().any(|s| matches!(s.kind(), ScopeKind::ProjectRole(_))) {
+        if with_roles {
             let grants = self.store.grants_of_user(&user.id).await.map_err(store_error)?;
             for scope in &scopes {
                 let ScopeKind::ProjectRole(role) = scope.kind() else { continue };
@@ -271,10 +318,10 @@ impl Issuer {
         }
         let mut scopes = scopes;
         scopes.retain(|s| !dropped.contains(s));
-        let audience = if projects.is_empty() {
+        let audience = if audience.is_empty() {
             vec![user.username.to_string()]
         } else {
-            projects.into_iter().map(|p| p.id.to_string()).collect()
+            audience.into_iter().map(|id| id.to_string()).collect()
         };
         Ok(Resolved { scopes, audience, roles })
     }
@@ -513,6 +560,62 @@ mod tests {
             .await?
             .ok_or("no record")?;
         assert_eq!(record.audience, ["zitadel"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_project_created_later_joins_the_audience_and_roles_name_it_as_it_is_now()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use tessera_store::{DisplayName, ProjectStore, RoleGrant, RoleKey, TokenStore};
+        let f = fixture().await?;
+        let aud = "urn:zitadel:iam:org:project:id:late:aud";
+        let with_role = format!("{aud} urn:zitadel:iam:org:project:role:reader");
+        let issue = |scope: String| {
+            let request = request("svc", f.secret.expose(), Some(&scope));
+            async {
+                let response = f.issuer.client_credentials(request).await?;
+                let digest = TokenDigest::of(response.access_token.expose());
+                let record = f.store.token_by_digest(&digest).await?.ok_or("no record")?;
+                Ok::<_, Box<dyn std::error::Error>>((response.scope.to_string(), record))
+            }
+        };
+        let (granted, record) = issue(aud.to_owned()).await?;
+        assert_eq!(
+            (granted.as_str(), record.audience.as_slice()),
+            ("", ["svc".to_owned()].as_slice())
+        );
+
+        let id = ProjectId::new("late")?;
+        f.store
+            .create_project(&Project::new(id.clone(), DisplayName::new("Late")?, f.clock.now()))
+            .await?;
+        let user = tessera_store::ServiceUserStore::service_user_by_username(
+            &*f.store,
+            &Username::new("svc")?,
+        )
+        .await?
+        .ok_or("no user")?;
+        f.store
+            .add_grant(&RoleGrant {
+                user_id: user.id,
+                project_id: id.clone(),
+                role: RoleKey::new("reader")?,
+            })
+            .await?;
+        let (granted, record) = issue(aud.to_owned()).await?;
+        assert_eq!(granted, aud, "a project missing before is found once it exists");
+        assert_eq!(record.audience, ["late"]);
+        let (_, record) = issue(with_role.clone()).await?;
+        assert_eq!(record.roles.0["reader"]["late"], "Late");
+
+        f.store.rename_project(&id, &DisplayName::new("Renamed")?).await?;
+        let (granted, record) = issue(aud.to_owned()).await?;
+        assert_eq!(
+            (granted.as_str(), record.audience.as_slice()),
+            (aud, ["late".to_owned()].as_slice())
+        );
+        let (_, record) = issue(with_role).await?;
+        assert_eq!(record.roles.0["reader"]["late"], "Renamed", "roles carry the current name");
         Ok(())
     }
 

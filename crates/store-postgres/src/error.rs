@@ -44,6 +44,37 @@ pub(crate) fn is_foreign_key_violation(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION)
 }
 
+/// Whether the server refused a statement for what it was asked to write (a
+/// violated constraint, a bad value), rather than the connection or the
+/// transaction failing: the same rows written one by one may each get a result of
+/// their own.
+pub(crate) fn is_refused_statement(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|code| !is_transient_code(code))
+}
+
+/// A copy of `e`, of the same kind, for each further operation that one failure
+/// ended (the records of a group commit): the driver's errors cannot be cloned, so
+/// a copy holds the message of the original and of its causes.
+pub(crate) fn copy(e: &StoreError) -> StoreError {
+    let message = || {
+        let mut parts = Vec::new();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            parts.push(cause.to_string());
+            source = cause.source();
+        }
+        let message = if parts.is_empty() { e.to_string() } else { parts.join(": ") };
+        Box::new(std::io::Error::other(message))
+    };
+    match e {
+        StoreError::NotFound(what) => StoreError::NotFound(what),
+        StoreError::Conflict(what) => StoreError::Conflict(what),
+        StoreError::Corrupt(detail) => StoreError::Corrupt(detail.clone()),
+        StoreError::Unavailable(_) => StoreError::Unavailable(message()),
+        _ => StoreError::Backend(message()),
+    }
+}
+
 /// Server errors after which the same operation may succeed later: the connection
 /// broke or was refused, the server is shutting down, starting up or out of
 /// connections, the database is read-only (a standby during a failover), or the

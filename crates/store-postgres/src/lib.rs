@@ -17,6 +17,32 @@
 //! Only digests of client secrets and opaque tokens are stored (`BYTEA`), never the
 //! secrets; timestamps are unix seconds (`BIGINT`).
 //!
+//! # Durability
+//!
+//! Every write commits before it returns, and with PostgreSQL's default
+//! `synchronous_commit=on` a commit returns only once the server flushed it to its
+//! write-ahead log on disk. A call such as
+//! [`insert_token`](tessera_store::TokenStore::insert_token) therefore returns only
+//! once its record would survive a crash of the database server, so a token is
+//! never handed out before its record is durable. Token records are committed in
+//! groups: one task per store writes them, every record that arrives while the
+//! previous group is being written joins the next one, and a group is one statement
+//! (`INSERT INTO tokens ... SELECT * FROM unnest($1, ..., $10) ON CONFLICT (digest)
+//! DO NOTHING RETURNING digest`, at most 512 records), so one round trip and one
+//! commit serve all the requests in flight, and each call still returns only after
+//! the statement holding its record committed. Each record's result is its own: a
+//! record whose digest is stored already is a [`StoreError::Conflict`]; when the
+//! statement fails as a whole for what it writes (a record of a user deleted
+//! meanwhile), the group is written again one record at a time, so that only that
+//! record fails, with [`StoreError::NotFound`]; when the connection fails, every
+//! record of the group gets its error. A record whose caller stopped waiting may
+//! still be committed.
+//!
+//! Token records have no index on `jti`: ids are 128 random bits, no request looks
+//! a record up by id, and such an index would cost each insert a write to a random
+//! index page (and a full-page image of it in the write-ahead log after each
+//! checkpoint).
+//!
 //! # Driver
 //!
 //! The store talks to PostgreSQL with [`tokio_postgres`] through a
@@ -25,18 +51,17 @@
 //! unlike the SQLite backend) and need no database at compile time, unlike
 //! query-checking libraries. Every statement is prepared once per connection and
 //! kept in the connection's statement cache (`prepare_cached`), so the hot paths
-//! (looking up a client, storing and reading a token) cost one round trip each
-//! after the first use. TLS is not built in: connect over a Unix socket, the
+//! (looking up a client, reading a token) cost one round trip each after the first
+//! use, and storing tokens one round trip per group (see
+//! [Durability](#durability)). TLS is not built in: connect over a Unix socket, the
 //! loopback or a trusted network (`sslmode=disable` or the default `prefer`).
 //!
 //! # Several instances, one database
 //!
 //! No row is cached in the process: every lookup reads the database, so a change
 //! made through one instance (a regenerated secret, a revoked token, a deleted user)
-//! is seen by every other instance as soon as the call that made it returns. Each
-//! write commits before it returns (with PostgreSQL's default
-//! `synchronous_commit=on`, durably), so a token is never handed out before its
-//! record is stored.
+//! is seen by every other instance as soon as the call that made it returns: each
+//! write commits before it returns (see [Durability](#durability)).
 //!
 //! Changes of more than one statement run in one transaction:
 //!
@@ -120,8 +145,10 @@ mod schema;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -133,10 +160,11 @@ use tessera_store::{
     StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId, Username,
 };
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
-use crate::error::{corrupt, is_foreign_key_violation, map, map_pool};
+use crate::error::{copy, corrupt, is_foreign_key_violation, is_refused_statement, map, map_pool};
 use crate::rows::{
     KEY_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, audience_json, previous_secret_columns, roles_json,
     unix,
@@ -155,6 +183,10 @@ const REVOKED_JTI: &str = "revoked token id";
 const NAMESPACE_LOCK: i32 = 0x7465_7301;
 /// The class of the advisory lock around the compare-and-insert of signing keys.
 const SIGNING_KEY_LOCK: i32 = 0x7465_7302;
+
+/// The most token records written by one statement of a group commit; more
+/// waiting records go into the next one.
+const MAX_GROUP: usize = 512;
 
 /// How a [`PostgresStore`] connects: the pool's size and timeouts, and the schema.
 ///
@@ -244,6 +276,25 @@ impl PoolOptions {
 pub struct PostgresStore {
     pool: Pool,
     schema: Option<Arc<str>>,
+    tokens: Arc<TokenQueue>,
+}
+
+/// The token records waiting for the next group commit, shared by the clones of a
+/// store.
+#[derive(Default)]
+struct TokenQueue {
+    /// Token records waiting for the next group commit.
+    pending: Mutex<Vec<PendingToken>>,
+    /// Whether a task is committing `pending`.
+    flushing: AtomicBool,
+}
+
+/// A token record to insert, and where to say whether it was committed.
+struct PendingToken {
+    record: TokenRecord,
+    audience: String,
+    roles: String,
+    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -288,14 +339,7 @@ impl PostgresStore {
         }
         if let Some(schema) = &options.schema {
             schema::check_schema_name(schema)?;
-            let search_path = format!("-c search_path={schema}");
-            let joined = match config.get_options() {
-                Some(existing) if !existing.trim().is_empty() => {
-                    format!("{existing} {search_path}")
-                }
-                _ => search_path,
-            };
-            config.options(joined);
+            set_search_path(&mut config, schema);
         }
 
         schema::migrate(&config, options.schema.as_deref()).await?;
@@ -314,7 +358,11 @@ impl PostgresStore {
             .recycle_timeout(Some(connect_timeout))
             .build()
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        Ok(Self { pool, schema: options.schema.map(Arc::from) })
+        Ok(Self {
+            pool,
+            schema: options.schema.map(Arc::from),
+            tokens: Arc::new(TokenQueue::default()),
+        })
     }
 
     /// The schema the store keeps its tables in, if one was configured.
@@ -326,6 +374,208 @@ impl PostgresStore {
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool.get().await.map_err(map_pool)
     }
+}
+
+/// Makes `schema` (a name [`schema::check_schema_name`] accepted) the `search_path`
+/// of every connection made with `config`, after any options the URL set.
+pub(crate) fn set_search_path(config: &mut tokio_postgres::Config, schema: &str) {
+    let search_path = format!("-c search_path={schema}");
+    let joined = match config.get_options() {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing} {search_path}"),
+        _ => search_path,
+    };
+    config.options(joined);
+}
+
+impl TokenQueue {
+    /// The next group: the records waiting, at most [`MAX_GROUP`] of them, oldest
+    /// first.
+    fn take_group(&self) -> Vec<PendingToken> {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.len() <= MAX_GROUP {
+            std::mem::take(&mut *pending)
+        } else {
+            pending.drain(..MAX_GROUP).collect()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+    }
+}
+
+/// The task that commits a store's pending token records, holding its `flushing`
+/// flag: it clears the flag when it is dropped before it handed the flag back,
+/// whether it panicked, was cancelled (its runtime shut down) or was never polled,
+/// so that the next insert starts a new one.
+struct Flusher {
+    queue: Arc<TokenQueue>,
+    pool: Pool,
+    /// Whether the flag was handed back (cleared, or taken over by another flusher).
+    released: bool,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        if !self.released {
+            self.queue.flushing.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Flusher {
+    /// Commits pending token records in groups until none are left: every record
+    /// that arrives while a group is being written goes into the next statement, so
+    /// one round trip and one commit serve many requests.
+    async fn run(mut self) {
+        loop {
+            let group = self.queue.take_group();
+            if group.is_empty() {
+                self.queue.flushing.store(false, Ordering::Release);
+                // A record queued between the take and the store would wait for
+                // nobody: look once more, and carry on unless another flusher took
+                // over.
+                if !self.queue.is_empty() && !self.queue.flushing.swap(true, Ordering::AcqRel) {
+                    continue;
+                }
+                self.released = true;
+                return;
+            }
+            // Written by a task of its own: a panic while writing fails this group
+            // alone (its callers are told the write was abandoned), and the loop
+            // goes on with the records that arrived meanwhile.
+            let pool = self.pool.clone();
+            let write = tokio::spawn(async move {
+                let results = commit_tokens(&pool, &group).await;
+                for (pending, result) in group.into_iter().zip(results) {
+                    let _ = pending.done.send(result);
+                }
+            });
+            let _ = write.await;
+        }
+    }
+}
+
+/// Inserts `group` on one connection; each record's result is its own (a
+/// conflicting record or one of a missing user fails alone), and none is Ok before
+/// the statement that wrote it committed.
+///
+/// The group is one statement; a record whose digest was stored already is not
+/// inserted by it, and is a conflict. A record that repeats the digest of an
+/// earlier one of the group is left out of the statement and written on its own
+/// afterwards (most likely a conflict too), so that each digest the statement
+/// returns belongs to one record. When the statement fails as a whole for what it
+/// writes (a foreign key violation: a user deleted meanwhile), the records are
+/// written one by one, each with its own result; when the pool or the connection
+/// fails, every record gets that error.
+async fn commit_tokens(pool: &Pool, group: &[PendingToken]) -> Vec<Result<(), StoreError>> {
+    let all_failed = |e: StoreError| -> Vec<Result<(), StoreError>> {
+        let copies: Vec<_> = group.iter().skip(1).map(|_| Err(copy(&e))).collect();
+        std::iter::once(Err(e)).chain(copies).collect()
+    };
+    let client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => return all_failed(map_pool(e)),
+    };
+    if let [single] = group {
+        return vec![insert_token_row(&client, single).await];
+    }
+    let mut digests = HashSet::with_capacity(group.len());
+    let first: Vec<bool> = group.iter().map(|p| digests.insert(p.record.digest)).collect();
+    let firsts: Vec<&PendingToken> =
+        group.iter().zip(&first).filter(|(_, first)| **first).map(|(p, _)| p).collect();
+    let inserted = match insert_token_rows(&client, &firsts).await {
+        Ok(inserted) => Some(inserted),
+        Err(e) if is_refused_statement(&e) => None,
+        Err(e) => return all_failed(map(e, TOKEN)),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for (pending, first) in group.iter().zip(first) {
+        let result = match &inserted {
+            Some(inserted) if first => {
+                if inserted.contains(&pending.record.digest.as_bytes()[..]) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict(TOKEN))
+                }
+            }
+            _ => insert_token_row(&client, pending).await,
+        };
+        results.push(result);
+    }
+    results
+}
+
+/// Inserts records of distinct digests with one statement (committed when it
+/// returns) and returns the digests of those inserted: the others were stored
+/// already.
+async fn insert_token_rows(
+    client: &Object,
+    group: &[&PendingToken],
+) -> Result<HashSet<Vec<u8>>, tokio_postgres::Error> {
+    let sql = format!(
+        "INSERT INTO tokens ({TOKEN_COLUMNS}) \
+         SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[]) \
+         ON CONFLICT (digest) DO NOTHING RETURNING digest"
+    );
+    let column = |f: fn(&PendingToken) -> &str| group.iter().map(|p| f(p)).collect::<Vec<_>>();
+    let digests: Vec<&[u8]> = group.iter().map(|p| &p.record.digest.as_bytes()[..]).collect();
+    let scopes: Vec<String> = group.iter().map(|p| p.record.scopes.to_string()).collect();
+    let issued: Vec<i64> = group.iter().map(|p| unix(p.record.issued_at)).collect();
+    let expires: Vec<i64> = group.iter().map(|p| unix(p.record.expires_at)).collect();
+    let revoked: Vec<Option<i64>> = group.iter().map(|p| p.record.revoked_at.map(unix)).collect();
+    let rows = query(
+        client,
+        &sql,
+        &[
+            &digests,
+            &column(|p| p.record.jti.as_str()),
+            &column(|p| p.record.user_id.as_str()),
+            &column(|p| p.record.client_id.as_str()),
+            &scopes,
+            &column(|p| &p.audience),
+            &issued,
+            &expires,
+            &revoked,
+            &column(|p| &p.roles),
+        ],
+    )
+    .await?;
+    rows.iter().map(|row| row.try_get::<_, Vec<u8>>(0)).collect()
+}
+
+/// Inserts one token record with a statement of its own, committed when it returns.
+async fn insert_token_row<C: GenericClient>(
+    client: &C,
+    pending: &PendingToken,
+) -> Result<(), StoreError> {
+    let record = &pending.record;
+    let digest: &[u8] = record.digest.as_bytes();
+    let sql = format!(
+        "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    );
+    exec(
+        client,
+        &sql,
+        &[
+            &digest,
+            &record.jti.as_str(),
+            &record.user_id.as_str(),
+            &record.client_id.as_str(),
+            &record.scopes.to_string(),
+            &pending.audience,
+            &unix(record.issued_at),
+            &unix(record.expires_at),
+            &record.revoked_at.map(unix),
+            &pending.roles,
+        ],
+    )
+    .await
+    .map(drop)
+    .map_err(|e| {
+        if is_foreign_key_violation(&e) { StoreError::NotFound(USER) } else { map(e, TOKEN) }
+    })
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -530,35 +780,34 @@ impl ServiceUserStore for PostgresStore {
 
 #[async_trait]
 impl TokenStore for PostgresStore {
+    /// Group commit: the record joins the records waiting for the store's flusher
+    /// task, and the call returns once the statement holding it has committed (with
+    /// `synchronous_commit=on`, flushed to disk), so a token is never answered
+    /// before its record is durable, while one round trip and one commit serve
+    /// every request in flight. If the caller stops waiting, the record may still
+    /// be committed.
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        let audience = audience_json(&record.audience)?;
-        let roles = roles_json(&record.roles)?;
-        let digest: &[u8] = record.digest.as_bytes();
-        let sql = format!(
-            "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        );
-        // One statement outside a transaction: committed when it returns.
-        exec(
-            &self.client().await?,
-            &sql,
-            &[
-                &digest,
-                &record.jti.as_str(),
-                &record.user_id.as_str(),
-                &record.client_id.as_str(),
-                &record.scopes.to_string(),
-                &audience,
-                &unix(record.issued_at),
-                &unix(record.expires_at),
-                &record.revoked_at.map(unix),
-                &roles,
-            ],
-        )
-        .await
-        .map_err(|e| {
-            if is_foreign_key_violation(&e) { StoreError::NotFound(USER) } else { map(e, TOKEN) }
-        })?;
-        Ok(())
+        let (done, committed) = oneshot::channel();
+        let pending = PendingToken {
+            audience: audience_json(&record.audience)?,
+            roles: roles_json(&record.roles)?,
+            record: record.clone(),
+            done,
+        };
+        self.tokens.pending.lock().unwrap_or_else(PoisonError::into_inner).push(pending);
+        if !self.tokens.flushing.swap(true, Ordering::AcqRel) {
+            // Made before the task starts, so that the flag is cleared even if the
+            // task never runs.
+            let flusher = Flusher {
+                queue: Arc::clone(&self.tokens),
+                pool: self.pool.clone(),
+                released: false,
+            };
+            tokio::spawn(flusher.run());
+        }
+        committed.await.map_err(|_| {
+            StoreError::Backend(Box::new(std::io::Error::other("the token write was abandoned")))
+        })?
     }
 
     async fn token_by_digest(
@@ -574,6 +823,8 @@ impl TokenStore for PostgresStore {
             .transpose()
     }
 
+    /// Scans the table: no request looks a record up by id, and an index on ids
+    /// would cost every insert a write to a random index page.
     async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
         let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE jti = $1");
         query_opt(&self.client().await?, &sql, &[&jti.as_str()])

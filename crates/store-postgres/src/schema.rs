@@ -121,6 +121,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE api_apps
         ADD COLUMN previous_secret_digest BYTEA,
         ADD COLUMN previous_secret_expires_at BIGINT;"#,
+    // 4: token records without the unique constraint (and index) on `jti`. Ids are
+    // 128 random bits, and no request looks a record up by id; the index cost every
+    // insert a write to a random page of its B-tree (and, after each checkpoint, a
+    // full-page image of it in the write-ahead log). A lookup by id now scans the
+    // table. `tokens_jti_key` is the name PostgreSQL gave the constraint of
+    // migration 1.
+    "ALTER TABLE tokens DROP CONSTRAINT IF EXISTS tokens_jti_key;",
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -157,23 +164,37 @@ pub(crate) async fn migrate(
     config: &tokio_postgres::Config,
     schema: Option<&str>,
 ) -> Result<(), StoreError> {
+    migrate_with(config, schema, MIGRATIONS).await
+}
+
+/// Like [`migrate`], knowing only `migrations` (the first ones of [`MIGRATIONS`],
+/// as an older release would).
+pub(crate) async fn migrate_with(
+    config: &tokio_postgres::Config,
+    schema: Option<&str>,
+    migrations: &[&str],
+) -> Result<(), StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| map(e, "database"))?;
     let connection = tokio::spawn(connection);
-    let result = migrate_locked(client, schema).await;
+    let result = migrate_locked(client, schema, migrations).await;
     // The client is gone: the connection task sends Terminate and ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
     result
 }
 
 /// Takes the migration lock on `client`, migrates, and releases the lock.
-async fn migrate_locked(mut client: Client, schema: Option<&str>) -> Result<(), StoreError> {
+async fn migrate_locked(
+    mut client: Client,
+    schema: Option<&str>,
+    migrations: &[&str],
+) -> Result<(), StoreError> {
     let err = |e| map(e, "schema migration");
     client
         .batch_execute(&format!("SET lock_timeout = '{MIGRATION_LOCK_TIMEOUT}'"))
         .await
         .map_err(err)?;
     client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await.map_err(err)?;
-    let result = apply_missing(&mut client, schema).await;
+    let result = apply_missing(&mut client, schema, migrations).await;
     let unlocked = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await;
     result?;
     unlocked.map_err(err)?;
@@ -191,7 +212,11 @@ async fn current_version(client: &Client) -> Result<i64, tokio_postgres::Error> 
 /// Creates the schema if it is missing, then applies the missing migrations, each
 /// in its own transaction. Runs under the migration lock, so no other instance
 /// migrates at the same time and each migration is applied once.
-async fn apply_missing(client: &mut Client, schema: Option<&str>) -> Result<(), StoreError> {
+async fn apply_missing(
+    client: &mut Client,
+    schema: Option<&str>,
+    migrations: &[&str],
+) -> Result<(), StoreError> {
     let err = |e| map(e, "schema migration");
     if let Some(schema) = schema {
         // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on
@@ -207,7 +232,7 @@ async fn apply_missing(client: &mut Client, schema: Option<&str>) -> Result<(), 
         }
     }
     client.batch_execute(CREATE_MIGRATIONS_TABLE).await.map_err(err)?;
-    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
     let current = current_version(client).await.map_err(err)?;
     if current > known {
         return Err(StoreError::Corrupt(format!(
@@ -215,7 +240,7 @@ async fn apply_missing(client: &mut Client, schema: Option<&str>) -> Result<(), 
              ({known}); upgrade Tessera"
         )));
     }
-    for (version, sql) in (1_i64..).zip(MIGRATIONS).skip(usize::try_from(current).unwrap_or(0)) {
+    for (version, sql) in (1_i64..).zip(migrations).skip(usize::try_from(current).unwrap_or(0)) {
         let tx = client.transaction().await.map_err(err)?;
         tx.batch_execute(sql).await.map_err(err)?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -71,6 +71,29 @@ impl TestSchema {
         Ok(schema)
     }
 
+    /// Creates a fresh schema holding only the first `version` migrations, as a
+    /// release that knew no more of them left it, for testing upgrades: the first
+    /// store that connects to it applies the others. Fails with
+    /// [`StoreError::Backend`] when this build has fewer than `version`
+    /// migrations.
+    pub async fn create_at_version(url: &str, version: usize) -> Result<Self, StoreError> {
+        let migrations = crate::schema::MIGRATIONS.get(..version).ok_or_else(|| {
+            StoreError::Backend(
+                format!("no schema version {version}: this build knows {}", crate::SCHEMA_VERSION)
+                    .into(),
+            )
+        })?;
+        let schema = Self::reserve(url)?;
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Backend(Box::new(e)))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        crate::set_search_path(&mut config, &schema.name);
+        crate::schema::migrate_with(&config, Some(&schema.name), migrations).await?;
+        Ok(schema)
+    }
+
     /// Picks a fresh schema name without creating the schema (the first store that
     /// connects to it does); the schema is dropped all the same if it exists then.
     pub fn reserve(url: &str) -> Result<Self, StoreError> {

@@ -655,7 +655,6 @@ async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
         (true, "service_users", "id"),
         (true, "service_users", "username"),
         (true, "tokens", "digest"),
-        (true, "tokens", "jti"),
         (false, "tokens", "expires_at"),
         (false, "tokens", "user_id"),
         (true, "revoked_jtis", "jti"),
@@ -680,8 +679,270 @@ async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
             "no {kind} on {table} ({columns}) in {definitions:#?}"
         );
     }
+    // Token records are not looked up by id in any request: no index on `jti`.
+    let on_jti = format!(" ON {name}.tokens USING btree (jti)");
+    assert!(
+        !definitions.iter().any(|d| d.ends_with(&on_jti)),
+        "an index on tokens (jti) in {definitions:#?}"
+    );
     // The reserved project is there from the start, as in every store.
     assert_eq!(store.project_by_id(&ProjectId::reserved()).await?, Some(Project::reserved()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_from_version_3_keeps_tokens_and_drops_the_jti_constraint() -> TestResult {
+    let url = url_or_return!("upgrading_from_version_3_keeps_tokens_and_drops_the_jti_constraint");
+    let schema = TestSchema::create_at_version(&url, 3).await?;
+    assert_eq!(migration_rows(&schema).await?, 3);
+    let client = schema.client().await?;
+    let jti_constraints = || async {
+        let count: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_constraint \
+                 WHERE conrelid = 'tokens'::regclass AND conname = 'tokens_jti_key'",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        Ok::<i64, Box<dyn std::error::Error>>(count)
+    };
+    assert_eq!(jti_constraints().await?, 1, "version 3 has the constraint");
+    client
+        .batch_execute(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at) \
+             VALUES ('100000000000000001', 'old', 'old', 'opaque', 60, NULL, true, 0, 0);
+             INSERT INTO tokens VALUES (decode(repeat('01', 32), 'hex'), \
+             '00000000000000000000000000000001', '100000000000000001', 'old', 'openid', \
+             '[\"old\"]', 0, 60, 30, '{}');",
+        )
+        .await?;
+
+    let store = schema.store().await?;
+    assert_eq!(migration_rows(&schema).await?, i64::try_from(SCHEMA_VERSION)?);
+    assert_eq!(jti_constraints().await?, 0, "the constraint is dropped");
+    let kept = store.token_by_digest(&TokenDigest::from_bytes([1; 32])).await?.ok_or("token")?;
+    assert_eq!(kept.jti.as_str(), "00000000000000000000000000000001");
+    assert_eq!(kept.audience, ["old"]);
+    assert_eq!((kept.expires_at.unix_timestamp(), kept.revoked_at), (60, Some(time_at(30))));
+    assert_eq!(store.token_by_jti(&kept.jti).await?, Some(kept.clone()));
+    // Ids are no longer unique in the table (they are random, so never repeated in
+    // practice); the digest still is.
+    let mut same_id = kept.clone();
+    same_id.digest = TokenDigest::of("another token");
+    store.insert_token(&same_id).await?;
+    let result = store.insert_token(&kept).await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    // The foreign key still holds: deleting the user deletes its tokens.
+    store.delete_service_user(&kept.client_id).await?;
+    let left: i64 = client.query_one("SELECT count(*) FROM tokens", &[]).await?.try_get(0)?;
+    assert_eq!(left, 0);
+    Ok(())
+}
+
+fn time_at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(secs)
+}
+
+/// Starts every insert at once, so that most of them wait for a group commit
+/// together, and returns each result in the order of `records`.
+async fn insert_at_once(
+    store: &PostgresStore,
+    records: &[TokenRecord],
+) -> Result<Vec<Result<(), StoreError>>, Box<dyn std::error::Error>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, record) in records.iter().enumerate() {
+        let (store, record) = (store.clone(), record.clone());
+        tasks.spawn(async move { (i, store.insert_token(&record).await) });
+    }
+    let mut results: Vec<Option<Result<(), StoreError>>> = records.iter().map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, result) = joined?;
+        results[i] = Some(result);
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.ok_or("a task returned no result"))
+        .collect::<Result<_, _>>()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_inserts_are_all_committed() -> TestResult {
+    let url = url_or_return!("many_concurrent_inserts_are_all_committed");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let (user, _) = user_with_secret("busy")?;
+    server.create_service_user(&user).await?;
+    let records: Vec<TokenRecord> =
+        (0..200).map(|i| token_for(&user, &format!("busy-{i}"))).collect::<Result<_, _>>()?;
+    // Two stores (instances) at once, each with its own group commits.
+    let (a, b) = records.split_at(100);
+    let (from_server, from_other) =
+        tokio::join!(insert_at_once(&server, a), insert_at_once(&other, b));
+    for result in from_server?.into_iter().chain(from_other?) {
+        result?;
+    }
+    for record in &records {
+        assert_eq!(other.token_by_digest(&record.digest).await?.as_ref(), Some(record));
+        assert_eq!(server.token_by_digest(&record.digest).await?.as_ref(), Some(record));
+    }
+    let client = schema.client().await?;
+    let count: i64 = client.query_one("SELECT count(*) FROM tokens", &[]).await?.try_get(0)?;
+    assert_eq!(count, 200);
+    // More than one group's worth of records at once (groups hold at most 512).
+    let records: Vec<TokenRecord> =
+        (0..1200).map(|i| token_for(&user, &format!("burst-{i}"))).collect::<Result<_, _>>()?;
+    for result in insert_at_once(&server, &records).await? {
+        result?;
+    }
+    let count: i64 = client.query_one("SELECT count(*) FROM tokens", &[]).await?.try_get(0)?;
+    assert_eq!(count, 1400);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_in_a_group_commit_fails_alone() -> TestResult {
+    let url = url_or_return!("a_conflict_in_a_group_commit_fails_alone");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let (user, _) = user_with_secret("grouped")?;
+    store.create_service_user(&user).await?;
+    let taken = token_for(&user, "taken")?;
+    store.insert_token(&taken).await?;
+    for round in 0..5 {
+        let mut records: Vec<TokenRecord> = (0..40)
+            .map(|i| token_for(&user, &format!("grouped-{round}-{i}")))
+            .collect::<Result<_, _>>()?;
+        // The stored digest again, and one digest twice in the same group.
+        records[20] = token_for(&user, "taken")?;
+        records[30] = token_for(&user, &format!("grouped-{round}-10"))?;
+        let results = insert_at_once(&store, &records).await?;
+        for (i, result) in results.iter().enumerate() {
+            match i {
+                20 => assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}"),
+                10 | 30 => {}
+                _ => assert!(result.is_ok(), "round {round}, record {i}: {result:?}"),
+            }
+        }
+        // Of the two records of one digest, exactly one is stored, and it is the one
+        // whose insert succeeded.
+        let twice = [&results[10], &results[30]];
+        assert_eq!(twice.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {twice:?}");
+        assert!(twice.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict(_)))));
+        let winner = if results[10].is_ok() { &records[10] } else { &records[30] };
+        for (i, record) in records.iter().enumerate() {
+            let stored = store.token_by_digest(&record.digest).await?;
+            match i {
+                20 => assert_eq!(stored.as_ref(), Some(&taken), "the first record is kept"),
+                10 | 30 => assert_eq!(stored.as_ref(), Some(winner)),
+                _ => assert_eq!(stored.as_ref(), Some(record), "round {round}: record {i}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_a_missing_user_in_a_group_commit_fails_alone() -> TestResult {
+    let url = url_or_return!("a_token_of_a_missing_user_in_a_group_commit_fails_alone");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let (user, _) = user_with_secret("present")?;
+    store.create_service_user(&user).await?;
+    let (ghost, _) = user_with_secret("ghost")?;
+    for round in 0..5 {
+        let mut records: Vec<TokenRecord> = (0..40)
+            .map(|i| token_for(&user, &format!("kept-{round}-{i}")))
+            .collect::<Result<_, _>>()?;
+        records[7] = token_for(&ghost, &format!("orphan-{round}-7"))?;
+        records[33] = token_for(&ghost, &format!("orphan-{round}-33"))?;
+        let results = insert_at_once(&store, &records).await?;
+        for (i, (record, result)) in records.iter().zip(&results).enumerate() {
+            let stored = store.token_by_digest(&record.digest).await?;
+            if i == 7 || i == 33 {
+                assert!(matches!(result, Err(StoreError::NotFound(_))), "{i}: {result:?}");
+                assert_eq!(stored, None, "round {round}: orphan {i} was stored");
+            } else {
+                assert!(result.is_ok(), "round {round}, record {i}: {result:?}");
+                assert_eq!(stored.as_ref(), Some(record), "round {round}: record {i} was lost");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_of_a_user_deleted_meanwhile_fail_and_the_others_commit() -> TestResult {
+    let url = url_or_return!("tokens_of_a_user_deleted_meanwhile_fail_and_the_others_commit");
+    let schema = TestSchema::create(&url).await?;
+    let (server, cli) = (schema.store().await?, schema.store().await?);
+    let (kept, _) = user_with_secret("kept")?;
+    server.create_service_user(&kept).await?;
+    for round in 0..5 {
+        let (doomed, _) = user_with_secret(&format!("doomed-{round}"))?;
+        server.create_service_user(&doomed).await?;
+        let records: Vec<TokenRecord> = (0..40)
+            .map(|i| {
+                let user = if i % 4 == 0 { &doomed } else { &kept };
+                token_for(user, &format!("r{round}-{i}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let (inserted, deleted) = tokio::join!(
+            insert_at_once(&server, &records),
+            cli.delete_service_user(&doomed.username)
+        );
+        deleted?;
+        for (i, (record, result)) in records.iter().zip(inserted?).enumerate() {
+            let stored = server.token_by_digest(&record.digest).await?;
+            if i % 4 == 0 {
+                // Before the delete: stored, then deleted with the user; after it:
+                // refused. Never stored for a user that is gone.
+                assert!(matches!(result, Ok(()) | Err(StoreError::NotFound(_))), "{result:?}");
+                assert_eq!(stored, None, "round {round}: a token outlived its user");
+            } else {
+                result.map_err(|e| format!("round {round}, record {i}: {e:?}"))?;
+                assert_eq!(stored.as_ref(), Some(record), "round {round}: record {i} was lost");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_fail_with_unavailable_when_the_database_is_gone_and_recover() -> TestResult {
+    let url = url_or_return!("inserts_fail_with_unavailable_when_the_database_is_gone_and_recover");
+    let schema = TestSchema::create(&url).await?;
+    let options = schema.options().with_max_size(1).with_wait_timeout(Duration::from_millis(300));
+    let store = PostgresStore::connect_with(&url, options).await?;
+    let (user, _) = user_with_secret("waiting")?;
+    store.create_service_user(&user).await?;
+    // Another session holds the signing-key lock of this schema (class "tes" + 2, see
+    // lib.rs), so the store's only connection waits in insert_signing_key and the
+    // group commit finds no free connection in time.
+    let mut blocker = schema.client().await?;
+    let tx = blocker.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", &[&0x7465_7302_i32])
+        .await?;
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_signing_key(&signing_key("k1", 0), None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let records: Vec<TokenRecord> =
+        (0..10).map(|i| token_for(&user, &format!("starved-{i}"))).collect::<Result<_, _>>()?;
+    for result in insert_at_once(&store, &records).await? {
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    }
+    tx.rollback().await?;
+    assert!(waiting.await??);
+    // The flusher is not stuck: the same records go through now.
+    for result in insert_at_once(&store, &records).await? {
+        result?;
+    }
+    for record in &records {
+        assert_eq!(store.token_by_digest(&record.digest).await?.as_ref(), Some(record));
+    }
     Ok(())
 }
 
