@@ -12,6 +12,7 @@ mod client_keys;
 mod commands;
 mod database;
 mod keys;
+mod log_format;
 mod log_writer;
 mod projects;
 mod serve;

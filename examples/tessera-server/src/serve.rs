@@ -22,6 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+use crate::log_format::{PlainFields, PlainFormat};
 
 use crate::cli::ServeArgs;
 use crate::commands::{CliError, Result};
@@ -284,14 +287,18 @@ pub(crate) fn init_logging(default: &str) {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal());
-    let json = std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let _ = match (log_writer::BufferedStderr::get(), json) {
-        (Some(writer), true) => builder.with_writer(writer).json().try_init(),
-        (Some(writer), false) => builder.with_writer(writer).try_init(),
-        (None, true) => builder.with_writer(std::io::stderr).json().try_init(),
-        (None, false) => builder.with_writer(std::io::stderr).try_init(),
+    let writer = match log_writer::BufferedStderr::get() {
+        Some(buffered) => BoxMakeWriter::new(buffered),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(terminal).with_writer(writer);
+    let _ = if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().try_init()
+    } else if terminal {
+        builder.try_init()
+    } else {
+        builder.event_format(PlainFormat).fmt_fields(PlainFields).try_init()
     };
 }
