@@ -50,11 +50,13 @@
 //! [`PoolOptions`]). Both are small, fully asynchronous (no blocking thread pool,
 //! unlike the SQLite backend) and need no database at compile time, unlike
 //! query-checking libraries. Every statement is prepared once per connection and
-//! kept in the connection's statement cache (`prepare_cached`), so the hot paths
-//! (looking up a client, reading a token) cost one round trip each after the first
-//! use, and storing tokens one round trip per group (see
-//! [Durability](#durability)). TLS is not built in: connect over a Unix socket, the
-//! loopback or a trusted network (`sslmode=disable` or the default `prefer`).
+//! kept in the connection's statement cache (`prepare_cached`), so reading a token
+//! costs one round trip after the first use, and the two calls that token requests
+//! make are batched: looking up the client costs one round trip per batch of
+//! lookups (see [Several instances, one database](#several-instances-one-database)),
+//! storing the token one round trip per group (see [Durability](#durability)). TLS
+//! is not built in: connect over a Unix socket, the loopback or a trusted network
+//! (`sslmode=disable` or the default `prefer`).
 //!
 //! # Several instances, one database
 //!
@@ -62,6 +64,21 @@
 //! made through one instance (a regenerated secret, a revoked token, a deleted user)
 //! is seen by every other instance as soon as the call that made it returns: each
 //! write commits before it returns (see [Durability](#durability)).
+//!
+//! Lookups of service users by username (the client authentication of every token
+//! request) are batched, and still never answer with data older than the call:
+//! one task per store runs them, every lookup that arrives while a batch is
+//! running joins the next one, and a batch is one statement (`SELECT ... FROM
+//! service_users WHERE username = ANY($1)` with each username once, at most 512
+//! lookups; a batch of one runs the single-row query). A lookup only ever joins a
+//! batch whose statement has not been sent yet, never one already in flight, so
+//! the statement that answers it starts after the call started; it runs in a
+//! transaction of its own, whose snapshot is taken when the statement starts, so
+//! it sees every commit made before: a secret regenerated (committed) before the
+//! lookup was called, through any instance, is always seen. Each lookup's result
+//! is its own: a row that no longer parses is [`StoreError::Corrupt`] for the
+//! lookups of that username only; when the connection or the statement fails,
+//! every lookup of the batch gets its error.
 //!
 //! Changes of more than one statement run in one transaction:
 //!
@@ -137,6 +154,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod batch;
 mod client_keys;
 mod error;
 mod projects;
@@ -145,10 +163,10 @@ mod schema;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -160,10 +178,10 @@ use tessera_store::{
     StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId, Username,
 };
 use time::OffsetDateTime;
-use tokio::sync::oneshot;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
+use crate::batch::{Batcher, Worker};
 use crate::error::{copy, corrupt, is_foreign_key_violation, is_refused_statement, map, map_pool};
 use crate::rows::{
     KEY_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, audience_json, previous_secret_columns, roles_json,
@@ -187,6 +205,10 @@ const SIGNING_KEY_LOCK: i32 = 0x7465_7302;
 /// The most token records written by one statement of a group commit; more
 /// waiting records go into the next one.
 const MAX_GROUP: usize = 512;
+
+/// The most lookups of service users answered by one statement (so at most as many
+/// usernames); more waiting lookups go into the next one.
+const MAX_LOOKUPS: usize = 512;
 
 /// How a [`PostgresStore`] connects: the pool's size and timeouts, and the schema.
 ///
@@ -276,25 +298,48 @@ impl PoolOptions {
 pub struct PostgresStore {
     pool: Pool,
     schema: Option<Arc<str>>,
-    tokens: Arc<TokenQueue>,
+    /// Group commit of token records.
+    tokens: Arc<Batcher<TokenWriter>>,
+    /// Batched lookups of service users by username.
+    users: Arc<Batcher<UserReader>>,
 }
 
-/// The token records waiting for the next group commit, shared by the clones of a
-/// store.
-#[derive(Default)]
-struct TokenQueue {
-    /// Token records waiting for the next group commit.
-    pending: Mutex<Vec<PendingToken>>,
-    /// Whether a task is committing `pending`.
-    flushing: AtomicBool,
-}
-
-/// A token record to insert, and where to say whether it was committed.
+/// A token record to insert, with its JSON columns.
 struct PendingToken {
     record: TokenRecord,
     audience: String,
     roles: String,
-    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Writes groups of token records (see [Durability](crate#durability)).
+struct TokenWriter {
+    pool: Pool,
+}
+
+impl Worker for TokenWriter {
+    type Input = PendingToken;
+    type Output = ();
+    const ABANDONED: &'static str = "the token write was abandoned";
+
+    async fn run(&self, group: &[PendingToken]) -> Vec<Result<(), StoreError>> {
+        commit_tokens(&self.pool, group).await
+    }
+}
+
+/// Looks up batches of service users by username (see
+/// [Several instances, one database](crate#several-instances-one-database)).
+struct UserReader {
+    pool: Pool,
+}
+
+impl Worker for UserReader {
+    type Input = Username;
+    type Output = Option<ServiceUser>;
+    const ABANDONED: &'static str = "the service user lookup was abandoned";
+
+    async fn run(&self, usernames: &[Username]) -> Vec<Result<Option<ServiceUser>, StoreError>> {
+        users_by_username(&self.pool, usernames).await
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -359,9 +404,10 @@ impl PostgresStore {
             .build()
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(Self {
+            tokens: Arc::new(Batcher::new(TokenWriter { pool: pool.clone() }, MAX_GROUP)),
+            users: Arc::new(Batcher::new(UserReader { pool: pool.clone() }, MAX_LOOKUPS)),
             pool,
             schema: options.schema.map(Arc::from),
-            tokens: Arc::new(TokenQueue::default()),
         })
     }
 
@@ -387,75 +433,6 @@ pub(crate) fn set_search_path(config: &mut tokio_postgres::Config, schema: &str)
     config.options(joined);
 }
 
-impl TokenQueue {
-    /// The next group: the records waiting, at most [`MAX_GROUP`] of them, oldest
-    /// first.
-    fn take_group(&self) -> Vec<PendingToken> {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if pending.len() <= MAX_GROUP {
-            std::mem::take(&mut *pending)
-        } else {
-            pending.drain(..MAX_GROUP).collect()
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
-    }
-}
-
-/// The task that commits a store's pending token records, holding its `flushing`
-/// flag: it clears the flag when it is dropped before it handed the flag back,
-/// whether it panicked, was cancelled (its runtime shut down) or was never polled,
-/// so that the next insert starts a new one.
-struct Flusher {
-    queue: Arc<TokenQueue>,
-    pool: Pool,
-    /// Whether the flag was handed back (cleared, or taken over by another flusher).
-    released: bool,
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        if !self.released {
-            self.queue.flushing.store(false, Ordering::Release);
-        }
-    }
-}
-
-impl Flusher {
-    /// Commits pending token records in groups until none are left: every record
-    /// that arrives while a group is being written goes into the next statement, so
-    /// one round trip and one commit serve many requests.
-    async fn run(mut self) {
-        loop {
-            let group = self.queue.take_group();
-            if group.is_empty() {
-                self.queue.flushing.store(false, Ordering::Release);
-                // A record queued between the take and the store would wait for
-                // nobody: look once more, and carry on unless another flusher took
-                // over.
-                if !self.queue.is_empty() && !self.queue.flushing.swap(true, Ordering::AcqRel) {
-                    continue;
-                }
-                self.released = true;
-                return;
-            }
-            // Written by a task of its own: a panic while writing fails this group
-            // alone (its callers are told the write was abandoned), and the loop
-            // goes on with the records that arrived meanwhile.
-            let pool = self.pool.clone();
-            let write = tokio::spawn(async move {
-                let results = commit_tokens(&pool, &group).await;
-                for (pending, result) in group.into_iter().zip(results) {
-                    let _ = pending.done.send(result);
-                }
-            });
-            let _ = write.await;
-        }
-    }
-}
-
 /// Inserts `group` on one connection; each record's result is its own (a
 /// conflicting record or one of a missing user fails alone), and none is Ok before
 /// the statement that wrote it committed.
@@ -469,10 +446,7 @@ impl Flusher {
 /// written one by one, each with its own result; when the pool or the connection
 /// fails, every record gets that error.
 async fn commit_tokens(pool: &Pool, group: &[PendingToken]) -> Vec<Result<(), StoreError>> {
-    let all_failed = |e: StoreError| -> Vec<Result<(), StoreError>> {
-        let copies: Vec<_> = group.iter().skip(1).map(|_| Err(copy(&e))).collect();
-        std::iter::once(Err(e)).chain(copies).collect()
-    };
+    let all_failed = |e| all_failed(e, group.len());
     let client = match pool.get().await {
         Ok(client) => client,
         Err(e) => return all_failed(map_pool(e)),
@@ -576,6 +550,70 @@ async fn insert_token_row<C: GenericClient>(
     .map_err(|e| {
         if is_foreign_key_violation(&e) { StoreError::NotFound(USER) } else { map(e, TOKEN) }
     })
+}
+
+/// `e` as the result of each of `n` operations that one failure ended (a copy of
+/// it for all but the first).
+fn all_failed<T>(e: StoreError, n: usize) -> Vec<Result<T, StoreError>> {
+    let copies: Vec<_> = (1..n).map(|_| Err(copy(&e))).collect();
+    std::iter::once(Err(e)).chain(copies).collect()
+}
+
+/// Looks up the service users named `usernames` (never empty; some may repeat) on
+/// one connection with one statement; one result for each, in their order.
+///
+/// A single username is looked up with the single-row query. Otherwise the
+/// statement asks for each distinct username once (`username = ANY($1)`) and each
+/// row is read on its own: a row that does not parse is [`StoreError::Corrupt`] for
+/// the lookups of its username only, and the others get their rows (or `None`).
+/// When the pool or the statement fails, every lookup gets that error.
+async fn users_by_username(
+    pool: &Pool,
+    usernames: &[Username],
+) -> Vec<Result<Option<ServiceUser>, StoreError>> {
+    let client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => return all_failed(map_pool(e), usernames.len()),
+    };
+    if let [single] = usernames {
+        return vec![user_where(&client, "username = $1", single.as_str()).await];
+    }
+    let mut distinct: Vec<&str> = usernames.iter().map(Username::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE username = ANY($1::text[])");
+    let rows = match query(&client, &sql, &[&distinct]).await {
+        Ok(rows) => rows,
+        Err(e) => return all_failed(map(e, USER), usernames.len()),
+    };
+    // Usernames are unique, and a row matched one of `distinct` exactly, so its
+    // username column tells whose it is. A row whose username cannot even be read
+    // could be anyone's: the lookups that found no row of their own get its error
+    // rather than `None`.
+    let mut found: HashMap<&str, Result<ServiceUser, StoreError>> =
+        HashMap::with_capacity(rows.len());
+    let mut unattributed = None;
+    for row in &rows {
+        match row.try_get::<_, &str>(1) {
+            Ok(name) => match found.entry(name) {
+                Entry::Vacant(entry) => {
+                    entry.insert(rows::user(row));
+                }
+                Entry::Occupied(mut entry) => {
+                    *entry.get_mut() = Err(corrupt(USER, "two rows of one username"));
+                }
+            },
+            Err(e) => unattributed = Some(corrupt("username", e)),
+        }
+    }
+    usernames
+        .iter()
+        .map(|username| match (found.get(username.as_str()), &unattributed) {
+            (Some(Ok(user)), _) => Ok(Some(user.clone())),
+            (Some(Err(e)), _) | (None, Some(e)) => Err(copy(e)),
+            (None, None) => Ok(None),
+        })
+        .collect()
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -696,11 +734,15 @@ impl ServiceUserStore for PostgresStore {
         tx.commit().await.map_err(|e| map(e, USER))
     }
 
+    /// Batched: the lookup joins the lookups waiting for the store's next batch,
+    /// never one whose statement was sent already, so the row it returns was read
+    /// after the call started (see
+    /// [Several instances, one database](crate#several-instances-one-database)).
     async fn service_user_by_username(
         &self,
         username: &Username,
     ) -> Result<Option<ServiceUser>, StoreError> {
-        user_where(&self.client().await?, "username = $1", username.as_str()).await
+        self.users.call(username.clone()).await
     }
 
     async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
@@ -787,27 +829,12 @@ impl TokenStore for PostgresStore {
     /// every request in flight. If the caller stops waiting, the record may still
     /// be committed.
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        let (done, committed) = oneshot::channel();
         let pending = PendingToken {
             audience: audience_json(&record.audience)?,
             roles: roles_json(&record.roles)?,
             record: record.clone(),
-            done,
         };
-        self.tokens.pending.lock().unwrap_or_else(PoisonError::into_inner).push(pending);
-        if !self.tokens.flushing.swap(true, Ordering::AcqRel) {
-            // Made before the task starts, so that the flag is cleared even if the
-            // task never runs.
-            let flusher = Flusher {
-                queue: Arc::clone(&self.tokens),
-                pool: self.pool.clone(),
-                released: false,
-            };
-            tokio::spawn(flusher.run());
-        }
-        committed.await.map_err(|_| {
-            StoreError::Backend(Box::new(std::io::Error::other("the token write was abandoned")))
-        })?
+        self.tokens.call(pending).await
     }
 
     async fn token_by_digest(
