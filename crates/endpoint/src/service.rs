@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use serde::Serialize;
 use tessera_mint::JWKS_MAX_AGE_SECS;
 use tessera_scope::{Scope, ScopeSet, StandardScope};
+use tessera_store::RoleClaims;
 
 use crate::assertion::{ASSERTION_ALGORITHMS, JWT_BEARER_GRANT_TYPE};
 use crate::auth::ClientCredentials;
@@ -158,9 +159,9 @@ impl TokenEndpoint {
                 // token_type_hint: only access tokens are issued here, so every search
                 // covers them whatever the hint says (RFC 7009 §2.1).
                 form_param(&form, "token_type_hint")?;
-                let claimed = claimed_client(&parts.headers, &form);
+                let (credentials, claimed) = read_credentials(&parts.headers, &form);
                 self.guarded(&claimed, addr, async {
-                    let credentials = ClientCredentials::from_request(&parts.headers, &form)?;
+                    let credentials = credentials?;
                     if path == INTROSPECT_PATH {
                         let answer = self.inner.issuer.introspect(&credentials, token).await?;
                         Ok(introspection_response(&answer, self.inner.issuer.minter().issuer()))
@@ -207,9 +208,9 @@ impl TokenEndpoint {
             .transpose()?;
         match grant_type {
             "client_credentials" => {
-                let claimed = claimed_client(headers, form);
+                let (credentials, claimed) = read_credentials(headers, form);
                 self.guarded(&claimed, addr, async {
-                    let credentials = ClientCredentials::from_request(headers, form)?;
+                    let credentials = credentials?;
                     let request = ClientCredentialsRequest { credentials, scope };
                     let response = self.inner.issuer.client_credentials(request).await?;
                     Ok(token_response(&response))
@@ -327,6 +328,20 @@ impl TokenEndpoint {
     }
 }
 
+/// The client credentials of a request (checked later, under the throttle), and the
+/// client ID it claims (see [`claimed_client`]), reading the header once.
+fn read_credentials(
+    headers: &HeaderMap,
+    form: &Form,
+) -> (Result<ClientCredentials, OAuthError>, String) {
+    let credentials = ClientCredentials::from_request(headers, form);
+    let claimed = match &credentials {
+        Ok(credentials) => credentials.client_id.clone(),
+        Err(_) => claimed_client(headers, form),
+    };
+    (credentials, claimed)
+}
+
 /// The client ID a request claims, before it is checked: the Basic user name, or the
 /// body's `client_id`; empty when neither says (the throttle then counts the address).
 fn claimed_client(headers: &HeaderMap, form: &Form) -> String {
@@ -369,27 +384,53 @@ fn empty_ok() -> Response<ResponseBody> {
 
 /// Renders an introspection response (RFC 7662 §2.2).
 fn introspection_response(answer: &Introspection, issuer: &str) -> Response<ResponseBody> {
-    let Introspection::Active(token) = answer else {
-        return json_response(StatusCode::OK, &serde_json::json!({ "active": false }));
-    };
-    let mut body = serde_json::json!({
-        "active": true,
-        "scope": token.scopes.to_string(),
-        "client_id": token.user.username.as_str(),
-        "username": token.user.username.as_str(),
-        "token_type": "Bearer",
-        "exp": token.exp,
-        "iat": token.iat,
-        "nbf": token.nbf,
-        "sub": token.user.id.as_str(),
-        "aud": token.audience,
-        "iss": issuer,
-        "jti": token.jti.as_str(),
-    });
-    if !token.roles.is_empty() {
-        body["urn:zitadel:iam:org:project:roles"] = serde_json::json!(token.roles);
+    /// The members of an active token's answer, in the (alphabetical) order they
+    /// are written.
+    #[derive(Serialize)]
+    struct Active<'a> {
+        active: bool,
+        aud: &'a [String],
+        client_id: &'a str,
+        exp: i64,
+        iat: i64,
+        iss: &'a str,
+        jti: &'a str,
+        nbf: i64,
+        scope: String,
+        sub: &'a str,
+        token_type: &'a str,
+        #[serde(
+            rename = "urn:zitadel:iam:org:project:roles",
+            skip_serializing_if = "RoleClaims::is_empty"
+        )]
+        roles: &'a RoleClaims,
+        username: &'a str,
     }
-    json_response(StatusCode::OK, &body)
+    #[derive(Serialize)]
+    struct Inactive {
+        active: bool,
+    }
+    let Introspection::Active(token) = answer else {
+        return json_response(StatusCode::OK, &Inactive { active: false });
+    };
+    json_response(
+        StatusCode::OK,
+        &Active {
+            active: true,
+            aud: &token.audience,
+            client_id: token.user.username.as_str(),
+            exp: token.exp,
+            iat: token.iat,
+            iss: issuer,
+            jti: token.jti.as_str(),
+            nbf: token.nbf,
+            scope: token.scopes.to_string(),
+            sub: token.user.id.as_str(),
+            token_type: "Bearer",
+            roles: &token.roles,
+            username: token.user.username.as_str(),
+        },
+    )
 }
 
 /// Renders a token response (RFC 6749 §5.1).
