@@ -8,8 +8,9 @@
 //! that has not started yet, never one that is running: the batch that answers it
 //! starts after the call was made.
 //!
-//! The store uses two: group commit of token records, and lookups of service users
-//! by username.
+//! The store uses five: group commit of token records, and lookups of service
+//! users by username and by id, of token records by digest and of API apps by
+//! client ID (each a [`Reader`](crate::lookup::Reader)).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -51,10 +51,11 @@
 //! unlike the SQLite backend) and need no database at compile time, unlike
 //! query-checking libraries. Every statement is prepared once per connection and
 //! kept in the connection's statement cache (`prepare_cached`), so reading a token
-//! costs one round trip after the first use, and the two calls that token requests
-//! make are batched: looking up the client costs one round trip per batch of
-//! lookups (see [Several instances, one database](#several-instances-one-database)),
-//! storing the token one round trip per group (see [Durability](#durability)). TLS
+//! costs one round trip after the first use, and the calls that token requests and
+//! token introspection make are batched: each lookup of the client, the token or
+//! its user costs one round trip per batch of lookups (see
+//! [Several instances, one database](#several-instances-one-database)), storing a
+//! token one round trip per group (see [Durability](#durability)). TLS
 //! is not built in: connect over a Unix socket, the loopback or a trusted network
 //! (`sslmode=disable` or the default `prefer`).
 //!
@@ -65,20 +66,32 @@
 //! is seen by every other instance as soon as the call that made it returns: each
 //! write commits before it returns (see [Durability](#durability)).
 //!
-//! Lookups of service users by username (the client authentication of every token
-//! request) are batched, and still never answer with data older than the call:
-//! one task per store runs them, every lookup that arrives while a batch is
-//! running joins the next one, and a batch is one statement (`SELECT ... FROM
-//! service_users WHERE username = ANY($1)` with each username once, at most 512
-//! lookups; a batch of one runs the single-row query). A lookup only ever joins a
-//! batch whose statement has not been sent yet, never one already in flight, so
-//! the statement that answers it starts after the call started; it runs in a
-//! transaction of its own, whose snapshot is taken when the statement starts, so
-//! it sees every commit made before: a secret regenerated (committed) before the
-//! lookup was called, through any instance, is always seen. Each lookup's result
-//! is its own: a row that no longer parses is [`StoreError::Corrupt`] for the
-//! lookups of that username only; when the connection or the statement fails,
-//! every lookup of the batch gets its error.
+//! The lookups that every token request and every token introspection makes are
+//! batched:
+//!
+//! - [`service_user_by_username`](ServiceUserStore::service_user_by_username) (the
+//!   client authentication of a token request), `service_users WHERE username`;
+//! - [`api_app_by_client_id`](tessera_store::ProjectStore::api_app_by_client_id)
+//!   (the API app calling introspection), `api_apps WHERE client_id`;
+//! - [`token_by_digest`](TokenStore::token_by_digest) (the token introspected),
+//!   `tokens WHERE digest`;
+//! - [`service_user_by_id`](ServiceUserStore::service_user_by_id) (the token's user,
+//!   still enabled or not), `service_users WHERE id`.
+//!
+//! They still never answer with data older than the call. One task per store and
+//! per kind of lookup runs them, every lookup that arrives while a batch of its
+//! kind is running joins the next one, and a batch is one statement (for example
+//! `SELECT ... FROM tokens WHERE digest = ANY($1::bytea[])`, with each key once, at
+//! most 512 lookups; a batch of one runs the single-row query, `digest = $1`). A
+//! lookup only ever joins a batch whose statement has not been sent yet, never one
+//! already in flight, so the statement that answers it starts after the call
+//! started; it runs in a transaction of its own, whose snapshot is taken when the
+//! statement starts, so it sees every commit made before: a secret regenerated, a
+//! token revoked or a user disabled (committed) before the lookup was called,
+//! through any instance, is always seen. Each lookup's result is its own: a row
+//! that no longer parses is [`StoreError::Corrupt`] for the lookups of that key
+//! only; when the connection or the statement fails, every lookup of the batch gets
+//! its error.
 //!
 //! Changes of more than one statement run in one transaction:
 //!
@@ -157,14 +170,14 @@
 mod batch;
 mod client_keys;
 mod error;
+mod lookup;
 mod projects;
 mod rows;
 mod schema;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,6 +196,7 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::batch::{Batcher, Worker};
 use crate::error::{copy, corrupt, is_foreign_key_violation, is_refused_statement, map, map_pool};
+use crate::lookup::{AppByClientId, Reader, TokenByDigest, UserById, UserByUsername};
 use crate::rows::{
     KEY_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, audience_json, previous_secret_columns, roles_json,
     unix,
@@ -206,8 +220,9 @@ const SIGNING_KEY_LOCK: i32 = 0x7465_7302;
 /// waiting records go into the next one.
 const MAX_GROUP: usize = 512;
 
-/// The most lookups of service users answered by one statement (so at most as many
-/// usernames); more waiting lookups go into the next one.
+/// The most lookups of one kind (service users by username or id, tokens by digest,
+/// API apps by client ID) answered by one statement (so at most as many keys); more
+/// waiting lookups go into the next one.
 const MAX_LOOKUPS: usize = 512;
 
 /// How a [`PostgresStore`] connects: the pool's size and timeouts, and the schema.
@@ -301,7 +316,13 @@ pub struct PostgresStore {
     /// Group commit of token records.
     tokens: Arc<Batcher<TokenWriter>>,
     /// Batched lookups of service users by username.
-    users: Arc<Batcher<UserReader>>,
+    users_by_name: Arc<Batcher<Reader<UserByUsername>>>,
+    /// Batched lookups of service users by id.
+    users_by_id: Arc<Batcher<Reader<UserById>>>,
+    /// Batched lookups of token records by digest.
+    tokens_by_digest: Arc<Batcher<Reader<TokenByDigest>>>,
+    /// Batched lookups of API apps by client ID.
+    apps_by_client_id: Arc<Batcher<Reader<AppByClientId>>>,
 }
 
 /// A token record to insert, with its JSON columns.
@@ -323,22 +344,6 @@ impl Worker for TokenWriter {
 
     async fn run(&self, group: &[PendingToken]) -> Vec<Result<(), StoreError>> {
         commit_tokens(&self.pool, group).await
-    }
-}
-
-/// Looks up batches of service users by username (see
-/// [Several instances, one database](crate#several-instances-one-database)).
-struct UserReader {
-    pool: Pool,
-}
-
-impl Worker for UserReader {
-    type Input = Username;
-    type Output = Option<ServiceUser>;
-    const ABANDONED: &'static str = "the service user lookup was abandoned";
-
-    async fn run(&self, usernames: &[Username]) -> Vec<Result<Option<ServiceUser>, StoreError>> {
-        users_by_username(&self.pool, usernames).await
     }
 }
 
@@ -405,7 +410,10 @@ impl PostgresStore {
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(Self {
             tokens: Arc::new(Batcher::new(TokenWriter { pool: pool.clone() }, MAX_GROUP)),
-            users: Arc::new(Batcher::new(UserReader { pool: pool.clone() }, MAX_LOOKUPS)),
+            users_by_name: Arc::new(Batcher::new(Reader::new(pool.clone()), MAX_LOOKUPS)),
+            users_by_id: Arc::new(Batcher::new(Reader::new(pool.clone()), MAX_LOOKUPS)),
+            tokens_by_digest: Arc::new(Batcher::new(Reader::new(pool.clone()), MAX_LOOKUPS)),
+            apps_by_client_id: Arc::new(Batcher::new(Reader::new(pool.clone()), MAX_LOOKUPS)),
             pool,
             schema: options.schema.map(Arc::from),
         })
@@ -554,66 +562,9 @@ async fn insert_token_row<C: GenericClient>(
 
 /// `e` as the result of each of `n` operations that one failure ended (a copy of
 /// it for all but the first).
-fn all_failed<T>(e: StoreError, n: usize) -> Vec<Result<T, StoreError>> {
+pub(crate) fn all_failed<T>(e: StoreError, n: usize) -> Vec<Result<T, StoreError>> {
     let copies: Vec<_> = (1..n).map(|_| Err(copy(&e))).collect();
     std::iter::once(Err(e)).chain(copies).collect()
-}
-
-/// Looks up the service users named `usernames` (never empty; some may repeat) on
-/// one connection with one statement; one result for each, in their order.
-///
-/// A single username is looked up with the single-row query. Otherwise the
-/// statement asks for each distinct username once (`username = ANY($1)`) and each
-/// row is read on its own: a row that does not parse is [`StoreError::Corrupt`] for
-/// the lookups of its username only, and the others get their rows (or `None`).
-/// When the pool or the statement fails, every lookup gets that error.
-async fn users_by_username(
-    pool: &Pool,
-    usernames: &[Username],
-) -> Vec<Result<Option<ServiceUser>, StoreError>> {
-    let client = match pool.get().await {
-        Ok(client) => client,
-        Err(e) => return all_failed(map_pool(e), usernames.len()),
-    };
-    if let [single] = usernames {
-        return vec![user_where(&client, "username = $1", single.as_str()).await];
-    }
-    let mut distinct: Vec<&str> = usernames.iter().map(Username::as_str).collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE username = ANY($1::text[])");
-    let rows = match query(&client, &sql, &[&distinct]).await {
-        Ok(rows) => rows,
-        Err(e) => return all_failed(map(e, USER), usernames.len()),
-    };
-    // Usernames are unique, and a row matched one of `distinct` exactly, so its
-    // username column tells whose it is. A row whose username cannot even be read
-    // could be anyone's: the lookups that found no row of their own get its error
-    // rather than `None`.
-    let mut found: HashMap<&str, Result<ServiceUser, StoreError>> =
-        HashMap::with_capacity(rows.len());
-    let mut unattributed = None;
-    for row in &rows {
-        match row.try_get::<_, &str>(1) {
-            Ok(name) => match found.entry(name) {
-                Entry::Vacant(entry) => {
-                    entry.insert(rows::user(row));
-                }
-                Entry::Occupied(mut entry) => {
-                    *entry.get_mut() = Err(corrupt(USER, "two rows of one username"));
-                }
-            },
-            Err(e) => unattributed = Some(corrupt("username", e)),
-        }
-    }
-    usernames
-        .iter()
-        .map(|username| match (found.get(username.as_str()), &unattributed) {
-            (Some(Ok(user)), _) => Ok(Some(user.clone())),
-            (Some(Err(e)), _) | (None, Some(e)) => Err(copy(e)),
-            (None, None) => Ok(None),
-        })
-        .collect()
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -742,11 +693,12 @@ impl ServiceUserStore for PostgresStore {
         &self,
         username: &Username,
     ) -> Result<Option<ServiceUser>, StoreError> {
-        self.users.call(username.clone()).await
+        self.users_by_name.call(username.clone()).await
     }
 
+    /// Batched, like [`service_user_by_username`](Self::service_user_by_username).
     async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
-        user_where(&self.client().await?, "id = $1", id.as_str()).await
+        self.users_by_id.call(id.clone()).await
     }
 
     async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
@@ -837,17 +789,15 @@ impl TokenStore for PostgresStore {
         self.tokens.call(pending).await
     }
 
+    /// Batched, like
+    /// [`service_user_by_username`](ServiceUserStore::service_user_by_username): the
+    /// record returned was read after the call started, so a revocation committed
+    /// before it is seen.
     async fn token_by_digest(
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StoreError> {
-        let digest: &[u8] = digest.as_bytes();
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = $1");
-        query_opt(&self.client().await?, &sql, &[&digest])
-            .await
-            .map_err(|e| map(e, TOKEN))?
-            .map(|row| rows::token(&row))
-            .transpose()
+        self.tokens_by_digest.call(*digest).await
     }
 
     /// Scans the table: no request looks a record up by id, and an index on ids

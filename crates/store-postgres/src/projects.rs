@@ -183,11 +183,15 @@ impl ProjectStore for PostgresStore {
         tx.commit().await.map_err(|e| map(e, API_APP))
     }
 
+    /// Batched, like
+    /// [`service_user_by_username`](tessera_store::ServiceUserStore::service_user_by_username):
+    /// the app returned was read after the call started, so a secret replaced
+    /// before it is seen.
     async fn api_app_by_client_id(
         &self,
         client_id: &ClientId,
     ) -> Result<Option<ApiApp>, StoreError> {
-        app_where(&self.client().await?, "client_id = $1", client_id.as_str()).await
+        self.apps_by_client_id.call(client_id.clone()).await
     }
 
     async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {

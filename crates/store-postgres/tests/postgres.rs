@@ -6,6 +6,9 @@
 //! `postgres://postgres@127.0.0.1:5432/test`); without it they print that they were
 //! skipped and pass. Each runs on fresh schemas of its own.
 
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tessera_scope::ScopeSet;
@@ -13,7 +16,8 @@ use tessera_store::{
     ApiApp, ApiAppPatch, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName, KeyOwner,
     MemoryStore, Project, ProjectId, ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest,
     ServiceUser, ServiceUserPatch, ServiceUserStore, SigningAlgorithm, SigningKeyRecord,
-    SigningKeyStore, Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+    SigningKeyStore, Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId,
+    Username,
 };
 use tessera_store_postgres::testkit::{TestSchema, url_or_skip};
 use tessera_store_postgres::{PoolOptions, PostgresStore, SCHEMA_VERSION};
@@ -1054,19 +1058,25 @@ async fn a_key_added_while_its_owner_is_deleted_does_not_outlive_it() -> TestRes
     Ok(())
 }
 
-/// Starts every lookup at once, so that most of them wait for a batch together, and
-/// returns each result in the order of `usernames`.
-async fn look_up_at_once(
+/// Starts `look_up` of every key at once on `store`, so that most of them wait for a
+/// batch together, and returns each result in the order of `keys`.
+async fn at_once<K, T, F, Fut>(
     store: &PostgresStore,
-    usernames: &[Username],
-) -> Result<Vec<Result<Option<ServiceUser>, StoreError>>, Box<dyn std::error::Error>> {
+    keys: &[K],
+    look_up: F,
+) -> Result<Vec<Result<T, StoreError>>, Box<dyn std::error::Error>>
+where
+    K: Clone + Send + 'static,
+    T: Send + 'static,
+    F: Fn(PostgresStore, K) -> Fut,
+    Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+{
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, username) in usernames.iter().enumerate() {
-        let (store, username) = (store.clone(), username.clone());
-        tasks.spawn(async move { (i, store.service_user_by_username(&username).await) });
+    for (i, key) in keys.iter().enumerate() {
+        let lookup = look_up(store.clone(), key.clone());
+        tasks.spawn(async move { (i, lookup.await) });
     }
-    let mut results: Vec<Option<Result<Option<ServiceUser>, StoreError>>> =
-        usernames.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Result<T, StoreError>>> = keys.iter().map(|_| None).collect();
     while let Some(joined) = tasks.join_next().await {
         let (i, result) = joined?;
         results[i] = Some(result);
@@ -1075,6 +1085,18 @@ async fn look_up_at_once(
         .into_iter()
         .map(|r| r.ok_or("a task returned no result"))
         .collect::<Result<_, _>>()?)
+}
+
+/// Starts every lookup at once, so that most of them wait for a batch together, and
+/// returns each result in the order of `usernames`.
+async fn look_up_at_once(
+    store: &PostgresStore,
+    usernames: &[Username],
+) -> Result<Vec<Result<Option<ServiceUser>, StoreError>>, Box<dyn std::error::Error>> {
+    at_once(store, usernames, |store, username| async move {
+        store.service_user_by_username(&username).await
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1227,6 +1249,12 @@ async fn lookups_fail_with_unavailable_when_the_database_is_gone_and_recover() -
     let store = PostgresStore::connect_with(&url, options).await?;
     let (user, _) = user_with_secret("patient")?;
     store.create_service_user(&user).await?;
+    let token = token_for(&user, "patient")?;
+    store.insert_token(&token).await?;
+    let orders = project("orders")?;
+    store.create_project(&orders).await?;
+    let (app, _) = app_with_secret(&orders, "patient-api")?;
+    store.create_api_app(&app).await?;
     // As in the insert test above: the store's only connection waits for the
     // signing-key lock held by another session.
     let mut blocker = schema.client().await?;
@@ -1239,14 +1267,434 @@ async fn lookups_fail_with_unavailable_when_the_database_is_gone_and_recover() -
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let usernames = vec![user.username.clone(); 10];
-    for result in look_up_at_once(&store, &usernames).await? {
-        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    let (ids, digests, client_ids) =
+        (vec![user.id.clone(); 10], vec![token.digest; 10], vec![app.client_id.clone(); 10]);
+    let (by_name, by_id, tokens, apps) = tokio::join!(
+        look_up_at_once(&store, &usernames),
+        at_once(&store, &ids, user_by_id),
+        at_once(&store, &digests, token_by_digest),
+        at_once(&store, &client_ids, app_by_client_id),
+    );
+    fn all_unavailable<T: Debug>(results: &[Result<T, StoreError>]) {
+        for result in results {
+            assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+        }
     }
+    all_unavailable(&by_name?);
+    all_unavailable(&by_id?);
+    all_unavailable(&tokens?);
+    all_unavailable(&apps?);
     tx.rollback().await?;
     assert!(waiting.await??);
-    // The batcher is not stuck.
+    // The batchers are not stuck.
     for result in look_up_at_once(&store, &usernames).await? {
         assert_eq!(result?.as_ref(), Some(&user));
     }
+    for result in at_once(&store, &ids, user_by_id).await? {
+        assert_eq!(result?.as_ref(), Some(&user));
+    }
+    for result in at_once(&store, &digests, token_by_digest).await? {
+        assert_eq!(result?.as_ref(), Some(&token));
+    }
+    for result in at_once(&store, &client_ids, app_by_client_id).await? {
+        assert_eq!(result?.as_ref(), Some(&app));
+    }
     Ok(())
+}
+
+/// Looks up token records by digest.
+async fn token_by_digest(
+    store: PostgresStore,
+    digest: TokenDigest,
+) -> Result<Option<TokenRecord>, StoreError> {
+    store.token_by_digest(&digest).await
+}
+
+/// Looks up service users by id.
+async fn user_by_id(store: PostgresStore, id: UserId) -> Result<Option<ServiceUser>, StoreError> {
+    store.service_user_by_id(&id).await
+}
+
+/// Looks up API apps by client ID.
+async fn app_by_client_id(
+    store: PostgresStore,
+    client_id: ClientId,
+) -> Result<Option<ApiApp>, StoreError> {
+    store.api_app_by_client_id(&client_id).await
+}
+
+/// Looks up every record of `found` and every key of `missing`, mixed, many at once
+/// through each of two stores, in rounds of up to more than one batch's worth (a
+/// batch answers at most 512 lookups): each lookup gets exactly its own record, or
+/// `None`.
+async fn each_lookup_gets_its_own<K, T, F, Fut>(
+    [server, other]: [&PostgresStore; 2],
+    found: &[(K, T)],
+    missing: &[K],
+    look_up: F,
+) -> TestResult
+where
+    K: Clone + PartialEq + Debug + Send + 'static,
+    T: PartialEq + Debug + Send + 'static,
+    F: Fn(PostgresStore, K) -> Fut + Copy,
+    Fut: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
+{
+    let kinds = found.len() + missing.len();
+    for (round, count) in [200, 200, 1200].into_iter().enumerate() {
+        let keys: Vec<K> = (0..count)
+            .map(|i| match found.get(i % kinds) {
+                Some((key, _)) => key.clone(),
+                None => missing[i % kinds - found.len()].clone(),
+            })
+            .collect();
+        let (half_a, half_b) = keys.split_at(count / 2);
+        let (a, b) =
+            tokio::join!(at_once(server, half_a, look_up), at_once(other, half_b, look_up));
+        for (i, (key, result)) in keys.iter().zip(a?.into_iter().chain(b?)).enumerate() {
+            let expected = found.iter().find(|(k, _)| k == key).map(|(_, record)| record);
+            assert_eq!(result?.as_ref(), expected, "round {round}, lookup {i} of {key:?}");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_token_lookups_each_get_their_own_record() -> TestResult {
+    let url = url_or_return!("many_concurrent_token_lookups_each_get_their_own_record");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let mut found = Vec::new();
+    for name in ["alpha", "bravo"] {
+        let (user, _) = user_with_secret(name)?;
+        server.create_service_user(&user).await?;
+        for i in 0..3 {
+            let mut record = token_for(&user, &format!("{name}-{i}"))?;
+            if i == 2 {
+                record.revoked_at = Some(t0());
+            }
+            server.insert_token(&record).await?;
+            found.push((record.digest, record));
+        }
+    }
+    let missing = [TokenDigest::of("ghost"), TokenDigest::of("phantom")];
+    each_lookup_gets_its_own([&server, &other], &found, &missing, token_by_digest).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_lookups_by_id_each_get_their_own_user() -> TestResult {
+    let url = url_or_return!("many_concurrent_lookups_by_id_each_get_their_own_user");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let mut found = Vec::new();
+    for name in ["alpha", "bravo", "charlie", "delta"] {
+        let (user, _) = user_with_secret(name)?;
+        server.create_service_user(&user).await?;
+        found.push((user.id.clone(), user));
+    }
+    // Users never stored: their ids are nobody's.
+    let missing = [user_with_secret("ghost")?.0.id, user_with_secret("phantom")?.0.id];
+    each_lookup_gets_its_own([&server, &other], &found, &missing, user_by_id).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_app_lookups_each_get_their_own_app() -> TestResult {
+    let url = url_or_return!("many_concurrent_app_lookups_each_get_their_own_app");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let orders = project("orders")?;
+    server.create_project(&orders).await?;
+    let mut found = Vec::new();
+    for name in ["orders-api", "billing-api", "search-api", "audit-api"] {
+        let (app, _) = app_with_secret(&orders, name)?;
+        server.create_api_app(&app).await?;
+        found.push((app.client_id.clone(), app));
+    }
+    // A service user's name is a client ID too, but of no app.
+    let (user, _) = user_with_secret("not-an-app")?;
+    server.create_service_user(&user).await?;
+    let missing = [ClientId::new("ghost-api")?, ClientId::new("not-an-app")?];
+    each_lookup_gets_its_own([&server, &other], &found, &missing, app_by_client_id).await
+}
+
+/// Changes a record through `server` once per key of `changed` (`change(round)`
+/// returns what lookups must see from then on, `seen` reads it from a record),
+/// while lookups of `changed[round]` and of `steady` run in a loop on `server` and
+/// `other`, so that batches are in flight (and hold lookups of the changed record)
+/// whenever it changes. Every lookup started after a change returned, through
+/// either store, alone or 16 at once, must see it.
+async fn lookups_see_every_change<K, T, E, F, Fut>(
+    [server, other]: [&PostgresStore; 2],
+    changed: &[K],
+    steady: &K,
+    look_up: F,
+    mut change: impl AsyncFnMut(usize) -> Result<E, Box<dyn std::error::Error>>,
+    seen: impl Fn(&T) -> E,
+) -> TestResult
+where
+    K: Clone + Send + Sync + 'static,
+    T: Send + 'static,
+    E: PartialEq + Debug,
+    F: Fn(PostgresStore, K) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
+{
+    let current = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let keys = Arc::new(changed.to_vec());
+    let mut load = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { server.clone() } else { other.clone() };
+        let steady = (i % 4 >= 2).then(|| steady.clone());
+        let (current, stop, keys) = (Arc::clone(&current), Arc::clone(&stop), Arc::clone(&keys));
+        load.spawn(async move {
+            let mut lookups = 0_u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = match &steady {
+                    Some(steady) => steady.clone(),
+                    None => keys[current.load(Ordering::Relaxed)].clone(),
+                };
+                look_up(store.clone(), key).await?.ok_or("a record went missing")?;
+                lookups += 1;
+            }
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lookups)
+        });
+    }
+    for (round, key) in changed.iter().enumerate() {
+        current.store(round, Ordering::Relaxed);
+        // Let the load pick up the key before it changes.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let expected = change(round).await?;
+        for store in [server, other] {
+            let record = look_up(store.clone(), key.clone()).await?.ok_or("gone")?;
+            assert_eq!(seen(&record), expected, "round {round}: a stale record");
+            for result in at_once(store, &vec![key.clone(); 16], look_up).await? {
+                let record = result?.ok_or("gone")?;
+                assert_eq!(seen(&record), expected, "round {round}: a stale record");
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut lookups = 0;
+    while let Some(joined) = load.join_next().await {
+        lookups += joined?.map_err(|e| e.to_string())?;
+    }
+    assert!(lookups > 0, "the concurrent lookups never ran");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_started_after_a_revocation_see_the_token_revoked() -> TestResult {
+    let url = url_or_return!("lookups_started_after_a_revocation_see_the_token_revoked");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let (user, _) = user_with_secret("holder")?;
+    server.create_service_user(&user).await?;
+    let mut digests = Vec::new();
+    for i in 0..30 {
+        let record = token_for(&user, &format!("revoked-{i}"))?;
+        server.insert_token(&record).await?;
+        digests.push(record.digest);
+    }
+    let steady = token_for(&user, "steady")?;
+    server.insert_token(&steady).await?;
+    // Not revoked yet, through either store.
+    for store in [&server, &other] {
+        for result in at_once(store, &digests, token_by_digest).await? {
+            assert_eq!(result?.ok_or("gone")?.revoked_at, None);
+        }
+    }
+    let revoke = async |round: usize| {
+        let at = t0() + time::Duration::seconds(i64::try_from(round)? + 1);
+        assert!(server.revoke_token(&digests[round], at).await?, "round {round}: not found");
+        Ok(Some(at))
+    };
+    let seen = |record: &TokenRecord| record.revoked_at;
+    lookups_see_every_change(
+        [&server, &other],
+        &digests,
+        &steady.digest,
+        token_by_digest,
+        revoke,
+        seen,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_by_id_started_after_an_update_see_it() -> TestResult {
+    let url = url_or_return!("lookups_by_id_started_after_an_update_see_it");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let (toggled, _) = user_with_secret("toggled")?;
+    server.create_service_user(&toggled).await?;
+    let (steady, _) = user_with_secret("steady")?;
+    server.create_service_user(&steady).await?;
+    // Disabled in even rounds, enabled again in odd ones.
+    let toggle = async |round: usize| {
+        let mut patch = ServiceUserPatch::at(t0() + time::Duration::seconds(i64::try_from(round)?));
+        patch.enabled = Some(round % 2 == 1);
+        let updated = server.update_service_user(&toggled.username, &patch).await?;
+        assert_eq!(Some(updated.enabled), patch.enabled);
+        Ok(updated.enabled)
+    };
+    let seen = |user: &ServiceUser| user.enabled;
+    let changed = vec![toggled.id.clone(); 30];
+    lookups_see_every_change([&server, &other], &changed, &steady.id, user_by_id, toggle, seen)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_lookups_started_after_a_secret_changed_see_the_new_secret() -> TestResult {
+    let url = url_or_return!("app_lookups_started_after_a_secret_changed_see_the_new_secret");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let orders = project("orders")?;
+    server.create_project(&orders).await?;
+    let (rotated, _) = app_with_secret(&orders, "rotated-api")?;
+    server.create_api_app(&rotated).await?;
+    let (steady, _) = app_with_secret(&orders, "steady-api")?;
+    server.create_api_app(&steady).await?;
+    let replace = async |round: usize| {
+        let mut patch = ApiAppPatch::at(t0() + time::Duration::seconds(i64::try_from(round)?));
+        patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?));
+        let updated = server.update_api_app(&rotated.client_id, &patch).await?;
+        assert_eq!(updated.secret, patch.secret);
+        Ok(updated.secret)
+    };
+    let seen = |app: &ApiApp| app.secret;
+    let changed = vec![rotated.client_id.clone(); 30];
+    lookups_see_every_change(
+        [&server, &other],
+        &changed,
+        &steady.client_id,
+        app_by_client_id,
+        replace,
+        seen,
+    )
+    .await
+}
+
+/// Looks up the records of `found`, the corrupt row of `broken` and the missing key
+/// `missing`, 100 at once, in a few rounds: the corrupt row is
+/// [`StoreError::Corrupt`] for its lookups only, every other lookup gets its own
+/// record (or `None`).
+async fn a_corrupt_row_fails_alone<K, T, F, Fut>(
+    store: &PostgresStore,
+    found: &[(K, T)],
+    broken: &K,
+    missing: &K,
+    look_up: F,
+) -> TestResult
+where
+    K: Clone + PartialEq + Debug + Send + 'static,
+    T: PartialEq + Debug + Send + 'static,
+    F: Fn(PostgresStore, K) -> Fut + Copy,
+    Fut: Future<Output = Result<Option<T>, StoreError>> + Send + 'static,
+{
+    let kinds = found.len() + 2;
+    for round in 0..5 {
+        let keys: Vec<K> = (0..100)
+            .map(|i| match found.get(i % kinds) {
+                Some((key, _)) => key.clone(),
+                None if i % kinds == found.len() => broken.clone(),
+                None => missing.clone(),
+            })
+            .collect();
+        for (i, (key, result)) in keys.iter().zip(at_once(store, &keys, look_up).await?).enumerate()
+        {
+            if key == broken {
+                assert!(matches!(result, Err(StoreError::Corrupt(_))), "{i}: {result:?}");
+            } else {
+                let expected = found.iter().find(|(k, _)| k == key).map(|(_, record)| record);
+                let record = result.map_err(|e| format!("round {round}, lookup {i}: {e:?}"))?;
+                assert_eq!(record.as_ref(), expected, "round {round}, lookup {i} of {key:?}");
+            }
+        }
+    }
+    // Alone, the corrupt row is the single-row query's error.
+    let result = look_up(store.clone(), broken.clone()).await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_token_in_a_batch_of_lookups_fails_alone() -> TestResult {
+    let url = url_or_return!("a_corrupt_token_in_a_batch_of_lookups_fails_alone");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let (user, _) = user_with_secret("holder")?;
+    store.create_service_user(&user).await?;
+    let mut found = Vec::new();
+    for name in ["good-1", "good-2", "good-3"] {
+        let record = token_for(&user, name)?;
+        store.insert_token(&record).await?;
+        found.push((record.digest, record));
+    }
+    let broken = token_for(&user, "broken")?;
+    store.insert_token(&broken).await?;
+    let client = schema.client().await?;
+    let digest: &[u8] = broken.digest.as_bytes();
+    client
+        .execute("UPDATE tokens SET scopes = 'two  spaces' WHERE digest = $1", &[&digest])
+        .await?;
+    let missing = TokenDigest::of("nobody");
+    a_corrupt_row_fails_alone(&store, &found, &broken.digest, &missing, token_by_digest).await?;
+    // Roles that are not a map are corrupt too, and only for their token.
+    client
+        .execute(
+            "UPDATE tokens SET scopes = 'openid', roles = '[\"not\", \"a map\"]' WHERE digest = $1",
+            &[&digest],
+        )
+        .await?;
+    a_corrupt_row_fails_alone(&store, &found, &broken.digest, &missing, token_by_digest).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_user_in_a_batch_of_lookups_by_id_fails_alone() -> TestResult {
+    let url = url_or_return!("a_corrupt_user_in_a_batch_of_lookups_by_id_fails_alone");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let mut found = Vec::new();
+    for name in ["good-1", "good-2", "good-3"] {
+        let (user, _) = user_with_secret(name)?;
+        store.create_service_user(&user).await?;
+        found.push((user.id.clone(), user));
+    }
+    let (broken, _) = user_with_secret("broken")?;
+    store.create_service_user(&broken).await?;
+    let client = schema.client().await?;
+    client
+        .execute(
+            "UPDATE service_users SET access_token_type = 'paper' WHERE id = $1",
+            &[&broken.id.as_str()],
+        )
+        .await?;
+    let missing = user_with_secret("nobody")?.0.id;
+    a_corrupt_row_fails_alone(&store, &found, &broken.id, &missing, user_by_id).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_app_in_a_batch_of_lookups_fails_alone() -> TestResult {
+    let url = url_or_return!("a_corrupt_app_in_a_batch_of_lookups_fails_alone");
+    let schema = TestSchema::create(&url).await?;
+    let store = schema.store().await?;
+    let orders = project("orders")?;
+    store.create_project(&orders).await?;
+    let mut found = Vec::new();
+    for name in ["good-1", "good-2", "good-3"] {
+        let (app, _) = app_with_secret(&orders, name)?;
+        store.create_api_app(&app).await?;
+        found.push((app.client_id.clone(), app));
+    }
+    let (broken, _) = app_with_secret(&orders, "broken")?;
+    store.create_api_app(&broken).await?;
+    let client = schema.client().await?;
+    // A short secret digest.
+    client
+        .execute(
+            "UPDATE api_apps SET secret_digest = '\\x00' WHERE client_id = $1",
+            &[&broken.client_id.as_str()],
+        )
+        .await?;
+    let missing = ClientId::new("nobody")?;
+    a_corrupt_row_fails_alone(&store, &found, &broken.client_id, &missing, app_by_client_id).await
 }

@@ -14,7 +14,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The writer's page cache, in KiB (SQLite's default is 2 MiB); it grows only as
 /// pages are used.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Pages the write-ahead log may hold before the writer copies it into the
 /// database file (SQLite's default is 1000, 4 MiB of 4 KiB pages).
