@@ -57,7 +57,7 @@
 //! the blocking pool and its reader connections, which wait up to the busy timeout.
 //!
 //! The writer keeps up to 16 MiB of pages in memory and lets the write-ahead log
-//! grow to 10 000 pages before copying it into the database file, so a page that
+//! grow to 4 000 pages before copying it into the database file, so a page that
 //! many commits change is copied once. Token records have no index on `jti`: ids are
 //! random, no request looks a record up by id, and such an index would cost each
 //! insert a write to a random page.

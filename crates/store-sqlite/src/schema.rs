@@ -18,7 +18,7 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 
 /// Pages the write-ahead log may hold before the writer copies it into the
 /// database file (SQLite's default is 1000, 4 MiB of 4 KiB pages).
-const WAL_CHECKPOINT_PAGES: i64 = 10_000;
+const WAL_CHECKPOINT_PAGES: i64 = 4_000;
 
 /// The migrations, in order; migration `i` (0-based) has version `i + 1`.
 ///
