@@ -175,7 +175,14 @@ pub struct TokenMinter {
 impl TokenMinter {
     /// A minter for tokens issued by `issuer` (the `iss` of JWT tokens), without
     /// signing keys: it mints opaque tokens only until [`with_keys`](Self::with_keys).
+    ///
+    /// The first minter of a process also sets up the random generator (a one-time
+    /// cost of tens of milliseconds, gathering entropy), so that the first token
+    /// request does not pay for it.
     pub fn new(issuer: impl Into<String>) -> Self {
+        static RANDOM_READY: std::sync::Once = std::sync::Once::new();
+        // A generator that fails here fails again, and is reported, when minting.
+        RANDOM_READY.call_once(|| drop(token_random::<16>()));
         Self { issuer: issuer.into(), keys: None }
     }
 
