@@ -234,8 +234,10 @@ impl std::error::Error for OAuthError {}
 /// A JSON response with the no-store headers every OAuth response carries
 /// (RFC 6749 §5.1).
 pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Full<Bytes>> {
-    let bytes = match serde_json::to_vec(body) {
-        Ok(bytes) => bytes,
+    // Room for a token response or an introspection answer without regrowing.
+    let mut bytes = Vec::with_capacity(512);
+    let bytes = match serde_json::to_writer(&mut bytes, body) {
+        Ok(()) => bytes,
         // Serializing plain structs of strings and numbers cannot fail; answer 500
         // rather than panic if it ever does.
         Err(_) => br#"{"error":"server_error"}"#.to_vec(),

@@ -27,8 +27,10 @@ struct Shared {
     filled: Condvar,
     /// Signalled when the buffer was emptied.
     drained: Condvar,
-    /// Held while a batch is taken and written, so batches reach stderr in order.
-    output: Mutex<()>,
+    /// Held while a batch is taken and written, so batches reach stderr in order;
+    /// holds the buffer of the previous batch, emptied, to be the next one, so that
+    /// appending reuses its memory instead of growing a new one every batch.
+    output: Mutex<Vec<u8>>,
 }
 
 impl Shared {
@@ -51,8 +53,9 @@ impl Shared {
 
     /// Takes what is buffered and writes it to stderr.
     fn write_out(&self) {
-        let _order = self.output.lock().unwrap_or_else(PoisonError::into_inner);
-        let batch = std::mem::take(&mut *self.lock_buffer());
+        let mut spare = self.output.lock().unwrap_or_else(PoisonError::into_inner);
+        spare.clear();
+        let batch = std::mem::replace(&mut *self.lock_buffer(), std::mem::take(&mut *spare));
         self.drained.notify_all();
         if !batch.is_empty() {
             // Nowhere to report a failing stderr; the lines are lost as they would
@@ -60,6 +63,10 @@ impl Shared {
             let mut stderr = io::stderr().lock();
             let _ = stderr.write_all(&batch);
             let _ = stderr.flush();
+        }
+        // Keep the memory for the next batch, unless a stall made it huge.
+        if batch.capacity() <= MAX_BUFFERED {
+            *spare = batch;
         }
     }
 
