@@ -53,8 +53,9 @@
 //! Lookups run on the calling thread, on one of a few inline reader connections (one
 //! per core): a read of cached pages takes microseconds, less than handing it to
 //! another thread and back. An inline reader never waits for a lock; when all are
-//! in use, or the file is locked (SQLite answers `SQLITE_BUSY`), the lookup goes to
-//! the blocking pool and its reader connections, which wait up to the busy timeout.
+//! in use, or the read fails (a locked file answers `SQLITE_BUSY` at once), the lookup
+//! runs again on the blocking pool and its reader connections, which wait up to the
+//! busy timeout.
 //!
 //! The writer keeps up to 16 MiB of pages in memory and lets the write-ahead log
 //! grow to 4 000 pages before copying it into the database file, so a page that
@@ -219,13 +220,15 @@ impl SqliteStore {
         T: Send + 'static,
         F: Fn(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        if let Some(conn) = self.inner.inline_reader() {
-            match f(&conn) {
-                // Busy (or not openable): retry where waiting is allowed.
-                Err(StoreError::Unavailable(_)) => {}
-                done => return done,
-            }
+        if let Some(conn) = self.inner.inline_reader()
+            && let Ok(found) = f(&conn)
+        {
+            return Ok(found);
         }
+        // All inline readers busy, or the read failed: the file was locked (a read
+        // that does not wait answers `SQLITE_BUSY`, or `SQLITE_PROTOCOL` when it
+        // keeps losing the race for a lock), or the failure is real, in which case
+        // the retry reports it. Reads have no effects, so a retry is safe.
         let inner = Arc::clone(&self.inner);
         blocking(move || f(&inner.reader())).await
     }

@@ -207,7 +207,7 @@ async fn the_jwt_bearer_grant_with_the_cli_key_file_and_every_rejection() {
         &db.url,
         &["service-user", "key", "remove", "--username", "profile-job", "--key-id", &ec.key_id],
     );
-    assert!(removed.status.success());
+    assert!(removed.status.success(), "{}", String::from_utf8_lossy(&removed.stderr));
     let (status, body) = grant(&server, &sign(&ec, &claims(&ec, &aud))).await;
     assert_eq!(
         (status, body["error"].as_str()),
