@@ -94,6 +94,47 @@ fn signing_key(kid: &str, offset_secs: i64) -> SigningKeyRecord {
     }
 }
 
+/// Another session holding this schema's signing-key lock (class "tes" + 2, see
+/// lib.rs), and an `insert_signing_key` of the store that waits for it, occupying one
+/// of the store's connections until [`release`](Self::release).
+struct KeyLockHeld {
+    blocker: tokio_postgres::Client,
+    waiting: tokio::task::JoinHandle<Result<bool, StoreError>>,
+}
+
+impl KeyLockHeld {
+    /// Takes the lock, starts the waiting insert of key `kid`, and gives it time to
+    /// reach the lock.
+    async fn take(
+        schema: &TestSchema,
+        store: &PostgresStore,
+        kid: &str,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let blocker = schema.client().await?;
+        blocker.batch_execute("BEGIN").await?;
+        blocker
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+                &[&0x7465_7302_i32],
+            )
+            .await?;
+        let waiting = {
+            let (store, key) = (store.clone(), signing_key(kid, 0));
+            tokio::spawn(async move { store.insert_signing_key(&key, None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(Self { blocker, waiting })
+    }
+
+    /// Frees the lock; the waiting insert then goes on.
+    async fn release(
+        self,
+    ) -> Result<tokio::task::JoinHandle<Result<bool, StoreError>>, Box<dyn std::error::Error>> {
+        self.blocker.batch_execute("ROLLBACK").await?;
+        Ok(self.waiting)
+    }
+}
+
 fn client_key(owner: &KeyOwner, key_id: &str, offset_secs: i64) -> ClientKey {
     ClientKey {
         key_id: key_id.to_owned(),
@@ -459,24 +500,11 @@ async fn the_store_recovers_when_its_connections_are_killed() -> TestResult {
         // An operation in flight when the server ends its connection (as a restart
         // or a failover would) fails with Unavailable: it waits for the signing-key
         // lock of this schema, held by another session (class "tes" + 2, see lib.rs).
-        let mut blocker = schema.client().await?;
-        let tx = blocker.transaction().await?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
-            &[&0x7465_7302_i32],
-        )
-        .await?;
-        let in_flight = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store.insert_signing_key(&signing_key(&format!("k{round}"), 0), None).await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut held = KeyLockHeld::take(&schema, &store, &format!("k{round}")).await?;
         assert!(kill().await? >= 1, "round {round}: no connection of the store was found");
-        let result = tokio::time::timeout(Duration::from_secs(10), in_flight).await??;
+        let result = tokio::time::timeout(Duration::from_secs(10), &mut held.waiting).await??;
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "round {round}: {result:?}");
-        tx.rollback().await?;
+        held.release().await?;
         recovers(&store, &user, round).await?;
 
         // Idle connections ended by the server are not handed out for long either.
@@ -504,22 +532,12 @@ async fn a_full_pool_is_unavailable_after_the_wait_timeout() -> TestResult {
     let schema = TestSchema::create(&url).await?;
     let options = schema.options().with_max_size(1).with_wait_timeout(Duration::from_millis(300));
     let store = PostgresStore::connect_with(&url, options).await?;
-    // Another session holds the signing-key lock of this schema (class "tes" + 2, see
-    // lib.rs), so the store's only connection waits in insert_signing_key.
-    let mut blocker = schema.client().await?;
-    let tx = blocker.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", &[&0x7465_7302_i32])
-        .await?;
-    let waiting = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_signing_key(&signing_key("k1", 0), None).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "the insert must wait for the lock");
+    // The store's only connection waits in insert_signing_key.
+    let held = KeyLockHeld::take(&schema, &store, "k1").await?;
+    assert!(!held.waiting.is_finished(), "the insert must wait for the lock");
     let result = store.ping().await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
-    tx.rollback().await?;
-    assert!(waiting.await??, "the insert goes through once the lock is free");
+    assert!(held.release().await?.await??, "the insert goes through once the lock is free");
     store.ping().await?;
     Ok(())
 }
@@ -921,25 +939,15 @@ async fn inserts_fail_with_unavailable_when_the_database_is_gone_and_recover() -
     let store = PostgresStore::connect_with(&url, options).await?;
     let (user, _) = user_with_secret("waiting")?;
     store.create_service_user(&user).await?;
-    // Another session holds the signing-key lock of this schema (class "tes" + 2, see
-    // lib.rs), so the store's only connection waits in insert_signing_key and the
-    // group commit finds no free connection in time.
-    let mut blocker = schema.client().await?;
-    let tx = blocker.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", &[&0x7465_7302_i32])
-        .await?;
-    let waiting = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_signing_key(&signing_key("k1", 0), None).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The store's only connection waits in insert_signing_key, and the group commit
+    // finds no free connection in time.
+    let held = KeyLockHeld::take(&schema, &store, "k1").await?;
     let records: Vec<TokenRecord> =
         (0..10).map(|i| token_for(&user, &format!("starved-{i}"))).collect::<Result<_, _>>()?;
     for result in insert_at_once(&store, &records).await? {
         assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
     }
-    tx.rollback().await?;
-    assert!(waiting.await??);
+    assert!(held.release().await?.await??);
     // The flusher is not stuck: the same records go through now.
     for result in insert_at_once(&store, &records).await? {
         result?;
@@ -1257,15 +1265,7 @@ async fn lookups_fail_with_unavailable_when_the_database_is_gone_and_recover() -
     store.create_api_app(&app).await?;
     // As in the insert test above: the store's only connection waits for the
     // signing-key lock held by another session.
-    let mut blocker = schema.client().await?;
-    let tx = blocker.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", &[&0x7465_7302_i32])
-        .await?;
-    let waiting = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_signing_key(&signing_key("k1", 0), None).await })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let held = KeyLockHeld::take(&schema, &store, "k1").await?;
     let usernames = vec![user.username.clone(); 10];
     let (ids, digests, client_ids) =
         (vec![user.id.clone(); 10], vec![token.digest; 10], vec![app.client_id.clone(); 10]);
@@ -1284,8 +1284,7 @@ async fn lookups_fail_with_unavailable_when_the_database_is_gone_and_recover() -
     all_unavailable(&by_id?);
     all_unavailable(&tokens?);
     all_unavailable(&apps?);
-    tx.rollback().await?;
-    assert!(waiting.await??);
+    assert!(held.release().await?.await??);
     // The batchers are not stuck.
     for result in look_up_at_once(&store, &usernames).await? {
         assert_eq!(result?.as_ref(), Some(&user));
