@@ -581,7 +581,7 @@ async fn success_response_has_the_rfc_6749_shape() -> TestResult {
     let expires_in = body["expires_in"].as_u64().ok_or("expires_in")?;
     assert!((43_199..=43_200).contains(&expires_in), "expires_in {expires_in}");
     let token = body["access_token"].as_str().ok_or("access_token")?;
-    assert_eq!(token.len(), 43, "256 bits, base64url");
+    assert_eq!(token.len(), 51, "issue time and 256 random bits, base64url");
 
     let record = fx
         .server

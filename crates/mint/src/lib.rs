@@ -49,8 +49,8 @@ use std::sync::Arc;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, RandomError, RoleClaims, StoreError, TokenDigest, TokenId, TokenRecord,
-    UserId, Username, whole_seconds,
+    AccessTokenType, RandomError, RoleClaims, StoreError, TOKEN_PREFIX_LEN, TokenDigest, TokenId,
+    TokenRecord, UserId, Username, whole_seconds,
 };
 
 pub use jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims, VerifyError};
@@ -236,12 +236,6 @@ impl TokenMinter {
     }
 }
 
-/// A new opaque token string: 256 bits from the random generator, base64url.
-pub fn opaque_token() -> Result<AccessToken, RandomError> {
-    let bytes = token_random::<32>()?;
-    Ok(AccessToken(Zeroizing::new(Base64UrlUnpadded::encode_string(&bytes[..]))))
-}
-
 /// `N` random bytes for a token or its id, from AWS-LC's generator: a DRBG seeded
 /// and periodically reseeded from the operating system, with a state per thread
 /// and fork detection. One call per token replaces a system call per value.
@@ -257,10 +251,13 @@ fn new_jti() -> Result<TokenId, RandomError> {
 }
 
 fn mint_opaque(grant: &Grant) -> Result<MintedToken, MintError> {
-    // The token (256 bits) and its id (128 bits) from one draw.
-    let bytes = token_random::<48>()?;
-    let (secret, id) = bytes.split_at(32);
-    let token = AccessToken(Zeroizing::new(Base64UrlUnpadded::encode_string(secret)));
+    // The token's random part (256 bits) and its id (128 bits) from one draw; the
+    // token leads with its issue time in milliseconds (see `TokenDigest`).
+    let mut bytes = token_random::<{ TOKEN_PREFIX_LEN + 48 }>()?;
+    let millis = u64::try_from(grant.issued_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    bytes[..TOKEN_PREFIX_LEN].copy_from_slice(&TokenDigest::prefix_at(millis));
+    let (token, id) = bytes.split_at(TOKEN_PREFIX_LEN + 32);
+    let token = AccessToken(Zeroizing::new(Base64UrlUnpadded::encode_string(token)));
     let jti = TokenId::from_random(id.try_into().map_err(|_| RandomError)?);
     let expires_at = whole_seconds(grant.expires_at);
     let record = TokenRecord {
@@ -281,6 +278,7 @@ fn mint_opaque(grant: &Grant) -> Result<MintedToken, MintError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_store::OPAQUE_TOKEN_LEN;
     use time::Duration;
 
     fn grant(token_type: AccessTokenType) -> Grant {
@@ -305,8 +303,16 @@ mod tests {
         let b = minter.mint(&grant(AccessTokenType::Opaque))?;
         assert_ne!(a.token, b.token);
         assert_ne!(a.jti, b.jti);
-        assert_eq!(a.token.expose().len(), 43);
-        assert_eq!(Base64UrlUnpadded::decode_vec(a.token.expose()).map(|v| v.len()).ok(), Some(32));
+        assert_eq!(a.token.expose().len(), OPAQUE_TOKEN_LEN);
+        let raw = Base64UrlUnpadded::decode_vec(a.token.expose()).unwrap_or_default();
+        assert_eq!(raw.len(), TOKEN_PREFIX_LEN + 32);
+        // The issue time in milliseconds, then the random part.
+        let millis =
+            (grant(AccessTokenType::Opaque).issued_at.unix_timestamp_nanos() / 1_000_000) as u64;
+        assert_eq!(raw[..TOKEN_PREFIX_LEN], millis.to_be_bytes()[2..]);
+        let raw_b = Base64UrlUnpadded::decode_vec(b.token.expose()).unwrap_or_default();
+        assert_ne!(raw[TOKEN_PREFIX_LEN..], raw_b[TOKEN_PREFIX_LEN..]);
+        assert_eq!(a.record.as_ref().map(|r| r.digest), Some(TokenDigest::of(a.token.expose())));
         Ok(())
     }
 

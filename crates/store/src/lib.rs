@@ -47,8 +47,8 @@ pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
 pub use memory::MemoryStore;
 pub use projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleClaims, RoleGrant};
 pub use records::{
-    AccessTokenType, DisplayName, PreviousSecret, ServiceUser, ServiceUserPatch, TokenDigest,
-    TokenLifetime, TokenRecord,
+    AccessTokenType, DisplayName, OPAQUE_TOKEN_LEN, PreviousSecret, ServiceUser, ServiceUserPatch,
+    TOKEN_PREFIX_LEN, TokenDigest, TokenLifetime, TokenRecord,
 };
 pub use secret::{
     ClientSecret, RandomError, SecretDigest, SecretError, random_bytes, verify_secrets,

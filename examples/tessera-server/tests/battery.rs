@@ -1192,7 +1192,7 @@ fn token_param_cases(path: &str, caller: &Credentials, world: &World, unknown: W
         ),
     ];
     let mut rng = Rng(0x5EED_0000_0000_0001 ^ path.len() as u64);
-    for len in [1, 2, 16, 32, 43, 64, 256, 1024, 8192] {
+    for len in [1, 2, 16, 32, 43, 51, 64, 256, 1024, 8192] {
         let bytes = rng.bytes(len);
         let want = if std::str::from_utf8(&bytes).is_ok() { unknown } else { invalid };
         cases.push(case(
@@ -1209,7 +1209,7 @@ fn token_param_cases(path: &str, caller: &Credentials, world: &World, unknown: W
             unknown,
         ));
     }
-    for len in [8, 43, 500] {
+    for len in [8, 43, 51, 500] {
         let text = rng.printable(len);
         cases.push(case(
             format!("{len} random printable characters"),

@@ -68,7 +68,7 @@ async fn oauth2_client_gets_a_token_with_basic_auth_and_with_body_auth() {
         let scopes: Vec<&str> =
             response.scopes().expect("scope").iter().map(|s| s.as_str()).collect();
         assert_eq!(scopes, ["openid", "profile"]);
-        assert_eq!(response.access_token().secret().len(), 43);
+        assert_eq!(response.access_token().secret().len(), 51);
     }
 
     // The logs name the client but never the secret or a token.
