@@ -57,11 +57,13 @@
 //! runs again on the blocking pool and its reader connections, which wait up to the
 //! busy timeout.
 //!
-//! The writer keeps up to 16 MiB of pages in memory and lets the write-ahead log
-//! grow to 4 000 pages before copying it into the database file, so a page that
-//! many commits change is copied once. Token records have no index on `jti`: ids are
-//! random, no request looks a record up by id, and such an index would cost each
-//! insert a write to a random page.
+//! Token records are keyed by [`TokenDigest`](tessera_store::TokenDigest), which
+//! leads with the token's issue time, so the records of one group commit land on the
+//! last pages of each index instead of one random page each: a commit writes a few
+//! pages to the write-ahead log, whatever the size of the table. The log may grow to
+//! 4 000 pages before it is copied into the database file, so a page that many
+//! commits change is copied once. Token records have no index on `jti`: ids are random, no request looks a record
+//! up by id, and such an index would cost each insert a write to a random page.
 //!
 //! # Migrations
 //!

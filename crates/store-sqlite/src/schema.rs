@@ -12,10 +12,6 @@ use crate::error::{is_busy, map};
 /// release a lock before it gives up with `SQLITE_BUSY`.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The writer's page cache, in KiB (SQLite's default is 2 MiB); it grows only as
-/// pages are used.
-const WRITER_CACHE_KIB: i64 = 16 * 1024;
-
 /// Pages the write-ahead log may hold before the writer copies it into the
 /// database file (SQLite's default is 1000, 4 MiB of 4 KiB pages).
 const WAL_CHECKPOINT_PAGES: i64 = 4_000;
@@ -163,10 +159,10 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // FULL: in WAL mode the WAL is synced at every commit, so a write is durable
     // (survives a power cut, not only a process crash) when the call returns.
     conn.pragma_update(None, "synchronous", "FULL").map_err(|e| map(e, "database"))?;
-    // Token records land on random pages of the digest index: keep those pages in
-    // memory (up to WRITER_CACHE_KIB), and copy the log into the file less often,
+    // Token records are keyed by issue time first, so a group of them fills the
+    // last pages of each index, and SQLite's default page cache (2 MiB) holds what
+    // the writer touches. Copy the log into the file less often than by default,
     // so that a page changed by many commits is copied once.
-    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(|e| map(e, "database"))?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
         .map_err(|e| map(e, "database"))?;
     migrate(&mut conn)?;
