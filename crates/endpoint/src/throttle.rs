@@ -19,7 +19,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The address a request came from, put into the request's extensions by the
@@ -78,6 +79,10 @@ struct Table {
     limit: Limit,
     per_shard: usize,
     shards: Box<[Mutex<HashMap<u64, Window>>]>,
+    /// Entries in all shards, kept with every change under a shard's lock: while it
+    /// is zero, which is the case unless clients have recently failed, a request
+    /// needs neither keyed hashes nor locks.
+    entries: AtomicUsize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +98,7 @@ impl Throttle {
             limit,
             per_shard: config.max_entries.div_ceil(SHARDS).max(1),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            entries: AtomicUsize::new(0),
         };
         Self {
             pair: table(config.per_client_address),
@@ -110,6 +116,9 @@ impl Throttle {
 
     /// `Err(seconds)` when an attempt by `client_id` from `addr` must wait that long.
     pub fn check(&self, client_id: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), u64> {
+        if [&self.pair, &self.address, &self.client].iter().all(|t| t.is_empty()) {
+            return Ok(());
+        }
         let keys = self.keys(client_id, addr);
         for (table, key) in [(&self.pair, keys.0), (&self.address, keys.1), (&self.client, keys.2)]
         {
@@ -133,6 +142,9 @@ impl Throttle {
 
     /// A successful attempt clears the failures of its client ID and address.
     pub fn success(&self, client_id: &str, addr: Option<IpAddr>) {
+        if self.pair.is_empty() {
+            return;
+        }
         if let Some(key) = self.keys(client_id, addr).0 {
             self.pair.clear(key);
         }
@@ -169,8 +181,26 @@ impl Throttle {
 }
 
 impl Table {
-    fn shard(&self, key: u64) -> std::sync::MutexGuard<'_, HashMap<u64, Window>> {
+    fn shard(&self, key: u64) -> MutexGuard<'_, HashMap<u64, Window>> {
         self.shards[(key as usize) % SHARDS].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.load(Ordering::Acquire) == 0
+    }
+
+    /// Runs `change` on the shard of `key`, keeping the count of entries.
+    fn change<T>(&self, key: u64, change: impl FnOnce(&mut HashMap<u64, Window>) -> T) -> T {
+        let mut shard = self.shard(key);
+        let before = shard.len();
+        let result = change(&mut shard);
+        let after = shard.len();
+        if after > before {
+            self.entries.fetch_add(after - before, Ordering::AcqRel);
+        } else if before > after {
+            self.entries.fetch_sub(before - after, Ordering::AcqRel);
+        }
+        result
     }
 
     fn check(&self, key: u64, now: Instant) -> Result<(), u64> {
@@ -187,7 +217,10 @@ impl Table {
     }
 
     fn fail(&self, key: u64, now: Instant) {
-        let mut shard = self.shard(key);
+        self.change(key, |shard| self.fail_in(shard, key, now));
+    }
+
+    fn fail_in(&self, shard: &mut HashMap<u64, Window>, key: u64, now: Instant) {
         if !shard.contains_key(&key) && shard.len() >= self.per_shard {
             let window = self.limit.window;
             shard.retain(|_, w| now.saturating_duration_since(w.started) < window);
@@ -205,7 +238,7 @@ impl Table {
     }
 
     fn clear(&self, key: u64) {
-        self.shard(key).remove(&key);
+        self.change(key, |shard| shard.remove(&key));
     }
 
     fn len(&self) -> usize {
@@ -302,5 +335,43 @@ mod tests {
         let (pair, address, client) = t.entries();
         let cap = 64usize.div_ceil(SHARDS) * SHARDS;
         assert!(pair <= cap && address <= cap && client <= cap, "{pair} {address} {client}");
+        assert_counts_match(&t);
+    }
+
+    fn assert_counts_match(t: &Throttle) {
+        for table in [&t.pair, &t.address, &t.client] {
+            assert_eq!(table.entries.load(Ordering::Acquire), table.len());
+        }
+    }
+
+    #[test]
+    fn the_entry_counts_follow_failures_evictions_and_successes() {
+        let t = small();
+        let now = Instant::now();
+        assert!(t.pair.is_empty() && t.address.is_empty() && t.client.is_empty());
+        t.failure("svc", addr("10.0.0.1"), now);
+        assert_eq!(t.entries(), (1, 1, 1));
+        assert_counts_match(&t);
+        // A failure without a client ID counts the address only.
+        t.failure("", addr("10.0.0.2"), now);
+        assert_eq!(t.entries(), (1, 2, 1));
+        assert_counts_match(&t);
+        // Success clears the pair; the address and client windows run out on their own.
+        t.success("svc", addr("10.0.0.1"));
+        assert_eq!(t.entries(), (0, 2, 1));
+        assert_counts_match(&t);
+        assert!(t.pair.is_empty());
+        // With failures elsewhere, a check still finds an address over its limit.
+        for _ in 0..5 {
+            t.failure("other", addr("10.0.0.3"), now);
+        }
+        assert!(t.check("svc", addr("10.0.0.3"), now).is_err());
+        assert!(t.check("svc", addr("10.0.0.4"), now).is_ok());
+        // Expired windows are dropped when a full shard makes room: counts follow.
+        let later = now + Duration::from_secs(60);
+        for i in 0..200u32 {
+            t.failure(&format!("c{i}"), Some(IpAddr::from((i + 1000).to_be_bytes())), later);
+        }
+        assert_counts_match(&t);
     }
 }
