@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use tessera_store::{ClientKey, KeyOwner, SigningAlgorithm};
 use time::OffsetDateTime;
 
+use crate::context::client_address;
 use crate::error::{ErrorCode, OAuthError};
 use crate::issuer::{Issuer, store_error};
 use crate::service::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
@@ -100,6 +101,7 @@ impl Issuer {
                     event = "assertion_rejected",
                     usage = ?usage,
                     reason = %refusal,
+                    client_address = client_address(),
                 );
                 Err(match usage {
                     AssertionUse::Grant => {

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::assertion::AssertionUse;
 use crate::auth::{AuthMethod, ClientCredentials};
+use crate::context::client_address;
 use crate::error::{ErrorCode, OAuthError};
 use crate::tokens::Caller;
 
@@ -198,6 +199,7 @@ impl Issuer {
                     event = "client_authenticated",
                     client_id = %creds.client_id,
                     method = creds.method.as_str(),
+                    client_address = client_address(),
                 );
                 Ok(client)
             }
@@ -207,6 +209,7 @@ impl Issuer {
                     event = "client_authentication_failed",
                     client_id = %loggable_id(&creds.client_id),
                     method = creds.method.as_str(),
+                    client_address = client_address(),
                 );
                 Err(OAuthError::invalid_client())
             }
@@ -357,6 +360,7 @@ impl Issuer {
             scope = %grant.scopes,
             audience = ?grant.audience,
             expires_at = minted.expires_at.unix_timestamp(),
+            client_address = client_address(),
         );
         Ok(TokenResponse {
             access_token: minted.token,
@@ -390,16 +394,16 @@ pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
 /// The one mapping from storage failures to OAuth errors.
 pub(crate) fn store_error(err: StoreError) -> OAuthError {
     if err.is_transient() {
-        tracing::warn!(error = %err, "storage unavailable");
+        tracing::warn!(error = %err, client_address = client_address(), "storage unavailable");
         OAuthError::unavailable()
     } else {
-        tracing::error!(error = %err, "storage failed");
+        tracing::error!(error = %err, client_address = client_address(), "storage failed");
         OAuthError::server_error()
     }
 }
 
 fn mint_error(err: MintError) -> OAuthError {
-    tracing::error!(error = %err, "minting failed");
+    tracing::error!(error = %err, client_address = client_address(), "minting failed");
     OAuthError::server_error()
 }
 

@@ -14,6 +14,7 @@
 
 mod assertion;
 mod auth;
+mod context;
 mod error;
 pub mod form;
 mod issuer;

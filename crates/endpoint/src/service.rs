@@ -20,6 +20,7 @@ use tessera_store::RoleClaims;
 
 use crate::assertion::{ASSERTION_ALGORITHMS, JWT_BEARER_GRANT_TYPE};
 use crate::auth::ClientCredentials;
+use crate::context::{client_address, with_client_address};
 use crate::error::{ErrorCode, OAuthError, json_response};
 use crate::form::Form;
 use crate::issuer::{ClientCredentialsRequest, Issuer, TokenResponse};
@@ -123,13 +124,15 @@ impl TokenEndpoint {
         &self.inner.issuer
     }
 
-    /// Answers one request.
+    /// Answers one request. When its extensions hold a [`ClientAddr`], every event
+    /// logged while answering it carries that address as `client_address`.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
-        match self.route(request).await {
+        let addr = request.extensions().get::<ClientAddr>().map(|a| a.0);
+        match with_client_address(addr, self.route(request)).await {
             Ok(response) => response,
             Err(error) => error.into_response(),
         }
@@ -251,6 +254,7 @@ impl TokenEndpoint {
                 client_id = %client_id.chars().take(64).collect::<String>(),
                 address = ?addr,
                 retry_after,
+                client_address = client_address(),
             );
             return Err(OAuthError::too_many_attempts(retry_after));
         }
@@ -321,7 +325,7 @@ impl TokenEndpoint {
         match self.inner.issuer.store().ping().await {
             Ok(()) => json_response(StatusCode::OK, &Health { status: "ok" }),
             Err(e) => {
-                tracing::warn!(error = %e, "health check: storage unreachable");
+                tracing::warn!(error = %e, client_address = client_address(), "health check: storage unreachable");
                 json_response(StatusCode::SERVICE_UNAVAILABLE, &Health { status: "unavailable" })
             }
         }

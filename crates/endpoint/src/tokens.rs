@@ -9,6 +9,7 @@ use tessera_store::{
 
 use crate::assertion::AssertionUse;
 use crate::auth::{AuthMethod, ClientCredentials};
+use crate::context::client_address;
 use crate::error::{ErrorCode, OAuthError};
 use crate::issuer::{Issuer, store_error};
 
@@ -223,6 +224,7 @@ impl Issuer {
             jti = %active.jti,
             client_id = %active.user.username,
             by = %caller.client_id(),
+            client_address = client_address(),
         );
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! colours:
 //!
 //! ```text
-//! 2026-11-25T22:20:44.501591Z  INFO request{client_address=127.0.0.1}: tessera::audit: event="token_issued" client_id=billing-job
+//! 2026-11-25T22:20:44.501591Z  INFO tessera::audit: event="token_issued" client_id=billing-job client_address=127.0.0.1
 //! ```
 //!
 //! — a UTC timestamp with microseconds, the level, the spans of the event with their

@@ -20,7 +20,6 @@ use tessera_endpoint::{
 use tessera_mint::{RotationPolicy, TokenMinter};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
@@ -225,10 +224,7 @@ async fn serve_request(
     }
     let addr = client_address(&request, peer, limits.client_address_header.as_ref());
     request.extensions_mut().insert(ClientAddr(addr));
-    let span = tracing::info_span!("request", client_address = %addr);
-    let answer = tokio::time::timeout(limits.request_timeout, endpoint.handle(request))
-        .instrument(span)
-        .await;
+    let answer = tokio::time::timeout(limits.request_timeout, endpoint.handle(request)).await;
     Ok(answer.unwrap_or_else(|_| {
         OAuthError::invalid_request("the request took too long")
             .with_status(StatusCode::REQUEST_TIMEOUT)

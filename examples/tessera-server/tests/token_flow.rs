@@ -75,6 +75,12 @@ async fn oauth2_client_gets_a_token_with_basic_auth_and_with_body_auth() {
     let logs = server.logs();
     assert!(logs.contains("billing-job"), "audit events name the client");
     assert!(!logs.contains(&creds.client_secret), "a secret leaked into the logs");
+    // Each token_issued line names the address the request came from.
+    let issued: Vec<&str> = logs.lines().filter(|l| l.contains("event=\"token_issued\"")).collect();
+    assert!(!issued.is_empty(), "no token_issued line in {logs}");
+    for line in issued {
+        assert!(line.contains(" client_address=127.0.0.1"), "{line}");
+    }
 }
 
 #[tokio::test]
