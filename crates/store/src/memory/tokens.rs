@@ -190,17 +190,10 @@ pub(super) enum Jti {
 
 impl Jti {
     pub(super) fn of(id: &TokenId) -> Self {
-        let s = id.as_str();
-        if s.len() == 22 {
-            let mut bytes = [0u8; 16];
-            let decoded =
-                matches!(Base64UrlUnpadded::decode(s, &mut bytes), Ok(d) if d.len() == 16);
-            let mut text = [0u8; 22];
-            if decoded && Base64UrlUnpadded::encode(&bytes, &mut text).is_ok_and(|t| t == s) {
-                return Jti::Random(bytes);
-            }
+        match decode_random_id(id.as_str().as_bytes()) {
+            Some(bytes) => Jti::Random(bytes),
+            None => Jti::Other(id.clone()),
         }
-        Jti::Other(id.clone())
     }
 
     fn to_token_id(&self) -> Result<TokenId, StoreError> {
@@ -214,6 +207,38 @@ impl Jti {
             Jti::Other(id) => Ok(id.clone()),
         }
     }
+}
+
+/// The 16 bytes of a generated id: 22 characters of unpadded base64url in the
+/// canonical form (the last character's four unused bits zero), so that encoding
+/// the bytes gives the same text back; `None` for any other text. Ids are not
+/// secret, so this decodes with plain table lookups rather than in constant time.
+fn decode_random_id(text: &[u8]) -> Option<[u8; 16]> {
+    fn sextet(c: u8) -> Option<u32> {
+        Some(u32::from(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        }))
+    }
+    let text: &[u8; 22] = text.try_into().ok()?;
+    let mut bytes = [0u8; 16];
+    for (group, chunk) in text[..20].chunks_exact(4).enumerate() {
+        let mut n = 0u32;
+        for &c in chunk {
+            n = n << 6 | sextet(c)?;
+        }
+        bytes[group * 3..group * 3 + 3].copy_from_slice(&n.to_be_bytes()[1..]);
+    }
+    let last = sextet(text[20])? << 6 | sextet(text[21])?;
+    if last & 0xF != 0 {
+        return None;
+    }
+    bytes[15] = (last >> 4) as u8;
+    Some(bytes)
 }
 
 /// Whole seconds since the Unix epoch (the fraction of a second is dropped, as the
@@ -496,6 +521,38 @@ mod tests {
     #[cfg(target_pointer_width = "64")]
     fn entries_are_compact() {
         assert_eq!(std::mem::size_of::<Entry>(), 88);
+    }
+
+    #[test]
+    fn ids_decode_as_base64ct_decodes_canonical_text() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut texts: Vec<String> = Vec::new();
+        for _ in 0..2000 {
+            let mut bytes = [0u8; 16];
+            for b in &mut bytes {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *b = seed as u8;
+            }
+            let text = Base64UrlUnpadded::encode_string(&bytes);
+            assert_eq!(decode_random_id(text.as_bytes()), Some(bytes), "{text}");
+            texts.push(text);
+        }
+        // Non-canonical last characters, other alphabets, other lengths.
+        let base = &texts[0][..21];
+        for last in (b'A'..=b'Z').chain(b'a'..=b'z').chain(b'0'..=b'9').chain(*b"-_+/=") {
+            let text = format!("{base}{}", last as char);
+            let mut bytes = [0u8; 16];
+            let strict = matches!(Base64UrlUnpadded::decode(&text, &mut bytes), Ok(d) if d.len() == 16)
+                && Base64UrlUnpadded::encode_string(&bytes) == text;
+            assert_eq!(decode_random_id(text.as_bytes()).is_some(), strict, "{text}");
+        }
+        for text in
+            ["", "short", &texts[1][..21], &format!("{}A", texts[2]), "AAAAAAAAAAAAAAAAAAAA+A"]
+        {
+            assert_eq!(decode_random_id(text.as_bytes()), None, "{text}");
+        }
     }
 
     #[test]
