@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -19,7 +20,7 @@ pub const ZITADEL_PROJECT: &str = "zitadel";
 /// A `Scope` that exists is valid; build one with [`Scope::new`] or
 /// [`str::parse`].
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Scope(Box<str>);
+pub struct Scope(Arc<str>);
 
 /// Why a string is not a scope or a scope list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,7 +95,7 @@ impl Scope {
     pub fn new(value: impl Into<String>) -> Result<Self, ScopeError> {
         let value = value.into();
         validate_token(&value)?;
-        Ok(Self(value.into_boxed_str()))
+        Ok(Self(value.into()))
     }
 
     /// Wraps a token that [`validate_token`] accepted.

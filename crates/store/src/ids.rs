@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -83,7 +84,7 @@ macro_rules! string_newtype {
 /// 1 to 128 characters from `A-Z a-z 0-9 . _ @ + -`. The set leaves out `:`,
 /// so that clients which do not form-encode HTTP Basic credentials still work.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Username(Box<str>);
+pub struct Username(Arc<str>);
 
 impl Username {
     /// The longest username.
@@ -118,7 +119,7 @@ fn eighteen_digits() -> Result<String, RandomError> {
 /// The OAuth client ID of an API app: the same rules as a [`Username`], and the same
 /// namespace (no API app may share its client ID with a service user).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(Box<str>);
+pub struct ClientId(Arc<str>);
 
 impl ClientId {
     /// Checks `value` and wraps it.
@@ -137,7 +138,7 @@ string_newtype!(ClientId);
 /// The id of a project: 1 to 64 characters from `A-Z a-z 0-9 - _`. Generated ids are
 /// 18 digits; `zitadel` is reserved for the server's own API.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProjectId(Box<str>);
+pub struct ProjectId(Arc<str>);
 
 impl ProjectId {
     /// The reserved id of the server's own API.
@@ -175,7 +176,7 @@ string_newtype!(ProjectId);
 
 /// The key of a role within a project: 1 to 64 characters from `A-Z a-z 0-9 . _ - :`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoleKey(Box<str>);
+pub struct RoleKey(Arc<str>);
 
 impl RoleKey {
     /// Checks `value` and wraps it.
@@ -195,7 +196,7 @@ string_newtype!(RoleKey);
 
 /// The stable identifier of a service user (the `sub` of its tokens): 18 decimal digits.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(Box<str>);
+pub struct UserId(Arc<str>);
 
 impl UserId {
     /// A new random id.
@@ -221,7 +222,7 @@ string_newtype!(UserId);
 
 /// The unique id of an issued token (its JWT `jti`): 128 random bits, base64url.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TokenId(Box<str>);
+pub struct TokenId(Arc<str>);
 
 impl TokenId {
     /// A new random id.

@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
 use serde::{Deserialize, Serialize};
@@ -236,7 +237,7 @@ impl Default for TokenLifetime {
 
 /// A human-readable name: 1 to 200 characters, no control characters.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct DisplayName(Box<str>);
+pub struct DisplayName(Arc<str>);
 
 impl DisplayName {
     /// The longest display name, in characters.
