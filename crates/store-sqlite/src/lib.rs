@@ -57,7 +57,7 @@
 //! runs again on the blocking pool and its reader connections, which wait up to the
 //! busy timeout.
 //!
-//! Token records are keyed by [`TokenDigest`](tessera_store::TokenDigest), which
+//! Token records are keyed by [`TokenDigest`], which
 //! leads with the token's issue time, so the records of one group commit land on the
 //! last pages of each index instead of one random page each: a commit writes a few
 //! pages to the write-ahead log, whatever the size of the table. The log may grow to
