@@ -1095,16 +1095,12 @@ where
         .collect::<Result<_, _>>()?)
 }
 
-/// Starts every lookup at once, so that most of them wait for a batch together, and
-/// returns each result in the order of `usernames`.
-async fn look_up_at_once(
-    store: &PostgresStore,
-    usernames: &[Username],
-) -> Result<Vec<Result<Option<ServiceUser>, StoreError>>, Box<dyn std::error::Error>> {
-    at_once(store, usernames, |store, username| async move {
-        store.service_user_by_username(&username).await
-    })
-    .await
+/// Looks up service users by username.
+async fn user_by_username(
+    store: PostgresStore,
+    username: Username,
+) -> Result<Option<ServiceUser>, StoreError> {
+    store.service_user_by_username(&username).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1112,31 +1108,14 @@ async fn many_concurrent_lookups_each_get_their_own_user() -> TestResult {
     let url = url_or_return!("many_concurrent_lookups_each_get_their_own_user");
     let schema = TestSchema::create(&url).await?;
     let (server, other) = (schema.store().await?, schema.store().await?);
-    let mut users = Vec::new();
+    let mut found = Vec::new();
     for name in ["alpha", "bravo", "charlie", "delta"] {
         let (user, _) = user_with_secret(name)?;
         server.create_service_user(&user).await?;
-        users.push(user);
+        found.push((user.username.clone(), user));
     }
     let missing = [Username::new("ghost")?, Username::new("phantom")?];
-    // Every user and two missing names, mixed; more than one batch's worth (a batch
-    // answers at most 512 lookups) in the last round.
-    for (round, count) in [200, 200, 1200].into_iter().enumerate() {
-        let usernames: Vec<Username> = (0..count)
-            .map(|i| match i % 6 {
-                4 | 5 => missing[i % 2].clone(),
-                k => users[k].username.clone(),
-            })
-            .collect();
-        let (half_a, half_b) = usernames.split_at(count / 2);
-        let (a, b) =
-            tokio::join!(look_up_at_once(&server, half_a), look_up_at_once(&other, half_b));
-        for (i, (username, result)) in usernames.iter().zip(a?.into_iter().chain(b?)).enumerate() {
-            let expected = users.iter().find(|u| &u.username == username);
-            assert_eq!(result?.as_ref(), expected, "round {round}, lookup {i} of {username:?}");
-        }
-    }
-    Ok(())
+    each_lookup_gets_its_own([&server, &other], &found, &missing, user_by_username).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1148,48 +1127,24 @@ async fn lookups_started_after_a_secret_changed_see_the_new_secret() -> TestResu
     server.create_service_user(&rotated).await?;
     let (steady, _) = user_with_secret("steady")?;
     server.create_service_user(&steady).await?;
-    // Lookups in a loop on both stores, so that batches are in flight (and hold
-    // lookups of the rotated user) whenever the secret changes.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut load = tokio::task::JoinSet::new();
-    for i in 0..8 {
-        let store = if i % 2 == 0 { server.clone() } else { other.clone() };
-        let username = if i % 4 < 2 { rotated.username.clone() } else { steady.username.clone() };
-        let stop = std::sync::Arc::clone(&stop);
-        load.spawn(async move {
-            let mut lookups = 0_u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                store.service_user_by_username(&username).await?.ok_or("a user went missing")?;
-                lookups += 1;
-            }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lookups)
-        });
-    }
-    for round in 0..30 {
-        let secret = ClientSecret::generate()?;
-        let mut patch = ServiceUserPatch::at(t0() + time::Duration::seconds(round));
-        patch.secret = Some(SecretDigest::of(&secret));
+    let replace = async |round: usize| {
+        let mut patch = ServiceUserPatch::at(t0() + time::Duration::seconds(i64::try_from(round)?));
+        patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?));
         let updated = server.update_service_user(&rotated.username, &patch).await?;
         assert_eq!(updated.secret, patch.secret);
-        // Through the store that made the change and through another instance, one
-        // lookup alone and several at once: each started after the update returned.
-        for store in [&server, &other] {
-            let seen = store.service_user_by_username(&rotated.username).await?.ok_or("gone")?;
-            assert_eq!(seen.secret, patch.secret, "round {round}: a stale secret");
-            let usernames = vec![rotated.username.clone(); 16];
-            for result in look_up_at_once(store, &usernames).await? {
-                let seen = result?.ok_or("gone")?;
-                assert_eq!(seen.secret, patch.secret, "round {round}: a stale secret");
-            }
-        }
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut lookups = 0;
-    while let Some(joined) = load.join_next().await {
-        lookups += joined?.map_err(|e| e.to_string())?;
-    }
-    assert!(lookups > 0, "the concurrent lookups never ran");
-    Ok(())
+        Ok(updated.secret)
+    };
+    let seen = |user: &ServiceUser| user.secret;
+    let changed = vec![rotated.username.clone(); 30];
+    lookups_see_every_change(
+        [&server, &other],
+        &changed,
+        &steady.username,
+        user_by_username,
+        replace,
+        seen,
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1197,12 +1152,14 @@ async fn a_corrupt_user_in_a_batch_of_lookups_fails_alone() -> TestResult {
     let url = url_or_return!("a_corrupt_user_in_a_batch_of_lookups_fails_alone");
     let schema = TestSchema::create(&url).await?;
     let store = schema.store().await?;
-    let mut users = Vec::new();
-    for name in ["good-1", "good-2", "good-3", "broken"] {
+    let mut found = Vec::new();
+    for name in ["good-1", "good-2", "good-3"] {
         let (user, _) = user_with_secret(name)?;
         store.create_service_user(&user).await?;
-        users.push(user);
+        found.push((user.username.clone(), user));
     }
+    let (broken, _) = user_with_secret("broken")?;
+    store.create_service_user(&broken).await?;
     let client = schema.client().await?;
     client
         .execute(
@@ -1211,24 +1168,7 @@ async fn a_corrupt_user_in_a_batch_of_lookups_fails_alone() -> TestResult {
         )
         .await?;
     let missing = Username::new("nobody")?;
-    for round in 0..5 {
-        let usernames: Vec<Username> = (0..100)
-            .map(|i| if i % 5 == 4 { missing.clone() } else { users[i % 5].username.clone() })
-            .collect();
-        for (i, (username, result)) in
-            usernames.iter().zip(look_up_at_once(&store, &usernames).await?).enumerate()
-        {
-            match users.iter().find(|u| &u.username == username) {
-                Some(user) if user.username.as_str() == "broken" => {
-                    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{i}: {result:?}");
-                }
-                expected => {
-                    let found = result.map_err(|e| format!("round {round}, lookup {i}: {e:?}"))?;
-                    assert_eq!(found.as_ref(), expected, "round {round}, lookup {i}");
-                }
-            }
-        }
-    }
+    a_corrupt_row_fails_alone(&store, &found, &broken.username, &missing, user_by_username).await?;
     // A short secret digest is corrupt too, and only for its user.
     client
         .execute(
@@ -1237,16 +1177,7 @@ async fn a_corrupt_user_in_a_batch_of_lookups_fails_alone() -> TestResult {
             &[],
         )
         .await?;
-    let usernames: Vec<Username> = users.iter().map(|u| u.username.clone()).collect();
-    let results = look_up_at_once(&store, &usernames).await?;
-    for (user, result) in users.iter().zip(results) {
-        if user.username.as_str() == "broken" {
-            assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
-        } else {
-            assert_eq!(result?.as_ref(), Some(user));
-        }
-    }
-    Ok(())
+    a_corrupt_row_fails_alone(&store, &found, &broken.username, &missing, user_by_username).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1270,7 +1201,7 @@ async fn lookups_fail_with_unavailable_when_the_database_is_gone_and_recover() -
     let (ids, digests, client_ids) =
         (vec![user.id.clone(); 10], vec![token.digest; 10], vec![app.client_id.clone(); 10]);
     let (by_name, by_id, tokens, apps) = tokio::join!(
-        look_up_at_once(&store, &usernames),
+        at_once(&store, &usernames, user_by_username),
         at_once(&store, &ids, user_by_id),
         at_once(&store, &digests, token_by_digest),
         at_once(&store, &client_ids, app_by_client_id),
@@ -1286,7 +1217,7 @@ async fn lookups_fail_with_unavailable_when_the_database_is_gone_and_recover() -
     all_unavailable(&apps?);
     assert!(held.release().await?.await??);
     // The batchers are not stuck.
-    for result in look_up_at_once(&store, &usernames).await? {
+    for result in at_once(&store, &usernames, user_by_username).await? {
         assert_eq!(result?.as_ref(), Some(&user));
     }
     for result in at_once(&store, &ids, user_by_id).await? {
