@@ -1108,14 +1108,19 @@ async fn many_concurrent_lookups_each_get_their_own_user() -> TestResult {
     let url = url_or_return!("many_concurrent_lookups_each_get_their_own_user");
     let schema = TestSchema::create(&url).await?;
     let (server, other) = (schema.store().await?, schema.store().await?);
-    let mut found = Vec::new();
+    let mut users = Vec::new();
     for name in ["alpha", "bravo", "charlie", "delta"] {
         let (user, _) = user_with_secret(name)?;
         server.create_service_user(&user).await?;
-        found.push((user.username.clone(), user));
+        users.push(user);
     }
+    let by_name: Vec<_> = users.iter().map(|u| (u.username.clone(), u.clone())).collect();
     let missing = [Username::new("ghost")?, Username::new("phantom")?];
-    each_lookup_gets_its_own([&server, &other], &found, &missing, user_by_username).await
+    each_lookup_gets_its_own([&server, &other], &by_name, &missing, user_by_username).await?;
+    // By id; users never stored have ids that are nobody's.
+    let by_id: Vec<_> = users.iter().map(|u| (u.id.clone(), u.clone())).collect();
+    let missing = [user_with_secret("ghost")?.0.id, user_with_secret("phantom")?.0.id];
+    each_lookup_gets_its_own([&server, &other], &by_id, &missing, user_by_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1152,32 +1157,37 @@ async fn a_corrupt_user_in_a_batch_of_lookups_fails_alone() -> TestResult {
     let url = url_or_return!("a_corrupt_user_in_a_batch_of_lookups_fails_alone");
     let schema = TestSchema::create(&url).await?;
     let store = schema.store().await?;
-    let mut found = Vec::new();
+    let mut users = Vec::new();
     for name in ["good-1", "good-2", "good-3"] {
         let (user, _) = user_with_secret(name)?;
         store.create_service_user(&user).await?;
-        found.push((user.username.clone(), user));
+        users.push(user);
     }
     let (broken, _) = user_with_secret("broken")?;
     store.create_service_user(&broken).await?;
+    let by_name: Vec<_> = users.iter().map(|u| (u.username.clone(), u.clone())).collect();
+    let by_id: Vec<_> = users.iter().map(|u| (u.id.clone(), u.clone())).collect();
+    let (missing_name, missing_id) = (Username::new("nobody")?, user_with_secret("nobody")?.0.id);
     let client = schema.client().await?;
-    client
-        .execute(
-            "UPDATE service_users SET access_token_type = 'paper' WHERE username = 'broken'",
-            &[],
+    // An unknown token type, then a short secret digest: corrupt, and only for their
+    // user, whether looked up by username or by id.
+    for corruption in [
+        "UPDATE service_users SET access_token_type = 'paper' WHERE username = 'broken'",
+        "UPDATE service_users SET access_token_type = 'jwt', secret_digest = '\\x00' \
+         WHERE username = 'broken'",
+    ] {
+        client.execute(corruption, &[]).await?;
+        a_corrupt_row_fails_alone(
+            &store,
+            &by_name,
+            &broken.username,
+            &missing_name,
+            user_by_username,
         )
         .await?;
-    let missing = Username::new("nobody")?;
-    a_corrupt_row_fails_alone(&store, &found, &broken.username, &missing, user_by_username).await?;
-    // A short secret digest is corrupt too, and only for its user.
-    client
-        .execute(
-            "UPDATE service_users SET access_token_type = 'jwt', secret_digest = '\\x00' \
-             WHERE username = 'broken'",
-            &[],
-        )
-        .await?;
-    a_corrupt_row_fails_alone(&store, &found, &broken.username, &missing, user_by_username).await
+        a_corrupt_row_fails_alone(&store, &by_id, &broken.id, &missing_id, user_by_id).await?;
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1308,22 +1318,6 @@ async fn many_concurrent_token_lookups_each_get_their_own_record() -> TestResult
     }
     let missing = [TokenDigest::of("ghost"), TokenDigest::of("phantom")];
     each_lookup_gets_its_own([&server, &other], &found, &missing, token_by_digest).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn many_concurrent_lookups_by_id_each_get_their_own_user() -> TestResult {
-    let url = url_or_return!("many_concurrent_lookups_by_id_each_get_their_own_user");
-    let schema = TestSchema::create(&url).await?;
-    let (server, other) = (schema.store().await?, schema.store().await?);
-    let mut found = Vec::new();
-    for name in ["alpha", "bravo", "charlie", "delta"] {
-        let (user, _) = user_with_secret(name)?;
-        server.create_service_user(&user).await?;
-        found.push((user.id.clone(), user));
-    }
-    // Users never stored: their ids are nobody's.
-    let missing = [user_with_secret("ghost")?.0.id, user_with_secret("phantom")?.0.id];
-    each_lookup_gets_its_own([&server, &other], &found, &missing, user_by_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1576,30 +1570,6 @@ async fn a_corrupt_token_in_a_batch_of_lookups_fails_alone() -> TestResult {
         )
         .await?;
     a_corrupt_row_fails_alone(&store, &found, &broken.digest, &missing, token_by_digest).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_corrupt_user_in_a_batch_of_lookups_by_id_fails_alone() -> TestResult {
-    let url = url_or_return!("a_corrupt_user_in_a_batch_of_lookups_by_id_fails_alone");
-    let schema = TestSchema::create(&url).await?;
-    let store = schema.store().await?;
-    let mut found = Vec::new();
-    for name in ["good-1", "good-2", "good-3"] {
-        let (user, _) = user_with_secret(name)?;
-        store.create_service_user(&user).await?;
-        found.push((user.id.clone(), user));
-    }
-    let (broken, _) = user_with_secret("broken")?;
-    store.create_service_user(&broken).await?;
-    let client = schema.client().await?;
-    client
-        .execute(
-            "UPDATE service_users SET access_token_type = 'paper' WHERE id = $1",
-            &[&broken.id.as_str()],
-        )
-        .await?;
-    let missing = user_with_secret("nobody")?.0.id;
-    a_corrupt_row_fails_alone(&store, &found, &broken.id, &missing, user_by_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
