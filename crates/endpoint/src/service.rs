@@ -325,7 +325,11 @@ impl TokenEndpoint {
         match self.inner.issuer.store().ping().await {
             Ok(()) => json_response(StatusCode::OK, &Health { status: "ok" }),
             Err(e) => {
-                tracing::warn!(error = %e, client_address = client_address(), "health check: storage unreachable");
+                tracing::warn!(
+                    error = %e,
+                    client_address = client_address(),
+                    "health check: storage unreachable"
+                );
                 json_response(StatusCode::SERVICE_UNAVAILABLE, &Health { status: "unavailable" })
             }
         }
