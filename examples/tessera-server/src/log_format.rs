@@ -45,32 +45,59 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        write_timestamp(&mut writer, OffsetDateTime::now_utc())?;
-        writer.write_str(level_label(*event.metadata().level()))?;
-        if let Some(scope) = ctx.event_scope() {
-            let mut any = false;
-            for span in scope.from_root() {
-                any = true;
-                writer.write_str(span.name())?;
-                let extensions = span.extensions();
-                if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                    && !fields.is_empty()
-                {
-                    writer.write_char('{')?;
-                    writer.write_str(fields)?;
-                    writer.write_char('}')?;
-                }
-                writer.write_char(':')?;
+        // The line is built in a plain `String` and handed over in one write: each of
+        // its many small writes would otherwise cross the writer's dynamic layer.
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut line) => {
+                line.clear();
+                write_line(ctx, &mut *line, event)?;
+                writer.write_str(&line)
             }
-            if any {
-                writer.write_char(' ')?;
-            }
-        }
-        writer.write_str(event.metadata().target())?;
-        writer.write_str(": ")?;
-        ctx.format_fields(writer.by_ref(), event)?;
-        writer.write_char('\n')
+            // An event logged while formatting another (by a value's `Debug`).
+            Err(_) => write_line(ctx, &mut writer, event),
+        })
     }
+}
+
+thread_local! {
+    /// The line being formatted on this thread.
+    static LINE: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Writes `event` as one line to `writer`.
+fn write_line<S, N, W>(ctx: &FmtContext<'_, S, N>, writer: &mut W, event: &Event<'_>) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    W: fmt::Write,
+{
+    write_timestamp(writer, OffsetDateTime::now_utc())?;
+    writer.write_str(level_label(*event.metadata().level()))?;
+    if let Some(scope) = ctx.event_scope() {
+        let mut any = false;
+        for span in scope.from_root() {
+            any = true;
+            writer.write_str(span.name())?;
+            let extensions = span.extensions();
+            if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                && !fields.is_empty()
+            {
+                writer.write_char('{')?;
+                writer.write_str(fields)?;
+                writer.write_char('}')?;
+            }
+            writer.write_char(':')?;
+        }
+        if any {
+            writer.write_char(' ')?;
+        }
+    }
+    writer.write_str(event.metadata().target())?;
+    writer.write_str(": ")?;
+    let mut visitor = PlainVisitor { writer: &mut *writer, first: true, result: Ok(()) };
+    event.record(&mut visitor);
+    visitor.result?;
+    writer.write_char('\n')
 }
 
 impl<'writer> FormatFields<'writer> for PlainFields {
@@ -98,7 +125,7 @@ thread_local! {
 }
 
 /// `2026-11-25T22:20:44.501591Z`.
-fn write_timestamp(writer: &mut Writer<'_>, now: OffsetDateTime) -> fmt::Result {
+fn write_timestamp(writer: &mut impl fmt::Write, now: OffsetDateTime) -> fmt::Result {
     let second = now.unix_timestamp();
     SECOND.with(|cell| {
         let mut cached = cell.borrow_mut();
@@ -130,13 +157,13 @@ fn write_timestamp(writer: &mut Writer<'_>, now: OffsetDateTime) -> fmt::Result 
     writer.write_char('Z')
 }
 
-struct PlainVisitor<'writer> {
-    writer: Writer<'writer>,
+struct PlainVisitor<W> {
+    writer: W,
     first: bool,
     result: fmt::Result,
 }
 
-impl PlainVisitor<'_> {
+impl<W: fmt::Write> PlainVisitor<W> {
     /// Writes the separator and the field's name; `false` for fields not shown.
     fn start(&mut self, field: &Field) -> bool {
         let name = field.name();
@@ -159,7 +186,7 @@ impl PlainVisitor<'_> {
     }
 }
 
-impl Visit for PlainVisitor<'_> {
+impl<W: fmt::Write> Visit for PlainVisitor<W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.start(field) {
             self.result = self.result.and_then(|()| {
