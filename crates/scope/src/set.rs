@@ -140,6 +140,30 @@ impl<'a> IntoIterator for &'a ScopeSet {
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A usual list is joined on the stack and written at once: each write to a
+        // formatter is a dynamic call, and a list of n scopes takes 2n - 1 of them.
+        let mut joined = [0u8; 256];
+        let mut len = 0;
+        for (i, scope) in self.0.iter().enumerate() {
+            let scope = scope.as_str().as_bytes();
+            let start = len + usize::from(i > 0);
+            let Some(end) = start.checked_add(scope.len()).filter(|&end| end <= joined.len())
+            else {
+                return self.write_each(f);
+            };
+            if i > 0 {
+                joined[len] = b' ';
+            }
+            joined[start..end].copy_from_slice(scope);
+            len = end;
+        }
+        f.write_str(std::str::from_utf8(&joined[..len]).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl ScopeSet {
+    /// Writes the scopes one by one, for lists too long to join on the stack.
+    fn write_each(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, scope) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(" ")?;
@@ -178,6 +202,26 @@ mod tests {
         let set = ScopeSet::parse("profile openid profile email openid")?;
         assert_eq!(set.to_string(), "profile openid email");
         assert_eq!(set.len(), 3);
+        Ok(())
+    }
+
+    #[test]
+    fn lists_display_joined_whatever_their_length() -> Result<(), ScopeError> {
+        // Around the length joined on the stack (256 bytes) and well past it.
+        for count in [0, 1, 2, 27, 28, 29, 30, 64] {
+            let scopes: Vec<String> = (0..count).map(|i| format!("scope-{i:02}")).collect();
+            let text = scopes.join(" ");
+            let set = ScopeSet::parse(&text)?;
+            assert_eq!(set.to_string(), text, "{count} scopes");
+            // Through a formatter with a width, as a log line might use it.
+            assert_eq!(format!("{set}"), text);
+        }
+        let long = "x".repeat(300);
+        assert_eq!(
+            ScopeSet::parse(&format!("openid {long}"))?.to_string(),
+            format!("openid {long}")
+        );
+        assert_eq!(ScopeSet::parse(&long)?.to_string(), long);
         Ok(())
     }
 
