@@ -476,34 +476,13 @@ mod tests {
     use super::*;
     use crate::ids::RoleKey;
     use crate::projects::RoleClaims;
+    use crate::testkit::{self, sample_token, t0};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-    fn t0() -> OffsetDateTime {
-        OffsetDateTime::UNIX_EPOCH + Duration::seconds(1_700_000_000)
-    }
-
+    /// A user without a secret, as the tests here need it.
     fn sample_user(name: &str) -> ServiceUser {
-        let name = Username::new(name).unwrap_or_else(|e| panic!("{e}"));
-        ServiceUser::new(name, t0()).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// A record shaped like the conformance suite's: issued at `t0()`, expiring
-    /// after `ttl_secs`.
-    fn sample_token(user: &ServiceUser, token: &str, ttl_secs: i64) -> TokenRecord {
-        TokenRecord {
-            digest: TokenDigest::of(token),
-            jti: TokenId::generate().unwrap_or_else(|e| panic!("{e}")),
-            user_id: user.id.clone(),
-            client_id: user.username.clone(),
-            scopes: ScopeSet::parse("openid profile urn:zitadel:iam:org:project:id:zitadel:aud")
-                .unwrap_or_else(|e| panic!("{e}")),
-            audience: vec!["zitadel".to_owned(), user.username.to_string()],
-            roles: RoleClaims::default(),
-            issued_at: t0(),
-            expires_at: t0() + Duration::seconds(ttl_secs),
-            revoked_at: None,
-        }
+        testkit::sample_user(name).0
     }
 
     impl MemoryStore {
