@@ -7,7 +7,7 @@ use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
 use tessera_scope::{Scope, ScopeKind, ScopePolicy, ScopeSet};
 use tessera_store::{
     Clock, PreviousSecret, Project, ProjectId, RoleClaims, SecretDigest, ServiceUser, Store,
-    StoreError, SystemClock, TokenId, Username, verify_secrets, whole_seconds,
+    StoreError, SystemClock, TokenId, Username, verify_secrets,
 };
 use time::OffsetDateTime;
 
@@ -335,8 +335,10 @@ impl Issuer {
         resolved: Resolved,
     ) -> Result<TokenResponse, OAuthError> {
         let Resolved { scopes: scope, audience, roles } = resolved;
+        // The exact time: the minter truncates the token's times to whole seconds
+        // and leads an opaque token with the milliseconds, so that records issued
+        // close together sort close together (see `TokenDigest`).
         let now = self.clock.now();
-        let issued_at = whole_seconds(now);
         let grant = Grant {
             token_type: user.access_token_type,
             user_id: user.id.clone(),
@@ -344,8 +346,8 @@ impl Issuer {
             scopes: scope,
             audience,
             roles,
-            issued_at,
-            expires_at: issued_at + user.token_lifetime.duration(),
+            issued_at: now,
+            expires_at: now + user.token_lifetime.duration(),
         };
         let minted = self.minter.mint(&grant).map_err(mint_error)?;
         if let Some(record) = &minted.record {
@@ -462,6 +464,32 @@ mod tests {
         assert_eq!(record.expires_at.unix_timestamp(), 1_700_000_000 + 43_200);
         assert_eq!(record.audience, ["svc"]);
         assert_eq!(record.jti, response.jti);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn records_of_one_second_sort_by_the_millisecond()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let f = fixture().await?;
+        let mut digests = Vec::new();
+        for _ in 0..3 {
+            let response =
+                f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
+            let digest = TokenDigest::of(response.access_token.expose());
+            let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest).await?;
+            let record = record.ok_or("no record stored")?;
+            // Times in the record and the answer stay whole seconds.
+            assert_eq!(record.issued_at, at(1_700_000_000, 0));
+            assert_eq!(record.expires_at.unix_timestamp(), 1_700_000_000 + 43_200);
+            assert_eq!(response.expires_in, 43_199);
+            digests.push(digest);
+            f.clock.advance(Duration::milliseconds(300));
+        }
+        // The key leads with the issue time in milliseconds: 250, 550 and 850 ms.
+        for (digest, millis) in digests.iter().zip([250, 550, 850]) {
+            assert_eq!(digest.as_bytes()[..6], TokenDigest::prefix_at(1_700_000_000_000 + millis));
+        }
+        assert!(digests.is_sorted_by_key(|d| *d.as_bytes()), "later tokens sort later");
         Ok(())
     }
 
