@@ -242,6 +242,12 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Respo
         // rather than panic if it ever does.
         Err(_) => br#"{"error":"server_error"}"#.to_vec(),
     };
+    json_bytes_response(status, bytes)
+}
+
+/// A JSON response of `bytes`, already serialized, with the headers of
+/// [`json_response`].
+pub(crate) fn json_bytes_response(status: StatusCode, bytes: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(bytes)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
