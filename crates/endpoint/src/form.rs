@@ -70,30 +70,35 @@ impl Form {
 }
 
 /// Decodes one form-encoded component: `+` becomes a space and `%XX` its byte; the
-/// result must be UTF-8.
+/// result must be UTF-8. Runs of plain bytes are copied whole.
 pub fn decode(input: &[u8]) -> Result<Cow<'_, str>, FormError> {
-    if !input.iter().any(|b| matches!(b, b'%' | b'+')) {
+    let Some(first) = next_special(input) else {
         return std::str::from_utf8(input).map(Cow::Borrowed).map_err(|_| FormError::NotUtf8);
-    }
+    };
     let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = input.get(i + 1).and_then(|b| hex(*b));
-                let lo = input.get(i + 2).and_then(|b| hex(*b));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(FormError::BadPercentEncoding),
-                }
-                i += 2;
+    out.extend_from_slice(&input[..first]);
+    let mut rest = &input[first..];
+    while let Some((&special, tail)) = rest.split_first() {
+        rest = if special == b'+' {
+            out.push(b' ');
+            tail
+        } else {
+            match (tail.first().copied().and_then(hex), tail.get(1).copied().and_then(hex)) {
+                (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                _ => return Err(FormError::BadPercentEncoding),
             }
-            b => out.push(b),
-        }
-        i += 1;
+            tail.get(2..).unwrap_or_default()
+        };
+        let run = next_special(rest).unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
     }
     String::from_utf8(out).map(Cow::Owned).map_err(|_| FormError::NotUtf8)
+}
+
+/// The position of the next `%` or `+`.
+fn next_special(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|b| matches!(b, b'%' | b'+'))
 }
 
 const fn hex(b: u8) -> Option<u8> {
@@ -152,5 +157,56 @@ mod tests {
         assert_eq!(decode(b"%C3%A9t%C3%A9")?, "été");
         assert_eq!(decode(b"a%3Ab%25")?, "a:b%");
         Ok(())
+    }
+
+    #[test]
+    fn decodes_runs_and_escapes_anywhere() -> Result<(), FormError> {
+        assert_eq!(decode(b"+")?, " ");
+        assert_eq!(decode(b"%41")?, "A");
+        assert_eq!(decode(b"++a++")?, "  a  ");
+        assert_eq!(decode(b"%41%42c%44+e")?, "ABcD e");
+        assert_eq!(
+            decode(b"openid%20profile%20urn%3Azitadel%3Aiam%3Aorg%3Aproject%3Aid%3Ap%3Aaud")?,
+            "openid profile urn:zitadel:iam:org:project:id:p:aud"
+        );
+        assert_eq!(decode(b"ab%4"), Err(FormError::BadPercentEncoding));
+        assert_eq!(decode(b"ab%%41"), Err(FormError::BadPercentEncoding));
+        assert_eq!(decode(b"+%C3"), Err(FormError::NotUtf8));
+        Ok(())
+    }
+
+    /// Byte by byte, as the form rules state it: the reference for `decode`.
+    fn decode_bytewise(input: &[u8]) -> Result<String, FormError> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(&b) = input.get(i) {
+            match b {
+                b'+' => out.push(b' '),
+                b'%' => match (
+                    input.get(i + 1).and_then(|b| hex(*b)),
+                    input.get(i + 2).and_then(|b| hex(*b)),
+                ) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(hi << 4 | lo);
+                        i += 2;
+                    }
+                    _ => return Err(FormError::BadPercentEncoding),
+                },
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).map_err(|_| FormError::NotUtf8)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decode_agrees_with_the_bytewise_rules(
+            input in proptest::collection::vec(proptest::sample::select(
+                b"ab%+4Ff0Z\xc3\xa9=".to_vec()), 0..24)
+        ) {
+            let ours = decode(&input).map(Cow::into_owned);
+            proptest::prop_assert_eq!(ours, decode_bytewise(&input));
+        }
     }
 }
