@@ -75,7 +75,9 @@ pub struct Grant {
     pub audience: Vec<String>,
     /// The granted roles.
     pub roles: RoleClaims,
-    /// Issue time; truncated to whole seconds in the token.
+    /// Issue time, best given exactly: the token's times are whole seconds, and an
+    /// opaque token leads with the milliseconds, so that records issued together
+    /// sort together (see [`TokenDigest`]).
     pub issued_at: OffsetDateTime,
     /// Expiry; truncated to whole seconds in the token.
     pub expires_at: OffsetDateTime,
