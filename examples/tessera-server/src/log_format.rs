@@ -193,7 +193,7 @@ impl<W: fmt::Write> Visit for PlainVisitor<W> {
                 if field.name() == "message" {
                     self.writer.write_str(value)
                 } else {
-                    write!(self.writer, "{value:?}")
+                    write_quoted(&mut self.writer, value)
                 }
             });
         }
@@ -226,6 +226,18 @@ impl<W: fmt::Write> Visit for PlainVisitor<W> {
     }
 }
 
+/// `value` quoted and escaped as `{:?}` writes it; a value of printable ASCII without
+/// `"` or `\\` (most values) in one piece, without the escaping machinery.
+fn write_quoted(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    if value.bytes().all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') {
+        writer.write_char('"')?;
+        writer.write_str(value)?;
+        writer.write_char('"')
+    } else {
+        write!(writer, "{value:?}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -255,6 +267,25 @@ mod tests {
         fn make_writer(&'a self) -> Self::Writer {
             self.clone()
         }
+    }
+
+    #[test]
+    fn string_values_are_quoted_as_the_formatter_quotes_them() -> fmt::Result {
+        for value in
+            ["", "token_issued", "a b~!", "quo\"te", "back\\slash", "tab\t", "é", "\u{7f}", "it's"]
+        {
+            let mut ours = String::new();
+            write_quoted(&mut ours, value)?;
+            assert_eq!(ours, format!("{value:?}"));
+        }
+        for value in [i64::MIN, -1, 0, 42, i64::MAX] {
+            let line = capture(|| tracing::info!(n = value, u = value.unsigned_abs(), s = "x"));
+            assert!(
+                line.ends_with(&format!(": n={value} u={} s=\"x\"\n", value.unsigned_abs())),
+                "{line}"
+            );
+        }
+        Ok(())
     }
 
     fn capture(log: impl FnOnce()) -> String {
