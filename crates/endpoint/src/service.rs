@@ -473,7 +473,7 @@ fn token_response_json(response: &TokenResponse) -> Vec<u8> {
     out
 }
 
-/// Whether `bytes` hold a `"`, a `\\` or a control character, eight at a time.
+/// Whether `bytes` hold a `"`, a `\` or a control character, eight at a time.
 fn needs_json_escape(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);

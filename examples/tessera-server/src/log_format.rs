@@ -227,7 +227,7 @@ impl<W: fmt::Write> Visit for PlainVisitor<W> {
 }
 
 /// `value` quoted and escaped as `{:?}` writes it; a value of printable ASCII without
-/// `"` or `\\` (most values) in one piece, without the escaping machinery.
+/// `"` or `\` (most values) in one piece, without the escaping machinery.
 fn write_quoted(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
     if value.bytes().all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\') {
         writer.write_char('"')?;
