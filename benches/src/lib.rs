@@ -157,6 +157,7 @@ pub fn opaque_grant() -> Result<Grant, BoxError> {
         scopes: SCOPE.parse()?,
         audience: vec!["zitadel".to_owned()],
         roles: Default::default(),
+        resource_owner: None,
         issued_at,
         expires_at: issued_at + Duration::hours(12),
     })

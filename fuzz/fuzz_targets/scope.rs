@@ -31,6 +31,7 @@ fn check_kind(scope: &Scope) {
             assert!(!role.is_empty());
             assert_eq!(Scope::project_role(role).as_ref(), Ok(scope));
         }
+        ScopeKind::ResourceOwner => assert_eq!(scope.as_str(), "urn:zitadel:iam:user:resourceowner"),
         ScopeKind::Custom(custom) => assert_eq!(custom, scope.as_str()),
     }
 }

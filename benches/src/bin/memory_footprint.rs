@@ -71,6 +71,7 @@ fn grant(i: usize) -> Result<Grant, BoxError> {
         audience: vec!["bench".to_owned(), client_id.to_string()],
         client_id,
         roles: Default::default(),
+        resource_owner: None,
         issued_at: now,
         expires_at: now + Duration::hours(12),
     })

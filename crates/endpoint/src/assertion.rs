@@ -1,9 +1,10 @@
 //! JWT assertions signed with a client's key (RFC 7523): the jwt-bearer grant
 //! (§2.1) and `private_key_jwt` client authentication (§2.2).
 
+use base64ct::{Base64UrlUnpadded, Encoding};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
 use serde::{Deserialize, Deserializer};
-use sha2::{Digest, Sha256};
+use tessera_mint::ecdsa;
 use tessera_store::{ClientKey, KeyOwner, SigningAlgorithm};
 use time::OffsetDateTime;
 
@@ -42,6 +43,10 @@ pub(crate) enum Refusal {
     Key,
     #[error("the assertion's signature does not verify")]
     Signature,
+    #[error("the assertion's ECDSA signature is not canonical (high s)")]
+    HighS,
+    #[error("the assertion has no jti")]
+    NoJti,
     #[error("the assertion's issuer or subject does not match its key")]
     Subject,
     #[error("the assertion's audience does not name this server")]
@@ -82,11 +87,15 @@ fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>
 impl Issuer {
     /// Verifies a client assertion and returns the client it names. Checks, in order:
     /// an accepted asymmetric algorithm, the registered key named by `kid` (present,
-    /// not expired, of that algorithm), the signature, `iss` and `sub` naming the key's
-    /// owner (user id or client ID), `aud` naming this server, `exp` (required, at most
-    /// an hour ahead), `iat` and `nbf` (with a minute of skew), and finally that the
-    /// assertion was not used before: its `jti` (or, without one, its digest) is
-    /// recorded in the store until `exp`, so a replay fails on every instance.
+    /// not expired, of that algorithm), the signature (for ES256, canonical: low `s`),
+    /// `iss` and `sub` naming the key's owner (user id or client ID), `aud` naming
+    /// this server, `exp` (required, at most an hour ahead), `iat` and `nbf` (with a
+    /// minute of skew), and finally replay: an assertion with a `jti` is single use
+    /// (the pair of its owner and `jti` is recorded in the store until `exp`, so a
+    /// replay fails on every instance); one without a `jti` is accepted until its
+    /// `exp`, as ZITADEL accepts it, unless the [`AssertionPolicy`] requires a `jti`.
+    ///
+    /// [`AssertionPolicy`]: crate::AssertionPolicy
     pub(crate) async fn verify_assertion(
         &self,
         assertion: &str,
@@ -139,6 +148,9 @@ impl Issuer {
             return Err(Ok(Refusal::Algorithm));
         }
         let claims = decode(assertion, &key, header.alg)?;
+        if header.alg == Algorithm::ES256 && !has_low_s(assertion) {
+            return Err(Ok(Refusal::HighS));
+        }
 
         let caller = self.owner(&key).await.map_err(Err)?.ok_or(Ok(Refusal::Key))?;
         let names_owner = |name: &Option<String>| {
@@ -169,17 +181,17 @@ impl Issuer {
         if too_early(claims.iat) || too_early(claims.nbf) {
             return Err(Ok(Refusal::Time));
         }
-        let replay_key = match &claims.jti {
-            Some(jti) if !jti.is_empty() => format!("jti:{jti}"),
-            _ => {
-                let digest = Sha256::digest(assertion);
-                format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        let jti = claims.jti.as_deref().filter(|jti| !jti.is_empty());
+        let Some(jti) = jti else {
+            if self.assertion_policy().require_jti {
+                return Err(Ok(Refusal::NoJti));
             }
+            return Ok(caller);
         };
         let expires_at = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| Ok(Refusal::Time))?;
         let first = self
             .store()
-            .use_assertion(&key.owner.to_key(), &replay_key, expires_at)
+            .use_assertion(&key.owner.to_key(), &format!("jti:{jti}"), expires_at)
             .await
             .map_err(|e| Err(store_error(e)))?;
         if !first {
@@ -218,6 +230,14 @@ impl Issuer {
                 .iter()
                 .any(|path| audience.strip_prefix(issuer) == Some(path))
     }
+}
+
+/// Whether the ES256 signature of a compact JWS (already verified) has a low `s`.
+fn has_low_s(assertion: &str) -> bool {
+    assertion
+        .rsplit_once('.')
+        .and_then(|(_, signature)| Base64UrlUnpadded::decode_vec(signature).ok())
+        .is_some_and(|signature| ecdsa::is_low_s(&signature))
 }
 
 /// Verifies the signature with the registered public key and reads the claims; the

@@ -29,6 +29,10 @@ pub enum ErrorCode {
     /// "The authenticated client is not authorized to use this authorization grant
     /// type." (RFC 6749 §5.2)
     UnauthorizedClient,
+    /// "The authorization server does not support obtaining an authorization code
+    /// using this method." (RFC 6749 §4.1.2.1): the answer of the authorization
+    /// endpoint, since no response type is served.
+    UnsupportedResponseType,
     /// "The authorization grant type is not supported by the authorization server."
     /// (RFC 6749 §5.2)
     UnsupportedGrantType,
@@ -61,6 +65,7 @@ impl ErrorCode {
             ErrorCode::InvalidGrant => "invalid_grant",
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",

@@ -1,13 +1,13 @@
 //! The HTTP-free issuer: grant logic as plain async functions.
 
 use std::collections::HashSet;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
 use tessera_scope::{Scope, ScopeKind, ScopePolicy, ScopeSet};
 use tessera_store::{
-    Clock, PreviousSecret, Project, ProjectId, RoleClaims, SecretDigest, ServiceUser, Store,
-    StoreError, SystemClock, TokenId, Username, verify_secrets,
+    Clock, DisplayName, Domain, Organization, PreviousSecret, Project, ProjectId, RoleClaims,
+    SecretDigest, ServiceUser, Store, StoreError, SystemClock, TokenId, Username, verify_secrets,
 };
 use time::OffsetDateTime;
 
@@ -43,11 +43,21 @@ pub struct TokenResponse {
     pub expires_at: OffsetDateTime,
 }
 
-/// The scopes, audience and roles a token request resolves to.
+/// The scopes, audience, roles and resource owner a token request resolves to.
 struct Resolved {
     scopes: ScopeSet,
     audience: Vec<String>,
     roles: RoleClaims,
+    resource_owner: Option<Organization>,
+}
+
+/// How client assertions (RFC 7523) are checked beyond their signature and claims.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssertionPolicy {
+    /// Refuse assertions without a `jti`. Without this, such an assertion is accepted
+    /// until its `exp` (at most an hour ahead), as ZITADEL accepts them; with a `jti`
+    /// an assertion is single use either way.
+    pub require_jti: bool,
 }
 
 /// Issues tokens: authenticates clients, negotiates scopes, mints and records tokens.
@@ -84,6 +94,8 @@ pub struct Issuer {
     clock: Arc<dyn Clock>,
     scopes: ScopePolicy,
     known_projects: Arc<KnownProjects>,
+    assertions: AssertionPolicy,
+    organization: Arc<OnceLock<Organization>>,
 }
 
 /// At most this many project ids are remembered as existing.
@@ -119,7 +131,42 @@ impl Issuer {
             clock: Arc::new(SystemClock),
             scopes: ScopePolicy::default(),
             known_projects: Arc::default(),
+            assertions: AssertionPolicy::default(),
+            organization: Arc::default(),
         }
+    }
+
+    /// Checks client assertions with `policy`.
+    pub fn with_assertion_policy(mut self, policy: AssertionPolicy) -> Self {
+        self.assertions = policy;
+        self
+    }
+
+    /// The policy for client assertions.
+    pub fn assertion_policy(&self) -> AssertionPolicy {
+        self.assertions
+    }
+
+    /// Uses `organization` as the owner of every resource (in role claims and the
+    /// resource owner claims) instead of reading it from the store when first needed.
+    /// A server reads or creates it at start-up with
+    /// [`init_organization`](tessera_store::OrganizationStore::init_organization).
+    pub fn with_organization(mut self, organization: Organization) -> Self {
+        self.organization = Arc::new(OnceLock::from(organization));
+        self
+    }
+
+    /// The organization that owns every resource: the one given with
+    /// [`with_organization`](Self::with_organization), or else the store's, created on
+    /// first use (named after the issuer's host) when the store has none. Read once,
+    /// then kept.
+    pub async fn organization(&self) -> Result<Organization, OAuthError> {
+        if let Some(organization) = self.organization.get() {
+            return Ok(organization.clone());
+        }
+        let candidate = default_organization(self.minter.issuer(), self.clock.now())?;
+        let stored = self.store.init_organization(&candidate).await.map_err(store_error)?;
+        Ok(self.organization.get_or_init(|| stored).clone())
     }
 
     /// Uses `clock` for every time the issuer reads.
@@ -234,11 +281,19 @@ impl Issuer {
     /// The JWT bearer grant (RFC 7523 §2.1): the assertion, signed with a registered
     /// key of a service user, stands in for its credentials; the token issued is the
     /// same as for client credentials. A bad assertion is `invalid_grant`.
+    ///
+    /// Client authentication is optional with this grant (RFC 7523 §3.1); when the
+    /// request carries client credentials (`client`), they must be valid, or the
+    /// answer is `invalid_client` (RFC 6749 §3.2.1), whoever the assertion names.
     pub async fn jwt_bearer(
         &self,
+        client: Option<&ClientCredentials>,
         assertion: &str,
         scope: Option<ScopeSet>,
     ) -> Result<TokenResponse, OAuthError> {
+        if let Some(client) = client {
+            self.authenticate_caller(client).await?;
+        }
         let Caller::ServiceUser(user) =
             self.verify_assertion(assertion, None, AssertionUse::Grant).await?
         else {
@@ -300,7 +355,10 @@ impl Issuer {
             }
         }
         let mut roles = RoleClaims::default();
-        if with_roles {
+        let resource_owner = scopes.iter().any(|s| s.kind() == ScopeKind::ResourceOwner);
+        let organization =
+            if with_roles || resource_owner { Some(self.organization().await?) } else { None };
+        if let (true, Some(organization)) = (with_roles, &organization) {
             let grants = self.store.grants_of_user(&user.id).await.map_err(store_error)?;
             for scope in &scopes {
                 let ScopeKind::ProjectRole(role) = scope.kind() else { continue };
@@ -310,7 +368,7 @@ impl Issuer {
                         .iter()
                         .find(|g| g.project_id == project.id && g.role.as_str() == role)
                     {
-                        roles.insert(&grant.role, project);
+                        roles.insert(&grant.role, organization);
                         granted = true;
                     }
                 }
@@ -326,7 +384,8 @@ impl Issuer {
         } else {
             audience.into_iter().map(|id| id.to_string()).collect()
         };
-        Ok(Resolved { scopes, audience, roles })
+        let resource_owner = if resource_owner { organization } else { None };
+        Ok(Resolved { scopes, audience, roles, resource_owner })
     }
 
     async fn issue(
@@ -334,7 +393,7 @@ impl Issuer {
         user: &ServiceUser,
         resolved: Resolved,
     ) -> Result<TokenResponse, OAuthError> {
-        let Resolved { scopes: scope, audience, roles } = resolved;
+        let Resolved { scopes: scope, audience, roles, resource_owner } = resolved;
         // The exact time: the minter truncates the token's times to whole seconds
         // and leads an opaque token with the milliseconds, so that records issued
         // close together sort close together (see `TokenDigest`).
@@ -346,6 +405,7 @@ impl Issuer {
             scopes: scope,
             audience,
             roles,
+            resource_owner,
             issued_at: now,
             expires_at: now + user.token_lifetime.duration(),
         };
@@ -385,6 +445,20 @@ impl std::fmt::Debug for Issuer {
     }
 }
 
+/// The organization a store gets when none was configured: named `Tessera`, with the
+/// issuer's host as its primary domain (`localhost` when the host is not a domain
+/// name, such as an IPv6 address).
+pub fn default_organization(issuer: &str, now: OffsetDateTime) -> Result<Organization, OAuthError> {
+    let host = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+    let host = host.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+    let host = host.split(':').next().unwrap_or_default();
+    let failed = |_| OAuthError::server_error();
+    let domain = Domain::new(host).or_else(|_| Domain::new("localhost")).map_err(failed)?;
+    let name = DisplayName::new("Tessera").map_err(failed)?;
+    Organization::generate(name, domain, now).map_err(|_| OAuthError::server_error())
+}
+
 /// Whole seconds from `now` until `expires_at`, never negative. With the expiry
 /// truncated to whole seconds, a 12 hour lifetime gives 43199 unless the request
 /// arrived exactly on a second boundary.
@@ -417,7 +491,9 @@ fn loggable_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_store::{ClientSecret, ManualClock, MemoryStore, ServiceUserPatch, TokenDigest};
+    use tessera_store::{
+        ClientSecret, ManualClock, MemoryStore, OrganizationStore, ServiceUserPatch, TokenDigest,
+    };
     use time::Duration;
 
     use crate::error::ErrorCode;
@@ -596,7 +672,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_project_created_later_joins_the_audience_and_roles_name_it_as_it_is_now()
+    async fn a_project_created_later_joins_the_audience_and_its_roles_name_the_organization()
     -> Result<(), Box<dyn std::error::Error>> {
         use tessera_store::{DisplayName, ProjectStore, RoleGrant, RoleKey, TokenStore};
         let f = fixture().await?;
@@ -638,7 +714,13 @@ mod tests {
         assert_eq!(granted, aud, "a project missing before is found once it exists");
         assert_eq!(record.audience, ["late"]);
         let (_, record) = issue(with_role.clone()).await?;
-        assert_eq!(record.roles.0["reader"]["late"], "Late");
+        // As ZITADEL writes the claim: role → organization id → primary domain.
+        let org = f.issuer.organization().await?;
+        assert_eq!(org.primary_domain.as_str(), "issuer", "named after the issuer's host");
+        let mut expected = std::collections::BTreeMap::new();
+        expected.insert(org.id.to_string(), org.primary_domain.to_string());
+        assert_eq!(record.roles.0["reader"], expected);
+        assert_eq!(f.store.organization().await?, Some(org.clone()), "created in the store");
 
         f.store.rename_project(&id, &DisplayName::new("Renamed")?).await?;
         let (granted, record) = issue(aud.to_owned()).await?;
@@ -647,7 +729,7 @@ mod tests {
             (aud, ["late".to_owned()].as_slice())
         );
         let (_, record) = issue(with_role).await?;
-        assert_eq!(record.roles.0["reader"]["late"], "Renamed", "roles carry the current name");
+        assert_eq!(record.roles.0["reader"], expected, "the project's name is not in the claim");
         Ok(())
     }
 

@@ -30,9 +30,12 @@ pub use auth::{
     parse_basic,
 };
 pub use error::{ErrorCode, OAuthError, REALM};
-pub use issuer::{ClientCredentialsRequest, Issuer, TokenResponse, seconds_until};
+pub use issuer::{
+    AssertionPolicy, ClientCredentialsRequest, Issuer, TokenResponse, default_organization,
+    seconds_until,
+};
 pub use service::{
-    DEFAULT_MAX_BODY, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
+    AUTHORIZE_PATH, DEFAULT_MAX_BODY, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
     OPENID_CONFIGURATION_PATH, REVOKE_PATH, ResponseBody, TOKEN_PATH, TokenEndpoint, USERINFO_PATH,
 };
 pub use throttle::{ClientAddr, Limit, Throttle, ThrottleConfig};

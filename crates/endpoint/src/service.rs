@@ -28,6 +28,10 @@ use crate::issuer::{ClientCredentialsRequest, Issuer, TokenResponse};
 use crate::throttle::{ClientAddr, Throttle, ThrottleConfig};
 use crate::tokens::Introspection;
 
+/// Path of the authorization endpoint. It exists so that discovery documents name it
+/// (OpenID Connect clients require one); it answers every request with an error,
+/// since service users have no interactive login.
+pub const AUTHORIZE_PATH: &str = "/oauth/v2/authorize";
 /// Path of the token endpoint.
 pub const TOKEN_PATH: &str = "/oauth/v2/token";
 /// Path of token introspection (RFC 7662).
@@ -49,6 +53,27 @@ pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 
 /// The client authentication methods every authenticating endpoint accepts.
 const AUTH_METHODS: [&str; 3] = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+
+/// The claims that tokens, introspection and userinfo may carry.
+const CLAIMS_SUPPORTED: [&str; 17] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "name",
+    "preferred_username",
+    "updated_at",
+    "urn:zitadel:iam:org:project:roles",
+    "urn:zitadel:iam:user:resourceowner:id",
+    "urn:zitadel:iam:user:resourceowner:name",
+    "urn:zitadel:iam:user:resourceowner:primary_domain",
+    "username",
+];
 
 /// The response body type of the endpoint.
 pub type ResponseBody = Full<Bytes>;
@@ -194,6 +219,15 @@ impl TokenEndpoint {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
                 Ok(public_json(json_response(StatusCode::OK, &self.discovery())))
             }
+            AUTHORIZE_PATH => {
+                require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;
+                Err(OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    "this server issues tokens to service users only, with the client \
+                     credentials and JWT bearer grants at the token endpoint; there is no \
+                     interactive login",
+                ))
+            }
             _ => Err(OAuthError::not_found()),
         }
     }
@@ -224,8 +258,17 @@ impl TokenEndpoint {
             JWT_BEARER_GRANT_TYPE => {
                 let assertion = param("assertion")?
                     .ok_or_else(|| OAuthError::invalid_request("missing parameter assertion"))?;
-                self.guarded("", addr, async {
-                    let response = self.inner.issuer.jwt_bearer(assertion, scope).await?;
+                let (credentials, claimed) = if carries_client_credentials(headers, form) {
+                    let (credentials, claimed) = read_credentials(headers, form);
+                    (Some(credentials), claimed)
+                } else {
+                    (None, String::new())
+                };
+                self.guarded(&claimed, addr, async {
+                    let credentials = credentials.transpose()?;
+                    let issuer = &self.inner.issuer;
+                    let response =
+                        issuer.jwt_bearer(credentials.as_ref(), assertion, scope).await?;
                     Ok(token_response(&response))
                 })
                 .await
@@ -298,6 +341,7 @@ impl TokenEndpoint {
             .collect();
         serde_json::json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{base}{AUTHORIZE_PATH}"),
             "token_endpoint": format!("{base}{TOKEN_PATH}"),
             "jwks_uri": format!("{base}{KEYS_PATH}"),
             "grant_types_supported": ["client_credentials", JWT_BEARER_GRANT_TYPE],
@@ -311,8 +355,15 @@ impl TokenEndpoint {
             "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
             "userinfo_endpoint": format!("{base}{USERINFO_PATH}"),
             "scopes_supported": scopes,
-            "response_types_supported": [],
+            // No response type is served (the authorization endpoint refuses every
+            // request); "none" (OAuth 2.0 Multiple Response Type Encoding Practices §4)
+            // is the registered value that promises no credential from it.
+            "response_types_supported": ["none"],
+            "response_modes_supported": ["query"],
             "subject_types_supported": ["public"],
+            "claims_supported": CLAIMS_SUPPORTED,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
             "id_token_signing_alg_values_supported": algorithms,
             "access_token_signing_alg_values_supported": algorithms,
         })
@@ -349,6 +400,16 @@ fn read_credentials(
         Err(_) => claimed_client(headers, form),
     };
     (credentials, claimed)
+}
+
+/// Whether a request carries client credentials of any kind: an `Authorization`
+/// header, a `client_secret`, or a client assertion. A `client_id` alone identifies
+/// a client without authenticating it (RFC 6749 §3.2.1).
+fn carries_client_credentials(headers: &HeaderMap, form: &Form) -> bool {
+    headers.contains_key(AUTHORIZATION)
+        || ["client_secret", "client_assertion", "client_assertion_type"]
+            .iter()
+            .any(|name| !matches!(form.get(name), Ok(None)))
 }
 
 /// The client ID a request claims, before it is checked: the Basic user name, or the
@@ -413,6 +474,21 @@ fn introspection_response(answer: &Introspection, issuer: &str) -> Response<Resp
             skip_serializing_if = "RoleClaims::is_empty"
         )]
         roles: &'a RoleClaims,
+        #[serde(
+            rename = "urn:zitadel:iam:user:resourceowner:id",
+            skip_serializing_if = "Option::is_none"
+        )]
+        resource_owner_id: Option<&'a str>,
+        #[serde(
+            rename = "urn:zitadel:iam:user:resourceowner:name",
+            skip_serializing_if = "Option::is_none"
+        )]
+        resource_owner_name: Option<&'a str>,
+        #[serde(
+            rename = "urn:zitadel:iam:user:resourceowner:primary_domain",
+            skip_serializing_if = "Option::is_none"
+        )]
+        resource_owner_primary_domain: Option<&'a str>,
         username: &'a str,
     }
     #[derive(Serialize)]
@@ -437,6 +513,12 @@ fn introspection_response(answer: &Introspection, issuer: &str) -> Response<Resp
             sub: token.user.id.as_str(),
             token_type: "Bearer",
             roles: &token.roles,
+            resource_owner_id: token.resource_owner.as_ref().map(|o| o.id.as_str()),
+            resource_owner_name: token.resource_owner.as_ref().map(|o| o.name.as_str()),
+            resource_owner_primary_domain: token
+                .resource_owner
+                .as_ref()
+                .map(|o| o.primary_domain.as_str()),
             username: token.user.username.as_str(),
         },
     )
@@ -628,6 +710,7 @@ mod tests {
             scopes: if scope.is_empty() { ScopeSet::default() } else { ScopeSet::parse(scope)? },
             audience: vec!["svc".into()],
             roles: RoleClaims::default(),
+            resource_owner: None,
             issued_at: now,
             expires_at: now + time::Duration::hours(12),
         };

@@ -2,9 +2,10 @@
 //! (introspection, RFC 7662), revoke it (RFC 7009), or present it (userinfo).
 
 use tessera_mint::AccessTokenClaims;
-use tessera_scope::{ScopeSet, StandardScope};
+use tessera_scope::{RESOURCE_OWNER_SCOPE, ScopeSet, StandardScope};
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, RoleClaims, ServiceUser, TokenDigest, TokenId, UserId,
+    AccessTokenType, ApiApp, ClientId, Organization, RoleClaims, ServiceUser, TokenDigest, TokenId,
+    UserId,
 };
 
 use crate::assertion::AssertionUse;
@@ -61,6 +62,9 @@ pub struct ActiveToken {
     pub audience: Vec<String>,
     /// Granted roles.
     pub roles: RoleClaims,
+    /// The organization owning the user, when the token holds the resource owner
+    /// scope (`urn:zitadel:iam:user:resourceowner`).
+    pub resource_owner: Option<Organization>,
     /// Issue time (unix seconds).
     pub iat: i64,
     /// Not before (unix seconds).
@@ -92,6 +96,24 @@ pub struct UserInfo {
     /// Last change (with `profile`), unix seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<i64>,
+    /// The id of the organization owning the user (with the resource owner scope).
+    #[serde(
+        rename = "urn:zitadel:iam:user:resourceowner:id",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_owner_id: Option<String>,
+    /// The organization's name (with the resource owner scope).
+    #[serde(
+        rename = "urn:zitadel:iam:user:resourceowner:name",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_owner_name: Option<String>,
+    /// The organization's primary domain (with the resource owner scope).
+    #[serde(
+        rename = "urn:zitadel:iam:user:resourceowner:primary_domain",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_owner_primary_domain: Option<String>,
 }
 
 impl Issuer {
@@ -168,7 +190,13 @@ impl Issuer {
         };
         let user =
             self.store().service_user_by_id(&candidate.user_id).await.map_err(store_error)?;
-        Ok(user.filter(|u| u.enabled).map(|user| candidate.with_user(user)))
+        let Some(user) = user.filter(|u| u.enabled) else { return Ok(None) };
+        let resource_owner = if candidate.scopes.contains_str(RESOURCE_OWNER_SCOPE) {
+            Some(self.organization().await?)
+        } else {
+            None
+        };
+        Ok(Some(candidate.with_user(user, resource_owner)))
     }
 
     fn verify_jwt(&self, token: &str, now: time::OffsetDateTime) -> Option<AccessTokenClaims> {
@@ -244,11 +272,15 @@ impl Issuer {
         }
         let profile = has(StandardScope::Profile);
         let user = &active.user;
+        let owner = active.resource_owner.as_ref();
         Ok(UserInfo {
             sub: user.id.to_string(),
             name: profile.then(|| user.display_name.to_string()),
             preferred_username: profile.then(|| user.username.to_string()),
             updated_at: profile.then(|| user.updated_at.unix_timestamp()),
+            resource_owner_id: owner.map(|o| o.id.to_string()),
+            resource_owner_name: owner.map(|o| o.name.to_string()),
+            resource_owner_primary_domain: owner.map(|o| o.primary_domain.to_string()),
         })
     }
 
@@ -273,7 +305,7 @@ struct Candidate {
 }
 
 impl Candidate {
-    fn with_user(self, user: ServiceUser) -> ActiveToken {
+    fn with_user(self, user: ServiceUser, resource_owner: Option<Organization>) -> ActiveToken {
         ActiveToken {
             format: self.format,
             jti: self.jti,
@@ -282,6 +314,7 @@ impl Candidate {
             scopes: self.scopes,
             audience: self.audience,
             roles: self.roles,
+            resource_owner,
             iat: self.iat,
             nbf: self.nbf,
             exp: self.exp,

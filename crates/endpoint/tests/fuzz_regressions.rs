@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
 use tessera_endpoint::form::{Form, FormError, MAX_PARAMS, decode};
 use tessera_endpoint::{
-    AuthMethod, ClientCredentials, ClientCredentialsRequest, ErrorCode, Issuer,
+    AssertionPolicy, AuthMethod, ClientCredentials, ClientCredentialsRequest, ErrorCode, Issuer,
     MAX_AUTHORIZATION_LEN, MAX_TOKEN_LEN, OAuthError, parse_basic,
 };
 use tessera_mint::{KeyManager, KeyRing, MasterKey, RotationPolicy, SigningKey, TokenMinter};
@@ -188,6 +188,7 @@ struct Fixture {
     key: SigningKey,
     expired: SigningKey,
     now: OffsetDateTime,
+    clock: Arc<ManualClock>,
 }
 
 async fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
@@ -217,9 +218,10 @@ async fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
         store.add_client_key(&record).await?;
     }
     let ring = manager.ring();
+    let clock = Arc::new(ManualClock::new(now));
     let issuer = Issuer::new(store, TokenMinter::new(ISSUER).with_keys(ring.clone()))
-        .with_clock(Arc::new(ManualClock::new(now)));
-    Ok(Fixture { issuer, ring, key, expired, now })
+        .with_clock(clock.clone());
+    Ok(Fixture { issuer, ring, key, expired, now, clock })
 }
 
 fn b64(data: &[u8]) -> String {
@@ -256,7 +258,7 @@ impl Fixture {
             let error = self.issuer.client_credentials(request).await.expect_err("refused");
             assert_eq!(error, OAuthError::invalid_client());
         }
-        let error = self.issuer.jwt_bearer(token, None).await.expect_err("refused");
+        let error = self.issuer.jwt_bearer(None, token, None).await.expect_err("refused");
         assert_eq!(error.code(), ErrorCode::InvalidGrant);
         Ok(error.description().to_owned())
     }
@@ -270,17 +272,105 @@ const TIME: &str = "the assertion has expired or is not yet valid";
 const TOO_LONG: &str = "the assertion is valid for too long";
 const REPLAY: &str = "the assertion was used before";
 
+const HIGH_S: &str = "the assertion's ECDSA signature is not canonical (high s)";
+const NO_JTI: &str = "the assertion has no jti";
+
+/// `claims(exp)` with a `jti`.
+fn claims_with_jti(exp: &str, jti: &str) -> String {
+    claims(exp).replace('}', &format!(r#","jti":"{jti}"}}"#))
+}
+
+/// Authenticates with `token` as a client assertion.
+async fn accepted(f: &Fixture, token: &str) -> TestResult {
+    let request = ClientCredentialsRequest {
+        credentials: ClientCredentials::assertion(Some(USERNAME), token),
+        scope: None,
+    };
+    assert_eq!(f.issuer.client_credentials(request).await?.token_type, "Bearer");
+    Ok(())
+}
+
+/// Authenticates with `token` as a client assertion, then uses it as a grant.
+async fn accepted_both_ways(f: &Fixture, token: &str) -> TestResult {
+    accepted(f, token).await?;
+    assert_eq!(f.issuer.jwt_bearer(None, token, None).await?.token_type, "Bearer");
+    Ok(())
+}
+
 #[tokio::test]
-async fn a_signed_assertion_is_accepted_once() -> TestResult {
+async fn a_signed_assertion_with_a_jti_is_accepted_once() -> TestResult {
     // The control for the refusals below: the fixture does accept a good assertion.
     let f = fixture().await?;
-    let token = signed(&f.key, ES256_HEADER, &claims(&(NOW + 600).to_string()))?;
+    let token = signed(&f.key, ES256_HEADER, &claims_with_jti(&(NOW + 600).to_string(), "a1"))?;
     let request = ClientCredentialsRequest {
         credentials: ClientCredentials::assertion(Some(USERNAME), &token),
         scope: None,
     };
     assert_eq!(f.issuer.client_credentials(request).await?.token_type, "Bearer");
     assert_eq!(f.refused(&token).await?, REPLAY);
+    // Another encoding of the same claims (a re-signed assertion, a reordered
+    // header) is the same jti: still a replay.
+    let again = signed(
+        &f.key,
+        r#"{"kid":"fuzz-es256","alg":"ES256"}"#,
+        &claims_with_jti(&(NOW + 600).to_string(), "a1"),
+    )?;
+    assert_ne!(again, token);
+    assert_eq!(f.refused(&again).await?, REPLAY);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_signed_assertion_without_jti_is_accepted_until_it_expires() -> TestResult {
+    let f = fixture().await?;
+    let token = signed(&f.key, ES256_HEADER, &claims(&(NOW + 600).to_string()))?;
+    // The same bytes, as ZITADEL's clients send them: every use is accepted.
+    accepted_both_ways(&f, &token).await?;
+    accepted_both_ways(&f, &token).await?;
+    // At its expiry it is refused like any expired assertion.
+    f.clock.advance(Duration::seconds(600));
+    let error = f.issuer.jwt_bearer(None, &token, None).await.expect_err("expired");
+    assert_eq!(error.description(), TIME);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_policy_requiring_jti_refuses_assertions_without_one() -> TestResult {
+    let mut f = fixture().await?;
+    f.issuer = f.issuer.clone().with_assertion_policy(AssertionPolicy { require_jti: true });
+    let token = signed(&f.key, ES256_HEADER, &claims(&(NOW + 600).to_string()))?;
+    assert_eq!(f.refused(&token).await?, NO_JTI);
+    let token = signed(&f.key, ES256_HEADER, &claims_with_jti(&(NOW + 600).to_string(), ""))?;
+    assert_eq!(f.refused(&token).await?, NO_JTI, "an empty jti is none");
+    let token = signed(&f.key, ES256_HEADER, &claims_with_jti(&(NOW + 600).to_string(), "b"))?;
+    accepted(&f, &token).await?;
+    assert_eq!(f.refused(&token).await?, REPLAY);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_high_s_es256_assertion_is_refused() -> TestResult {
+    let f = fixture().await?;
+    for jti in ["", "c1"] {
+        let claims = if jti.is_empty() {
+            claims(&(NOW + 600).to_string())
+        } else {
+            claims_with_jti(&(NOW + 600).to_string(), jti)
+        };
+        let token = signed(&f.key, ES256_HEADER, &claims)?;
+        let (input, signature) = token.rsplit_once('.').ok_or("not a JWS")?;
+        let mut twin = Base64UrlUnpadded::decode_vec(signature)?;
+        assert!(tessera_mint::ecdsa::is_low_s(&twin), "the minter signs with a low s");
+        tessera_mint::ecdsa::negate_s(&mut twin);
+        let twin = format!("{input}.{}", b64(&twin));
+        // The twin's signature verifies, but it is refused before any replay record.
+        assert_eq!(f.refused(&twin).await?, HIGH_S);
+        accepted(&f, &token).await?;
+        if !jti.is_empty() {
+            assert_eq!(f.refused(&twin).await?, HIGH_S);
+            assert_eq!(f.refused(&token).await?, REPLAY);
+        }
+    }
     Ok(())
 }
 

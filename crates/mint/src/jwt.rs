@@ -12,6 +12,50 @@ use crate::signing::SigningKey;
 /// The media type of JWT access tokens, in the `typ` header (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
+/// The `typ` header of JWT access tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JwtHeaderType {
+    /// `at+jwt`, the media type of RFC 9068 §2.1: the default.
+    #[default]
+    AtJwt,
+    /// `JWT`, as ZITADEL writes it, for validators that expect ZITADEL's tokens.
+    Jwt,
+}
+
+impl JwtHeaderType {
+    /// The header value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JwtHeaderType::AtJwt => ACCESS_TOKEN_TYP,
+            JwtHeaderType::Jwt => "JWT",
+        }
+    }
+
+    /// The type a header value names, if it is one of these.
+    pub fn from_header(typ: &str) -> Option<Self> {
+        match typ {
+            ACCESS_TOKEN_TYP => Some(JwtHeaderType::AtJwt),
+            "JWT" => Some(JwtHeaderType::Jwt),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for JwtHeaderType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_header(s).ok_or_else(|| format!("{s:?} is not at+jwt or JWT"))
+    }
+}
+
+impl std::fmt::Display for JwtHeaderType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The claims of a Tessera JWT access token (RFC 9068 §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessTokenClaims {
@@ -33,13 +77,35 @@ pub struct AccessTokenClaims {
     pub client_id: String,
     /// Granted scopes, space-separated.
     pub scope: String,
-    /// Granted roles: role → project id → project name (absent when none).
+    /// Granted roles: role → organization id → organization primary domain (absent
+    /// when none).
     #[serde(
         rename = "urn:zitadel:iam:org:project:roles",
         default,
         skip_serializing_if = "RoleClaims::is_empty"
     )]
     pub roles: RoleClaims,
+    /// The id of the organization owning the user (with the resource owner scope).
+    #[serde(
+        rename = "urn:zitadel:iam:user:resourceowner:id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_owner_id: Option<String>,
+    /// The organization's name (with the resource owner scope).
+    #[serde(
+        rename = "urn:zitadel:iam:user:resourceowner:name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_owner_name: Option<String>,
+    /// The organization's primary domain (with the resource owner scope).
+    #[serde(
+        rename = "urn:zitadel:iam:user:resourceowner:primary_domain",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_owner_primary_domain: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -49,9 +115,13 @@ struct Header<'a> {
     kid: &'a str,
 }
 
-/// Encodes and signs `claims` as a compact JWS with `typ: at+jwt`.
-pub(crate) fn encode(key: &SigningKey, claims: &AccessTokenClaims) -> Result<String, KeyError> {
-    let header = Header { alg: key.algorithm().as_str(), typ: ACCESS_TOKEN_TYP, kid: key.kid() };
+/// Encodes and signs `claims` as a compact JWS with the `typ` header `typ`.
+pub(crate) fn encode(
+    key: &SigningKey,
+    typ: JwtHeaderType,
+    claims: &AccessTokenClaims,
+) -> Result<String, KeyError> {
+    let header = Header { alg: key.algorithm().as_str(), typ: typ.as_str(), kid: key.kid() };
     let header = serde_json::to_vec(&header).map_err(|_| KeyError::Crypto("header encoding"))?;
     let claims = serde_json::to_vec(claims).map_err(|_| KeyError::Crypto("claims encoding"))?;
     let mut token = String::with_capacity(header.len() * 2 + claims.len() * 2 + 360);
@@ -71,7 +141,7 @@ pub enum VerifyError {
     /// Not a JWT, or its header or claims do not parse.
     #[error("malformed token")]
     Malformed,
-    /// The `typ` header is not `at+jwt`.
+    /// The `typ` header is neither `at+jwt` nor `JWT`.
     #[error("not an access token (typ)")]
     WrongType,
     /// No published key has this `kid`, or the algorithm does not match the key.

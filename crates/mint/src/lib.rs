@@ -27,6 +27,7 @@
 //!     scopes: "openid".parse()?,
 //!     audience: vec!["billing-job".into()],
 //!     roles: Default::default(),
+//!     resource_owner: None,
 //!     issued_at: now,
 //!     expires_at: now + Duration::hours(12),
 //! };
@@ -38,6 +39,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod ecdsa;
 mod jwt;
 mod master;
 mod ring;
@@ -49,14 +51,14 @@ use std::sync::Arc;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, RandomError, RoleClaims, StoreError, TOKEN_PREFIX_LEN, TokenDigest, TokenId,
-    TokenRecord, UserId, Username, whole_seconds,
+    AccessTokenType, Organization, RandomError, RoleClaims, StoreError, TOKEN_PREFIX_LEN,
+    TokenDigest, TokenId, TokenRecord, UserId, Username, whole_seconds,
 };
 
-pub use jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims, VerifyError};
+pub use jwt::{ACCESS_TOKEN_TYP, AccessTokenClaims, JwtHeaderType, VerifyError};
 pub use master::MasterKey;
 pub use ring::{JWKS_MAX_AGE_SECS, KeyManager, KeyRing, KeySet, RefreshReport, RotationPolicy};
-pub use signing::{SigningKey, pkcs8_pem};
+pub use signing::{SigningKey, key_file_pem, pkcs8_pem};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -75,6 +77,9 @@ pub struct Grant {
     pub audience: Vec<String>,
     /// The granted roles.
     pub roles: RoleClaims,
+    /// The organization to name in a JWT's `urn:zitadel:iam:user:resourceowner:*`
+    /// claims, when the resource owner scope was granted.
+    pub resource_owner: Option<Organization>,
     /// Issue time, best given exactly: the token's times are whole seconds, and an
     /// opaque token leads with the milliseconds, so that records issued together
     /// sort together (see [`TokenDigest`]).
@@ -172,6 +177,7 @@ pub enum KeyError {
 pub struct TokenMinter {
     issuer: String,
     keys: Option<Arc<KeyRing>>,
+    jwt_type: JwtHeaderType,
 }
 
 impl TokenMinter {
@@ -185,13 +191,25 @@ impl TokenMinter {
         static RANDOM_READY: std::sync::Once = std::sync::Once::new();
         // A generator that fails here fails again, and is reported, when minting.
         RANDOM_READY.call_once(|| drop(token_random::<16>()));
-        Self { issuer: issuer.into(), keys: None }
+        Self { issuer: issuer.into(), keys: None, jwt_type: JwtHeaderType::default() }
     }
 
     /// Signs JWT access tokens with the current key of `ring`.
     pub fn with_keys(mut self, ring: Arc<KeyRing>) -> Self {
         self.keys = Some(ring);
         self
+    }
+
+    /// Writes `jwt_type` in the `typ` header of JWT access tokens: `at+jwt` (RFC 9068,
+    /// the default) or `JWT`, for validators written for ZITADEL's tokens.
+    pub fn with_jwt_type(mut self, jwt_type: JwtHeaderType) -> Self {
+        self.jwt_type = jwt_type;
+        self
+    }
+
+    /// The `typ` header of JWT access tokens.
+    pub fn jwt_type(&self) -> JwtHeaderType {
+        self.jwt_type
     }
 
     /// The issuer identifier.
@@ -232,8 +250,14 @@ impl TokenMinter {
             client_id: grant.client_id.to_string(),
             scope: grant.scopes.to_string(),
             roles: grant.roles.clone(),
+            resource_owner_id: grant.resource_owner.as_ref().map(|o| o.id.to_string()),
+            resource_owner_name: grant.resource_owner.as_ref().map(|o| o.name.to_string()),
+            resource_owner_primary_domain: grant
+                .resource_owner
+                .as_ref()
+                .map(|o| o.primary_domain.to_string()),
         };
-        let token = jwt::encode(key, &claims)?;
+        let token = jwt::encode(key, self.jwt_type, &claims)?;
         Ok(MintedToken { token: AccessToken(Zeroizing::new(token)), jti, expires_at, record: None })
     }
 }
@@ -293,6 +317,7 @@ mod tests {
             scopes: ScopeSet::parse("openid profile").unwrap_or_else(|e| panic!("{e}")),
             audience: vec!["svc".into()],
             roles: RoleClaims::default(),
+            resource_owner: None,
             issued_at: at,
             expires_at: at + Duration::hours(12),
         }

@@ -10,7 +10,7 @@ use tessera_store::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore, whole_s
 use time::{Duration, OffsetDateTime};
 
 use crate::KeyError;
-use crate::jwt::{AccessTokenClaims, Verifier, VerifyError, check_time};
+use crate::jwt::{AccessTokenClaims, JwtHeaderType, Verifier, VerifyError, check_time};
 use crate::master::MasterKey;
 use crate::signing::SigningKey;
 
@@ -95,8 +95,8 @@ impl KeySet {
         self.entries.iter().map(|e| e.key.kid()).collect()
     }
 
-    /// Verifies a JWT access token signed by one of these keys: signature, `typ`,
-    /// issuer, and the time claims at `now`.
+    /// Verifies a JWT access token signed by one of these keys: signature, `typ`
+    /// (`at+jwt` or `JWT`), issuer, and the time claims at `now`.
     pub fn verify(
         &self,
         token: &str,
@@ -104,7 +104,9 @@ impl KeySet {
         now: OffsetDateTime,
     ) -> Result<AccessTokenClaims, VerifyError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        if header.typ.as_deref() != Some(crate::jwt::ACCESS_TOKEN_TYP) {
+        // Both types this server writes (the setting may have changed while tokens
+        // of the other are still valid); only access tokens are signed with these keys.
+        if header.typ.as_deref().and_then(JwtHeaderType::from_header).is_none() {
             return Err(VerifyError::WrongType);
         }
         let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;

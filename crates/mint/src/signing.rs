@@ -95,7 +95,10 @@ impl SigningKey {
         let failed = |_| KeyError::Crypto("signing failed");
         match &self.pair {
             Pair::Es256(pair) => {
-                pair.sign(&self.rng, message).map(|s| s.as_ref().to_vec()).map_err(failed)
+                let mut signature =
+                    pair.sign(&self.rng, message).map(|s| s.as_ref().to_vec()).map_err(failed)?;
+                crate::ecdsa::normalize_s(&mut signature);
+                Ok(signature)
             }
             Pair::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
             Pair::Rs256(pair) => {
@@ -119,14 +122,66 @@ impl fmt::Debug for SigningKey {
 /// A PKCS#8 private key in PEM form (`-----BEGIN PRIVATE KEY-----`), as key files
 /// carry it. The text holds the key in clear and is zeroed on drop.
 pub fn pkcs8_pem(der: &[u8]) -> Zeroizing<String> {
+    pem("PRIVATE KEY", der)
+}
+
+/// The private key of a key file in the PEM form ZITADEL's key files use: an RSA key
+/// as PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`), which every ZITADEL client loads;
+/// other keys as PKCS#8 ([`pkcs8_pem`]). `None` when an RSA key's PKCS#8 document
+/// does not parse. The text holds the key in clear and is zeroed on drop.
+pub fn key_file_pem(algorithm: SigningAlgorithm, pkcs8: &[u8]) -> Option<Zeroizing<String>> {
+    match algorithm {
+        SigningAlgorithm::Rs256 => pkcs1_of_pkcs8(pkcs8).map(|der| pem("RSA PRIVATE KEY", der)),
+        _ => Some(pkcs8_pem(pkcs8)),
+    }
+}
+
+/// The `privateKey` of a PKCS#8 `PrivateKeyInfo` (RFC 5208 §5): for an RSA key, its
+/// PKCS#1 `RSAPrivateKey` (RFC 8017 §A.1.2).
+fn pkcs1_of_pkcs8(der: &[u8]) -> Option<&[u8]> {
+    // PrivateKeyInfo ::= SEQUENCE { version INTEGER, privateKeyAlgorithm
+    //   AlgorithmIdentifier, privateKey OCTET STRING, ... }
+    let (info, _) = der_element(der, 0x30)?;
+    let (_, rest) = der_element(info, 0x02)?;
+    let (_, rest) = der_element(rest, 0x30)?;
+    let (private_key, _) = der_element(rest, 0x04)?;
+    Some(private_key)
+}
+
+/// Splits a DER element with `tag` off the front of `input`: its contents and what
+/// follows it.
+fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&first, rest) = input.split_first()?;
+    if first != tag {
+        return None;
+    }
+    let (&len, rest) = rest.split_first()?;
+    let (len, rest) = if len < 0x80 {
+        (usize::from(len), rest)
+    } else {
+        let count = usize::from(len & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(count)?;
+        (bytes.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b)), rest)
+    };
+    rest.split_at_checked(len)
+}
+
+fn pem(label: &str, der: &[u8]) -> Zeroizing<String> {
     let encoded = Zeroizing::new(base64ct::Base64::encode_string(der));
-    let mut pem = Zeroizing::new(String::with_capacity(encoded.len() + encoded.len() / 64 + 64));
-    pem.push_str("-----BEGIN PRIVATE KEY-----\n");
+    let mut pem = Zeroizing::new(String::with_capacity(encoded.len() + encoded.len() / 64 + 80));
+    pem.push_str("-----BEGIN ");
+    pem.push_str(label);
+    pem.push_str("-----\n");
     for line in encoded.as_bytes().chunks(64) {
         pem.push_str(std::str::from_utf8(line).unwrap_or_default());
         pem.push('\n');
     }
-    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem.push_str("-----END ");
+    pem.push_str(label);
+    pem.push_str("-----\n");
     pem
 }
 

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use base64ct::{Base64UrlUnpadded, Encoding};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use tessera_mint::{
-    AccessTokenClaims, Grant, KeyError, KeyManager, MasterKey, RotationPolicy, SigningKey,
-    TokenMinter, VerifyError,
+    AccessTokenClaims, Grant, JwtHeaderType, KeyError, KeyManager, MasterKey, RotationPolicy,
+    SigningKey, TokenMinter, VerifyError, ecdsa, key_file_pem,
 };
 use tessera_store::{
-    AccessTokenType, MemoryStore, SigningAlgorithm, SigningKeyStore, UserId, Username,
+    AccessTokenType, DisplayName, Domain, MemoryStore, Organization, SigningAlgorithm,
+    SigningKeyStore, UserId, Username,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -34,6 +35,7 @@ fn grant(at: OffsetDateTime, lifetime: Duration) -> Result<Grant, Box<dyn std::e
         scopes: "openid profile".parse()?,
         audience: vec!["zitadel".into()],
         roles: Default::default(),
+        resource_owner: None,
         issued_at: at,
         expires_at: at + lifetime,
     })
@@ -128,15 +130,23 @@ async fn verifiers_reject_tampering_wrong_type_and_expiry() -> TestResult {
     assert_eq!(set.verify(&forged, ISSUER, t0()), Err(VerifyError::BadSignature));
     assert!(verify_like_a_resource_server(set.jwks(), &forged, SigningAlgorithm::Es256).is_err());
 
-    // A validly signed JWT whose typ is not at+jwt (an ID token, say) is refused.
+    // A validly signed JWT whose typ is neither at+jwt nor JWT (a security event
+    // token, say), or that has none, is refused.
     let kid = set.kids()[0].to_owned();
-    let header = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid});
-    let input =
-        format!("{}.{}", Base64UrlUnpadded::encode_string(header.to_string().as_bytes()), parts[1]);
     let records = manager_key(&manager, &kid);
-    let signature = records.sign(input.as_bytes())?;
-    let wrong_typ = format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature));
-    assert_eq!(set.verify(&wrong_typ, ISSUER, t0()), Err(VerifyError::WrongType));
+    for header in [
+        serde_json::json!({"alg": "ES256", "typ": "secevent+jwt", "kid": kid}),
+        serde_json::json!({"alg": "ES256", "kid": kid}),
+    ] {
+        let input = format!(
+            "{}.{}",
+            Base64UrlUnpadded::encode_string(header.to_string().as_bytes()),
+            parts[1]
+        );
+        let signature = records.sign(input.as_bytes())?;
+        let wrong_typ = format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature));
+        assert_eq!(set.verify(&wrong_typ, ISSUER, t0()), Err(VerifyError::WrongType));
+    }
 
     // Expired: at exp and after.
     assert!(set.verify(&token, ISSUER, t0() + Duration::minutes(5) - Duration::seconds(1)).is_ok());
@@ -274,5 +284,113 @@ async fn changing_the_algorithm_rotates_to_a_key_of_the_new_algorithm() -> TestR
     let records = store.signing_keys().await?;
     assert_eq!(records.last().map(|r| r.algorithm), Some(SigningAlgorithm::Rs256));
     assert!(rs.refresh(t0() + Duration::minutes(2)).await?.created.is_empty(), "only once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_jwt_type_setting_writes_jwt_and_both_types_verify() -> TestResult {
+    let store = Arc::new(MemoryStore::new());
+    let manager =
+        KeyManager::new(store.clone(), MasterKey::generate()?, policy(SigningAlgorithm::Rs256));
+    manager.refresh(t0()).await?;
+    let ring = manager.ring();
+    let mut grant = grant(t0(), Duration::hours(1))?;
+    let org =
+        Organization::generate(DisplayName::new("Acme")?, Domain::new("Acme.Example.com")?, t0())?;
+    grant.resource_owner = Some(org.clone());
+    for (typ, header) in [(JwtHeaderType::AtJwt, "at+jwt"), (JwtHeaderType::Jwt, "JWT")] {
+        let minter = TokenMinter::new(ISSUER).with_keys(ring.clone()).with_jwt_type(typ);
+        let token = minter.mint(&grant)?.token;
+        assert_eq!(jsonwebtoken::decode_header(token.expose())?.typ.as_deref(), Some(header));
+        let claims = ring.key_set().verify(token.expose(), ISSUER, t0())?;
+        assert_eq!(claims.resource_owner_id.as_deref(), Some(org.id.as_str()));
+        assert_eq!(claims.resource_owner_name.as_deref(), Some("Acme"));
+        assert_eq!(claims.resource_owner_primary_domain.as_deref(), Some("acme.example.com"));
+    }
+    // Another type is refused.
+    let token = TokenMinter::new(ISSUER).with_keys(ring.clone()).mint(&grant)?.token;
+    let mut parts = token.expose().split('.');
+    let header = Base64UrlUnpadded::decode_vec(parts.next().ok_or("header")?)?;
+    let header = String::from_utf8(header)?.replace("at+jwt", "id+jwt");
+    let forged = format!(
+        "{}.{}.{}",
+        Base64UrlUnpadded::encode_string(header.as_bytes()),
+        parts.next().ok_or("claims")?,
+        parts.next().ok_or("signature")?
+    );
+    assert_eq!(ring.key_set().verify(&forged, ISSUER, t0()), Err(VerifyError::WrongType));
+    Ok(())
+}
+
+#[test]
+fn es256_signatures_are_canonical() -> TestResult {
+    let (key, _) = SigningKey::generate(SigningAlgorithm::Es256)?;
+    for i in 0..64 {
+        let signature = key.sign(format!("message {i}").as_bytes())?;
+        assert!(ecdsa::is_low_s(&signature), "signature {i} has a high s");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_high_s_twin_verifies_and_canonical_jws_restores_the_low_one() -> TestResult {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+    let (key, _) = SigningKey::generate(SigningAlgorithm::Es256)?;
+    let jwk = key.public_jwk();
+    let coordinate = |name: &str| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        Ok(Base64UrlUnpadded::decode_vec(jwk[name].as_str().ok_or("coordinate")?)?)
+    };
+    let mut point = vec![4u8];
+    point.extend(coordinate("x")?);
+    point.extend(coordinate("y")?);
+    let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point);
+    let message = b"header.claims";
+    let low = key.sign(message)?;
+    let mut high = low.clone();
+    ecdsa::negate_s(&mut high);
+    assert!(public.verify(message, &low).is_ok());
+    assert_ne!(low, high);
+    assert!(public.verify(message, &high).is_ok(), "the malleated signature verifies");
+    assert!(!ecdsa::is_low_s(&high));
+    let token = format!("header.claims.{}", Base64UrlUnpadded::encode_string(&high));
+    let canonical = ecdsa::canonical_jws(&token).ok_or("not a JWS")?;
+    assert_eq!(canonical, format!("header.claims.{}", Base64UrlUnpadded::encode_string(&low)));
+    Ok(())
+}
+
+#[test]
+fn key_files_carry_rsa_keys_as_pkcs1_that_jose_libraries_load() -> TestResult {
+    let (key, pkcs8) = SigningKey::generate(SigningAlgorithm::Rs256)?;
+    let pem = key_file_pem(SigningAlgorithm::Rs256, &pkcs8).ok_or("no PEM")?;
+    assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"), "{}", &pem[..40]);
+    assert!(pem.ends_with("-----END RSA PRIVATE KEY-----\n"));
+    // A client loads it as PKCS#1 and signs with it; the registered public key verifies.
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64ct::Base64::decode_vec(&body)?;
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_der(&der).map_err(|e| e.to_string())?;
+    let input = format!(
+        "{}.{}",
+        Base64UrlUnpadded::encode_string(br#"{"alg":"RS256"}"#),
+        Base64UrlUnpadded::encode_string(br#"{"sub":"me"}"#)
+    );
+    let mut signature = vec![0; pair.public_modulus_len()];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    pair.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, input.as_bytes(), &mut signature)
+        .map_err(|e| e.to_string())?;
+    let token = format!("{input}.{}", Base64UrlUnpadded::encode_string(&signature));
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.public_jwk().clone())?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.validate_aud = false;
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_jwk(&jwk)?, &validation)?;
+    // Other keys stay PKCS#8.
+    for alg in [SigningAlgorithm::Es256, SigningAlgorithm::EdDsa] {
+        let (_, pkcs8) = SigningKey::generate(alg)?;
+        let pem = key_file_pem(alg, &pkcs8).ok_or("no PEM")?;
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+    }
+    // A document that is not PKCS#8 gives no RSA key file.
+    assert!(key_file_pem(SigningAlgorithm::Rs256, b"\x30\x03\x02\x01").is_none());
     Ok(())
 }

@@ -25,7 +25,7 @@ mod set;
 
 pub use negotiate::{NegotiationError, ScopePolicy};
 pub use scope::{
-    PROJECT_AUDIENCE_PREFIX, PROJECT_AUDIENCE_SUFFIX, PROJECT_ROLE_PREFIX, ProjectRef, Scope,
-    ScopeError, ScopeKind, StandardScope, ZITADEL_PROJECT,
+    PROJECT_AUDIENCE_PREFIX, PROJECT_AUDIENCE_SUFFIX, PROJECT_ROLE_PREFIX, ProjectRef,
+    RESOURCE_OWNER_SCOPE, Scope, ScopeError, ScopeKind, StandardScope, ZITADEL_PROJECT,
 };
 pub use set::{MAX_SCOPE_STRING_LEN, MAX_SCOPES, ScopeSet};

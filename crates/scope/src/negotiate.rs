@@ -12,7 +12,7 @@ use crate::set::ScopeSet;
 ///   issues no refresh token);
 /// - project audience and role scopes pass through, to be resolved by the
 ///   issuer against the store (an unknown project is dropped, a role needs a
-///   grant);
+///   grant), and so does the resource owner scope;
 /// - custom scopes are granted only when listed in the policy.
 ///
 /// A requested scope that the policy does not allow makes the whole request
@@ -97,7 +97,9 @@ impl ScopePolicy {
     pub fn allows(&self, scope: &Scope) -> bool {
         match scope.kind() {
             ScopeKind::Standard(standard) => self.standard.contains(&standard),
-            ScopeKind::ProjectAudience(_) | ScopeKind::ProjectRole(_) => self.project_scopes,
+            ScopeKind::ProjectAudience(_)
+            | ScopeKind::ProjectRole(_)
+            | ScopeKind::ResourceOwner => self.project_scopes,
             ScopeKind::Custom(_) => self.custom.contains(scope),
         }
     }

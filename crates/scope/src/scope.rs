@@ -10,6 +10,9 @@ pub const PROJECT_AUDIENCE_PREFIX: &str = "urn:zitadel:iam:org:project:id:";
 pub const PROJECT_AUDIENCE_SUFFIX: &str = ":aud";
 /// Prefix of a project role scope: `urn:zitadel:iam:org:project:role:{role}`.
 pub const PROJECT_ROLE_PREFIX: &str = "urn:zitadel:iam:org:project:role:";
+/// The scope that adds the organization owning the user (its id, name and primary
+/// domain) to the token, introspection and userinfo, as ZITADEL does.
+pub const RESOURCE_OWNER_SCOPE: &str = "urn:zitadel:iam:user:resourceowner";
 /// The reserved project id that names the server's own API.
 pub const ZITADEL_PROJECT: &str = "zitadel";
 
@@ -59,6 +62,8 @@ pub enum ScopeKind<'a> {
     ProjectAudience(ProjectRef<'a>),
     /// `urn:zitadel:iam:org:project:role:{role}`: ask for a role granted to the client.
     ProjectRole(&'a str),
+    /// `urn:zitadel:iam:user:resourceowner`: name the organization that owns the user.
+    ResourceOwner,
     /// Any other scope; its meaning is the deployment's.
     Custom(&'a str),
 }
@@ -142,6 +147,9 @@ impl Scope {
         }
         if let Some(role) = s.strip_prefix(PROJECT_ROLE_PREFIX).filter(|r| !r.is_empty()) {
             return ScopeKind::ProjectRole(role);
+        }
+        if s == RESOURCE_OWNER_SCOPE {
+            return ScopeKind::ResourceOwner;
         }
         ScopeKind::Custom(s)
     }
@@ -284,6 +292,11 @@ mod tests {
         assert_eq!(
             kind("urn:zitadel:iam:org:project:role:reader").as_deref(),
             Ok("ProjectRole(\"reader\")")
+        );
+        assert_eq!(kind("urn:zitadel:iam:user:resourceowner").as_deref(), Ok("ResourceOwner"));
+        assert_eq!(
+            kind("urn:zitadel:iam:user:resourceowner:id").as_deref(),
+            Ok("Custom(\"urn:zitadel:iam:user:resourceowner:id\")")
         );
         // Malformed URNs are ordinary custom scopes, not audience scopes.
         for custom in [

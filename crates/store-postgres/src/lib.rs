@@ -12,7 +12,8 @@
 //!   users in them (`role_grants`);
 //! - the public keys that service users and API apps sign client assertions with
 //!   (`client_keys`), and the assertion ids already used (`used_assertions`), until
-//!   they expire.
+//!   they expire;
+//! - the organization that owns everything (`organization`, one row).
 //!
 //! Only digests of client secrets and opaque tokens are stored (`BYTEA`), never the
 //! secrets; timestamps are unix seconds (`BIGINT`).
@@ -113,7 +114,10 @@
 //!   outlives its owner;
 //! - a used assertion id is recorded with one `INSERT ... ON CONFLICT DO NOTHING`:
 //!   of several instances recording the same id at once, exactly one is told it was
-//!   first.
+//!   first;
+//! - the organization is stored with an `INSERT ... ON CONFLICT DO NOTHING` and read
+//!   back by the next statement of the transaction: of several instances storing
+//!   theirs at once, all get the one stored first.
 //!
 //! The advisory locks are keyed by the schema, so stores on different schemas of
 //! one database do not wait for each other.
@@ -171,6 +175,7 @@ mod batch;
 mod client_keys;
 mod error;
 mod lookup;
+mod organization;
 mod projects;
 mod rows;
 mod schema;

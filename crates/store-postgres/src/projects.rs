@@ -3,6 +3,8 @@
 //! API app client IDs share one namespace with service-user usernames. Creating
 //! either runs in a transaction that first takes the namespace advisory lock and
 //! then checks the other table, so no two instances can claim the same name at once.
+//! Under the same lock, creating an API app checks that no other app has its app id
+//! (a unique constraint holds that too).
 //! Deleting an API app deletes its client keys in the same transaction.
 
 use async_trait::async_trait;
@@ -21,6 +23,7 @@ const PROJECT: &str = "project";
 /// What a failure on `api_apps` is about.
 pub(crate) const API_APP: &str = "API app";
 const CLIENT_ID: &str = "client ID";
+const APP_ID: &str = "app id";
 const GRANT: &str = "role grant";
 
 /// Whether an API app has the client ID `name`.
@@ -44,6 +47,17 @@ async fn name_is_user<C: GenericClient>(client: &C, name: &str) -> Result<bool, 
         "SELECT EXISTS (SELECT 1 FROM service_users WHERE username = $1)",
         &[&name],
         USER,
+    )
+    .await
+}
+
+/// Whether an API app has the app id `app_id`.
+async fn app_id_is_taken<C: GenericClient>(client: &C, app_id: &str) -> Result<bool, StoreError> {
+    query_bool(
+        client,
+        "SELECT EXISTS (SELECT 1 FROM api_apps WHERE app_id = $1)",
+        &[&app_id],
+        API_APP,
     )
     .await
 }
@@ -152,8 +166,12 @@ impl ProjectStore for PostgresStore {
         if name_is_user(&tx, app.client_id.as_str()).await? {
             return Err(StoreError::Conflict(CLIENT_ID));
         }
+        if app_id_is_taken(&tx, app.app_id.as_str()).await? {
+            return Err(StoreError::Conflict(APP_ID));
+        }
         let sql = format!(
-            "INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO api_apps ({APP_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         );
         let (previous_digest, previous_expiry) =
             previous_secret_columns(app.previous_secret.as_ref());
@@ -170,6 +188,7 @@ impl ProjectStore for PostgresStore {
                 &unix(app.updated_at),
                 &previous_digest,
                 &previous_expiry,
+                &app.app_id.as_str(),
             ],
         )
         .await

@@ -6,9 +6,10 @@
 
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, PreviousSecret, Project,
-    ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord,
-    StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, AppId, ClientId, ClientKey, DisplayName, Domain, KeyOwner, OrgId,
+    Organization, PreviousSecret, Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest,
+    ServiceUser, SigningKeyRecord, StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord,
+    UserId, Username,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -34,7 +35,7 @@ pub(crate) const PROJECT_COLUMNS: &str = "id, name, created_at";
 
 /// The columns of `api_apps`, in the order [`app`] reads them.
 pub(crate) const APP_COLUMNS: &str = "client_id, project_id, name, secret_digest, enabled, \
-     created_at, updated_at, previous_secret_digest, previous_secret_expires_at";
+     created_at, updated_at, previous_secret_digest, previous_secret_expires_at, app_id";
 
 /// The columns of `role_grants`, in the order [`grant`] reads them.
 pub(crate) const GRANT_COLUMNS: &str = "user_id, project_id, role";
@@ -42,6 +43,9 @@ pub(crate) const GRANT_COLUMNS: &str = "user_id, project_id, role";
 /// The columns of `client_keys`, in the order [`client_key`] reads them.
 pub(crate) const CLIENT_KEY_COLUMNS: &str =
     "key_id, owner, algorithm, public_jwk, created_at, expires_at";
+
+/// The columns of `organization`, in the order [`organization`] reads them.
+pub(crate) const ORGANIZATION_COLUMNS: &str = "id, name, primary_domain, created_at";
 
 /// A timestamp as stored: unix seconds (records hold whole seconds).
 pub(crate) fn unix(t: OffsetDateTime) -> i64 {
@@ -53,7 +57,8 @@ pub(crate) fn audience_json(audience: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(audience).map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
-/// The roles of a token as stored: a JSON object, role → project id → project name.
+/// The roles of a token as stored: a JSON object, role → organization id →
+/// organization primary domain.
 pub(crate) fn roles_json(roles: &RoleClaims) -> Result<String, StoreError> {
     serde_json::to_string(roles).map_err(|e| StoreError::Backend(Box::new(e)))
 }
@@ -179,6 +184,7 @@ pub(crate) fn app(row: &Row) -> Result<ApiApp, StoreError> {
     Ok(ApiApp {
         client_id: ClientId::new(get(row, 0, "API app client ID")?)
             .map_err(|e| corrupt("API app client ID", e))?,
+        app_id: AppId::new(get(row, 9, "API app id")?).map_err(|e| corrupt("API app id", e))?,
         project_id: ProjectId::new(get(row, 1, "project id")?)
             .map_err(|e| corrupt("project id", e))?,
         name: DisplayName::new(get(row, 2, "API app name")?)
@@ -220,6 +226,22 @@ pub(crate) fn client_key(row: &Row) -> Result<ClientKey, StoreError> {
         expires_at: get::<Option<i64>>(row, 5, "client key expiry time")?
             .map(|secs| timestamp("client key expiry time", secs))
             .transpose()?,
+    })
+}
+
+/// Reads the organization from the columns listed in [`ORGANIZATION_COLUMNS`].
+pub(crate) fn organization(row: &Row) -> Result<Organization, StoreError> {
+    Ok(Organization {
+        id: OrgId::new(get(row, 0, "organization id")?)
+            .map_err(|e| corrupt("organization id", e))?,
+        name: DisplayName::new(get(row, 1, "organization name")?)
+            .map_err(|e| corrupt("organization name", e))?,
+        primary_domain: Domain::new(get(row, 2, "organization primary domain")?)
+            .map_err(|e| corrupt("organization primary domain", e))?,
+        created_at: timestamp(
+            "organization creation time",
+            get(row, 3, "organization creation time")?,
+        )?,
     })
 }
 

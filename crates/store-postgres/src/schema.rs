@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use tessera_store::StoreError;
-use tokio_postgres::{Client, NoTls};
+use tessera_store::{AppId, StoreError};
+use tokio_postgres::{Client, NoTls, Transaction};
 
-use crate::error::map;
+use crate::error::{corrupt, map};
+
+use self::Step::{FillAppIds, Sql};
 
 /// The key of the session-level advisory lock held around a migration run
 /// (`pg_advisory_lock(bigint)`): the bytes of `"tessera"` followed by 1. It is
@@ -18,6 +20,19 @@ pub(crate) const MIGRATION_LOCK: i64 = 0x7465_7373_6572_6101;
 /// [`StoreError::Unavailable`].
 const MIGRATION_LOCK_TIMEOUT: &str = "60s";
 
+/// A step of a migration.
+pub(crate) enum Step {
+    /// Statements, run with `batch_execute`.
+    Sql(&'static str),
+    /// Gives every API app without an app id a generated one ([`AppId::generate`]:
+    /// 18 digits from the operating system's random number generator, as the apps
+    /// created since get).
+    FillAppIds,
+}
+
+/// A migration: its steps, run in order in one transaction.
+pub(crate) type Migration = &'static [Step];
+
 /// The migrations, in order; migration `i` (0-based) has version `i + 1`.
 ///
 /// Each is applied once, in its own transaction together with its row in
@@ -28,11 +43,11 @@ const MIGRATION_LOCK_TIMEOUT: &str = "60s";
 /// Identifier and ordering columns use the `"C"` collation, so that `ORDER BY`
 /// sorts by bytes, as the other backends and the records' `Ord` do, whatever the
 /// database's default collation is.
-pub(crate) const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     // 1: everything of the first release: service users and their opaque tokens,
     // revoked JWT ids, signing keys, projects (with the reserved project of the
     // server's own API), their API apps and the roles granted to service users.
-    r#"CREATE TABLE service_users (
+    &[Sql(r#"CREATE TABLE service_users (
         id TEXT COLLATE "C" PRIMARY KEY,
         username TEXT COLLATE "C" NOT NULL UNIQUE,
         display_name TEXT NOT NULL,
@@ -93,11 +108,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         role TEXT COLLATE "C" NOT NULL,
         PRIMARY KEY (user_id, project_id, role)
     );
-    CREATE INDEX role_grants_project_id ON role_grants(project_id);"#,
+    CREATE INDEX role_grants_project_id ON role_grants(project_id);"#)],
     // 2: client keys (public keys that service users and API apps sign assertions
     // with; `owner` is `user:{id}` or `app:{client_id}`, so no foreign key) and the
     // assertion ids already used, until they expire.
-    r#"CREATE TABLE client_keys (
+    &[Sql(r#"CREATE TABLE client_keys (
         key_id TEXT COLLATE "C" PRIMARY KEY,
         owner TEXT COLLATE "C" NOT NULL,
         algorithm TEXT NOT NULL,
@@ -112,22 +127,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         expires_at BIGINT NOT NULL,
         PRIMARY KEY (issuer, jti)
     );
-    CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);"#,
+    CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);"#)],
     // 3: the previous secret of a service user or an API app, accepted until its
     // expiry after a rotation with a grace period (both NULL, or both set).
-    r#"ALTER TABLE service_users
+    &[Sql(r#"ALTER TABLE service_users
         ADD COLUMN previous_secret_digest BYTEA,
         ADD COLUMN previous_secret_expires_at BIGINT;
     ALTER TABLE api_apps
         ADD COLUMN previous_secret_digest BYTEA,
-        ADD COLUMN previous_secret_expires_at BIGINT;"#,
+        ADD COLUMN previous_secret_expires_at BIGINT;"#)],
     // 4: token records without the unique constraint (and index) on `jti`. Ids are
     // 128 random bits, and no request looks a record up by id; the index cost every
     // insert a write to a random page of its B-tree (and, after each checkpoint, a
     // full-page image of it in the write-ahead log). A lookup by id now scans the
     // table. `tokens_jti_key` is the name PostgreSQL gave the constraint of
     // migration 1.
-    "ALTER TABLE tokens DROP CONSTRAINT IF EXISTS tokens_jti_key;",
+    &[Sql("ALTER TABLE tokens DROP CONSTRAINT IF EXISTS tokens_jti_key;")],
+    // 5: the organization that owns everything (one row: `singleton` is always 1),
+    // and the app id of each API app, distinct from its client ID and unique among
+    // API apps. Existing apps get a generated app id before the column becomes NOT
+    // NULL. (`ADD COLUMN` locks the table until the migration commits, so no app is
+    // created in between.)
+    &[
+        Sql(r#"CREATE TABLE organization (
+            singleton SMALLINT PRIMARY KEY CHECK (singleton = 1),
+            id TEXT COLLATE "C" NOT NULL,
+            name TEXT NOT NULL,
+            primary_domain TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        ALTER TABLE api_apps ADD COLUMN app_id TEXT COLLATE "C";"#),
+        FillAppIds,
+        Sql("ALTER TABLE api_apps
+            ALTER COLUMN app_id SET NOT NULL,
+            ADD CONSTRAINT api_apps_app_id_key UNIQUE (app_id);"),
+    ],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -172,7 +206,7 @@ pub(crate) async fn migrate(
 pub(crate) async fn migrate_with(
     config: &tokio_postgres::Config,
     schema: Option<&str>,
-    migrations: &[&str],
+    migrations: &[Migration],
 ) -> Result<(), StoreError> {
     let (client, connection) = config.connect(NoTls).await.map_err(|e| map(e, "database"))?;
     let connection = tokio::spawn(connection);
@@ -186,7 +220,7 @@ pub(crate) async fn migrate_with(
 async fn migrate_locked(
     mut client: Client,
     schema: Option<&str>,
-    migrations: &[&str],
+    migrations: &[Migration],
 ) -> Result<(), StoreError> {
     let err = |e| map(e, "schema migration");
     client
@@ -215,7 +249,7 @@ async fn current_version(client: &Client) -> Result<i64, tokio_postgres::Error> 
 async fn apply_missing(
     client: &mut Client,
     schema: Option<&str>,
-    migrations: &[&str],
+    migrations: &[Migration],
 ) -> Result<(), StoreError> {
     let err = |e| map(e, "schema migration");
     if let Some(schema) = schema {
@@ -240,9 +274,14 @@ async fn apply_missing(
              ({known}); upgrade Tessera"
         )));
     }
-    for (version, sql) in (1_i64..).zip(migrations).skip(usize::try_from(current).unwrap_or(0)) {
+    for (version, steps) in (1_i64..).zip(migrations).skip(usize::try_from(current).unwrap_or(0)) {
         let tx = client.transaction().await.map_err(err)?;
-        tx.batch_execute(sql).await.map_err(err)?;
+        for step in *steps {
+            match step {
+                Sql(sql) => tx.batch_execute(sql).await.map_err(err)?,
+                FillAppIds => fill_app_ids(&tx).await?,
+            }
+        }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
@@ -251,6 +290,28 @@ async fn apply_missing(
         .await
         .map_err(err)?;
         tx.commit().await.map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Gives every API app whose `app_id` is NULL a generated app id.
+///
+/// Two generated ids are alike once in 9 × 10^17 pairs; should it happen,
+/// the unique constraint that follows fails the migration, which is rolled back and
+/// drawn again at the next connect.
+async fn fill_app_ids(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let err = |e| map(e, "schema migration");
+    let rows =
+        tx.query("SELECT client_id FROM api_apps WHERE app_id IS NULL", &[]).await.map_err(err)?;
+    for row in rows {
+        let client_id: &str = row.try_get(0).map_err(|e| corrupt("API app client ID", e))?;
+        let app_id = AppId::generate().map_err(|e| StoreError::Backend(Box::new(e)))?;
+        tx.execute(
+            "UPDATE api_apps SET app_id = $2 WHERE client_id = $1",
+            &[&client_id, &app_id.as_str()],
+        )
+        .await
+        .map_err(err)?;
     }
     Ok(())
 }
@@ -271,6 +332,9 @@ mod tests {
 
     #[test]
     fn the_reserved_project_is_created_with_the_schema() {
-        assert!(MIGRATIONS[0].contains("VALUES ('zitadel', 'Tessera API', 0)"));
+        assert!(matches!(
+            MIGRATIONS[0],
+            [Sql(sql)] if sql.contains("VALUES ('zitadel', 'Tessera API', 0)")
+        ));
     }
 }

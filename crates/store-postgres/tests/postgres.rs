@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName, KeyOwner,
-    MemoryStore, Project, ProjectId, ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest,
-    ServiceUser, ServiceUserPatch, ServiceUserStore, SigningAlgorithm, SigningKeyRecord,
-    SigningKeyStore, Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId,
-    Username,
+    ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName,
+    Domain, KeyOwner, MemoryStore, Organization, OrganizationStore, Project, ProjectId,
+    ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch,
+    ServiceUserStore, SigningAlgorithm, SigningKeyRecord, SigningKeyStore, Store, StoreError,
+    TokenDigest, TokenId, TokenRecord, TokenStore, UserId, Username,
 };
 use tessera_store_postgres::testkit::{TestSchema, url_or_skip};
 use tessera_store_postgres::{PoolOptions, PostgresStore, SCHEMA_VERSION};
@@ -72,6 +72,7 @@ fn app_with_secret(
     let secret = ClientSecret::generate()?;
     let app = ApiApp {
         client_id: ClientId::new(client_id)?,
+        app_id: AppId::generate()?,
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API")?,
         secret: Some(SecretDigest::of(&secret)),
@@ -81,6 +82,10 @@ fn app_with_secret(
         updated_at: t0(),
     };
     Ok((app, secret))
+}
+
+fn organization(name: &str, domain: &str) -> Result<Organization, Box<dyn std::error::Error>> {
+    Ok(Organization::generate(DisplayName::new(name)?, Domain::new(domain)?, t0())?)
 }
 
 fn signing_key(kid: &str, offset_secs: i64) -> SigningKeyRecord {
@@ -685,6 +690,7 @@ async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
         (false, "signing_keys", "activates_at, kid"),
         (true, "projects", "id"),
         (true, "api_apps", "client_id"),
+        (true, "api_apps", "app_id"),
         (false, "api_apps", "project_id"),
         (true, "role_grants", "user_id, project_id, role"),
         (false, "role_grants", "project_id"),
@@ -693,6 +699,7 @@ async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
         (true, "used_assertions", "issuer, jti"),
         (false, "used_assertions", "expires_at"),
         (true, "schema_migrations", "version"),
+        (true, "organization", "singleton"),
     ] {
         let kind = if unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
         let suffix = format!(" ON {name}.{table} USING btree ({columns})");
@@ -760,6 +767,102 @@ async fn upgrading_from_version_3_keeps_tokens_and_drops_the_jti_constraint() ->
     store.delete_service_user(&kept.client_id).await?;
     let left: i64 = client.query_one("SELECT count(*) FROM tokens", &[]).await?.try_get(0)?;
     assert_eq!(left, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_from_version_4_gives_api_apps_app_ids() -> TestResult {
+    let url = url_or_return!("upgrading_from_version_4_gives_api_apps_app_ids");
+    let schema = TestSchema::create_at_version(&url, 4).await?;
+    assert_eq!(migration_rows(&schema).await?, 4);
+    let client = schema.client().await?;
+    client
+        .batch_execute(
+            "INSERT INTO projects (id, name, created_at) VALUES ('orders', 'Orders', 0);
+             INSERT INTO api_apps (client_id, project_id, name, secret_digest, enabled, \
+             created_at, updated_at, previous_secret_digest, previous_secret_expires_at) \
+             VALUES ('orders-api', 'orders', 'Orders API', decode(repeat('ab', 32), 'hex'), \
+             true, 10, 20, NULL, NULL), \
+             ('other-api', 'zitadel', 'Other API', NULL, false, 30, 40, \
+             decode(repeat('cd', 32), 'hex'), 50);",
+        )
+        .await?;
+
+    let store = schema.store().await?;
+    assert_eq!(migration_rows(&schema).await?, i64::try_from(SCHEMA_VERSION)?);
+    let apps = store.list_api_apps().await?;
+    assert_eq!(apps.len(), 2, "the upgrade keeps the apps");
+    for app in &apps {
+        let id = app.app_id.as_str();
+        assert!(id.len() == 18 && id.bytes().all(|b| b.is_ascii_digit()), "{id}");
+        // The batched lookup reads the app id too.
+        assert_eq!(store.api_app_by_client_id(&app.client_id).await?.as_ref(), Some(app));
+    }
+    assert_ne!(apps[0].app_id, apps[1].app_id, "each app has an app id of its own");
+    let orders = &apps[0];
+    assert_eq!((orders.client_id.as_str(), orders.name.as_str()), ("orders-api", "Orders API"));
+    assert_eq!(orders.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
+    assert_eq!(apps[1].previous_secret.map(|p| p.expires_at), Some(time_at(50)));
+
+    // The column is NOT NULL, and another app may not take a stored app id.
+    let nullable: String = client
+        .query_one(
+            "SELECT is_nullable FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'api_apps' AND column_name = 'app_id'",
+            &[&schema.name()],
+        )
+        .await?
+        .try_get(0)?;
+    assert_eq!(nullable, "NO");
+    let clash = ApiApp { client_id: ClientId::new("clash-api")?, ..orders.clone() };
+    let result = store.create_api_app(&clash).await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+
+    // The organization can be stored now.
+    assert_eq!(store.organization().await?, None);
+    let org = organization("Acme", "acme.example")?;
+    assert_eq!(store.init_organization(&org).await?, org);
+    assert_eq!(schema.store().await?.organization().await?, Some(org));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organization_is_stored_once_for_every_store_on_the_schema() -> TestResult {
+    let url = url_or_return!("the_organization_is_stored_once_for_every_store_on_the_schema");
+    for round in 0..5 {
+        let schema = TestSchema::create(&url).await?;
+        let (server, cli) = (schema.store().await?, schema.store().await?);
+        // Two stores race to store their own candidates: all get the same one.
+        let mut racers = tokio::task::JoinSet::new();
+        for i in 0..8 {
+            let store = if i % 2 == 0 { server.clone() } else { cli.clone() };
+            let candidate = organization(&format!("Racer {i}"), &format!("racer-{i}.example"))?;
+            racers.spawn(async move { store.init_organization(&candidate).await });
+        }
+        let mut stored = Vec::new();
+        while let Some(joined) = racers.join_next().await {
+            stored.push(joined??);
+        }
+        let first = stored[0].clone();
+        assert!(stored.iter().all(|o| *o == first), "round {round}: disagree: {stored:#?}");
+        assert_eq!(cli.organization().await?, Some(first.clone()));
+
+        // An update through one store is seen through the other at once.
+        let name = DisplayName::new(&format!("Renamed {round}"))?;
+        let domain = Domain::new("renamed.example")?;
+        let updated = cli.update_organization(&name, &domain).await?;
+        assert_eq!(updated, Organization { name, primary_domain: domain, ..first });
+        assert_eq!(server.organization().await?, Some(updated.clone()));
+        let again = server.init_organization(&organization("Late", "late.example")?).await?;
+        assert_eq!(again, updated, "round {round}: a later init returns the stored one");
+        let rows: i64 = schema
+            .client()
+            .await?
+            .query_one("SELECT count(*) FROM organization", &[])
+            .await?
+            .try_get(0)?;
+        assert_eq!(rows, 1);
+    }
     Ok(())
 }
 

@@ -11,7 +11,8 @@
 //!   users in them (`role_grants`);
 //! - the public keys that service users and API apps sign client assertions with
 //!   (`client_keys`), and the assertion ids already used (`used_assertions`), until
-//!   they expire.
+//!   they expire;
+//! - the organization that owns everything (`organization`, one row).
 //!
 //! Only digests of client secrets and opaque tokens are stored, never the secrets.
 //!
@@ -46,7 +47,9 @@
 //! the transaction of the insert, and deleting the owner deletes its keys in the
 //! transaction of the delete. A used assertion id is recorded with one
 //! `INSERT ... ON CONFLICT DO NOTHING`, so of several processes recording the same
-//! id exactly one is told it was first.
+//! id exactly one is told it was first. The organization is stored with an
+//! `INSERT ... ON CONFLICT DO NOTHING` and read back in one immediate transaction,
+//! so of several processes storing theirs, all get the one stored first.
 //!
 //! rusqlite is synchronous. Writes run on Tokio's blocking thread pool
 //! (`spawn_blocking`), one writer connection serializing them within a process.
@@ -107,6 +110,7 @@
 
 mod client_keys;
 mod error;
+mod organization;
 mod projects;
 mod rows;
 mod schema;
@@ -746,6 +750,10 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use tessera_store::{
+        ClientId, DisplayName, Domain, Organization, OrganizationStore, ProjectStore,
+    };
+
     use super::*;
 
     #[tokio::test]
@@ -771,6 +779,55 @@ mod tests {
         let other = SqliteStore::open(dir.path().join("t.db")).await?;
         assert_eq!(other.purge_expired_tokens(OffsetDateTime::now_utc()).await?, 0);
         assert_eq!(store.purge_expired_tokens(OffsetDateTime::now_utc()).await?, 0);
+        Ok(())
+    }
+
+    /// A database file that a release of schema version 6 (before app ids and the
+    /// organization) left, holding an API app, opens with the app given an app id
+    /// and the organization table ready.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_of_schema_version_6_opens_with_app_ids_and_an_organization()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path)?;
+            schema::migrate_with(&mut conn, &schema::MIGRATIONS[..6])?;
+            conn.execute_batch(&format!(
+                "INSERT INTO projects (id, name, created_at) VALUES ('orders', 'Orders', 0);
+                 INSERT INTO api_apps (client_id, project_id, name, secret_digest, enabled, \
+                 created_at, updated_at, previous_secret_digest, previous_secret_expires_at) \
+                 VALUES ('orders-api', 'orders', 'Orders API', x'{}', 1, 10, 20, NULL, NULL);",
+                "ab".repeat(32)
+            ))?;
+        }
+        let store = SqliteStore::open(&path).await?;
+        let client_id = ClientId::new("orders-api")?;
+        let app = store.api_app_by_client_id(&client_id).await?.ok_or("the app is gone")?;
+        assert_eq!(app.app_id.as_str().len(), 18, "{:?}", app.app_id);
+        assert!(app.app_id.as_str().bytes().all(|b| b.is_ascii_digit()), "{:?}", app.app_id);
+        assert_eq!((app.name.as_str(), app.enabled), ("Orders API", true));
+        assert_eq!(app.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
+        assert_eq!(app.created_at.unix_timestamp(), 10);
+        assert_eq!(store.list_api_apps().await?, vec![app.clone()]);
+
+        // Another app may not take the app id.
+        let clash = tessera_store::ApiApp { client_id: ClientId::new("clash-api")?, ..app.clone() };
+        let result = store.create_api_app(&clash).await;
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+
+        // The organization can be stored, and is kept with the app id.
+        assert_eq!(store.organization().await?, None);
+        let org = Organization::generate(
+            DisplayName::new("Acme")?,
+            Domain::new("acme.example")?,
+            OffsetDateTime::from_unix_timestamp(1_700_000_000)?,
+        )?;
+        assert_eq!(store.init_organization(&org).await?, org);
+        drop(store);
+        let reopened = SqliteStore::open(&path).await?;
+        assert_eq!(reopened.organization().await?, Some(org));
+        assert_eq!(reopened.api_app_by_client_id(&client_id).await?, Some(app));
         Ok(())
     }
 }

@@ -3,6 +3,8 @@
 //! API app client IDs share one namespace with service-user usernames. Creating
 //! either runs in a `BEGIN IMMEDIATE` transaction that first checks the other
 //! table, so no two connections (or processes) can claim the same name at once.
+//! The same transaction checks that no other API app has the new app's app id (a
+//! unique index holds that too).
 //! Deleting an API app deletes its client keys in the same transaction.
 
 use async_trait::async_trait;
@@ -24,6 +26,7 @@ const PROJECT: &str = "project";
 /// What a failure on `api_apps` is about.
 pub(crate) const API_APP: &str = "API app";
 const CLIENT_ID: &str = "client ID";
+const APP_ID: &str = "app id";
 /// What a failure on `role_grants` is about.
 pub(crate) const GRANT: &str = "role grant";
 
@@ -46,6 +49,13 @@ pub(crate) fn user_exists(conn: &Connection, id: &str) -> Result<bool, StoreErro
     conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM service_users WHERE id = ?1)")
         .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)))
         .map_err(|e| map(e, USER))
+}
+
+/// Whether an API app has the app id `app_id`.
+fn app_id_is_taken(conn: &Connection, app_id: &str) -> Result<bool, StoreError> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM api_apps WHERE app_id = ?1)")
+        .and_then(|mut stmt| stmt.query_row([app_id], |row| row.get(0)))
+        .map_err(|e| map(e, API_APP))
 }
 
 fn project_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -119,8 +129,12 @@ impl ProjectStore for SqliteStore {
             if name_is_user(&tx, app.client_id.as_str())? {
                 return Err(StoreError::Conflict(CLIENT_ID));
             }
+            if app_id_is_taken(&tx, app.app_id.as_str())? {
+                return Err(StoreError::Conflict(APP_ID));
+            }
             let sql = format!(
-                "INSERT INTO api_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                "INSERT INTO api_apps ({APP_COLUMNS}) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
             );
             let (previous_digest, previous_expiry) =
                 previous_secret_columns(app.previous_secret.as_ref());
@@ -136,6 +150,7 @@ impl ProjectStore for SqliteStore {
                         unix(app.updated_at),
                         previous_digest,
                         previous_expiry,
+                        app.app_id.as_str(),
                     ])
                 })
                 .map_err(|e| {

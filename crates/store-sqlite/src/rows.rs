@@ -1,16 +1,18 @@
 //! Conversion between records and rows.
 //!
 //! Rows are read into plain column values first ([`UserRow`], [`TokenRow`],
-//! [`KeyRow`], [`ProjectRow`], [`AppRow`], [`GrantRow`], [`ClientKeyRow`]) and then
+//! [`KeyRow`], [`ProjectRow`], [`AppRow`], [`GrantRow`], [`ClientKeyRow`],
+//! [`OrganizationRow`]) and then
 //! checked into records, so a row that no longer parses (edited by hand, written by
 //! another version) is reported as [`StoreError::Corrupt`].
 
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, ClientKey, DisplayName, KeyOwner, PreviousSecret, Project,
-    ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, SigningKeyRecord,
-    StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, AppId, ClientId, ClientKey, DisplayName, Domain, KeyOwner, OrgId,
+    Organization, PreviousSecret, Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest,
+    ServiceUser, SigningKeyRecord, StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord,
+    UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -184,7 +186,8 @@ pub(crate) fn audience_json(audience: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(audience).map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
-/// The roles of a token as stored: a JSON object, role → project id → project name.
+/// The roles of a token as stored: a JSON object, role → organization id →
+/// organization primary domain.
 pub(crate) fn roles_json(roles: &RoleClaims) -> Result<String, StoreError> {
     serde_json::to_string(roles).map_err(|e| StoreError::Backend(Box::new(e)))
 }
@@ -257,7 +260,7 @@ impl ProjectRow {
 
 /// The columns of `api_apps`, in the order [`AppRow::from_row`] reads them.
 pub(crate) const APP_COLUMNS: &str = "client_id, project_id, name, secret_digest, enabled, \
-     created_at, updated_at, previous_secret_digest, previous_secret_expires_at";
+     created_at, updated_at, previous_secret_digest, previous_secret_expires_at, app_id";
 
 /// The raw columns of an `api_apps` row.
 pub(crate) struct AppRow {
@@ -270,6 +273,7 @@ pub(crate) struct AppRow {
     updated_at: i64,
     previous_secret_digest: Option<Vec<u8>>,
     previous_secret_expires_at: Option<i64>,
+    app_id: String,
 }
 
 impl AppRow {
@@ -285,6 +289,7 @@ impl AppRow {
             updated_at: row.get(6)?,
             previous_secret_digest: row.get(7)?,
             previous_secret_expires_at: row.get(8)?,
+            app_id: row.get(9)?,
         })
     }
 
@@ -293,6 +298,7 @@ impl AppRow {
         Ok(ApiApp {
             client_id: ClientId::new(&self.client_id)
                 .map_err(|e| corrupt("API app client ID", e))?,
+            app_id: AppId::new(&self.app_id).map_err(|e| corrupt("API app id", e))?,
             project_id: ProjectId::new(&self.project_id).map_err(|e| corrupt("project id", e))?,
             name: DisplayName::new(&self.name).map_err(|e| corrupt("API app name", e))?,
             secret: self
@@ -385,6 +391,40 @@ impl ClientKeyRow {
     }
 }
 
+/// The columns of `organization`, in the order [`OrganizationRow::from_row`] reads them.
+pub(crate) const ORGANIZATION_COLUMNS: &str = "id, name, primary_domain, created_at";
+
+/// The raw columns of the `organization` row.
+pub(crate) struct OrganizationRow {
+    id: String,
+    name: String,
+    primary_domain: String,
+    created_at: i64,
+}
+
+impl OrganizationRow {
+    /// Reads the columns listed in [`ORGANIZATION_COLUMNS`].
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            primary_domain: row.get(2)?,
+            created_at: row.get(3)?,
+        })
+    }
+
+    /// Checks the columns into a record.
+    pub(crate) fn into_organization(self) -> Result<Organization, StoreError> {
+        Ok(Organization {
+            id: OrgId::new(&self.id).map_err(|e| corrupt("organization id", e))?,
+            name: DisplayName::new(&self.name).map_err(|e| corrupt("organization name", e))?,
+            primary_domain: Domain::new(&self.primary_domain)
+                .map_err(|e| corrupt("organization primary domain", e))?,
+            created_at: timestamp("organization creation time", self.created_at)?,
+        })
+    }
+}
+
 /// A row type read from one table and checked into a record.
 pub(crate) trait StoredRow: Sized {
     /// The record the row becomes.
@@ -422,6 +462,13 @@ stored_row!(ProjectRow, Project, PROJECT_COLUMNS, "project", ProjectRow::into_pr
 stored_row!(AppRow, ApiApp, APP_COLUMNS, "API app", AppRow::into_app);
 stored_row!(GrantRow, RoleGrant, GRANT_COLUMNS, "role grant", GrantRow::into_grant);
 stored_row!(ClientKeyRow, ClientKey, CLIENT_KEY_COLUMNS, "client key", ClientKeyRow::into_key);
+stored_row!(
+    OrganizationRow,
+    Organization,
+    ORGANIZATION_COLUMNS,
+    "organization",
+    OrganizationRow::into_organization
+);
 
 /// `SELECT <columns of R> <from>`: the one matching record, if any.
 pub(crate) fn select_one<R: StoredRow>(

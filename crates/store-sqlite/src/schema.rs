@@ -4,9 +4,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use tessera_store::StoreError;
+use tessera_store::{AppId, StoreError};
 
 use crate::error::{is_busy, map};
+
+use self::Step::{FillAppIds, Sql};
 
 /// How long a connection waits for another one (in this or another process) to
 /// release a lock before it gives up with `SQLITE_BUSY`.
@@ -16,14 +18,27 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// database file (SQLite's default is 1000, 4 MiB of 4 KiB pages).
 const WAL_CHECKPOINT_PAGES: i64 = 4_000;
 
+/// A step of a migration.
+pub(crate) enum Step {
+    /// Statements, run with `execute_batch`.
+    Sql(&'static str),
+    /// Gives every API app without an app id a generated one ([`AppId::generate`]:
+    /// 18 digits from the operating system's random number generator, which SQL
+    /// cannot draw from).
+    FillAppIds,
+}
+
+/// A migration: its steps, run in order in one transaction.
+pub(crate) type Migration = &'static [Step];
+
 /// The migrations, in order; migration `i` (0-based) has version `i + 1`.
 ///
 /// Each is applied once, in its own `BEGIN IMMEDIATE` transaction together with
 /// its row in `schema_migrations`. Never edit or reorder an entry that has been
 /// released: add a new one.
-pub(crate) const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     // 1: service users and token records.
-    "CREATE TABLE service_users (
+    &[Sql("CREATE TABLE service_users (
         id TEXT PRIMARY KEY NOT NULL,
         username TEXT NOT NULL UNIQUE,
         display_name TEXT NOT NULL,
@@ -46,9 +61,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         revoked_at INTEGER
     );
     CREATE INDEX tokens_expires_at ON tokens(expires_at);
-    CREATE INDEX tokens_user_id ON tokens(user_id);",
+    CREATE INDEX tokens_user_id ON tokens(user_id);")],
     // 2: token signing keys (private keys sealed with the master key).
-    "CREATE TABLE signing_keys (
+    &[Sql("CREATE TABLE signing_keys (
         kid TEXT PRIMARY KEY NOT NULL,
         algorithm TEXT NOT NULL,
         public_jwk TEXT NOT NULL,
@@ -56,10 +71,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         activates_at INTEGER NOT NULL
     );
-    CREATE INDEX signing_keys_activates_at ON signing_keys(activates_at, kid);",
+    CREATE INDEX signing_keys_activates_at ON signing_keys(activates_at, kid);")],
     // 3: projects (with the reserved project of the server's own API), their API
     // apps, role grants of service users, revoked JWT ids, and the roles of tokens.
-    "CREATE TABLE projects (
+    &[Sql("CREATE TABLE projects (
         id TEXT PRIMARY KEY NOT NULL,
         name TEXT NOT NULL,
         created_at INTEGER NOT NULL
@@ -87,11 +102,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX revoked_jtis_expires_at ON revoked_jtis(expires_at);
-    ALTER TABLE tokens ADD COLUMN roles TEXT NOT NULL DEFAULT '{}';",
+    ALTER TABLE tokens ADD COLUMN roles TEXT NOT NULL DEFAULT '{}';")],
     // 4: client keys (public keys that service users and API apps sign assertions
     // with; `owner` is `user:{id}` or `app:{client_id}`, so no foreign key) and the
     // assertion ids already used, until they expire.
-    "CREATE TABLE client_keys (
+    &[Sql("CREATE TABLE client_keys (
         key_id TEXT PRIMARY KEY NOT NULL,
         owner TEXT NOT NULL,
         algorithm TEXT NOT NULL,
@@ -106,17 +121,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL,
         PRIMARY KEY (issuer, jti)
     );
-    CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);",
+    CREATE INDEX used_assertions_expires_at ON used_assertions(expires_at);")],
     // 5: the previous secret of a service user or an API app, accepted until its
     // expiry after a rotation with a grace period (both NULL, or both set).
-    "ALTER TABLE service_users ADD COLUMN previous_secret_digest BLOB;
+    &[Sql("ALTER TABLE service_users ADD COLUMN previous_secret_digest BLOB;
     ALTER TABLE service_users ADD COLUMN previous_secret_expires_at INTEGER;
     ALTER TABLE api_apps ADD COLUMN previous_secret_digest BLOB;
-    ALTER TABLE api_apps ADD COLUMN previous_secret_expires_at INTEGER;",
+    ALTER TABLE api_apps ADD COLUMN previous_secret_expires_at INTEGER;")],
     // 6: token records without the unique index on `jti`. Ids are 128 random bits,
     // and no request looks a record up by id; the index cost every insert a write
     // to a random page of its B-tree. A lookup by id now scans the table.
-    "CREATE TABLE tokens_v6 (
+    &[Sql("CREATE TABLE tokens_v6 (
         digest BLOB PRIMARY KEY NOT NULL,
         jti TEXT NOT NULL,
         user_id TEXT NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
@@ -135,7 +150,42 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DROP TABLE tokens;
     ALTER TABLE tokens_v6 RENAME TO tokens;
     CREATE INDEX tokens_expires_at ON tokens(expires_at);
-    CREATE INDEX tokens_user_id ON tokens(user_id);",
+    CREATE INDEX tokens_user_id ON tokens(user_id);")],
+    // 7: the organization that owns everything (one row: `singleton` is always 1),
+    // and the app id of each API app, distinct from its client ID and unique among
+    // API apps. Existing apps get a generated app id; then the table is rebuilt with
+    // the column NOT NULL (SQLite cannot add the constraint to a column).
+    &[
+        Sql("CREATE TABLE organization (
+            singleton INTEGER PRIMARY KEY NOT NULL CHECK (singleton = 1),
+            id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            primary_domain TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        ALTER TABLE api_apps ADD COLUMN app_id TEXT;"),
+        FillAppIds,
+        Sql("CREATE TABLE api_apps_v7 (
+            client_id TEXT PRIMARY KEY NOT NULL,
+            project_id TEXT NOT NULL REFERENCES projects(id),
+            name TEXT NOT NULL,
+            secret_digest BLOB,
+            enabled INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            previous_secret_digest BLOB,
+            previous_secret_expires_at INTEGER,
+            app_id TEXT NOT NULL
+        );
+        INSERT INTO api_apps_v7 (client_id, project_id, name, secret_digest, enabled,
+            created_at, updated_at, previous_secret_digest, previous_secret_expires_at, app_id)
+        SELECT client_id, project_id, name, secret_digest, enabled, created_at, updated_at,
+            previous_secret_digest, previous_secret_expires_at, app_id FROM api_apps;
+        DROP TABLE api_apps;
+        ALTER TABLE api_apps_v7 RENAME TO api_apps;
+        CREATE INDEX api_apps_project_id ON api_apps(project_id);
+        CREATE UNIQUE INDEX api_apps_app_id ON api_apps(app_id);"),
+    ],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -232,7 +282,16 @@ fn current_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
 /// fresh file at once: each migration runs in a `BEGIN IMMEDIATE` transaction
 /// that first checks whether another process has applied it meanwhile.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    migrate_with(conn, MIGRATIONS)
+}
+
+/// Like [`migrate`], knowing only `migrations` (the first ones of [`MIGRATIONS`],
+/// as an older release would).
+pub(crate) fn migrate_with(
+    conn: &mut Connection,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    let known = i64::try_from(migrations.len()).unwrap_or(i64::MAX);
     let err = |e| map(e, "schema migration");
     let current = current_version(conn).map_err(err)?;
     if current > known {
@@ -244,7 +303,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     if current == known {
         return Ok(());
     }
-    for (version, sql) in (1..).zip(MIGRATIONS) {
+    for (version, steps) in (1..).zip(migrations) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         tx.execute_batch(CREATE_MIGRATIONS_TABLE).map_err(err)?;
         let applied: bool = tx
@@ -255,7 +314,9 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             )
             .map_err(err)?;
         if !applied {
-            tx.execute_batch(sql).map_err(err)?;
+            for step in *steps {
+                apply(&tx, step)?;
+            }
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
                 [version, time::OffsetDateTime::now_utc().unix_timestamp()],
@@ -267,21 +328,44 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Runs one step of a migration, inside the migration's transaction.
+fn apply(conn: &Connection, step: &Step) -> Result<(), StoreError> {
+    match step {
+        Sql(sql) => conn.execute_batch(sql).map_err(|e| map(e, "schema migration")),
+        FillAppIds => fill_app_ids(conn),
+    }
+}
+
+/// Gives every API app whose `app_id` is NULL a generated app id.
+///
+/// Two generated ids are alike once in 9 × 10^17 pairs; should it happen,
+/// the unique index that follows fails the migration, which is rolled back and
+/// drawn again at the next open.
+fn fill_app_ids(conn: &Connection) -> Result<(), StoreError> {
+    let err = |e| map(e, "schema migration");
+    let client_ids: Vec<String> = conn
+        .prepare("SELECT client_id FROM api_apps WHERE app_id IS NULL")
+        .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+        .map_err(err)?;
+    for client_id in client_ids {
+        let app_id = AppId::generate().map_err(|e| StoreError::Backend(Box::new(e)))?;
+        conn.execute(
+            "UPDATE api_apps SET app_id = ?2 WHERE client_id = ?1",
+            [client_id.as_str(), app_id.as_str()],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// An in-memory database as migration `version` left it.
     fn at_version(version: usize) -> Result<Connection, Box<dyn std::error::Error>> {
-        let conn = Connection::open_in_memory()?;
-        conn.execute_batch(CREATE_MIGRATIONS_TABLE)?;
-        for (version, sql) in (1..).zip(&MIGRATIONS[..version]) {
-            conn.execute_batch(sql)?;
-            conn.execute(
-                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
-                [version],
-            )?;
-        }
+        let mut conn = Connection::open_in_memory()?;
+        migrate_with(&mut conn, &MIGRATIONS[..version])?;
         Ok(conn)
     }
 
@@ -412,6 +496,61 @@ mod tests {
             )?;
             assert_eq!(previous, (None, None, vec![0]), "{table}: the current secret stays");
         }
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_6_gives_api_apps_app_ids() -> Result<(), Box<dyn std::error::Error>> {
+        let mut conn = at_version(6)?;
+        conn.execute_batch(
+            "INSERT INTO api_apps (client_id, project_id, name, secret_digest, enabled, \
+             created_at, updated_at, previous_secret_digest, previous_secret_expires_at) \
+             VALUES ('old-api', 'zitadel', 'Old API', x'00', 1, 0, 0, x'01', 60), \
+             ('other-api', 'zitadel', 'Other API', NULL, 0, 5, 6, NULL, NULL);",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let rows: Vec<(String, String)> = conn
+            .prepare("SELECT client_id, app_id FROM api_apps ORDER BY client_id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(rows.len(), 2, "the upgrade keeps the apps");
+        let previous: (Vec<u8>, i64) = conn.query_row(
+            "SELECT previous_secret_digest, previous_secret_expires_at FROM api_apps \
+             WHERE client_id = 'old-api'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        assert_eq!(previous, (vec![1], 60), "and their columns");
+        for (client_id, app_id) in &rows {
+            assert_eq!(app_id.len(), 18, "{client_id}: {app_id}");
+            assert!(app_id.bytes().all(|b| b.is_ascii_digit()), "{client_id}: {app_id}");
+        }
+        assert_ne!(rows[0].1, rows[1].1, "each app has an app id of its own");
+        // The column is NOT NULL and unique.
+        let not_null: bool = conn.query_row(
+            "SELECT \"notnull\" FROM pragma_table_info('api_apps') WHERE name = 'app_id'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert!(not_null);
+        let taken = conn.execute(
+            "INSERT INTO api_apps (client_id, project_id, name, enabled, created_at, \
+             updated_at, app_id) VALUES ('new-api', 'zitadel', 'New', 1, 0, 0, ?1)",
+            [&rows[0].1],
+        );
+        assert!(taken.is_err(), "a taken app id is refused");
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                 AND tbl_name = 'api_apps' AND sql IS NOT NULL ORDER BY name",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(indexes, ["api_apps_app_id", "api_apps_project_id"]);
+        let organizations: i64 =
+            conn.query_row("SELECT count(*) FROM organization", [], |r| r.get(0))?;
+        assert_eq!(organizations, 0, "no organization until one is stored");
         Ok(())
     }
 

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use tessera_scope::ScopeSet;
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName, KeyOwner,
-    Project, ProjectId, ProjectStore, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
-    ServiceUserPatch, ServiceUserStore, SigningAlgorithm, Store, StoreError, TokenDigest, TokenId,
-    TokenRecord, TokenStore, Username,
+    ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName,
+    Domain, KeyOwner, Organization, OrganizationStore, Project, ProjectId, ProjectStore,
+    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore,
+    SigningAlgorithm, Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
 };
 use tessera_store_sqlite::SqliteStore;
 use time::{Duration, OffsetDateTime};
@@ -59,6 +59,7 @@ fn app_with_secret(
     let secret = ClientSecret::generate()?;
     let app = ApiApp {
         client_id: ClientId::new(client_id)?,
+        app_id: AppId::generate()?,
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API")?,
         secret: Some(SecretDigest::of(&secret)),
@@ -68,6 +69,10 @@ fn app_with_secret(
         updated_at: t0(),
     };
     Ok((app, secret))
+}
+
+fn organization(name: &str, domain: &str) -> Result<Organization, Box<dyn std::error::Error>> {
+    Ok(Organization::generate(DisplayName::new(name)?, Domain::new(domain)?, t0())?)
 }
 
 fn client_key(owner: &KeyOwner, key_id: &str, offset_secs: i64) -> ClientKey {
@@ -320,8 +325,9 @@ async fn projects_apps_grants_and_revoked_jtis_survive_reopening() -> TestResult
         },
     ];
     let mut token = token_for(&user, "with-roles")?;
-    token.roles.insert(&RoleKey::new("reader")?, &orders);
-    token.roles.insert(&RoleKey::new("admin")?, &Project::reserved());
+    let acme = organization("Acme", "acme.example")?;
+    token.roles.insert(&RoleKey::new("reader")?, &acme);
+    token.roles.insert(&RoleKey::new("admin")?, &acme);
     let revoked = TokenId::generate()?;
     let expired = TokenId::generate()?;
     let renamed = Project { name: DisplayName::new("Orders v2")?, ..orders.clone() };
@@ -540,5 +546,58 @@ async fn a_conflict_in_a_group_commit_fails_alone() -> TestResult {
         let digest = tessera_store::TokenDigest::of(&format!("grouped-{i}"));
         assert!(store.token_by_digest(&digest).await?.is_some(), "record {i} was lost");
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organization_is_stored_once_for_every_store_on_the_file() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let server = SqliteStore::open(&path).await?;
+    let cli = SqliteStore::open(&path).await?;
+    assert_eq!(server.organization().await?, None);
+
+    // Both stores race to store their own candidate: all get the same one.
+    let mut racers = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let store = if i % 2 == 0 { server.clone() } else { cli.clone() };
+        let candidate = organization(&format!("Racer {i}"), &format!("racer-{i}.example"))?;
+        racers.spawn(async move { store.init_organization(&candidate).await });
+    }
+    let mut stored = Vec::new();
+    while let Some(joined) = racers.join_next().await {
+        stored.push(joined??);
+    }
+    let first = stored[0].clone();
+    assert!(stored.iter().all(|org| *org == first), "racing inits disagree: {stored:#?}");
+    assert_eq!(cli.organization().await?, Some(first.clone()));
+
+    // An update through one store is seen through the other at once, and kept.
+    let name = DisplayName::new("Renamed")?;
+    let domain = Domain::new("renamed.example")?;
+    let updated = cli.update_organization(&name, &domain).await?;
+    assert_eq!(updated, Organization { name, primary_domain: domain, ..first });
+    assert_eq!(server.organization().await?, Some(updated.clone()));
+    drop((server, cli));
+    let reopened = SqliteStore::open(&path).await?;
+    assert_eq!(reopened.organization().await?, Some(updated.clone()));
+    let again = reopened.init_organization(&organization("Late", "late.example")?).await?;
+    assert_eq!(again, updated, "a later init returns the stored organization");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organization_row_that_does_not_parse_is_corrupt() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let store = SqliteStore::open(&path).await?;
+    store.init_organization(&organization("Acme", "acme.example")?).await?;
+    {
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute("UPDATE organization SET primary_domain = 'not a domain'", [])?;
+        let refused =
+            conn.execute("INSERT INTO organization VALUES (2, 'x', 'x', 'x.example', 0)", []);
+        assert!(refused.is_err(), "the table holds one row only");
+    }
+    let result = store.organization().await;
+    assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
     Ok(())
 }

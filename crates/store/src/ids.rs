@@ -220,6 +220,88 @@ impl UserId {
 
 string_newtype!(UserId);
 
+/// The id of an API app, distinct from its client ID (as ZITADEL's `appId` is): 1 to
+/// 64 characters from `A-Z a-z 0-9 - _`; generated ids are 18 decimal digits.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(Arc<str>);
+
+impl AppId {
+    /// A new random id: 18 decimal digits.
+    pub fn generate() -> Result<Self, RandomError> {
+        Ok(Self(eighteen_digits()?.into()))
+    }
+
+    /// Checks `value` and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        Self::checked(value, "app id").map(Self)
+    }
+
+    fn checked(value: &str, what: &'static str) -> Result<Arc<str>, IdError> {
+        if value.is_empty() || value.len() > 64 {
+            return Err(IdError::Length { what, max: 64 });
+        }
+        if !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(IdError::Character { what, allowed: "A-Z a-z 0-9 - _" });
+        }
+        Ok(value.into())
+    }
+}
+
+string_newtype!(AppId);
+
+/// The id of the organization that owns every resource of a server (ZITADEL's
+/// resource owner): 1 to 64 characters from `A-Z a-z 0-9 - _`; generated ids are 18
+/// decimal digits.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrgId(Arc<str>);
+
+impl OrgId {
+    /// A new random id: 18 decimal digits.
+    pub fn generate() -> Result<Self, RandomError> {
+        Ok(Self(eighteen_digits()?.into()))
+    }
+
+    /// Checks `value` and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        AppId::checked(value, "organization id").map(Self)
+    }
+}
+
+string_newtype!(OrgId);
+
+/// A domain name, such as an organization's primary domain: 1 to 253 characters,
+/// dot-separated labels of `a-z 0-9 -` (upper case is folded), none empty or longer
+/// than 63 characters, none starting or ending with `-`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Domain(Arc<str>);
+
+impl Domain {
+    /// Checks `value`, folds it to lower case and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        const WHAT: &str = "domain";
+        if value.is_empty() || value.len() > 253 {
+            return Err(IdError::Length { what: WHAT, max: 253 });
+        }
+        let value = value.to_ascii_lowercase();
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !value.split('.').all(label_ok) {
+            return Err(IdError::Character {
+                what: WHAT,
+                allowed: "dot-separated labels of a-z 0-9 - (1 to 63 characters each)",
+            });
+        }
+        Ok(Self(value.into()))
+    }
+}
+
+string_newtype!(Domain);
+
 /// The unique id of an issued token (its JWT `jti`): 128 random bits, base64url.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenId(Arc<str>);

@@ -1,7 +1,8 @@
 //! Records, storage traits and secrets of Tessera.
 //!
 //! A storage backend implements [`ServiceUserStore`], [`TokenStore`],
-//! [`ProjectStore`], [`SigningKeyStore`] and [`ClientKeyStore`] (together: [`Store`])
+//! [`ProjectStore`], [`SigningKeyStore`], [`ClientKeyStore`] and
+//! [`OrganizationStore`] (together: [`Store`])
 //! and depends on this crate alone. [`MemoryStore`] is the in-memory backend; the
 //! `testkit` feature holds the conformance suite every backend must pass
 //! (the `testkit` module and its `conformance_suite!` macro).
@@ -31,6 +32,7 @@ mod error;
 mod ids;
 mod keys;
 mod memory;
+mod organization;
 mod projects;
 mod records;
 mod secret;
@@ -42,9 +44,12 @@ pub mod testkit;
 pub use client_keys::{ClientKey, ClientKeyStore, KeyOwner};
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
 pub use error::{BoxError, StoreError};
-pub use ids::{ClientId, IdError, ProjectId, RoleKey, TokenId, UserId, Username};
+pub use ids::{
+    AppId, ClientId, Domain, IdError, OrgId, ProjectId, RoleKey, TokenId, UserId, Username,
+};
 pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
 pub use memory::MemoryStore;
+pub use organization::{Organization, OrganizationStore};
 pub use projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleClaims, RoleGrant};
 pub use records::{
     AccessTokenType, DisplayName, OPAQUE_TOKEN_LEN, PreviousSecret, ServiceUser, ServiceUserPatch,

@@ -10,8 +10,9 @@ use time::OffsetDateTime;
 use crate::client_keys::{ClientKey, ClientKeyStore, KeyOwner};
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
-use crate::ids::{ClientId, ProjectId, TokenId, UserId, Username};
+use crate::ids::{ClientId, Domain, ProjectId, TokenId, UserId, Username};
 use crate::keys::{SigningKeyRecord, SigningKeyStore};
+use crate::organization::{Organization, OrganizationStore};
 use crate::projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleGrant};
 use crate::records::DisplayName;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
@@ -42,6 +43,7 @@ pub struct MemoryStore {
     keys: RwLock<Vec<SigningKeyRecord>>,
     revoked_jtis: RwLock<HashMap<TokenId, OffsetDateTime>>,
     used_assertions: RwLock<HashMap<(String, String), OffsetDateTime>>,
+    organization: RwLock<Option<Organization>>,
 }
 
 /// Everything keyed by client ID lives under one lock, so that usernames and API app
@@ -98,6 +100,7 @@ impl MemoryStore {
             keys: RwLock::default(),
             revoked_jtis: RwLock::default(),
             used_assertions: RwLock::default(),
+            organization: RwLock::default(),
         }
     }
 
@@ -324,6 +327,10 @@ impl ProjectStore for MemoryStore {
         if users.apps.contains_key(&app.client_id) || taken_by_user {
             return Err(StoreError::Conflict("client ID"));
         }
+        // API apps are few: a scan is cheaper than an index kept up to date.
+        if users.apps.values().any(|other| other.app_id == app.app_id) {
+            return Err(StoreError::Conflict("app id"));
+        }
         users.apps.insert(app.client_id.clone(), app.clone());
         Ok(())
     }
@@ -460,6 +467,38 @@ impl SigningKeyStore for MemoryStore {
 }
 
 #[async_trait]
+impl OrganizationStore for MemoryStore {
+    async fn organization(&self) -> Result<Option<Organization>, StoreError> {
+        Ok(read(&self.organization).clone())
+    }
+
+    async fn init_organization(
+        &self,
+        candidate: &Organization,
+    ) -> Result<Organization, StoreError> {
+        let mut stored = write(&self.organization);
+        // Times are stored in whole seconds, as the other backends store them.
+        let org = stored.get_or_insert_with(|| Organization {
+            created_at: whole_seconds(candidate.created_at),
+            ..candidate.clone()
+        });
+        Ok(org.clone())
+    }
+
+    async fn update_organization(
+        &self,
+        name: &DisplayName,
+        primary_domain: &Domain,
+    ) -> Result<Organization, StoreError> {
+        let mut stored = write(&self.organization);
+        let org = stored.as_mut().ok_or(StoreError::NotFound("organization"))?;
+        org.name = name.clone();
+        org.primary_domain = primary_domain.clone();
+        Ok(org.clone())
+    }
+}
+
+#[async_trait]
 impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
@@ -517,9 +556,11 @@ mod tests {
         round_trips(&store, &generated).await?;
 
         let mut roles = sample_token(&user, "roles", 60);
-        let project = Project::new(ProjectId::new("orders")?, DisplayName::new("Orders")?, t0());
-        roles.roles.insert(&RoleKey::new("reader")?, &project);
-        roles.roles.insert(&RoleKey::new("writer")?, &Project::reserved());
+        let org = testkit::sample_organization("Acme", "acme.example");
+        let other = testkit::sample_organization("Other", "other.example");
+        roles.roles.insert(&RoleKey::new("reader")?, &org);
+        roles.roles.insert(&RoleKey::new("reader")?, &other);
+        roles.roles.insert(&RoleKey::new("writer")?, &org);
         roles.revoked_at = Some(t0() + Duration::seconds(5));
         round_trips(&store, &roles).await?;
 

@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
-use crate::ids::{ClientId, ProjectId, RoleKey, UserId};
+use crate::ids::{AppId, ClientId, ProjectId, RoleKey, UserId};
+use crate::organization::Organization;
 use crate::records::{DisplayName, PreviousSecret};
 use crate::secret::{SecretDigest, verify_secrets};
 
@@ -43,6 +44,9 @@ impl Project {
 pub struct ApiApp {
     /// Its OAuth client ID, unique among API apps and service users.
     pub client_id: ClientId,
+    /// Its app id, distinct from the client ID (ZITADEL's `appId`), unique among API
+    /// apps; generated when the app is created.
+    pub app_id: AppId,
     /// The project it belongs to: tokens whose audience holds it are active for it.
     pub project_id: ProjectId,
     /// Human-readable name.
@@ -123,7 +127,7 @@ pub struct RoleGrant {
 }
 
 /// The roles a token carries, as the `urn:zitadel:iam:org:project:roles` claim:
-/// role → project id → project name.
+/// role → organization id → organization primary domain, as ZITADEL writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RoleClaims(pub BTreeMap<String, BTreeMap<String, String>>);
@@ -134,12 +138,13 @@ impl RoleClaims {
         self.0.is_empty()
     }
 
-    /// Adds `role` in `project`.
-    pub fn insert(&mut self, role: &RoleKey, project: &Project) {
+    /// Adds `role`, held in the organization `org`: as ZITADEL writes the claim,
+    /// role → organization id → the organization's primary domain.
+    pub fn insert(&mut self, role: &RoleKey, org: &Organization) {
         self.0
             .entry(role.to_string())
             .or_default()
-            .insert(project.id.to_string(), project.name.to_string());
+            .insert(org.id.to_string(), org.primary_domain.to_string());
     }
 }
 

@@ -19,10 +19,10 @@ use tessera_scope::ScopeSet;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    AccessTokenType, ApiApp, ApiAppPatch, ClientId, ClientKey, ClientSecret, DisplayName, KeyOwner,
-    PreviousSecret, Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
-    ServiceUserPatch, SigningAlgorithm, SigningKeyRecord, Store, StoreError, TokenDigest, TokenId,
-    TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientSecret, DisplayName,
+    Domain, KeyOwner, Organization, PreviousSecret, Project, ProjectId, RoleClaims, RoleGrant,
+    RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm, SigningKeyRecord,
+    Store, StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
 };
 
 /// The store under test, shared by the tasks of the concurrency checks.
@@ -70,12 +70,16 @@ macro_rules! conformance_suite {
             api_app_previous_secret_reads_back_with_its_expiry,
             api_app_regenerating_again_replaces_the_previous_secret,
             api_app_regenerating_without_grace_clears_the_previous_secret,
+            api_app_ids_are_unique_and_read_back,
             grants_are_idempotent_and_follow_their_user,
             revoked_jtis_are_seen_until_purged,
             token_roles_read_back,
             client_keys_belong_to_their_owner,
             client_keys_go_with_their_owner,
             assertion_ids_are_used_once_until_purged,
+            organization_is_stored_once,
+            organization_racing_inits_agree,
+            organization_update_keeps_the_id,
             ping_answers,
         );
     };
@@ -576,11 +580,13 @@ pub fn sample_project(id: &str) -> Project {
     Project::new(id, DisplayName::new("Orders").unwrap_or_else(|e| panic!("{e}")), t0())
 }
 
-/// An API app of `project` with client ID `client_id` and a secret, not yet stored.
+/// An API app of `project` with client ID `client_id`, a generated app id and a
+/// secret, not yet stored.
 pub fn sample_app(project: &Project, client_id: &str) -> (ApiApp, ClientSecret) {
     let secret = ClientSecret::generate().unwrap_or_else(|e| panic!("{e}"));
     let app = ApiApp {
         client_id: ClientId::new(client_id).unwrap_or_else(|e| panic!("{e}")),
+        app_id: AppId::generate().unwrap_or_else(|e| panic!("{e}")),
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API").unwrap_or_else(|e| panic!("{e}")),
         secret: Some(SecretDigest::of(&secret)),
@@ -832,9 +838,11 @@ pub async fn revoked_jtis_are_seen_until_purged(store: SharedStore) {
 pub async fn token_roles_read_back(store: SharedStore) {
     let (user, _) = create(&store, "roles").await;
     let mut record = sample_token(&user, "with-roles", 60);
-    record.roles.insert(&role("reader"), &sample_project("orders"));
-    record.roles.insert(&role("reader"), &Project::reserved());
-    record.roles.insert(&role("writer"), &sample_project("orders"));
+    let acme = sample_organization("Acme", "acme.example");
+    let other = sample_organization("Other", "other.example");
+    record.roles.insert(&role("reader"), &acme);
+    record.roles.insert(&role("reader"), &other);
+    record.roles.insert(&role("writer"), &acme);
     store.insert_token(&record).await.expect("insert");
     let found = store.token_by_digest(&record.digest).await.expect("lookup");
     assert_eq!(found, Some(record));
@@ -924,4 +932,103 @@ pub async fn assertion_ids_are_used_once_until_purged(store: SharedStore) {
     assert!(!store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "kept until expiry");
     store.purge_expired_tokens(expiry).await.expect("purge");
     assert!(store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "free after purge");
+}
+
+/// An organization named `name` with the primary domain `domain` and a generated id,
+/// created at `t0()`, not yet stored (panics on an invalid name or domain).
+pub fn sample_organization(name: &str, domain: &str) -> Organization {
+    let name = DisplayName::new(name).unwrap_or_else(|e| panic!("test name {name:?}: {e}"));
+    let domain = Domain::new(domain).unwrap_or_else(|e| panic!("test domain {domain:?}: {e}"));
+    Organization::generate(name, domain, t0()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The organization is absent at first; the first init stores its candidate and
+/// returns it, a later init with another candidate returns the first.
+pub async fn organization_is_stored_once(store: SharedStore) {
+    assert_eq!(store.organization().await.expect("read"), None, "a fresh store has none");
+    let first = sample_organization("Acme", "acme.example");
+    let stored = store.init_organization(&first).await.expect("init");
+    assert_eq!(stored, first, "the first init stores its candidate unchanged");
+    assert_eq!(store.organization().await.expect("read"), Some(first.clone()));
+    let second = sample_organization("Other", "other.example");
+    let again = store.init_organization(&second).await.expect("second init");
+    assert_eq!(again, first, "a second init returns the organization stored first");
+    assert_eq!(store.organization().await.expect("read"), Some(first), "and changes nothing");
+}
+
+/// Inits that race, each with its own candidate, all return the same organization,
+/// one of the candidates, and it is the one stored.
+pub async fn organization_racing_inits_agree(store: SharedStore) {
+    let candidates: Vec<Organization> = (0..8)
+        .map(|i| sample_organization(&format!("Racer {i}"), &format!("racer-{i}.example")))
+        .collect();
+    let mut racers = tokio::task::JoinSet::new();
+    for candidate in candidates.clone() {
+        let store = store.clone();
+        racers.spawn(async move { store.init_organization(&candidate).await.expect("init") });
+    }
+    let mut returned = Vec::new();
+    while let Some(joined) = racers.join_next().await {
+        returned.push(joined.expect("racer panicked"));
+    }
+    let first = returned[0].clone();
+    assert!(returned.iter().all(|org| *org == first), "racing inits disagree: {returned:#?}");
+    assert!(candidates.contains(&first), "the organization is one of the candidates");
+    assert_eq!(store.organization().await.expect("read"), Some(first), "and it is stored");
+}
+
+/// An update changes the name and the primary domain, never the id or creation
+/// time; before the first init there is nothing to update.
+pub async fn organization_update_keeps_the_id(store: SharedStore) {
+    let name = DisplayName::new("Renamed").expect("name");
+    let domain = Domain::new("Renamed.Example").expect("domain");
+    let err = store.update_organization(&name, &domain).await;
+    assert!(matches!(err, Err(StoreError::NotFound(_))), "update before init: {err:?}");
+    assert_eq!(store.organization().await.expect("read"), None, "a failed update stores nothing");
+
+    let org = sample_organization("Acme", "acme.example");
+    store.init_organization(&org).await.expect("init");
+    let updated = store.update_organization(&name, &domain).await.expect("update");
+    let expected = Organization { name, primary_domain: domain, ..org.clone() };
+    assert_eq!(updated, expected, "the update returns the organization as stored");
+    assert_eq!(updated.primary_domain.as_str(), "renamed.example");
+    assert_eq!(store.organization().await.expect("read"), Some(expected.clone()));
+    let again = store.init_organization(&org).await.expect("init after update");
+    assert_eq!(again, expected, "a later init returns the updated organization");
+}
+
+/// An API app's app id reads back by client ID and in the list; a second app with a
+/// taken app id is a conflict and is not stored.
+pub async fn api_app_ids_are_unique_and_read_back(store: SharedStore) {
+    let orders = sample_project("orders");
+    store.create_project(&orders).await.expect("create project");
+    let (first, _) = sample_app(&orders, "orders-api");
+    store.create_api_app(&first).await.expect("create app");
+    let found = store.api_app_by_client_id(&first.client_id).await.expect("lookup");
+    assert_eq!(found.map(|a| a.app_id), Some(first.app_id.clone()), "the app id reads back");
+
+    let (mut clash, _) = sample_app(&orders, "billing-api");
+    clash.app_id = first.app_id.clone();
+    let err = store.create_api_app(&clash).await;
+    assert!(matches!(err, Err(StoreError::Conflict(_))), "a taken app id: {err:?}");
+    let missing = store.api_app_by_client_id(&clash.client_id).await.expect("lookup");
+    assert_eq!(missing, None, "an app refused for its app id is not stored");
+
+    let (mut second, _) = sample_app(&Project::reserved(), "console-api");
+    second.app_id = AppId::new("custom_app-id").expect("app id");
+    store.create_api_app(&second).await.expect("create a second app");
+    let listed = store.list_api_apps().await.expect("list");
+    assert_eq!(listed, vec![second.clone(), first.clone()], "listed with their app ids");
+    let found = store.api_app_by_client_id(&second.client_id).await.expect("lookup");
+    assert_eq!(found, Some(second.clone()));
+
+    // An update changes no app id; a deleted app's app id is free again.
+    let mut patch = ApiAppPatch::at(t0() + Duration::seconds(1));
+    patch.name = Some(DisplayName::new("Renamed").expect("name"));
+    let updated = store.update_api_app(&first.client_id, &patch).await.expect("update");
+    assert_eq!(updated.app_id, first.app_id);
+    store.delete_api_app(&first.client_id).await.expect("delete");
+    store.create_api_app(&clash).await.expect("the app id is free after the delete");
+    let found = store.api_app_by_client_id(&clash.client_id).await.expect("lookup");
+    assert_eq!(found, Some(clash));
 }

@@ -5,6 +5,7 @@ use crate::client_keys::ClientKeyStore;
 use crate::error::StoreError;
 use crate::ids::{TokenId, UserId, Username};
 use crate::keys::SigningKeyStore;
+use crate::organization::OrganizationStore;
 use crate::projects::ProjectStore;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 
@@ -104,7 +105,7 @@ pub trait TokenStore: Send + Sync {
 /// Everything Tessera stores: the traits a complete backend implements.
 #[async_trait]
 pub trait Store:
-    ServiceUserStore + TokenStore + ProjectStore + SigningKeyStore + ClientKeyStore
+    ServiceUserStore + TokenStore + ProjectStore + SigningKeyStore + ClientKeyStore + OrganizationStore
 {
     /// Checks that the backend is reachable (for health checks).
     async fn ping(&self) -> Result<(), StoreError>;

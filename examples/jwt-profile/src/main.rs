@@ -88,5 +88,8 @@ fn sign(key_id: &str, pem: &str, user_id: &str, audience: &str) -> Result<String
     });
     let mut header = Header::new(algorithm);
     header.kid = Some(key_id.to_owned());
-    Ok(jsonwebtoken::encode(&header, &claims, &key)?)
+    let assertion = jsonwebtoken::encode(&header, &claims, &key)?;
+    // The server accepts ES256 signatures only with a low s (one encoding per
+    // signature); jsonwebtoken may sign with either half.
+    Ok(tessera_mint::ecdsa::canonical_jws(&assertion).ok_or("not a compact JWS")?)
 }

@@ -4,8 +4,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 use tessera_store::{
-    AccessTokenType, ApiApp, ApiAppPatch, ClientSecret, DisplayName, Project, ProjectId, RoleGrant,
-    RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, Store, TokenLifetime, Username,
+    AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientSecret, DisplayName, Project, ProjectId,
+    RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, Store, TokenLifetime,
+    Username,
 };
 use time::OffsetDateTime;
 
@@ -248,8 +249,13 @@ async fn checked_apps(
         if user_clash {
             return Err(CliError(format!("{}: a service user has this client ID", name())));
         }
+        let app_id = match &existing {
+            Some(existing) => existing.app_id.clone(),
+            None => AppId::generate().map_err(|e| CliError(e.to_string()))?,
+        };
         let app = ApiApp {
             client_id,
+            app_id,
             project_id,
             name: display,
             secret: Some(SecretDigest::of(&secret)),

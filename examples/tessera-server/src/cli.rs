@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tessera_mint::JwtHeaderType;
 use tessera_store::{AccessTokenType, SigningAlgorithm};
 
 /// Tessera: OAuth 2.0 access tokens for service users.
@@ -43,6 +44,26 @@ pub(crate) enum Command {
     /// Manage the roles granted to service users.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Show or change the organization that owns every user, project and app.
+    #[command(subcommand)]
+    Organization(OrganizationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrganizationCommand {
+    /// Show the organization's id, name and primary domain.
+    Show,
+    /// Change the organization's name or primary domain (the id never changes);
+    /// creates it when the database has none yet. Running servers see the change
+    /// when they restart.
+    Set {
+        /// The organization's name.
+        #[arg(long)]
+        name: Option<String>,
+        /// The organization's primary domain (such as acme.example.com).
+        #[arg(long)]
+        domain: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,9 +174,37 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "TESSERA_BOOTSTRAP")]
     pub(crate) bootstrap: Option<PathBuf>,
 
-    /// Algorithm of new token signing keys: ES256, RS256 or EdDSA.
-    #[arg(long, env = "TESSERA_SIGNING_ALG", default_value = "ES256")]
-    pub(crate) signing_alg: SigningAlgorithm,
+    /// Algorithm of new token signing keys: ES256, RS256 or EdDSA [default: ES256, or
+    /// RS256 with --compat zitadel].
+    #[arg(long, env = "TESSERA_SIGNING_ALG")]
+    pub(crate) signing_alg: Option<SigningAlgorithm>,
+
+    /// The `typ` header of JWT access tokens: at+jwt (RFC 9068) or JWT [default:
+    /// at+jwt, or JWT with --compat zitadel].
+    #[arg(long, env = "TESSERA_ACCESS_TOKEN_TYP")]
+    pub(crate) access_token_typ: Option<JwtHeaderType>,
+
+    /// Compatibility setting: `zitadel` signs JWT access tokens as ZITADEL does (RS256,
+    /// `typ: JWT`), for validators written for ZITADEL's tokens. --signing-alg and
+    /// --access-token-typ still override it.
+    #[arg(long, env = "TESSERA_COMPAT", value_enum)]
+    pub(crate) compat: Option<Compat>,
+
+    /// Refuse client assertions (jwt-bearer grant, private_key_jwt) without a `jti`.
+    /// Without this flag, an assertion with a `jti` is single use, and one without is
+    /// accepted until its `exp` (at most an hour), as ZITADEL accepts it.
+    #[arg(long, env = "TESSERA_REQUIRE_ASSERTION_JTI")]
+    pub(crate) require_assertion_jti: bool,
+
+    /// Name of the organization created when the database has none
+    /// [default: Tessera]; change it later with `organization set`.
+    #[arg(long, env = "TESSERA_ORGANIZATION_NAME")]
+    pub(crate) organization_name: Option<String>,
+
+    /// Primary domain of the organization created when the database has none
+    /// [default: the issuer's host]; change it later with `organization set`.
+    #[arg(long, env = "TESSERA_ORGANIZATION_DOMAIN")]
+    pub(crate) organization_domain: Option<String>,
 
     /// Seconds each signing key signs before the next takes over (at least 1200).
     #[arg(long, env = "TESSERA_KEY_ROTATION", default_value_t = 21_600,
@@ -361,14 +410,25 @@ mod tests {
     }
 }
 
+/// Compatibility settings of `serve --compat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Compat {
+    /// JWT access tokens as ZITADEL signs them: RS256 with `typ: JWT`.
+    Zitadel,
+}
+
 /// The kinds of key pair `key add` generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum KeyType {
-    /// RSA 2048, for RS256 (the default).
+    /// RSA 2048, for RS256 (the default): the only kind ZITADEL's client libraries
+    /// load (the Rust zitadel crate, Python zitadel-client, Node @zitadel/node and the
+    /// other SDKs sign with RS256).
     Rsa,
-    /// ECDSA P-256, for ES256.
+    /// ECDSA P-256, for ES256: for clients that sign assertions themselves; their
+    /// signatures must be canonical (low s). No ZITADEL client library loads it.
     Ec,
-    /// Ed25519, for EdDSA.
+    /// Ed25519, for EdDSA: for clients that sign assertions themselves. No ZITADEL
+    /// client library loads it.
     Ed25519,
 }
 
@@ -378,7 +438,7 @@ pub(crate) struct KeyAddArgs {
     /// Days until the key stops being accepted (default: never).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_600))]
     pub(crate) expires: Option<u32>,
-    /// The kind of key pair.
+    /// The kind of key pair: rsa is the only one ZITADEL's client libraries load.
     #[arg(long = "type", value_enum, default_value = "rsa")]
     pub(crate) key_type: KeyType,
 }

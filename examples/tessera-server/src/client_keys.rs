@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use serde_json::json;
-use tessera_mint::{SigningKey, pkcs8_pem};
+use tessera_mint::{SigningKey, key_file_pem};
 use tessera_store::{ClientKey, KeyOwner, SigningAlgorithm, Store, StoreError};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -23,6 +23,7 @@ pub(crate) async fn user_key(store: &dyn Store, command: UserKeyCommand) -> Resu
                 "type": "serviceaccount",
                 "keyId": key.key_id,
                 "key": pem.as_str(),
+                "expirationDate": expiration_date(&key),
                 "userId": user.id,
             });
             Ok(key_file_output(&key, file))
@@ -54,7 +55,8 @@ pub(crate) async fn app_key(store: &dyn Store, command: AppKeyCommand) -> Result
                 "type": "application",
                 "keyId": key.key_id,
                 "key": pem.as_str(),
-                "appId": app.client_id,
+                "expirationDate": expiration_date(&key),
+                "appId": app.app_id,
                 "clientId": app.client_id,
             });
             Ok(key_file_output(&key, file))
@@ -66,7 +68,18 @@ pub(crate) async fn app_key(store: &dyn Store, command: AppKeyCommand) -> Result
     }
 }
 
-/// Generates a key pair, stores its public half, and returns the private key as PEM.
+/// A key file's `expirationDate` (RFC 3339): the key's expiry, or for a key without
+/// one the far-future date ZITADEL writes, 9999-12-31T23:59:59Z.
+fn expiration_date(key: &ClientKey) -> String {
+    let never = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    key.expires_at
+        .unwrap_or(never)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "9999-12-31T23:59:59Z".to_owned())
+}
+
+/// Generates a key pair, stores its public half, and returns the private key as PEM
+/// (RSA keys as PKCS#1, as in ZITADEL's key files).
 async fn add(
     store: &dyn Store,
     owner: KeyOwner,
@@ -89,12 +102,15 @@ async fn add(
             .expires
             .map(|days| tessera_store::whole_seconds(now + Duration::days(i64::from(days)))),
     };
+    // Encoded before anything is stored: a key that cannot be handed out is not kept.
+    let pem = key_file_pem(algorithm, &pkcs8)
+        .ok_or_else(|| CliError("the generated key could not be encoded".to_owned()))?;
     store.add_client_key(&key).await.map_err(|e| match e {
         StoreError::NotFound(_) => CliError(format!("{} not found", key.owner)),
         other => other.into(),
     })?;
     tracing::info!(target: "tessera::audit", event = "client_key_added", key_id = %key.key_id, owner = %key.owner);
-    Ok((key, pkcs8_pem(&pkcs8)))
+    Ok((key, pem))
 }
 
 fn key_file_output(key: &ClientKey, file: serde_json::Value) -> Output {

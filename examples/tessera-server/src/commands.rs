@@ -68,6 +68,12 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
             print(&crate::projects::grant(store.as_ref(), command).await?, cli.json);
             Ok(())
         }
+        Command::Organization(command) => {
+            let store = database::open(&cli.database).await?;
+            let output = crate::organization::organization(store.as_ref(), command).await?;
+            print(&output, cli.json);
+            Ok(())
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod database;
 mod keys;
 mod log_format;
 mod log_writer;
+mod organization;
 mod projects;
 mod serve;
 

@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use serde_json::json;
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, ClientSecret, PreviousSecret, Project, ProjectId, RoleGrant,
-    SecretDigest, Store, StoreError,
+    ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, PreviousSecret, Project, ProjectId,
+    RoleGrant, SecretDigest, Store, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -66,6 +66,7 @@ pub(crate) async fn api_app(store: &dyn Store, command: ApiAppCommand) -> Result
             let secret = ClientSecret::generate().map_err(|e| CliError(chain(&e)))?;
             let app = ApiApp {
                 client_id,
+                app_id: AppId::generate().map_err(|e| CliError(chain(&e)))?,
                 project_id: project,
                 name: parse_display_name(&name)?,
                 secret: Some(SecretDigest::of(&secret)),
@@ -112,6 +113,7 @@ pub(crate) async fn api_app(store: &dyn Store, command: ApiAppCommand) -> Result
                 .map(|a| {
                     json!({
                         "client_id": a.client_id,
+                        "app_id": a.app_id,
                         "project_id": a.project_id,
                         "name": a.name.as_str(),
                         "enabled": a.enabled,

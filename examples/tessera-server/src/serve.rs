@@ -15,9 +15,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tessera_endpoint::{
-    ClientAddr, Issuer, Limit, OAuthError, ResponseBody, ThrottleConfig, TokenEndpoint,
+    AssertionPolicy, ClientAddr, Issuer, Limit, OAuthError, ResponseBody, ThrottleConfig,
+    TokenEndpoint,
 };
-use tessera_mint::{RotationPolicy, TokenMinter};
+use tessera_mint::{JwtHeaderType, RotationPolicy, TokenMinter};
+use tessera_store::SigningAlgorithm;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
@@ -25,9 +27,9 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::log_format::{PlainFields, PlainFormat};
 
-use crate::cli::ServeArgs;
+use crate::cli::{Compat, ServeArgs};
 use crate::commands::{CliError, Result};
-use crate::{bootstrap, database, keys, log_writer};
+use crate::{bootstrap, database, keys, log_writer, organization};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
@@ -59,8 +61,19 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
             tracing::info!("master key kept in memory (memory: database)")
         }
     }
+    let zitadel = args.compat == Some(Compat::Zitadel);
+    let signing_alg = args.signing_alg.unwrap_or(if zitadel {
+        SigningAlgorithm::Rs256
+    } else {
+        SigningAlgorithm::Es256
+    });
+    let jwt_type = args.access_token_typ.unwrap_or(if zitadel {
+        JwtHeaderType::Jwt
+    } else {
+        JwtHeaderType::AtJwt
+    });
     let policy = RotationPolicy {
-        algorithm: args.signing_alg,
+        algorithm: signing_alg,
         period: time::Duration::seconds(args.key_rotation as i64),
         max_token_lifetime: time::Duration::seconds(args.jwt_max_lifetime as i64),
         ..RotationPolicy::default()
@@ -71,13 +84,30 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
         .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
     let issuer_url = args.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
-    let minter = TokenMinter::new(issuer_url.clone()).with_keys(key_manager.ring());
-    let endpoint = TokenEndpoint::new(Issuer::new(store, minter))
+    let organization = organization::init(
+        store.as_ref(),
+        &issuer_url,
+        args.organization_name.as_deref(),
+        args.organization_domain.as_deref(),
+    )
+    .await?;
+    let minter =
+        TokenMinter::new(issuer_url.clone()).with_keys(key_manager.ring()).with_jwt_type(jwt_type);
+    let issuer = Issuer::new(store, minter)
+        .with_organization(organization)
+        .with_assertion_policy(AssertionPolicy { require_jti: args.require_assertion_jti });
+    let endpoint = TokenEndpoint::new(issuer)
         .with_max_body(args.max_body_bytes as usize)
         .with_throttle(throttle_config(&args));
     keys::spawn_refresh(key_manager);
     spawn_purge(endpoint.issuer().clone());
-    tracing::info!(issuer = %issuer_url, signing_alg = %args.signing_alg, "listening on http://{local}");
+    tracing::info!(
+        issuer = %issuer_url,
+        signing_alg = %signing_alg,
+        access_token_typ = %jwt_type,
+        require_assertion_jti = args.require_assertion_jti,
+        "listening on http://{local}"
+    );
     let limits = HttpLimits::from_args(&args)?;
     accept_loop(listener, endpoint, limits, Duration::from_secs(args.shutdown_grace)).await;
     Ok(())

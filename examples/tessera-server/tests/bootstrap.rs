@@ -127,7 +127,10 @@ async fn the_documented_file_provisions_projects_api_apps_and_grants() {
             }}"#
         ),
     );
-    let server = Server::start("memory:", &["--bootstrap", &file]);
+    let server = Server::start(
+        "memory:",
+        &["--bootstrap", &file, "--organization-domain", "orders.example.com"],
+    );
     let client = oauth2::reqwest::Client::new();
     let response = client
         .post(server.url("/oauth/v2/token"))
@@ -154,8 +157,13 @@ async fn the_documented_file_provisions_projects_api_apps_and_grants() {
     let answer: serde_json::Value =
         serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
     assert_eq!(answer["active"], true);
-    assert_eq!(
-        answer["urn:zitadel:iam:org:project:roles"],
-        serde_json::json!({"reader": {"orders": "Orders"}})
-    );
+    // role → organization id (18 digits, generated) → its primary domain.
+    let roles = answer["urn:zitadel:iam:org:project:roles"]["reader"]
+        .as_object()
+        .expect("the reader role")
+        .clone();
+    assert_eq!(roles.len(), 1, "{answer}");
+    let (org_id, domain) = roles.iter().next().expect("one organization");
+    assert!(org_id.len() == 18 && org_id.bytes().all(|b| b.is_ascii_digit()), "{org_id}");
+    assert_eq!(domain, "orders.example.com");
 }

@@ -4,94 +4,17 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair;
+use common::assertions::{
+    CLIENT_ASSERTION, JWT_BEARER, KeyFile, b64, claims, grant, key_add, now, post, rand_suffix,
+    sign,
+};
 use common::{Server, cli, cli_json, create_user, temp_db};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tessera_store::TokenStore;
 use tessera_store_sqlite::SqliteStore;
-
-const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const CLIENT_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
-/// A key file as `service-user key add --json` prints it.
-struct KeyFile {
-    key_id: String,
-    pem: String,
-    user_id: String,
-    algorithm: Algorithm,
-}
-
-fn key_add(db: &str, username: &str, extra: &[&str]) -> KeyFile {
-    let mut args = vec!["service-user", "key", "add", "--username", username];
-    args.extend_from_slice(extra);
-    let file = cli_json(db, &args);
-    assert_eq!(file["type"], "serviceaccount");
-    assert!(file["key"].as_str().is_some_and(|k| k.starts_with("-----BEGIN PRIVATE KEY-----")));
-    let algorithm = if extra.contains(&"ec") { Algorithm::ES256 } else { Algorithm::RS256 };
-    KeyFile {
-        key_id: file["keyId"].as_str().expect("keyId").to_owned(),
-        pem: file["key"].as_str().expect("key").to_owned(),
-        user_id: file["userId"].as_str().expect("userId").to_owned(),
-        algorithm,
-    }
-}
-
-/// Signs `claims` with the key file's private key, with its `kid`.
-fn sign(key: &KeyFile, claims: &Value) -> String {
-    let mut header = Header::new(key.algorithm);
-    header.kid = Some(key.key_id.clone());
-    let encoding = match key.algorithm {
-        Algorithm::ES256 => EncodingKey::from_ec_pem(key.pem.as_bytes()),
-        _ => EncodingKey::from_rsa_pem(key.pem.as_bytes()),
-    }
-    .expect("the key file's PEM");
-    jsonwebtoken::encode(&header, claims, &encoding).expect("sign")
-}
-
-/// The claims a well-behaved client sends.
-fn claims(key: &KeyFile, audience: &str) -> Value {
-    let jti = format!("{}-{}", now(), rand_suffix());
-    json!({"iss": key.user_id, "sub": key.user_id, "aud": audience, "iat": now(), "exp": now() + 300, "jti": jti})
-}
-
-fn rand_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
-
-async fn post(server: &Server, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let response = oauth2::reqwest::Client::new()
-        .post(server.url(path))
-        .form(form)
-        .send()
-        .await
-        .expect("request");
-    let status = response.status().as_u16();
-    let bytes = response.bytes().await.expect("body");
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-async fn grant(server: &Server, assertion: &str) -> (u16, Value) {
-    post(
-        server,
-        "/oauth/v2/token",
-        &[("grant_type", JWT_BEARER), ("assertion", assertion), ("scope", "openid")],
-    )
-    .await
-}
-
-fn b64(bytes: &[u8]) -> String {
-    <base64ct::Base64UrlUnpadded as base64ct::Encoding>::encode_string(bytes)
-}
 
 #[tokio::test]
 async fn the_jwt_bearer_grant_with_the_cli_key_file_and_every_rejection() {
@@ -174,7 +97,7 @@ async fn the_jwt_bearer_grant_with_the_cli_key_file_and_every_rejection() {
     let payload = b64(claims(&rsa, &aud).to_string().as_bytes());
     rejections.push(("alg none", format!("{none_header}.{payload}.")));
     // HS256 with the RSA public key (as PEM) as the HMAC secret.
-    let private = aws_lc_rs::rsa::KeyPair::from_pkcs8(&pem_der(&rsa.pem)).expect("pkcs8");
+    let private = aws_lc_rs::rsa::KeyPair::from_der(&pem_der(&rsa.pem)).expect("PKCS#1");
     let public_der = private.public_key().as_der().expect("spki");
     let public_pem = format!(
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
