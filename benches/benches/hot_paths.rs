@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera_benches::{CLIENT_ID, Fixture, SCOPE, basic_header, opaque_grant};
-use tessera_endpoint::{ClientCredentials, parse_basic};
+use tessera_endpoint::ClientCredentials;
+use tessera_endpoint::internals::parse_basic;
 use tessera_mint::TokenMinter;
 use tessera_scope::ScopeSet;
 use tessera_store::{AccessTokenType, SigningAlgorithm};

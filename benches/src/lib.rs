@@ -4,7 +4,7 @@
 //! steps of a client credentials request:
 //!
 //! - `scope/parse`: [`tessera_scope::ScopeSet::parse`] of a three-scope list;
-//! - `basic/parse`: [`tessera_endpoint::parse_basic`] of an `Authorization: Basic` value;
+//! - `basic/parse`: `tessera_endpoint::internals::parse_basic` of an `Authorization: Basic` value;
 //! - `authenticate/*`: [`tessera_endpoint::Issuer::authenticate`] against a
 //!   [`MemoryStore`], with the right and with a wrong secret;
 //! - `mint/opaque`: [`tessera_mint::TokenMinter::mint`] of an opaque token;
@@ -44,9 +44,10 @@ use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http_body_util::Full;
 use tessera_endpoint::{Issuer, TOKEN_PATH, TokenEndpoint};
 use tessera_mint::{Grant, KeyManager, MasterKey, RotationPolicy, TokenMinter};
+use tessera_store::prelude::*;
 use tessera_store::{
-    AccessTokenType, ClientSecret, MemoryStore, SecretDigest, ServiceUser, ServiceUserStore,
-    SigningAlgorithm, TokenStore, UserId, Username,
+    AccessTokenType, ClientSecret, MemoryStore, SecretDigest, ServiceUser, SigningAlgorithm,
+    UserId, Username,
 };
 use time::{Duration, OffsetDateTime};
 

@@ -36,9 +36,9 @@ use base64ct::{Base64UrlUnpadded, Encoding};
 use libfuzzer_sys::fuzz_target;
 use tessera_endpoint::{ClientCredentials, ClientCredentialsRequest, ErrorCode, Issuer};
 use tessera_mint::{KeyManager, KeyRing, MasterKey, RotationPolicy, SigningKey, TokenMinter};
+use tessera_store::prelude::*;
 use tessera_store::{
-    ClientKey, ClientKeyStore, KeyOwner, ManualClock, MemoryStore, ServiceUser, ServiceUserStore,
-    SigningAlgorithm, TokenStore, Username,
+    ClientKey, KeyOwner, ManualClock, MemoryStore, ServiceUser, SigningAlgorithm, Username,
 };
 use time::{Duration, OffsetDateTime};
 

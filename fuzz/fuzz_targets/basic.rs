@@ -1,4 +1,4 @@
-//! `Authorization: Basic` values: `tessera_endpoint::parse_basic`.
+//! `Authorization: Basic` values: `tessera_endpoint::internals::parse_basic`.
 //!
 //! Each input is tried twice:
 //! 1. as the raw header value, which must parse or fail with `invalid_client`;
@@ -11,8 +11,8 @@
 
 use base64ct::{Base64, Encoding};
 use libfuzzer_sys::fuzz_target;
-use tessera_endpoint::form::decode;
-use tessera_endpoint::{AuthMethod, ErrorCode, MAX_AUTHORIZATION_LEN, parse_basic};
+use tessera_endpoint::internals::{decode, parse_basic};
+use tessera_endpoint::{AuthMethod, ErrorCode, MAX_AUTHORIZATION_LEN};
 
 fuzz_target!(|data: &[u8]| {
     match parse_basic(data) {

@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_endpoint::form::{Form, FormError, MAX_PARAMS, decode};
+use tessera_endpoint::internals::{Form, FormError, MAX_PARAMS, decode};
 
 /// The parameters the endpoint reads.
 const NAMES: [&str; 10] = [

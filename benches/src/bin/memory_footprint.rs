@@ -19,9 +19,8 @@ use clap::Parser;
 use tessera_benches::BoxError;
 use tessera_mint::{Grant, TokenMinter};
 use tessera_scope::ScopeSet;
-use tessera_store::{
-    AccessTokenType, MemoryStore, TokenDigest, TokenRecord, TokenStore, UserId, Username,
-};
+use tessera_store::prelude::*;
+use tessera_store::{AccessTokenType, MemoryStore, TokenDigest, TokenRecord, UserId, Username};
 use time::{Duration, OffsetDateTime};
 
 /// Records minted per batch before they are inserted.

@@ -1,42 +1,67 @@
-//! The OAuth 2.0 issuer of Tessera.
+//! The OAuth 2.0 issuer of Tessera: grant logic free of HTTP, and the hyper (and
+//! tower) `Service` that puts it on the wire.
 //!
-//! Two layers:
+//! - [`Issuer`]: the grant logic as plain async functions. It authenticates clients
+//!   against a [`tessera_store::Store`], negotiates scopes, mints tokens with a
+//!   [`tessera_mint::TokenMinter`] and records them; it validates tokens for
+//!   introspection, revocation, userinfo and an application's own routes.
+//! - [`TokenEndpoint`]: the `Service` that reads requests, calls the issuer and
+//!   renders answers. It owns no socket: mount it in an existing hyper or axum
+//!   service (at any path), or let `tessera-server` run it.
 //!
-//! - [`Issuer`]: the grant logic as plain async functions, free of HTTP. It
-//!   authenticates clients against a [`tessera_store::Store`], negotiates scopes,
-//!   mints tokens with a [`tessera_mint::TokenMinter`] and records them.
-//! - [`TokenEndpoint`]: a hyper 1.x (and tower) `Service` that parses requests,
-//!   calls the issuer and renders responses. It owns no socket: mount it in an
-//!   existing hyper or axum service, or let `tessera-server` run it.
+//! ```
+//! use std::sync::Arc;
+//! use tessera_endpoint::{Issuer, TokenEndpoint, bearer_token};
+//! use tessera_mint::TokenMinter;
+//! use tessera_store::MemoryStore;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let issuer = Issuer::new(Arc::new(MemoryStore::new()), TokenMinter::new("https://auth.example.com"));
+//! let endpoint = TokenEndpoint::new(issuer.clone());
+//! assert!(endpoint.handles("/oauth/v2/token"));
+//!
+//! // In the application's own route: is the caller's bearer token active?
+//! let mut headers = http::HeaderMap::new();
+//! headers.insert("authorization", "Bearer not-a-token".parse()?);
+//! let active = issuer.validate_token(bearer_token(&headers)?).await?;
+//! assert!(active.is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! Every error reaches the wire through one function, [`OAuthError::into_response`].
 #![forbid(unsafe_code)]
 
-mod assertion;
-mod auth;
 mod context;
 mod error;
-pub mod form;
+mod http;
 mod issuer;
-mod service;
-mod throttle;
-mod tokens;
+mod paths;
 
-pub use assertion::{
-    ASSERTION_ALGORITHMS, CLOCK_SKEW_SECS, JWT_BEARER_GRANT_TYPE, MAX_ASSERTION_LIFETIME_SECS,
-};
-pub use auth::{
-    AuthMethod, CLIENT_ASSERTION_TYPE, ClientCredentials, MAX_AUTHORIZATION_LEN, PresentedSecret,
-    parse_basic,
-};
 pub use error::{ErrorCode, OAuthError, REALM};
+pub use http::address::{ClientAddr, ClientAddressSource};
+pub use http::request::{CLIENT_ASSERTION_TYPE, MAX_AUTHORIZATION_LEN, bearer_token};
+pub use http::throttle::{Limit, ThrottleConfig};
+pub use http::{DEFAULT_MAX_BODY, PeerEndpoint, ResponseBody, TokenEndpoint};
 pub use issuer::{
-    AssertionPolicy, ClientCredentialsRequest, Issuer, TokenResponse, default_organization,
-    seconds_until,
+    ASSERTION_ALGORITHMS, ActiveToken, AssertionPolicy, AuthMethod, CLOCK_SKEW_SECS, Caller,
+    ClientCredentials, ClientCredentialsRequest, Introspection, Issuer, JWT_BEARER_GRANT_TYPE,
+    MAX_ASSERTION_LIFETIME_SECS, MAX_TOKEN_LEN, PresentedSecret, TokenResponse, UserInfo,
+    default_organization,
 };
-pub use service::{
-    AUTHORIZE_PATH, DEFAULT_MAX_BODY, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
-    OPENID_CONFIGURATION_PATH, REVOKE_PATH, ResponseBody, TOKEN_PATH, TokenEndpoint, USERINFO_PATH,
+pub use paths::{
+    AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
+    OPENID_CONFIGURATION_PATH, REVOKE_PATH, ROUTES, TOKEN_PATH, USERINFO_PATH,
 };
-pub use throttle::{ClientAddr, Limit, Throttle, ThrottleConfig};
-pub use tokens::{ActiveToken, Caller, Introspection, MAX_TOKEN_LEN, UserInfo};
+
+/// Parts that exist for the fuzz targets and benchmarks, which exercise them one by
+/// one (feature `internals`); not a stable interface.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::http::form::{Form, FormError, MAX_PARAMS, decode};
+    pub use crate::http::request::parse_basic;
+    pub use crate::http::throttle::Throttle;
+    pub use crate::issuer::seconds_until;
+}

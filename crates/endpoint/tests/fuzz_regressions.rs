@@ -6,15 +6,15 @@
 use std::sync::Arc;
 
 use base64ct::{Base64, Base64UrlUnpadded, Encoding};
-use tessera_endpoint::form::{Form, FormError, MAX_PARAMS, decode};
+use tessera_endpoint::internals::{Form, FormError, MAX_PARAMS, decode, parse_basic};
 use tessera_endpoint::{
     AssertionPolicy, AuthMethod, ClientCredentials, ClientCredentialsRequest, ErrorCode, Issuer,
-    MAX_AUTHORIZATION_LEN, MAX_TOKEN_LEN, OAuthError, parse_basic,
+    MAX_AUTHORIZATION_LEN, MAX_TOKEN_LEN, OAuthError,
 };
 use tessera_mint::{KeyManager, KeyRing, MasterKey, RotationPolicy, SigningKey, TokenMinter};
+use tessera_store::prelude::*;
 use tessera_store::{
-    ClientKey, ClientKeyStore, KeyOwner, ManualClock, MemoryStore, ServiceUser, ServiceUserStore,
-    SigningAlgorithm, Username,
+    ClientKey, KeyOwner, ManualClock, MemoryStore, ServiceUser, SigningAlgorithm, Username,
 };
 use time::{Duration, OffsetDateTime};
 

@@ -25,10 +25,8 @@ use tessera_endpoint::{
     DEFAULT_MAX_BODY, HEALTH_PATH, Issuer, MAX_AUTHORIZATION_LEN, TOKEN_PATH, TokenEndpoint,
 };
 use tessera_mint::TokenMinter;
-use tessera_store::{
-    ClientSecret, MemoryStore, SecretDigest, ServiceUser, ServiceUserStore, TokenDigest,
-    TokenStore, Username,
-};
+use tessera_store::prelude::*;
+use tessera_store::{ClientSecret, MemoryStore, SecretDigest, ServiceUser, TokenDigest, Username};
 use time::{Duration, OffsetDateTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

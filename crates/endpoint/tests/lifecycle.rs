@@ -7,9 +7,10 @@ use tessera_endpoint::{
     ClientCredentials, ClientCredentialsRequest, ErrorCode, Introspection, Issuer,
 };
 use tessera_mint::{KeyManager, MasterKey, RotationPolicy, TokenMinter};
+use tessera_store::prelude::*;
 use tessera_store::{
     AccessTokenType, ClientSecret, ManualClock, MemoryStore, SecretDigest, ServiceUser,
-    ServiceUserStore, TokenDigest, TokenLifetime, TokenStore, Username,
+    TokenDigest, TokenLifetime, Username,
 };
 use time::{Duration, OffsetDateTime};
 

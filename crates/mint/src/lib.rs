@@ -167,6 +167,14 @@ pub enum KeyError {
     /// A master key that is not 32 bytes of base64.
     #[error("the master key must be 32 bytes, base64-encoded")]
     BadMasterKey,
+    /// The master key file cannot be used.
+    #[error("master key file {}: {reason}", path.display())]
+    MasterKeyFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The store failed.
     #[error("signing key storage failed")]
     Store(#[from] StoreError),

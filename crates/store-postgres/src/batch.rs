@@ -14,12 +14,19 @@
 //! The store uses five: group commit of token records, and lookups of service
 //! users by username and by id, of token records by digest and of API apps by
 //! client ID (each a [`Reader`](crate::lookup::Reader)).
+//!
+//! The queue and the handover of the flusher's role are
+//! [`GroupQueue`], shared with the SQLite backend's group commit; what is
+//! PostgreSQL's own is how the flusher runs: an asynchronous task that yields
+//! before each batch, caps batches (at the size of a statement's array
+//! parameters), and runs each batch as a task of its own so that a panic fails that
+//! batch alone.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use tessera_store::StoreError;
+use tessera_store::sql::GroupQueue;
 use tokio::sync::oneshot;
 
 /// What a batch does with its calls.
@@ -46,10 +53,8 @@ pub(crate) struct Batcher<W: Worker> {
     worker: W,
     /// The most calls one batch takes; more waiting calls go into the next one.
     max_batch: usize,
-    /// The calls waiting for the next batch, oldest first.
-    pending: Mutex<Vec<Call<W>>>,
-    /// Whether a flusher task is running the batches.
-    flushing: AtomicBool,
+    /// The calls waiting for the next batch, and whether a flusher task runs them.
+    queue: GroupQueue<Call<W>>,
 }
 
 /// A queued call, and where to send its result.
@@ -62,12 +67,7 @@ impl<W: Worker> Batcher<W> {
     /// A batcher running batches of at most `max_batch` (at least 1) calls with
     /// `worker`.
     pub(crate) fn new(worker: W, max_batch: usize) -> Self {
-        Self {
-            worker,
-            max_batch: max_batch.max(1),
-            pending: Mutex::new(Vec::new()),
-            flushing: AtomicBool::new(false),
-        }
+        Self { worker, max_batch: max_batch.max(1), queue: GroupQueue::new() }
     }
 
     /// Queues `input` for the next batch that has not started yet, starting the
@@ -75,9 +75,8 @@ impl<W: Worker> Batcher<W> {
     /// stops waiting, the call may still run.
     pub(crate) async fn call(self: &Arc<Self>, input: W::Input) -> Result<W::Output, StoreError> {
         let (done, result) = oneshot::channel();
-        self.lock().push(Call { input, done });
-        if !self.flushing.swap(true, Ordering::AcqRel) {
-            // Made before the task starts, so that the flag is cleared even if the
+        if self.queue.push(Call { input, done }) {
+            // Made before the task starts, so that the role is given up even if the
             // task never runs.
             let flusher = Flusher { batcher: Arc::clone(self), released: false };
             tokio::spawn(flusher.run());
@@ -86,41 +85,22 @@ impl<W: Worker> Batcher<W> {
             .await
             .map_err(|_| StoreError::Backend(Box::new(std::io::Error::other(W::ABANDONED))))?
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Call<W>>> {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The next batch: the calls waiting, at most `max_batch` of them, oldest first.
-    /// Taken out of the queue, so that no later call joins it.
-    fn take_batch(&self) -> Vec<Call<W>> {
-        let mut pending = self.lock();
-        if pending.len() <= self.max_batch {
-            std::mem::take(&mut *pending)
-        } else {
-            pending.drain(..self.max_batch).collect()
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
 }
 
-/// The task that runs a batcher's queued calls, holding its `flushing` flag: it
-/// clears the flag when it is dropped before it handed the flag back, whether it
+/// The task that runs a batcher's queued calls, holding the queue's runner role: it
+/// gives the role up when it is dropped before the queue took it back, whether it
 /// panicked, was cancelled (its runtime shut down) or was never polled, so that
 /// the next call starts a new one.
 struct Flusher<W: Worker> {
     batcher: Arc<Batcher<W>>,
-    /// Whether the flag was handed back (cleared, or taken over by another flusher).
+    /// Whether the queue took the role back (its `next_batch` returned `None`).
     released: bool,
 }
 
 impl<W: Worker> Drop for Flusher<W> {
     fn drop(&mut self) {
         if !self.released {
-            self.batcher.flushing.store(false, Ordering::Release);
+            self.batcher.queue.abandon();
         }
     }
 }
@@ -133,18 +113,10 @@ impl<W: Worker> Flusher<W> {
             // Let the tasks that are ready to run go first: those about to make a
             // call join this batch instead of waiting for the next one.
             tokio::task::yield_now().await;
-            let batch = self.batcher.take_batch();
-            if batch.is_empty() {
-                self.batcher.flushing.store(false, Ordering::Release);
-                // A call queued between the take and the store would wait for
-                // nobody: look once more, and carry on unless another flusher took
-                // over.
-                if !self.batcher.is_empty() && !self.batcher.flushing.swap(true, Ordering::AcqRel) {
-                    continue;
-                }
+            let Some(batch) = self.batcher.queue.next_batch(self.batcher.max_batch) else {
                 self.released = true;
                 return;
-            }
+            };
             // Run by a task of its own: a panic fails this batch alone (its callers
             // are told it was abandoned), and the loop goes on with the calls that
             // arrived meanwhile.
@@ -164,7 +136,8 @@ impl<W: Worker> Flusher<W> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
@@ -207,9 +180,9 @@ mod tests {
         assert_eq!(batches.iter().sum::<usize>(), 100);
         assert!(batches.iter().all(|&size| (1..=8).contains(&size)), "{batches:?}");
         assert!(batches.len() < 100, "nothing was batched: {batches:?}");
-        // The flusher hands its flag back once it finds the queue empty.
+        // The flusher hands its role back once it finds the queue empty.
         for _ in 0..1000 {
-            if !batcher.flushing.load(Ordering::Acquire) {
+            if !batcher.queue.is_running() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;

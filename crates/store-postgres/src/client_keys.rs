@@ -1,4 +1,4 @@
-//! Client keys and used assertion ids ([`ClientKeyStore`]).
+//! Administration of client keys ([`ClientKeyAdmin`]).
 //!
 //! A key's owner is a service user or an API app, stored as one string
 //! ([`KeyOwner::to_key`]: `user:{id}` or `app:{client_id}`), so no foreign key can
@@ -13,21 +13,22 @@
 //! Either the key is added first and deleted with its owner, or the owner is
 //! deleted first and the key is refused with [`StoreError::NotFound`]: no key
 //! outlives its owner.
+//!
+//! Looking a key up by id and recording used assertion ids belong to the issuing
+//! core ([`issuing`](crate::issuing)).
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use tessera_store::{ClientKey, ClientKeyStore, KeyOwner, StoreError};
-use time::OffsetDateTime;
+use tessera_store::sql::rows::ClientKeyRow;
+use tessera_store::{ClientKey, ClientKeyAdmin, KeyOwner, StoreError};
 
 use crate::error::map;
 use crate::projects::{self, API_APP};
-use crate::rows::{self, CLIENT_KEY_COLUMNS, unix};
-use crate::{PostgresStore, USER, exec, query, query_opt};
+use crate::rows::{self, insert_sql};
+use crate::{PostgresStore, USER, exec, query};
 
 /// What a failure on `client_keys` is about.
-pub(crate) const CLIENT_KEY: &str = "client key";
-/// What a failure on `used_assertions` is about.
-pub(crate) const USED_ASSERTION: &str = "used assertion id";
+const CLIENT_KEY: &str = ClientKeyRow::WHAT;
 
 /// Checks that `owner` exists, locking its row `FOR KEY SHARE` until the
 /// transaction ends; [`StoreError::NotFound`] names what is missing.
@@ -59,24 +60,22 @@ pub(crate) async fn delete_keys_of<C: GenericClient>(
 }
 
 #[async_trait]
-impl ClientKeyStore for PostgresStore {
+impl ClientKeyAdmin for PostgresStore {
     async fn add_client_key(&self, key: &ClientKey) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| map(e, CLIENT_KEY))?;
         lock_owner(&tx, &key.owner).await?;
-        let sql = format!(
-            "INSERT INTO client_keys ({CLIENT_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
-        );
+        let row = ClientKeyRow::of(key);
         exec(
             &tx,
-            &sql,
+            &insert_sql("client_keys", ClientKeyRow::COLUMNS, 6),
             &[
-                &key.key_id,
-                &key.owner.to_key(),
-                &key.algorithm.as_str(),
-                &key.public_jwk,
-                &unix(key.created_at),
-                &key.expires_at.map(unix),
+                &row.key_id,
+                &row.owner,
+                &row.algorithm,
+                &row.public_jwk,
+                &row.created_at,
+                &row.expires_at,
             ],
         )
         .await
@@ -84,20 +83,11 @@ impl ClientKeyStore for PostgresStore {
         tx.commit().await.map_err(|e| map(e, CLIENT_KEY))
     }
 
-    async fn client_key(&self, key_id: &str) -> Result<Option<ClientKey>, StoreError> {
-        let sql = format!("SELECT {CLIENT_KEY_COLUMNS} FROM client_keys WHERE key_id = $1");
-        query_opt(&self.client().await?, &sql, &[&key_id])
-            .await
-            .map_err(|e| map(e, CLIENT_KEY))?
-            .map(|row| rows::client_key(&row))
-            .transpose()
-    }
-
     async fn client_keys_of(&self, owner: &KeyOwner) -> Result<Vec<ClientKey>, StoreError> {
         // key_id has the "C" collation: ties in creation time are ordered by bytes.
         let sql = format!(
-            "SELECT {CLIENT_KEY_COLUMNS} FROM client_keys WHERE owner = $1 \
-             ORDER BY created_at, key_id"
+            "SELECT {} FROM client_keys WHERE owner = $1 ORDER BY created_at, key_id",
+            ClientKeyRow::COLUMNS
         );
         let rows = query(&self.client().await?, &sql, &[&owner.to_key()])
             .await
@@ -114,25 +104,5 @@ impl ClientKeyStore for PostgresStore {
         .await
         .map_err(|e| map(e, CLIENT_KEY))?;
         Ok(deleted > 0)
-    }
-
-    async fn use_assertion(
-        &self,
-        issuer: &str,
-        jti: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        // One statement outside a transaction: of concurrent inserts of one pair, on
-        // any number of instances, one inserts and the others wait for its commit
-        // and then insert nothing.
-        let inserted = exec(
-            &self.client().await?,
-            "INSERT INTO used_assertions (issuer, jti, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (issuer, jti) DO NOTHING",
-            &[&issuer, &jti, &unix(expires_at)],
-        )
-        .await
-        .map_err(|e| map(e, USED_ASSERTION))?;
-        Ok(inserted > 0)
     }
 }

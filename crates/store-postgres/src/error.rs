@@ -107,11 +107,6 @@ fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
         || (e.source().is_none() && e.to_string().contains("timeout"))
 }
 
-/// A stored value that does not read back into its type.
-pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("stored {what}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use deadpool_postgres::TimeoutType;

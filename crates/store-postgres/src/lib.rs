@@ -1,6 +1,29 @@
 //! PostgreSQL storage backend of Tessera: [`PostgresStore`] keeps everything Tessera
 //! stores in one PostgreSQL database (one schema of it), shared by any number of
-//! server instances:
+//! server instances. It is a complete backend ([`Store`](tessera_store::Store)):
+//! the issuing core, signing keys, the organization and every administration trait.
+//!
+//! ```no_run
+//! use tessera_store::prelude::*;
+//! use tessera_store::{ServiceUser, Username};
+//! use tessera_store_postgres::{PoolOptions, PostgresStore};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = PostgresStore::connect("postgres://tessera@db.internal/tessera").await?;
+//! let user = ServiceUser::new(Username::new("billing-job")?, time::OffsetDateTime::now_utc())?;
+//! store.create_service_user(&user).await?;
+//! assert!(store.service_user_by_username(&user.username).await?.is_some());
+//!
+//! // A smaller pool on a schema of its own.
+//! let options = PoolOptions::default().with_max_size(4).with_schema("tessera_staging");
+//! let staging = PostgresStore::connect_with("postgres://tessera@db.internal/tessera", options)
+//!     .await?;
+//! assert_eq!(staging.schema(), Some("tessera_staging"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The schema holds:
 //!
 //! - service users (`service_users`) and the records of their opaque tokens
 //!   (`tokens`, with the audience and the roles each token carries as JSON text);
@@ -18,12 +41,18 @@
 //! Only digests of client secrets and opaque tokens are stored (`BYTEA`), never the
 //! secrets; timestamps are unix seconds (`BIGINT`).
 //!
+//! Each storage trait is implemented in a module of its own (`issuing`,
+//! `signing_keys`, `organization`, `service_users`, `projects`, `client_keys`);
+//! `rows` reads the columns of each table into the row types shared with the SQLite
+//! backend ([`tessera_store::sql::rows`]), `batch` and `lookup` batch concurrent
+//! calls, and `group_commit` commits token records in groups.
+//!
 //! # Durability
 //!
 //! Every write commits before it returns, and with PostgreSQL's default
 //! `synchronous_commit=on` a commit returns only once the server flushed it to its
 //! write-ahead log on disk. A call such as
-//! [`insert_token`](tessera_store::TokenStore::insert_token) therefore returns only
+//! [`insert_token`](tessera_store::IssuingStore::insert_token) therefore returns only
 //! once its record would survive a crash of the database server, so a token is
 //! never handed out before its record is durable. Token records are committed in
 //! groups: one task per store writes them, every record that arrives while the
@@ -70,13 +99,13 @@
 //! The lookups that every token request and every token introspection makes are
 //! batched:
 //!
-//! - [`service_user_by_username`](ServiceUserStore::service_user_by_username) (the
+//! - [`service_user_by_username`](tessera_store::IssuingStore::service_user_by_username) (the
 //!   client authentication of a token request), `service_users WHERE username`;
-//! - [`api_app_by_client_id`](tessera_store::ProjectStore::api_app_by_client_id)
+//! - [`api_app_by_client_id`](tessera_store::IssuingStore::api_app_by_client_id)
 //!   (the API app calling introspection), `api_apps WHERE client_id`;
-//! - [`token_by_digest`](TokenStore::token_by_digest) (the token introspected),
+//! - [`token_by_digest`](tessera_store::IssuingStore::token_by_digest) (the token introspected),
 //!   `tokens WHERE digest`;
-//! - [`service_user_by_id`](ServiceUserStore::service_user_by_id) (the token's user,
+//! - [`service_user_by_id`](tessera_store::IssuingStore::service_user_by_id) (the token's user,
 //!   still enabled or not), `service_users WHERE id`.
 //!
 //! They still never answer with data older than the call. One task per store and
@@ -150,70 +179,50 @@
 //! it out again and opens new ones on demand, so the store recovers by itself when
 //! the database comes back. A stored row that no longer parses is
 //! [`StoreError::Corrupt`]; anything else is [`StoreError::Backend`].
-//!
-//! ```no_run
-//! use tessera_store::{ServiceUser, ServiceUserStore, Username};
-//! use tessera_store_postgres::{PoolOptions, PostgresStore};
-//!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = PostgresStore::connect("postgres://tessera@db.internal/tessera").await?;
-//! let user = ServiceUser::new(Username::new("billing-job")?, time::OffsetDateTime::now_utc())?;
-//! store.create_service_user(&user).await?;
-//! assert!(store.service_user_by_username(&user.username).await?.is_some());
-//!
-//! // A smaller pool on a schema of its own.
-//! let options = PoolOptions::default().with_max_size(4).with_schema("tessera_staging");
-//! let staging = PostgresStore::connect_with("postgres://tessera@db.internal/tessera", options)
-//!     .await?;
-//! assert_eq!(staging.schema(), Some("tessera_staging"));
-//! # Ok(())
-//! # }
-//! ```
 #![forbid(unsafe_code)]
 
 mod batch;
 mod client_keys;
 mod error;
+mod group_commit;
+mod issuing;
 mod lookup;
 mod organization;
 mod projects;
 mod rows;
 mod schema;
+mod service_users;
+mod signing_keys;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime,
 };
-use tessera_store::{
-    ServiceUser, ServiceUserPatch, ServiceUserStore, SigningKeyRecord, SigningKeyStore, Store,
-    StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, UserId, Username,
-};
-use time::OffsetDateTime;
-use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tessera_store::StoreError;
+use tessera_store::sql::rows::{UserRow, corrupt};
+use tokio_postgres::NoTls;
+use tokio_postgres::Row;
 
-use crate::batch::{Batcher, Worker};
-use crate::error::{copy, corrupt, is_foreign_key_violation, is_refused_statement, map, map_pool};
+use crate::batch::Batcher;
+use crate::error::{copy, map, map_pool};
+use crate::group_commit::TokenWriter;
 use crate::lookup::{AppByClientId, Reader, TokenByDigest, UserById, UserByUsername};
-use crate::rows::{
-    KEY_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS, audience_json, previous_secret_columns, roles_json,
-    unix,
-};
+use crate::rows::Param;
 
 /// The schema version this build migrates a database to (the number of migrations).
 pub const SCHEMA_VERSION: usize = schema::MIGRATIONS.len();
 
-const USER: &str = "service user";
-const TOKEN: &str = "token";
-const SIGNING_KEY: &str = "signing key";
+/// What a failure on `service_users` is about.
+const USER: &str = UserRow::WHAT;
+/// What a failure on `revoked_jtis` is about.
 const REVOKED_JTI: &str = "revoked token id";
+/// What a failure on `used_assertions` is about.
+const USED_ASSERTION: &str = "used assertion id";
 
 /// The class of the advisory lock around creating a service user or an API app
 /// (one namespace of client IDs): `"tes"` followed by 1.
@@ -330,28 +339,6 @@ pub struct PostgresStore {
     apps_by_client_id: Arc<Batcher<Reader<AppByClientId>>>,
 }
 
-/// A token record to insert, with its JSON columns.
-struct PendingToken {
-    record: TokenRecord,
-    audience: String,
-    roles: String,
-}
-
-/// Writes groups of token records (see [Durability](crate#durability)).
-struct TokenWriter {
-    pool: Pool,
-}
-
-impl Worker for TokenWriter {
-    type Input = PendingToken;
-    type Output = ();
-    const ABANDONED: &'static str = "the token write was abandoned";
-
-    async fn run(&self, group: &[PendingToken]) -> Vec<Result<(), StoreError>> {
-        commit_tokens(&self.pool, group).await
-    }
-}
-
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL is not kept: it may hold a password.
@@ -446,125 +433,6 @@ pub(crate) fn set_search_path(config: &mut tokio_postgres::Config, schema: &str)
     config.options(joined);
 }
 
-/// Inserts `group` on one connection; each record's result is its own (a
-/// conflicting record or one of a missing user fails alone), and none is Ok before
-/// the statement that wrote it committed.
-///
-/// The group is one statement; a record whose digest was stored already is not
-/// inserted by it, and is a conflict. A record that repeats the digest of an
-/// earlier one of the group is left out of the statement and written on its own
-/// afterwards (most likely a conflict too), so that each digest the statement
-/// returns belongs to one record. When the statement fails as a whole for what it
-/// writes (a foreign key violation: a user deleted meanwhile), the records are
-/// written one by one, each with its own result; when the pool or the connection
-/// fails, every record gets that error.
-async fn commit_tokens(pool: &Pool, group: &[PendingToken]) -> Vec<Result<(), StoreError>> {
-    let all_failed = |e| all_failed(e, group.len());
-    let client = match pool.get().await {
-        Ok(client) => client,
-        Err(e) => return all_failed(map_pool(e)),
-    };
-    if let [single] = group {
-        return vec![insert_token_row(&client, single).await];
-    }
-    let mut digests = HashSet::with_capacity(group.len());
-    let first: Vec<bool> = group.iter().map(|p| digests.insert(p.record.digest)).collect();
-    let firsts: Vec<&PendingToken> =
-        group.iter().zip(&first).filter(|(_, first)| **first).map(|(p, _)| p).collect();
-    let inserted = match insert_token_rows(&client, &firsts).await {
-        Ok(inserted) => Some(inserted),
-        Err(e) if is_refused_statement(&e) => None,
-        Err(e) => return all_failed(map(e, TOKEN)),
-    };
-    let mut results = Vec::with_capacity(group.len());
-    for (pending, first) in group.iter().zip(first) {
-        let result = match &inserted {
-            Some(inserted) if first => {
-                if inserted.contains(&pending.record.digest.as_bytes()[..]) {
-                    Ok(())
-                } else {
-                    Err(StoreError::Conflict(TOKEN))
-                }
-            }
-            _ => insert_token_row(&client, pending).await,
-        };
-        results.push(result);
-    }
-    results
-}
-
-/// Inserts records of distinct digests with one statement (committed when it
-/// returns) and returns the digests of those inserted: the others were stored
-/// already.
-async fn insert_token_rows(
-    client: &Object,
-    group: &[&PendingToken],
-) -> Result<HashSet<Vec<u8>>, tokio_postgres::Error> {
-    let sql = format!(
-        "INSERT INTO tokens ({TOKEN_COLUMNS}) \
-         SELECT * FROM unnest($1::bytea[], $2::text[], $3::text[], $4::text[], $5::text[], \
-         $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[]) \
-         ON CONFLICT (digest) DO NOTHING RETURNING digest"
-    );
-    let column = |f: fn(&PendingToken) -> &str| group.iter().map(|p| f(p)).collect::<Vec<_>>();
-    let digests: Vec<&[u8]> = group.iter().map(|p| &p.record.digest.as_bytes()[..]).collect();
-    let scopes: Vec<String> = group.iter().map(|p| p.record.scopes.to_string()).collect();
-    let issued: Vec<i64> = group.iter().map(|p| unix(p.record.issued_at)).collect();
-    let expires: Vec<i64> = group.iter().map(|p| unix(p.record.expires_at)).collect();
-    let revoked: Vec<Option<i64>> = group.iter().map(|p| p.record.revoked_at.map(unix)).collect();
-    let rows = query(
-        client,
-        &sql,
-        &[
-            &digests,
-            &column(|p| p.record.jti.as_str()),
-            &column(|p| p.record.user_id.as_str()),
-            &column(|p| p.record.client_id.as_str()),
-            &scopes,
-            &column(|p| &p.audience),
-            &issued,
-            &expires,
-            &revoked,
-            &column(|p| &p.roles),
-        ],
-    )
-    .await?;
-    rows.iter().map(|row| row.try_get::<_, Vec<u8>>(0)).collect()
-}
-
-/// Inserts one token record with a statement of its own, committed when it returns.
-async fn insert_token_row<C: GenericClient>(
-    client: &C,
-    pending: &PendingToken,
-) -> Result<(), StoreError> {
-    let record = &pending.record;
-    let digest: &[u8] = record.digest.as_bytes();
-    let sql = format!(
-        "INSERT INTO tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    );
-    exec(
-        client,
-        &sql,
-        &[
-            &digest,
-            &record.jti.as_str(),
-            &record.user_id.as_str(),
-            &record.client_id.as_str(),
-            &record.scopes.to_string(),
-            &pending.audience,
-            &unix(record.issued_at),
-            &unix(record.expires_at),
-            &record.revoked_at.map(unix),
-            &pending.roles,
-        ],
-    )
-    .await
-    .map(drop)
-    .map_err(|e| {
-        if is_foreign_key_violation(&e) { StoreError::NotFound(USER) } else { map(e, TOKEN) }
-    })
-}
-
 /// `e` as the result of each of `n` operations that one failure ended (a copy of
 /// it for all but the first).
 pub(crate) fn all_failed<T>(e: StoreError, n: usize) -> Vec<Result<T, StoreError>> {
@@ -572,7 +440,7 @@ pub(crate) fn all_failed<T>(e: StoreError, n: usize) -> Vec<Result<T, StoreError
     std::iter::once(Err(e)).chain(copies).collect()
 }
 
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+type Params<'a> = &'a [Param<'a>];
 
 /// Runs a statement, prepared once per connection.
 pub(crate) async fn exec<C: GenericClient>(
@@ -631,322 +499,4 @@ pub(crate) async fn lock<C: GenericClient>(
     .await
     .map_err(|e| map(e, what))?;
     Ok(())
-}
-
-async fn user_where<C: GenericClient>(
-    client: &C,
-    condition: &str,
-    value: &str,
-) -> Result<Option<ServiceUser>, StoreError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM service_users WHERE {condition}");
-    query_opt(client, &sql, &[&value])
-        .await
-        .map_err(|e| map(e, USER))?
-        .map(|row| rows::user(&row))
-        .transpose()
-}
-
-fn secret_bytes(user: &ServiceUser) -> Option<&[u8]> {
-    user.secret.as_ref().map(|d| &d.as_bytes()[..])
-}
-
-#[async_trait]
-impl ServiceUserStore for PostgresStore {
-    async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| map(e, USER))?;
-        // Usernames and API app client IDs are one namespace: check the apps and
-        // insert under the namespace lock, so that no other instance can create an
-        // app of this name in between.
-        lock(&tx, NAMESPACE_LOCK, USER).await?;
-        if projects::client_id_is_app(&tx, user.username.as_str()).await? {
-            return Err(StoreError::Conflict(USER));
-        }
-        let sql = format!(
-            "INSERT INTO service_users ({USER_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        );
-        let (previous_digest, previous_expiry) =
-            previous_secret_columns(user.previous_secret.as_ref());
-        exec(
-            &tx,
-            &sql,
-            &[
-                &user.id.as_str(),
-                &user.username.as_str(),
-                &user.display_name.as_str(),
-                &user.access_token_type.as_str(),
-                &i64::from(user.token_lifetime.as_secs()),
-                &secret_bytes(user),
-                &user.enabled,
-                &unix(user.created_at),
-                &unix(user.updated_at),
-                &previous_digest,
-                &previous_expiry,
-            ],
-        )
-        .await
-        .map_err(|e| map(e, USER))?;
-        tx.commit().await.map_err(|e| map(e, USER))
-    }
-
-    /// Batched: the lookup joins the lookups waiting for the store's next batch,
-    /// never one whose statement was sent already, so the row it returns was read
-    /// after the call started (see
-    /// [Several instances, one database](crate#several-instances-one-database)).
-    async fn service_user_by_username(
-        &self,
-        username: &Username,
-    ) -> Result<Option<ServiceUser>, StoreError> {
-        self.users_by_name.call(username.clone()).await
-    }
-
-    /// Batched, like [`service_user_by_username`](Self::service_user_by_username).
-    async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
-        self.users_by_id.call(id.clone()).await
-    }
-
-    async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM service_users ORDER BY username");
-        let rows = query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, USER))?;
-        rows::all(&rows, rows::user)
-    }
-
-    async fn update_service_user(
-        &self,
-        username: &Username,
-        patch: &ServiceUserPatch,
-    ) -> Result<ServiceUser, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| map(e, USER))?;
-        // FOR UPDATE: a concurrent update of the same user waits for this one to
-        // commit, then reads (and patches) its result.
-        let mut user = user_where(&tx, "username = $1 FOR UPDATE", username.as_str())
-            .await?
-            .ok_or(StoreError::NotFound(USER))?;
-        user.apply(patch);
-        let (previous_digest, previous_expiry) =
-            previous_secret_columns(user.previous_secret.as_ref());
-        exec(
-            &tx,
-            "UPDATE service_users SET display_name = $2, access_token_type = $3, \
-             token_lifetime_secs = $4, secret_digest = $5, enabled = $6, updated_at = $7, \
-             previous_secret_digest = $8, previous_secret_expires_at = $9 \
-             WHERE id = $1",
-            &[
-                &user.id.as_str(),
-                &user.display_name.as_str(),
-                &user.access_token_type.as_str(),
-                &i64::from(user.token_lifetime.as_secs()),
-                &secret_bytes(&user),
-                &user.enabled,
-                &unix(user.updated_at),
-                &previous_digest,
-                &previous_expiry,
-            ],
-        )
-        .await
-        .map_err(|e| map(e, USER))?;
-        tx.commit().await.map_err(|e| map(e, USER))?;
-        Ok(user)
-    }
-
-    async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| map(e, USER))?;
-        // The user first: its tokens and grants go with it (ON DELETE CASCADE), and
-        // this waits for a client key being added for it to commit (it holds the
-        // row FOR KEY SHARE), so that the next statement deletes that key too. The
-        // owner of a user's keys is `KeyOwner::to_key`'s form, `user:{id}`.
-        let owner: Option<String> = query_opt(
-            &tx,
-            "DELETE FROM service_users WHERE username = $1 RETURNING 'user:' || id",
-            &[&username.as_str()],
-        )
-        .await
-        .map_err(|e| map(e, USER))?
-        .map(|row| row.try_get(0))
-        .transpose()
-        .map_err(|e| corrupt("user id", e))?;
-        let Some(owner) = owner else {
-            // Dropping the transaction rolls it back (nothing was deleted anyway).
-            return Err(StoreError::NotFound(USER));
-        };
-        client_keys::delete_keys_of(&tx, &owner).await?;
-        tx.commit().await.map_err(|e| map(e, USER))
-    }
-}
-
-#[async_trait]
-impl TokenStore for PostgresStore {
-    /// Group commit: the record joins the records waiting for the store's flusher
-    /// task, and the call returns once the statement holding it has committed (with
-    /// `synchronous_commit=on`, flushed to disk), so a token is never answered
-    /// before its record is durable, while one round trip and one commit serve
-    /// every request in flight. If the caller stops waiting, the record may still
-    /// be committed.
-    async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        let pending = PendingToken {
-            audience: audience_json(&record.audience)?,
-            roles: roles_json(&record.roles)?,
-            record: record.clone(),
-        };
-        self.tokens.call(pending).await
-    }
-
-    /// Batched, like
-    /// [`service_user_by_username`](ServiceUserStore::service_user_by_username): the
-    /// record returned was read after the call started, so a revocation committed
-    /// before it is seen.
-    async fn token_by_digest(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        self.tokens_by_digest.call(*digest).await
-    }
-
-    /// Scans the table: no request looks a record up by id, and an index on ids
-    /// would cost every insert a write to a random index page.
-    async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE jti = $1");
-        query_opt(&self.client().await?, &sql, &[&jti.as_str()])
-            .await
-            .map_err(|e| map(e, TOKEN))?
-            .map(|row| rows::token(&row))
-            .transpose()
-    }
-
-    async fn revoke_token(
-        &self,
-        digest: &TokenDigest,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let digest: &[u8] = digest.as_bytes();
-        let changed = exec(
-            &self.client().await?,
-            "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE digest = $1",
-            &[&digest, &unix(now)],
-        )
-        .await
-        .map_err(|e| map(e, TOKEN))?;
-        Ok(changed > 0)
-    }
-
-    async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        let now = unix(now);
-        let mut client = self.client().await?;
-        // One transaction: one commit for the three tables.
-        let tx = client.transaction().await.map_err(|e| map(e, TOKEN))?;
-        let tokens = exec(&tx, "DELETE FROM tokens WHERE expires_at <= $1", &[&now])
-            .await
-            .map_err(|e| map(e, TOKEN))?;
-        let jtis = exec(&tx, "DELETE FROM revoked_jtis WHERE expires_at <= $1", &[&now])
-            .await
-            .map_err(|e| map(e, REVOKED_JTI))?;
-        let assertions = exec(&tx, "DELETE FROM used_assertions WHERE expires_at <= $1", &[&now])
-            .await
-            .map_err(|e| map(e, client_keys::USED_ASSERTION))?;
-        tx.commit().await.map_err(|e| map(e, TOKEN))?;
-        Ok(tokens + jtis + assertions)
-    }
-
-    async fn revoke_jti(
-        &self,
-        jti: &TokenId,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        exec(
-            &self.client().await?,
-            "INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (jti) DO UPDATE SET \
-             expires_at = GREATEST(revoked_jtis.expires_at, EXCLUDED.expires_at)",
-            &[&jti.as_str(), &unix(expires_at)],
-        )
-        .await
-        .map_err(|e| map(e, REVOKED_JTI))?;
-        Ok(())
-    }
-
-    async fn is_jti_revoked(&self, jti: &TokenId) -> Result<bool, StoreError> {
-        query_bool(
-            &self.client().await?,
-            "SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = $1)",
-            &[&jti.as_str()],
-            REVOKED_JTI,
-        )
-        .await
-    }
-}
-
-#[async_trait]
-impl SigningKeyStore for PostgresStore {
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY activates_at, kid");
-        let rows =
-            query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, SIGNING_KEY))?;
-        rows::all(&rows, rows::signing_key)
-    }
-
-    async fn insert_signing_key(
-        &self,
-        key: &SigningKeyRecord,
-        expected_latest: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(|e| map(e, SIGNING_KEY))?;
-        // Racing instances take turns here; each reads the newest key only once the
-        // previous one has committed (read committed: every statement sees the
-        // commits made before it started).
-        lock(&tx, SIGNING_KEY_LOCK, SIGNING_KEY).await?;
-        let latest: Option<String> = query_opt(
-            &tx,
-            "SELECT kid FROM signing_keys ORDER BY activates_at DESC, kid DESC LIMIT 1",
-            &[],
-        )
-        .await
-        .map_err(|e| map(e, SIGNING_KEY))?
-        .map(|row| row.try_get(0))
-        .transpose()
-        .map_err(|e| corrupt("signing key id", e))?;
-        if latest.as_deref() != expected_latest {
-            // Dropping the transaction rolls it back and releases the lock.
-            return Ok(false);
-        }
-        let sql =
-            format!("INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)");
-        exec(
-            &tx,
-            &sql,
-            &[
-                &key.kid,
-                &key.algorithm.as_str(),
-                &key.public_jwk,
-                &key.sealed_private_key,
-                &unix(key.created_at),
-                &unix(key.activates_at),
-            ],
-        )
-        .await
-        .map_err(|e| map(e, SIGNING_KEY))?;
-        tx.commit().await.map_err(|e| map(e, SIGNING_KEY))?;
-        Ok(true)
-    }
-
-    async fn delete_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
-        let deleted =
-            exec(&self.client().await?, "DELETE FROM signing_keys WHERE kid = $1", &[&kid])
-                .await
-                .map_err(|e| map(e, SIGNING_KEY))?;
-        Ok(deleted > 0)
-    }
-}
-
-#[async_trait]
-impl Store for PostgresStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        let statement = client.prepare_cached("SELECT 1").await.map_err(|e| map(e, "database"))?;
-        client.query_one(&statement, &[]).await.map_err(|e| map(e, "database"))?;
-        Ok(())
-    }
 }

@@ -14,6 +14,7 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 use deadpool_postgres::Pool;
+use tessera_store::sql::rows::{ApiAppRow, TokenRow, UserRow, corrupt};
 use tessera_store::{
     ApiApp, ClientId, ServiceUser, StoreError, TokenDigest, TokenRecord, UserId, Username,
 };
@@ -21,10 +22,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::batch::Worker;
-use crate::error::{copy, corrupt, map, map_pool};
-use crate::projects::API_APP;
-use crate::rows::{self, APP_COLUMNS, TOKEN_COLUMNS, USER_COLUMNS};
-use crate::{TOKEN, USER, all_failed, query, query_opt};
+use crate::error::{copy, map, map_pool};
+use crate::rows;
+use crate::{all_failed, query, query_opt};
 
 /// The type of a key column, as the lookups pass and read it: `str` for `TEXT`,
 /// `[u8]` for `BYTEA`.
@@ -199,10 +199,10 @@ impl Lookup for UserByUsername {
     type Key = Username;
     type Column = str;
     type Record = ServiceUser;
-    const WHAT: &'static str = USER;
+    const WHAT: &'static str = UserRow::WHAT;
     const ABANDONED: &'static str = "the service user lookup was abandoned";
     const TABLE: &'static str = "service_users";
-    const COLUMNS: &'static str = USER_COLUMNS;
+    const COLUMNS: &'static str = UserRow::COLUMNS;
     const KEY: &'static str = "username";
     const KEY_INDEX: usize = 1;
 
@@ -222,10 +222,10 @@ impl Lookup for UserById {
     type Key = UserId;
     type Column = str;
     type Record = ServiceUser;
-    const WHAT: &'static str = USER;
+    const WHAT: &'static str = UserRow::WHAT;
     const ABANDONED: &'static str = "the service user lookup was abandoned";
     const TABLE: &'static str = "service_users";
-    const COLUMNS: &'static str = USER_COLUMNS;
+    const COLUMNS: &'static str = UserRow::COLUMNS;
     const KEY: &'static str = "id";
     const KEY_INDEX: usize = 0;
 
@@ -245,10 +245,10 @@ impl Lookup for TokenByDigest {
     type Key = TokenDigest;
     type Column = [u8];
     type Record = TokenRecord;
-    const WHAT: &'static str = TOKEN;
+    const WHAT: &'static str = TokenRow::WHAT;
     const ABANDONED: &'static str = "the token lookup was abandoned";
     const TABLE: &'static str = "tokens";
-    const COLUMNS: &'static str = TOKEN_COLUMNS;
+    const COLUMNS: &'static str = TokenRow::COLUMNS;
     const KEY: &'static str = "digest";
     const KEY_INDEX: usize = 0;
 
@@ -268,10 +268,10 @@ impl Lookup for AppByClientId {
     type Key = ClientId;
     type Column = str;
     type Record = ApiApp;
-    const WHAT: &'static str = API_APP;
+    const WHAT: &'static str = ApiAppRow::WHAT;
     const ABANDONED: &'static str = "the API app lookup was abandoned";
     const TABLE: &'static str = "api_apps";
-    const COLUMNS: &'static str = APP_COLUMNS;
+    const COLUMNS: &'static str = ApiAppRow::COLUMNS;
     const KEY: &'static str = "client_id";
     const KEY_INDEX: usize = 0;
 

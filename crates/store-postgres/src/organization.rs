@@ -1,5 +1,7 @@
-//! The organization ([`OrganizationStore`]): one row of `organization`, whose
-//! `singleton` key is always 1.
+//! The organization ([`OrganizationStore`], and its administration,
+//! [`OrganizationAdmin`]): one row of `organization`, whose `singleton` key is
+//! always 1. Both traits are here: they share the row and its reading, and the
+//! administration has one method.
 //!
 //! The first store is an `INSERT ... ON CONFLICT DO NOTHING` followed by a read of
 //! the row, in one transaction. Of several instances that race to store their
@@ -9,17 +11,19 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use tessera_store::{DisplayName, Domain, Organization, OrganizationStore, StoreError};
+use tessera_store::sql::rows::OrganizationRow;
+use tessera_store::{
+    DisplayName, Domain, Organization, OrganizationAdmin, OrganizationStore, StoreError,
+};
 
 use crate::error::map;
-use crate::rows::{self, ORGANIZATION_COLUMNS, unix};
-use crate::{PostgresStore, exec, query_opt};
+use crate::{PostgresStore, exec, query_opt, rows};
 
 /// What a failure on `organization` is about.
-const ORGANIZATION: &str = "organization";
+const ORGANIZATION: &str = OrganizationRow::WHAT;
 
 async fn stored<C: GenericClient>(client: &C) -> Result<Option<Organization>, StoreError> {
-    let sql = format!("SELECT {ORGANIZATION_COLUMNS} FROM organization WHERE singleton = 1");
+    let sql = format!("SELECT {} FROM organization WHERE singleton = 1", OrganizationRow::COLUMNS);
     query_opt(client, &sql, &[])
         .await
         .map_err(|e| map(e, ORGANIZATION))?
@@ -40,28 +44,24 @@ impl OrganizationStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| map(e, ORGANIZATION))?;
         let sql = format!(
-            "INSERT INTO organization (singleton, {ORGANIZATION_COLUMNS}) \
-             VALUES (1, $1, $2, $3, $4) ON CONFLICT (singleton) DO NOTHING"
+            "INSERT INTO organization (singleton, {}) \
+             VALUES (1, $1, $2, $3, $4) ON CONFLICT (singleton) DO NOTHING",
+            OrganizationRow::COLUMNS
         );
-        exec(
-            &tx,
-            &sql,
-            &[
-                &candidate.id.as_str(),
-                &candidate.name.as_str(),
-                &candidate.primary_domain.as_str(),
-                &unix(candidate.created_at),
-            ],
-        )
-        .await
-        .map_err(|e| map(e, ORGANIZATION))?;
+        let row = OrganizationRow::of(candidate);
+        exec(&tx, &sql, &[&row.id, &row.name, &row.primary_domain, &row.created_at])
+            .await
+            .map_err(|e| map(e, ORGANIZATION))?;
         let org = stored(&tx).await?.ok_or_else(|| {
             StoreError::Corrupt("the organization is missing right after its insert".into())
         })?;
         tx.commit().await.map_err(|e| map(e, ORGANIZATION))?;
         Ok(org)
     }
+}
 
+#[async_trait]
+impl OrganizationAdmin for PostgresStore {
     async fn update_organization(
         &self,
         name: &DisplayName,
@@ -70,7 +70,8 @@ impl OrganizationStore for PostgresStore {
         // One statement: atomic, and it returns the row as it stored it.
         let sql = format!(
             "UPDATE organization SET name = $1, primary_domain = $2 WHERE singleton = 1 \
-             RETURNING {ORGANIZATION_COLUMNS}"
+             RETURNING {}",
+            OrganizationRow::COLUMNS
         );
         query_opt(&self.client().await?, &sql, &[&name.as_str(), &primary_domain.as_str()])
             .await

@@ -1,30 +1,38 @@
-//! Projects, API apps and role grants ([`ProjectStore`]).
+//! Administration of projects, API apps and role grants ([`ProjectAdmin`]).
 //!
 //! API app client IDs share one namespace with service-user usernames. Creating
 //! either runs in a transaction that first takes the namespace advisory lock and
 //! then checks the other table, so no two instances can claim the same name at once.
 //! Under the same lock, creating an API app checks that no other app has its app id
 //! (a unique constraint holds that too).
+//! A patch of an API app reads its row `FOR UPDATE`, applies it and writes it back.
 //! Deleting an API app deletes its client keys in the same transaction.
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use std::sync::LazyLock;
+
+use tessera_store::sql::rows::{ApiAppRow, GrantRow, ProjectRow};
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectId, ProjectStore,
-    RoleGrant, StoreError, UserId,
+    ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectAdmin, ProjectId,
+    RoleGrant, StoreError,
 };
 
 use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
-use crate::rows::{APP_COLUMNS, GRANT_COLUMNS, PROJECT_COLUMNS, previous_secret_columns, unix};
+use crate::rows::{app_values, insert_sql};
 use crate::{NAMESPACE_LOCK, PostgresStore, USER, exec, lock, query, query_bool, query_opt, rows};
 
-const PROJECT: &str = "project";
+const PROJECT: &str = ProjectRow::WHAT;
 /// What a failure on `api_apps` is about.
-pub(crate) const API_APP: &str = "API app";
+pub(crate) const API_APP: &str = ApiAppRow::WHAT;
 const CLIENT_ID: &str = "client ID";
 const APP_ID: &str = "app id";
-const GRANT: &str = "role grant";
+const GRANT: &str = GrantRow::WHAT;
+
+/// `INSERT INTO api_apps ...`, made once.
+static INSERT_APP: LazyLock<String> =
+    LazyLock::new(|| insert_sql("api_apps", ApiAppRow::COLUMNS, 10));
 
 /// Whether an API app has the client ID `name`.
 pub(crate) async fn client_id_is_app<C: GenericClient>(
@@ -104,7 +112,7 @@ async fn app_where<C: GenericClient>(
     condition: &str,
     client_id: &str,
 ) -> Result<Option<ApiApp>, StoreError> {
-    let sql = format!("SELECT {APP_COLUMNS} FROM api_apps WHERE {condition}");
+    let sql = format!("SELECT {} FROM api_apps WHERE {condition}", ApiAppRow::COLUMNS);
     query_opt(client, &sql, &[&client_id])
         .await
         .map_err(|e| map(e, API_APP))?
@@ -112,18 +120,14 @@ async fn app_where<C: GenericClient>(
         .transpose()
 }
 
-fn secret_bytes(app: &ApiApp) -> Option<&[u8]> {
-    app.secret.as_ref().map(|d| &d.as_bytes()[..])
-}
-
 #[async_trait]
-impl ProjectStore for PostgresStore {
+impl ProjectAdmin for PostgresStore {
     async fn create_project(&self, project: &Project) -> Result<(), StoreError> {
-        let sql = format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES ($1, $2, $3)");
+        let row = ProjectRow::of(project);
         exec(
             &self.client().await?,
-            &sql,
-            &[&project.id.as_str(), &project.name.as_str(), &unix(project.created_at)],
+            &insert_sql("projects", ProjectRow::COLUMNS, 3),
+            &[&row.id, &row.name, &row.created_at],
         )
         .await
         .map_err(|e| map(e, PROJECT))?;
@@ -141,17 +145,8 @@ impl ProjectStore for PostgresStore {
         if changed == 0 { Err(StoreError::NotFound(PROJECT)) } else { Ok(()) }
     }
 
-    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = $1");
-        query_opt(&self.client().await?, &sql, &[&id.as_str()])
-            .await
-            .map_err(|e| map(e, PROJECT))?
-            .map(|row| rows::project(&row))
-            .transpose()
-    }
-
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY id");
+        let sql = format!("SELECT {} FROM projects ORDER BY id", ProjectRow::COLUMNS);
         let rows = query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, PROJECT))?;
         rows::all(&rows, rows::project)
     }
@@ -169,30 +164,8 @@ impl ProjectStore for PostgresStore {
         if app_id_is_taken(&tx, app.app_id.as_str()).await? {
             return Err(StoreError::Conflict(APP_ID));
         }
-        let sql = format!(
-            "INSERT INTO api_apps ({APP_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        );
-        let (previous_digest, previous_expiry) =
-            previous_secret_columns(app.previous_secret.as_ref());
-        exec(
-            &tx,
-            &sql,
-            &[
-                &app.client_id.as_str(),
-                &app.project_id.as_str(),
-                &app.name.as_str(),
-                &secret_bytes(app),
-                &app.enabled,
-                &unix(app.created_at),
-                &unix(app.updated_at),
-                &previous_digest,
-                &previous_expiry,
-                &app.app_id.as_str(),
-            ],
-        )
-        .await
-        .map_err(|e| {
+        let row = ApiAppRow::of(app);
+        exec(&tx, &INSERT_APP, &app_values(&row)).await.map_err(|e| {
             if is_foreign_key_violation(&e) {
                 StoreError::NotFound(PROJECT)
             } else {
@@ -202,19 +175,8 @@ impl ProjectStore for PostgresStore {
         tx.commit().await.map_err(|e| map(e, API_APP))
     }
 
-    /// Batched, like
-    /// [`service_user_by_username`](tessera_store::ServiceUserStore::service_user_by_username):
-    /// the app returned was read after the call started, so a secret replaced
-    /// before it is seen.
-    async fn api_app_by_client_id(
-        &self,
-        client_id: &ClientId,
-    ) -> Result<Option<ApiApp>, StoreError> {
-        self.apps_by_client_id.call(client_id.clone()).await
-    }
-
     async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {
-        let sql = format!("SELECT {APP_COLUMNS} FROM api_apps ORDER BY client_id");
+        let sql = format!("SELECT {} FROM api_apps ORDER BY client_id", ApiAppRow::COLUMNS);
         let rows = query(&self.client().await?, &sql, &[]).await.map_err(|e| map(e, API_APP))?;
         rows::all(&rows, rows::app)
     }
@@ -230,21 +192,20 @@ impl ProjectStore for PostgresStore {
             .await?
             .ok_or(StoreError::NotFound(API_APP))?;
         app.apply(patch);
-        let (previous_digest, previous_expiry) =
-            previous_secret_columns(app.previous_secret.as_ref());
+        let row = ApiAppRow::of(&app);
         exec(
             &tx,
             "UPDATE api_apps SET name = $2, secret_digest = $3, enabled = $4, updated_at = $5, \
              previous_secret_digest = $6, previous_secret_expires_at = $7 \
              WHERE client_id = $1",
             &[
-                &app.client_id.as_str(),
-                &app.name.as_str(),
-                &secret_bytes(&app),
-                &app.enabled,
-                &unix(app.updated_at),
-                &previous_digest,
-                &previous_expiry,
+                &row.client_id,
+                &row.name,
+                &row.secret_digest,
+                &row.enabled,
+                &row.updated_at,
+                &row.previous_secret_digest,
+                &row.previous_secret_expires_at,
             ],
         )
         .await
@@ -284,15 +245,13 @@ impl ProjectStore for PostgresStore {
             return Err(StoreError::NotFound(PROJECT));
         }
         let sql = format!(
-            "INSERT INTO role_grants ({GRANT_COLUMNS}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+            "INSERT INTO role_grants ({}) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            GrantRow::COLUMNS
         );
-        let inserted = exec(
-            &tx,
-            &sql,
-            &[&grant.user_id.as_str(), &grant.project_id.as_str(), &grant.role.as_str()],
-        )
-        .await
-        .map_err(|e| map(e, GRANT))?;
+        let row = GrantRow::of(grant);
+        let inserted = exec(&tx, &sql, &[&row.user_id, &row.project_id, &row.role])
+            .await
+            .map_err(|e| map(e, GRANT))?;
         tx.commit().await.map_err(|e| map(e, GRANT))?;
         Ok(inserted > 0)
     }
@@ -306,15 +265,5 @@ impl ProjectStore for PostgresStore {
         .await
         .map_err(|e| map(e, GRANT))?;
         Ok(deleted > 0)
-    }
-
-    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
-        let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM role_grants WHERE user_id = $1 ORDER BY project_id, role"
-        );
-        let rows = query(&self.client().await?, &sql, &[&user_id.as_str()])
-            .await
-            .map_err(|e| map(e, GRANT))?;
-        rows::all(&rows, rows::grant)
     }
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use tessera_store::sql::rows::corrupt;
 use tessera_store::{AppId, StoreError};
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use crate::error::{corrupt, map};
+use crate::error::map;
 
 use self::Step::{FillAppIds, Sql};
 

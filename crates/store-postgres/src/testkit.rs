@@ -6,7 +6,7 @@
 //! database; the schema is dropped when the guard is.
 //!
 //! ```no_run
-//! use tessera_store::Store;
+//! use tessera_store::prelude::*;
 //! use tessera_store_postgres::testkit::{TestSchema, url_or_skip};
 //!
 //! # async fn a_test() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,4 +1,4 @@
-//! Client keys and used assertion ids ([`ClientKeyStore`]).
+//! Administration of client keys ([`ClientKeyAdmin`]).
 //!
 //! A key's owner is a service user or an API app, stored as one string
 //! ([`KeyOwner::to_key`]: `user:{id}` or `app:{client_id}`), so no foreign key can
@@ -6,21 +6,22 @@
 //! `BEGIN IMMEDIATE` transaction as the insert, and deleting a user or an app
 //! deletes its keys in the transaction that deletes it; write transactions are
 //! serialized across connections and processes, so no key outlives its owner.
+//!
+//! Looking a key up by id and recording used assertion ids belong to the issuing
+//! core ([`issuing`](crate::issuing)).
 
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
-use tessera_store::{ClientKey, ClientKeyStore, KeyOwner, StoreError};
-use time::OffsetDateTime;
+use tessera_store::sql::rows::ClientKeyRow;
+use tessera_store::{ClientKey, ClientKeyAdmin, KeyOwner, StoreError};
 
 use crate::error::map;
 use crate::projects::{self, API_APP};
-use crate::rows::{CLIENT_KEY_COLUMNS, ClientKeyRow, select_all, select_one, unix};
+use crate::rows::{ClientKeys, insert_sql, select_all};
 use crate::{SqliteStore, USER};
 
 /// What a failure on `client_keys` is about.
-pub(crate) const CLIENT_KEY: &str = "client key";
-/// What a failure on `used_assertions` is about.
-pub(crate) const USED_ASSERTION: &str = "used assertion id";
+const CLIENT_KEY: &str = ClientKeyRow::WHAT;
 
 /// Whether `owner` exists; [`StoreError::NotFound`] names what is missing.
 fn check_owner(conn: &Connection, owner: &KeyOwner) -> Result<(), StoreError> {
@@ -47,7 +48,7 @@ pub(crate) fn delete_keys_of(conn: &Connection, owner: &KeyOwner) -> Result<usiz
 }
 
 #[async_trait]
-impl ClientKeyStore for SqliteStore {
+impl ClientKeyAdmin for SqliteStore {
     async fn add_client_key(&self, key: &ClientKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.write(move |conn| {
@@ -57,18 +58,16 @@ impl ClientKeyStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| map(e, CLIENT_KEY))?;
             check_owner(&tx, &key.owner)?;
-            let sql = format!(
-                "INSERT INTO client_keys ({CLIENT_KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
-            );
-            tx.prepare_cached(&sql)
+            let row = ClientKeyRow::of(&key);
+            tx.prepare_cached(&insert_sql("client_keys", ClientKeyRow::COLUMNS, 6))
                 .and_then(|mut stmt| {
                     stmt.execute(params![
-                        key.key_id,
-                        key.owner.to_key(),
-                        key.algorithm.as_str(),
-                        key.public_jwk,
-                        unix(key.created_at),
-                        key.expires_at.map(unix),
+                        row.key_id,
+                        row.owner,
+                        row.algorithm,
+                        row.public_jwk,
+                        row.created_at,
+                        row.expires_at,
                     ])
                 })
                 .map_err(|e| map(e, CLIENT_KEY))?;
@@ -77,23 +76,11 @@ impl ClientKeyStore for SqliteStore {
         .await
     }
 
-    async fn client_key(&self, key_id: &str) -> Result<Option<ClientKey>, StoreError> {
-        let key_id = key_id.to_owned();
-        self.read(move |conn| {
-            select_one::<ClientKeyRow>(
-                conn,
-                "FROM client_keys WHERE key_id = ?1",
-                [key_id.as_str()],
-            )
-        })
-        .await
-    }
-
     async fn client_keys_of(&self, owner: &KeyOwner) -> Result<Vec<ClientKey>, StoreError> {
         let owner = owner.to_key();
         self.read(move |conn| {
             // TEXT compares with the BINARY collation: key ids in byte order.
-            select_all::<ClientKeyRow>(
+            select_all::<ClientKeys>(
                 conn,
                 "FROM client_keys WHERE owner = ?1 ORDER BY created_at, key_id",
                 [owner.as_str()],
@@ -111,29 +98,6 @@ impl ClientKeyStore for SqliteStore {
                 .and_then(|mut stmt| stmt.execute([owner, key_id]))
                 .map_err(|e| map(e, CLIENT_KEY))?;
             Ok(deleted > 0)
-        })
-        .await
-    }
-
-    async fn use_assertion(
-        &self,
-        issuer: &str,
-        jti: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let issuer = issuer.to_owned();
-        let jti = jti.to_owned();
-        self.write(move |conn| {
-            // One statement in autocommit mode: atomic across connections and
-            // processes (writers are serialized), and durable when execute returns.
-            let inserted = conn
-                .prepare_cached(
-                    "INSERT INTO used_assertions (issuer, jti, expires_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (issuer, jti) DO NOTHING",
-                )
-                .and_then(|mut stmt| stmt.execute(params![issuer, jti, unix(expires_at)]))
-                .map_err(|e| map(e, USED_ASSERTION))?;
-            Ok(inserted > 0)
         })
         .await
     }

@@ -47,11 +47,6 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
-/// A stored value that does not parse back into its type.
-pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("stored {what}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

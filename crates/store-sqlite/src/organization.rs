@@ -1,5 +1,7 @@
-//! The organization ([`OrganizationStore`]): one row of `organization`, whose
-//! `singleton` key is always 1.
+//! The organization ([`OrganizationStore`], and its administration,
+//! [`OrganizationAdmin`]): one row of `organization`, whose `singleton` key is
+//! always 1. Both traits are here: they share the row and its reading, and the
+//! administration has one method.
 //!
 //! The first store is an `INSERT ... ON CONFLICT DO NOTHING` followed by a read of
 //! the row, in one `BEGIN IMMEDIATE` transaction: write transactions are serialized
@@ -8,17 +10,20 @@
 
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
-use tessera_store::{DisplayName, Domain, Organization, OrganizationStore, StoreError};
+use tessera_store::sql::rows::OrganizationRow;
+use tessera_store::{
+    DisplayName, Domain, Organization, OrganizationAdmin, OrganizationStore, StoreError,
+};
 
 use crate::SqliteStore;
 use crate::error::map;
-use crate::rows::{ORGANIZATION_COLUMNS, OrganizationRow, select_one, unix};
+use crate::rows::{Organizations, select_one};
 
 /// What a failure on `organization` is about.
-const ORGANIZATION: &str = "organization";
+const ORGANIZATION: &str = OrganizationRow::WHAT;
 
 fn stored(conn: &Connection) -> Result<Option<Organization>, StoreError> {
-    select_one::<OrganizationRow>(conn, "FROM organization WHERE singleton = 1", [])
+    select_one::<Organizations>(conn, "FROM organization WHERE singleton = 1", [])
 }
 
 #[async_trait]
@@ -37,17 +42,14 @@ impl OrganizationStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| map(e, ORGANIZATION))?;
             let sql = format!(
-                "INSERT INTO organization (singleton, {ORGANIZATION_COLUMNS}) \
-                 VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (singleton) DO NOTHING"
+                "INSERT INTO organization (singleton, {}) \
+                 VALUES (1, ?1, ?2, ?3, ?4) ON CONFLICT (singleton) DO NOTHING",
+                OrganizationRow::COLUMNS
             );
+            let row = OrganizationRow::of(&candidate);
             tx.prepare_cached(&sql)
                 .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        candidate.id.as_str(),
-                        candidate.name.as_str(),
-                        candidate.primary_domain.as_str(),
-                        unix(candidate.created_at),
-                    ])
+                    stmt.execute(params![row.id, row.name, row.primary_domain, row.created_at])
                 })
                 .map_err(|e| map(e, ORGANIZATION))?;
             let org = stored(&tx)?.ok_or_else(|| {
@@ -58,7 +60,10 @@ impl OrganizationStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl OrganizationAdmin for SqliteStore {
     async fn update_organization(
         &self,
         name: &DisplayName,

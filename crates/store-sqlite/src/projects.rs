@@ -1,91 +1,85 @@
-//! Projects, API apps and role grants ([`ProjectStore`]).
+//! Administration of projects, API apps and role grants ([`ProjectAdmin`]).
 //!
 //! API app client IDs share one namespace with service-user usernames. Creating
 //! either runs in a `BEGIN IMMEDIATE` transaction that first checks the other
 //! table, so no two connections (or processes) can claim the same name at once.
 //! The same transaction checks that no other API app has the new app's app id (a
-//! unique index holds that too).
-//! Deleting an API app deletes its client keys in the same transaction.
+//! unique index holds that too). A patch is read, applied and written back in one
+//! such transaction. Deleting an API app deletes its client keys in the same
+//! transaction.
+
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
+use tessera_store::sql::rows::{ApiAppRow, GrantRow, ProjectRow};
 use tessera_store::{
-    ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectId, ProjectStore,
-    RoleGrant, StoreError, UserId,
+    ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectAdmin, ProjectId,
+    RoleGrant, StoreError,
 };
 
 use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
-use crate::rows::{
-    APP_COLUMNS, AppRow, GRANT_COLUMNS, GrantRow, PROJECT_COLUMNS, ProjectRow,
-    previous_secret_columns, select_all, select_one, unix,
-};
+use crate::issuing::app_by_client_id;
+use crate::rows::{Apps, Projects, app_values, insert_sql, select_all};
 use crate::{SqliteStore, USER};
 
-const PROJECT: &str = "project";
+const PROJECT: &str = ProjectRow::WHAT;
 /// What a failure on `api_apps` is about.
-pub(crate) const API_APP: &str = "API app";
+pub(crate) const API_APP: &str = ApiAppRow::WHAT;
 const CLIENT_ID: &str = "client ID";
 const APP_ID: &str = "app id";
-/// What a failure on `role_grants` is about.
-pub(crate) const GRANT: &str = "role grant";
+const GRANT: &str = GrantRow::WHAT;
+
+/// `INSERT INTO api_apps ...`, made once.
+static INSERT_APP: LazyLock<String> =
+    LazyLock::new(|| insert_sql("api_apps", ApiAppRow::COLUMNS, 10));
+
+/// Whether `sql` (a `SELECT EXISTS ...` with one parameter) finds `value`.
+fn exists(
+    conn: &Connection,
+    sql: &str,
+    value: &str,
+    what: &'static str,
+) -> Result<bool, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut stmt| stmt.query_row([value], |row| row.get(0)))
+        .map_err(|e| map(e, what))
+}
 
 /// Whether an API app has the client ID `name`.
 pub(crate) fn client_id_is_app(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM api_apps WHERE client_id = ?1)")
-        .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)))
-        .map_err(|e| map(e, API_APP))
+    exists(conn, "SELECT EXISTS (SELECT 1 FROM api_apps WHERE client_id = ?1)", name, API_APP)
 }
 
 /// Whether a service user has the username `name`.
 fn name_is_user(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM service_users WHERE username = ?1)")
-        .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)))
-        .map_err(|e| map(e, USER))
+    exists(conn, "SELECT EXISTS (SELECT 1 FROM service_users WHERE username = ?1)", name, USER)
 }
 
 /// Whether a service user has the id `id`.
 pub(crate) fn user_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM service_users WHERE id = ?1)")
-        .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)))
-        .map_err(|e| map(e, USER))
+    exists(conn, "SELECT EXISTS (SELECT 1 FROM service_users WHERE id = ?1)", id, USER)
 }
 
 /// Whether an API app has the app id `app_id`.
 fn app_id_is_taken(conn: &Connection, app_id: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM api_apps WHERE app_id = ?1)")
-        .and_then(|mut stmt| stmt.query_row([app_id], |row| row.get(0)))
-        .map_err(|e| map(e, API_APP))
+    exists(conn, "SELECT EXISTS (SELECT 1 FROM api_apps WHERE app_id = ?1)", app_id, API_APP)
 }
 
 fn project_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM projects WHERE id = ?1)")
-        .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)))
-        .map_err(|e| map(e, PROJECT))
-}
-
-fn app_by_client_id(conn: &Connection, client_id: &str) -> Result<Option<ApiApp>, StoreError> {
-    select_one::<AppRow>(conn, "FROM api_apps WHERE client_id = ?1", [client_id])
-}
-
-fn secret_bytes(app: &ApiApp) -> Option<&[u8]> {
-    app.secret.as_ref().map(|d| &d.as_bytes()[..])
+    exists(conn, "SELECT EXISTS (SELECT 1 FROM projects WHERE id = ?1)", id, PROJECT)
 }
 
 #[async_trait]
-impl ProjectStore for SqliteStore {
+impl ProjectAdmin for SqliteStore {
     async fn create_project(&self, project: &Project) -> Result<(), StoreError> {
         let project = project.clone();
         self.write(move |conn| {
-            let sql = format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3)");
+            let row = ProjectRow::of(&project);
+            let sql = insert_sql("projects", ProjectRow::COLUMNS, 3);
             conn.prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        project.id.as_str(),
-                        project.name.as_str(),
-                        unix(project.created_at),
-                    ])
-                })
+                .and_then(|mut stmt| stmt.execute(params![row.id, row.name, row.created_at]))
                 .map_err(|e| map(e, PROJECT))?;
             Ok(())
         })
@@ -105,16 +99,8 @@ impl ProjectStore for SqliteStore {
         .await
     }
 
-    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
-        let id = id.clone();
-        self.read(move |conn| {
-            select_one::<ProjectRow>(conn, "FROM projects WHERE id = ?1", [id.as_str()])
-        })
-        .await
-    }
-
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        self.read(|conn| select_all::<ProjectRow>(conn, "FROM projects ORDER BY id", [])).await
+        self.read(|conn| select_all::<Projects>(conn, "FROM projects ORDER BY id", [])).await
     }
 
     async fn create_api_app(&self, app: &ApiApp) -> Result<(), StoreError> {
@@ -132,27 +118,9 @@ impl ProjectStore for SqliteStore {
             if app_id_is_taken(&tx, app.app_id.as_str())? {
                 return Err(StoreError::Conflict(APP_ID));
             }
-            let sql = format!(
-                "INSERT INTO api_apps ({APP_COLUMNS}) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
-            );
-            let (previous_digest, previous_expiry) =
-                previous_secret_columns(app.previous_secret.as_ref());
-            tx.prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        app.client_id.as_str(),
-                        app.project_id.as_str(),
-                        app.name.as_str(),
-                        secret_bytes(&app),
-                        app.enabled,
-                        unix(app.created_at),
-                        unix(app.updated_at),
-                        previous_digest,
-                        previous_expiry,
-                        app.app_id.as_str(),
-                    ])
-                })
+            let row = ApiAppRow::of(&app);
+            tx.prepare_cached(&INSERT_APP)
+                .and_then(|mut stmt| stmt.execute(&app_values(&row)[..]))
                 .map_err(|e| {
                     if is_foreign_key_violation(&e) {
                         StoreError::NotFound(PROJECT)
@@ -165,16 +133,8 @@ impl ProjectStore for SqliteStore {
         .await
     }
 
-    async fn api_app_by_client_id(
-        &self,
-        client_id: &ClientId,
-    ) -> Result<Option<ApiApp>, StoreError> {
-        let client_id = client_id.clone();
-        self.read(move |conn| app_by_client_id(conn, client_id.as_str())).await
-    }
-
     async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {
-        self.read(|conn| select_all::<AppRow>(conn, "FROM api_apps ORDER BY client_id", [])).await
+        self.read(|conn| select_all::<Apps>(conn, "FROM api_apps ORDER BY client_id", [])).await
     }
 
     async fn update_api_app(
@@ -191,8 +151,7 @@ impl ProjectStore for SqliteStore {
             let mut app =
                 app_by_client_id(&tx, client_id.as_str())?.ok_or(StoreError::NotFound(API_APP))?;
             app.apply(&patch);
-            let (previous_digest, previous_expiry) =
-                previous_secret_columns(app.previous_secret.as_ref());
+            let row = ApiAppRow::of(&app);
             tx.prepare_cached(
                 "UPDATE api_apps SET name = ?2, secret_digest = ?3, enabled = ?4, \
                  updated_at = ?5, previous_secret_digest = ?6, previous_secret_expires_at = ?7 \
@@ -200,13 +159,13 @@ impl ProjectStore for SqliteStore {
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
-                    app.client_id.as_str(),
-                    app.name.as_str(),
-                    secret_bytes(&app),
-                    app.enabled,
-                    unix(app.updated_at),
-                    previous_digest,
-                    previous_expiry,
+                    row.client_id,
+                    row.name,
+                    row.secret_digest,
+                    row.enabled,
+                    row.updated_at,
+                    row.previous_secret_digest,
+                    row.previous_secret_expires_at,
                 ])
             })
             .map_err(|e| map(e, API_APP))?;
@@ -252,17 +211,14 @@ impl ProjectStore for SqliteStore {
             if !project_exists(&tx, grant.project_id.as_str())? {
                 return Err(StoreError::NotFound(PROJECT));
             }
-            let sql =
-                format!("INSERT OR IGNORE INTO role_grants ({GRANT_COLUMNS}) VALUES (?1, ?2, ?3)");
+            let row = GrantRow::of(&grant);
+            let sql = format!(
+                "INSERT OR IGNORE INTO role_grants ({}) VALUES (?1, ?2, ?3)",
+                GrantRow::COLUMNS
+            );
             let inserted = tx
                 .prepare_cached(&sql)
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        grant.user_id.as_str(),
-                        grant.project_id.as_str(),
-                        grant.role.as_str(),
-                    ])
-                })
+                .and_then(|mut stmt| stmt.execute(params![row.user_id, row.project_id, row.role]))
                 .map_err(|e| map(e, GRANT))?;
             tx.commit().map_err(|e| map(e, GRANT))?;
             Ok(inserted > 0)
@@ -273,32 +229,14 @@ impl ProjectStore for SqliteStore {
     async fn remove_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
         let grant = grant.clone();
         self.write(move |conn| {
+            let row = GrantRow::of(&grant);
             let deleted = conn
                 .prepare_cached(
                     "DELETE FROM role_grants WHERE user_id = ?1 AND project_id = ?2 AND role = ?3",
                 )
-                .and_then(|mut stmt| {
-                    stmt.execute(params![
-                        grant.user_id.as_str(),
-                        grant.project_id.as_str(),
-                        grant.role.as_str(),
-                    ])
-                })
+                .and_then(|mut stmt| stmt.execute(params![row.user_id, row.project_id, row.role]))
                 .map_err(|e| map(e, GRANT))?;
             Ok(deleted > 0)
-        })
-        .await
-    }
-
-    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
-        let user_id = user_id.clone();
-        self.read(move |conn| {
-            select_all::<GrantRow>(
-                conn,
-                "FROM role_grants WHERE user_id = ?1 \
-                 ORDER BY project_id, role",
-                [user_id.as_str()],
-            )
         })
         .await
     }

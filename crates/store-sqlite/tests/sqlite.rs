@@ -1,15 +1,17 @@
-//! Behaviour specific to the SQLite backend: persistence, migrations, several
-//! stores (processes) on one file, bad files, and what the file holds.
+//! Behaviour specific to the SQLite backend: persistence, migrations, bad files,
+//! group commits, and what the file holds. The contracts of the storage traits,
+//! for one store and for several stores (processes) on one file, are checked by the
+//! conformance suites (`tests/conformance.rs`).
 
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
 use tessera_scope::ScopeSet;
+use tessera_store::prelude::*;
 use tessera_store::{
-    ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientKeyStore, ClientSecret, DisplayName,
-    Domain, KeyOwner, Organization, OrganizationStore, Project, ProjectId, ProjectStore,
-    RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, ServiceUserStore,
-    SigningAlgorithm, Store, StoreError, TokenDigest, TokenId, TokenRecord, TokenStore, Username,
+    ApiApp, AppId, ClientId, ClientKey, ClientSecret, DisplayName, Domain, KeyOwner, Organization,
+    Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
+    ServiceUserPatch, SigningAlgorithm, StoreError, TokenDigest, TokenId, TokenRecord, Username,
 };
 use tessera_store_sqlite::SqliteStore;
 use time::{Duration, OffsetDateTime};
@@ -153,65 +155,6 @@ async fn concurrent_opens_of_a_fresh_file_are_safe() -> TestResult {
             assert_eq!(store.service_user_by_id(&user.id).await?, Some(user.clone()));
         }
     }
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_stores_on_one_file_see_each_other_at_once() -> TestResult {
-    let (_dir, path) = db_file()?;
-    let server = SqliteStore::open(&path).await?;
-    let cli = SqliteStore::open(&path).await?;
-
-    // The CLI creates a user; the server sees it without restarting.
-    let (user, old) = user_with_secret("shared")?;
-    cli.create_service_user(&user).await?;
-    let seen = server.service_user_by_username(&user.username).await?;
-    assert_eq!(seen.as_ref(), Some(&user));
-    let seen_digest = seen.and_then(|u| u.secret).ok_or("secret")?;
-    assert!(seen_digest.verify(old.expose()));
-
-    // The CLI regenerates the secret; the server rejects the old one at once.
-    let new = ClientSecret::generate()?;
-    let mut patch = ServiceUserPatch::at(t0() + Duration::seconds(1));
-    patch.secret = Some(SecretDigest::of(&new));
-    cli.update_service_user(&user.username, &patch).await?;
-    for _ in 0..20 {
-        let digest = server
-            .service_user_by_username(&user.username)
-            .await?
-            .and_then(|u| u.secret)
-            .ok_or("secret")?;
-        assert!(!digest.verify(old.expose()), "old secret accepted after regeneration");
-        assert!(digest.verify(new.expose()));
-    }
-
-    // Both write at once: nothing is lost, nothing fails.
-    let mut writers = tokio::task::JoinSet::new();
-    for (n, store) in [server.clone(), cli.clone()].into_iter().enumerate() {
-        let user = user.clone();
-        writers.spawn(async move {
-            for i in 0..20 {
-                let record = token_for(&user, &format!("w{n}-{i}")).map_err(|e| e.to_string())?;
-                store.insert_token(&record).await.map_err(|e| format!("{e:?}"))?;
-            }
-            Ok::<(), String>(())
-        });
-    }
-    while let Some(joined) = writers.join_next().await {
-        joined??;
-    }
-    for n in 0..2 {
-        for i in 0..20 {
-            let digest = TokenDigest::of(&format!("w{n}-{i}"));
-            assert!(server.token_by_digest(&digest).await?.is_some());
-            assert!(cli.token_by_digest(&digest).await?.is_some());
-        }
-    }
-
-    // The CLI deletes the user; the server no longer finds it or its tokens.
-    cli.delete_service_user(&user.username).await?;
-    assert_eq!(server.service_user_by_username(&user.username).await?, None);
-    assert_eq!(server.token_by_digest(&TokenDigest::of("w0-0")).await?, None);
     Ok(())
 }
 
@@ -367,66 +310,6 @@ async fn projects_apps_grants_and_revoked_jtis_survive_reopening() -> TestResult
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_stores_on_one_file_see_an_api_app_secret_replaced_at_once() -> TestResult {
-    let (_dir, path) = db_file()?;
-    let server = SqliteStore::open(&path).await?;
-    let cli = SqliteStore::open(&path).await?;
-
-    // The CLI creates a project and its app; the server sees both without restarting.
-    let orders = project("orders")?;
-    cli.create_project(&orders).await?;
-    let (app, old) = app_with_secret(&orders, "orders-api")?;
-    cli.create_api_app(&app).await?;
-    assert_eq!(server.project_by_id(&orders.id).await?, Some(orders.clone()));
-    let seen = server.api_app_by_client_id(&app.client_id).await?;
-    assert_eq!(seen.as_ref(), Some(&app));
-
-    // The CLI replaces the secret; the server rejects the old one at once.
-    let new = ClientSecret::generate()?;
-    let mut patch = ApiAppPatch::at(t0() + Duration::seconds(1));
-    patch.secret = Some(SecretDigest::of(&new));
-    let updated = cli.update_api_app(&app.client_id, &patch).await?;
-    for _ in 0..20 {
-        let stored = server.api_app_by_client_id(&app.client_id).await?.ok_or("app")?;
-        assert_eq!(stored, updated);
-        let digest = stored.secret.ok_or("secret")?;
-        assert!(!digest.verify(old.expose()), "old app secret accepted after replacement");
-        assert!(digest.verify(new.expose()));
-    }
-
-    // The client namespace is shared across stores: a username taken through one is
-    // refused as a client ID through the other, and the other way round.
-    let (user, _) = user_with_secret("billing-job")?;
-    server.create_service_user(&user).await?;
-    let clash = cli.create_api_app(&app_with_secret(&orders, "billing-job")?.0).await;
-    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
-    let clash = server.create_service_user(&user_with_secret("orders-api")?.0).await;
-    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
-
-    // A grant made through one store is seen through the other, and goes with its
-    // user when the other store deletes it.
-    let grant = RoleGrant {
-        user_id: user.id.clone(),
-        project_id: orders.id.clone(),
-        role: RoleKey::new("writer")?,
-    };
-    assert!(cli.add_grant(&grant).await?);
-    assert_eq!(server.grants_of_user(&user.id).await?, vec![grant]);
-    server.delete_service_user(&user.username).await?;
-    assert!(cli.grants_of_user(&user.id).await?.is_empty());
-
-    // A JWT id revoked through one store is revoked for the other at once.
-    let jti = TokenId::generate()?;
-    server.revoke_jti(&jti, t0() + Duration::hours(1)).await?;
-    assert!(cli.is_jti_revoked(&jti).await?);
-
-    // The CLI deletes the app; the server no longer finds it.
-    cli.delete_api_app(&app.client_id).await?;
-    assert_eq!(server.api_app_by_client_id(&app.client_id).await?, None);
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_roles_that_do_not_parse_are_corrupt() -> TestResult {
     let (_dir, path) = db_file()?;
     let store = SqliteStore::open(&path).await?;
@@ -442,77 +325,6 @@ async fn token_roles_that_do_not_parse_are_corrupt() -> TestResult {
     }
     let result = store.token_by_digest(&token.digest).await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_keys_and_used_assertions_survive_reopening_and_are_shared() -> TestResult {
-    let (_dir, path) = db_file()?;
-    let orders = project("orders")?;
-    let (app, _) = app_with_secret(&orders, "orders-api")?;
-    let (user, _) = user_with_secret("signer")?;
-    let user_owner = KeyOwner::ServiceUser(user.id.clone());
-    let app_owner = KeyOwner::ApiApp(app.client_id.clone());
-    // Created out of key id order, and one without expiry.
-    let late = client_key(&user_owner, "a-late", 20);
-    let mut early = client_key(&user_owner, "z-early", 10);
-    early.algorithm = SigningAlgorithm::Rs256;
-    early.expires_at = None;
-    let app_key = client_key(&app_owner, "app-key", 0);
-    let expiry = t0() + Duration::minutes(5);
-    {
-        let store = SqliteStore::open(&path).await?;
-        store.create_project(&orders).await?;
-        store.create_api_app(&app).await?;
-        store.create_service_user(&user).await?;
-        for key in [&late, &early, &app_key] {
-            store.add_client_key(key).await?;
-        }
-        assert!(store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
-    }
-
-    // Reopened, and a second store on the same file (another process).
-    let server = SqliteStore::open(&path).await?;
-    let cli = SqliteStore::open(&path).await?;
-    for store in [&server, &cli] {
-        assert_eq!(store.client_key("z-early").await?, Some(early.clone()));
-        assert_eq!(store.client_keys_of(&user_owner).await?, vec![early.clone(), late.clone()]);
-        assert_eq!(store.client_keys_of(&app_owner).await?, vec![app_key.clone()]);
-        assert!(!store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?, "a replay");
-    }
-    let clash = cli.add_client_key(&client_key(&app_owner, "a-late", 0)).await;
-    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
-
-    // Both stores race to use one assertion id: exactly one is first.
-    let mut racers = tokio::task::JoinSet::new();
-    for i in 0..8 {
-        let store = if i % 2 == 0 { server.clone() } else { cli.clone() };
-        racers.spawn(async move { store.use_assertion("racer", "jti-2", expiry).await });
-    }
-    let mut firsts = 0;
-    while let Some(joined) = racers.join_next().await {
-        firsts += usize::from(joined??);
-    }
-    assert_eq!(firsts, 1, "exactly one use of a raced assertion id is first");
-
-    // Changes through one store are seen through the other at once.
-    let added = client_key(&app_owner, "app-key-2", 30);
-    cli.add_client_key(&added).await?;
-    assert_eq!(server.client_key("app-key-2").await?, Some(added));
-    assert!(server.remove_client_key(&user_owner, "a-late").await?);
-    assert_eq!(cli.client_keys_of(&user_owner).await?, vec![early]);
-    cli.delete_api_app(&app.client_id).await?;
-    assert!(server.client_keys_of(&app_owner).await?.is_empty());
-    assert_eq!(server.client_key("app-key").await?, None);
-    let orphan = server.add_client_key(&client_key(&app_owner, "too-late", 0)).await;
-    assert!(matches!(orphan, Err(StoreError::NotFound(_))), "{orphan:?}");
-    server.delete_service_user(&user.username).await?;
-    assert_eq!(cli.client_key("z-early").await?, None);
-
-    // Purging through one store frees the ids for both, and counts them.
-    assert_eq!(cli.purge_expired_tokens(expiry).await?, 2);
-    assert!(server.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
-    assert!(!cli.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
     Ok(())
 }
 
@@ -550,42 +362,6 @@ async fn a_conflict_in_a_group_commit_fails_alone() -> TestResult {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_organization_is_stored_once_for_every_store_on_the_file() -> TestResult {
-    let (_dir, path) = db_file()?;
-    let server = SqliteStore::open(&path).await?;
-    let cli = SqliteStore::open(&path).await?;
-    assert_eq!(server.organization().await?, None);
-
-    // Both stores race to store their own candidate: all get the same one.
-    let mut racers = tokio::task::JoinSet::new();
-    for i in 0..8 {
-        let store = if i % 2 == 0 { server.clone() } else { cli.clone() };
-        let candidate = organization(&format!("Racer {i}"), &format!("racer-{i}.example"))?;
-        racers.spawn(async move { store.init_organization(&candidate).await });
-    }
-    let mut stored = Vec::new();
-    while let Some(joined) = racers.join_next().await {
-        stored.push(joined??);
-    }
-    let first = stored[0].clone();
-    assert!(stored.iter().all(|org| *org == first), "racing inits disagree: {stored:#?}");
-    assert_eq!(cli.organization().await?, Some(first.clone()));
-
-    // An update through one store is seen through the other at once, and kept.
-    let name = DisplayName::new("Renamed")?;
-    let domain = Domain::new("renamed.example")?;
-    let updated = cli.update_organization(&name, &domain).await?;
-    assert_eq!(updated, Organization { name, primary_domain: domain, ..first });
-    assert_eq!(server.organization().await?, Some(updated.clone()));
-    drop((server, cli));
-    let reopened = SqliteStore::open(&path).await?;
-    assert_eq!(reopened.organization().await?, Some(updated.clone()));
-    let again = reopened.init_organization(&organization("Late", "late.example")?).await?;
-    assert_eq!(again, updated, "a later init returns the stored organization");
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_organization_row_that_does_not_parse_is_corrupt() -> TestResult {
     let (_dir, path) = db_file()?;
     let store = SqliteStore::open(&path).await?;
@@ -599,5 +375,59 @@ async fn an_organization_row_that_does_not_parse_is_corrupt() -> TestResult {
     }
     let result = store.organization().await;
     assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_keys_and_used_assertions_survive_reopening() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let orders = project("orders")?;
+    let (app, _) = app_with_secret(&orders, "orders-api")?;
+    let (user, _) = user_with_secret("signer")?;
+    let user_owner = KeyOwner::ServiceUser(user.id.clone());
+    let app_owner = KeyOwner::ApiApp(app.client_id.clone());
+    // Created out of key id order, and one without expiry.
+    let late = client_key(&user_owner, "a-late", 20);
+    let mut early = client_key(&user_owner, "z-early", 10);
+    early.algorithm = SigningAlgorithm::Rs256;
+    early.expires_at = None;
+    let app_key = client_key(&app_owner, "app-key", 0);
+    let expiry = t0() + Duration::minutes(5);
+    {
+        let store = SqliteStore::open(&path).await?;
+        store.create_project(&orders).await?;
+        store.create_api_app(&app).await?;
+        store.create_service_user(&user).await?;
+        for key in [&late, &early, &app_key] {
+            store.add_client_key(key).await?;
+        }
+        assert!(store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    }
+
+    let store = SqliteStore::open(&path).await?;
+    assert_eq!(store.client_key("z-early").await?, Some(early.clone()));
+    assert_eq!(store.client_keys_of(&user_owner).await?, vec![early, late]);
+    assert_eq!(store.client_keys_of(&app_owner).await?, vec![app_key]);
+    assert!(!store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?, "a replay");
+    assert_eq!(store.purge_expired_tokens(expiry).await?, 1);
+    assert!(store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organization_survives_reopening() -> TestResult {
+    let (_dir, path) = db_file()?;
+    let first = organization("Acme", "acme.example")?;
+    let updated = {
+        let store = SqliteStore::open(&path).await?;
+        assert_eq!(store.init_organization(&first).await?, first);
+        let name = DisplayName::new("Renamed")?;
+        let domain = Domain::new("renamed.example")?;
+        store.update_organization(&name, &domain).await?
+    };
+    let reopened = SqliteStore::open(&path).await?;
+    assert_eq!(reopened.organization().await?, Some(updated.clone()));
+    let again = reopened.init_organization(&organization("Late", "late.example")?).await?;
+    assert_eq!(again, updated, "a later init returns the stored organization");
     Ok(())
 }

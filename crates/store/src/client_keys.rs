@@ -1,9 +1,7 @@
 use std::fmt;
 
-use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
 use crate::ids::{ClientId, UserId};
 use crate::keys::SigningAlgorithm;
 
@@ -43,6 +41,7 @@ impl fmt::Display for KeyOwner {
 /// A public key a client signs assertions with (RFC 7523): only the public half is
 /// stored; the private key was shown once when the pair was generated.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ClientKey {
     /// Key id, the `kid` of assertions signed with it; unique.
     pub key_id: String,
@@ -53,8 +52,10 @@ pub struct ClientKey {
     /// The public key as a JWK (JSON text).
     pub public_jwk: String,
     /// When the key was added (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub created_at: OffsetDateTime,
     /// When the key stops being accepted, if ever (whole seconds).
+    #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
     pub expires_at: Option<OffsetDateTime>,
 }
 
@@ -63,43 +64,6 @@ impl ClientKey {
     pub fn is_valid_at(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_none_or(|expiry| now < expiry)
     }
-}
-
-/// Storage of client keys and of the assertion ids already used.
-///
-/// Contract, checked by the conformance suite:
-///
-/// - Key ids are unique ([`StoreError::Conflict`]); adding a key for a missing owner is
-///   [`StoreError::NotFound`].
-/// - Removing is scoped to the owner: removing another owner's key id changes nothing.
-/// - Deleting a service user or an API app deletes its keys.
-/// - [`use_assertion`](Self::use_assertion) is atomic across every instance: of any
-///   number of concurrent calls with the same issuer and `jti`, exactly one returns
-///   `true`, and later calls return `false` until the recorded expiry has been purged
-///   ([`TokenStore::purge_expired_tokens`](crate::TokenStore::purge_expired_tokens)
-///   purges used assertion ids with the rest).
-#[async_trait]
-pub trait ClientKeyStore: Send + Sync {
-    /// Stores a new key.
-    async fn add_client_key(&self, key: &ClientKey) -> Result<(), StoreError>;
-
-    /// The key with this id.
-    async fn client_key(&self, key_id: &str) -> Result<Option<ClientKey>, StoreError>;
-
-    /// The keys of `owner`, ordered by creation time, then key id.
-    async fn client_keys_of(&self, owner: &KeyOwner) -> Result<Vec<ClientKey>, StoreError>;
-
-    /// Removes `owner`'s key `key_id`; returns whether it existed.
-    async fn remove_client_key(&self, owner: &KeyOwner, key_id: &str) -> Result<bool, StoreError>;
-
-    /// Records that `issuer` used assertion id `jti`, valid until `expires_at`;
-    /// returns `false` if that pair was recorded already (a replay).
-    async fn use_assertion(
-        &self,
-        issuer: &str,
-        jti: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
 }
 
 #[cfg(test)]

@@ -55,6 +55,7 @@ impl FromStr for SigningAlgorithm {
 /// A token signing key as stored: the public key in clear, the private key
 /// encrypted with the deployment's master key.
 #[derive(Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SigningKeyRecord {
     /// Key id (`kid`), unique.
     pub kid: String,
@@ -63,10 +64,13 @@ pub struct SigningKeyRecord {
     /// The public key as a JWK (JSON text).
     pub public_jwk: String,
     /// The private key (PKCS#8), sealed with the master key; opaque to the store.
+    #[cfg_attr(feature = "serde", serde(with = "crate::serde_forms::base64url"))]
     pub sealed_private_key: Vec<u8>,
     /// When the key was created (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub created_at: OffsetDateTime,
     /// When the key starts signing (whole seconds); it is published from creation.
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub activates_at: OffsetDateTime,
 }
 
@@ -82,6 +86,8 @@ impl fmt::Debug for SigningKeyRecord {
 }
 
 /// Storage of token signing keys, shared by every server instance on one backend.
+/// Only self-contained (JWT) access tokens need it: a backend that issues opaque
+/// tokens alone implements [`IssuingStore`](crate::IssuingStore) without it.
 ///
 /// Contract, checked by the conformance suite:
 ///
@@ -92,7 +98,9 @@ impl fmt::Debug for SigningKeyRecord {
 ///   `expected_latest` (`None`: the store holds no key), atomically. Of several
 ///   instances racing to rotate from the same newest key, exactly one succeeds; the
 ///   others get `false` and reload. A duplicate `kid` is [`StoreError::Conflict`].
-/// - [`delete_signing_key`](Self::delete_signing_key) is idempotent.
+/// - [`delete_signing_key`](Self::delete_signing_key) is idempotent: it returns
+///   whether the key existed.
+/// - Stored times are whole seconds.
 #[async_trait]
 pub trait SigningKeyStore: Send + Sync {
     /// Every stored key, oldest activation first.

@@ -7,16 +7,17 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::client_keys::{ClientKey, ClientKeyStore, KeyOwner};
+use crate::admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
+use crate::client_keys::{ClientKey, KeyOwner};
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
 use crate::ids::{ClientId, Domain, ProjectId, TokenId, UserId, Username};
+use crate::issuing::IssuingStore;
 use crate::keys::{SigningKeyRecord, SigningKeyStore};
 use crate::organization::{Organization, OrganizationStore};
-use crate::projects::{ApiApp, ApiAppPatch, Project, ProjectStore, RoleGrant};
+use crate::projects::{ApiApp, ApiAppPatch, Project, RoleGrant};
 use crate::records::DisplayName;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
-use crate::traits::{ServiceUserStore, Store, TokenStore};
 
 use tokens::{Entry, Jti, Shapes, Tokens, shard_of, unix};
 
@@ -158,7 +159,115 @@ fn remove_where<K: Eq + Hash, V>(map: &mut HashMap<K, V>, pred: impl Fn(&V) -> b
 }
 
 #[async_trait]
-impl ServiceUserStore for MemoryStore {
+impl IssuingStore for MemoryStore {
+    async fn service_user_by_username(
+        &self,
+        username: &Username,
+    ) -> Result<Option<ServiceUser>, StoreError> {
+        Ok(self.users().by_name.get(username).cloned())
+    }
+
+    async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
+        let users = self.users();
+        Ok(users.name_by_id.get(id).and_then(|name| users.by_name.get(name)).cloned())
+    }
+
+    async fn api_app_by_client_id(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<ApiApp>, StoreError> {
+        Ok(self.users().apps.get(client_id).cloned())
+    }
+
+    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
+        Ok(self.users().projects.get(id).cloned())
+    }
+
+    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
+        Ok(self.users().grants.iter().filter(|g| &g.user_id == user_id).cloned().collect())
+    }
+
+    async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let (shard, fragment) = self.shard(&record.digest);
+        let jti = Jti::of(&record.jti);
+        let mut shard = write(shard);
+        if shard.contains(fragment, &record.digest) {
+            return Err(StoreError::Conflict("token"));
+        }
+        let shape = shard.shape_for(record, &self.shapes);
+        shard.insert(fragment, Entry::new(record, jti, shape))
+    }
+
+    async fn token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let (shard, fragment) = self.shard(digest);
+        read(shard).get(fragment, digest).map(Entry::record).transpose()
+    }
+
+    async fn revoke_token(
+        &self,
+        digest: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let (shard, fragment) = self.shard(digest);
+        match write(shard).get_mut(fragment, digest) {
+            Some(entry) => {
+                entry.revoke(now);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn revoke_jti(
+        &self,
+        jti: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let expires_at = whole_seconds(expires_at);
+        let mut revoked = write(&self.revoked_jtis);
+        let entry = revoked.entry(jti.clone()).or_insert(expires_at);
+        *entry = (*entry).max(expires_at);
+        Ok(())
+    }
+
+    async fn is_jti_revoked(&self, jti: &TokenId) -> Result<bool, StoreError> {
+        Ok(read(&self.revoked_jtis).contains_key(jti))
+    }
+
+    async fn client_key(&self, key_id: &str) -> Result<Option<ClientKey>, StoreError> {
+        Ok(self.users().client_keys.get(key_id).cloned())
+    }
+
+    async fn use_assertion(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut used = write(&self.used_assertions);
+        let key = (issuer.to_owned(), jti.to_owned());
+        if used.contains_key(&key) {
+            return Ok(false);
+        }
+        used.insert(key, whole_seconds(expires_at));
+        Ok(true)
+    }
+
+    async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        // Stored times are whole seconds: `expires_at <= now` as the records compare.
+        let now_secs = unix(now);
+        let records = self.remove_tokens_where(|e| e.expires_at <= now_secs);
+        let jtis = remove_where(&mut write(&self.revoked_jtis), |expires_at| *expires_at <= now);
+        let used = remove_where(&mut write(&self.used_assertions), |expires_at| *expires_at <= now);
+        Ok(records + jtis + used)
+    }
+}
+
+#[async_trait]
+impl ServiceUserAdmin for MemoryStore {
     async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
         let mut users = self.users_mut();
         let taken_by_app =
@@ -172,18 +281,6 @@ impl ServiceUserStore for MemoryStore {
         users.name_by_id.insert(user.id.clone(), user.username.clone());
         users.by_name.insert(user.username.clone(), user.clone());
         Ok(())
-    }
-
-    async fn service_user_by_username(
-        &self,
-        username: &Username,
-    ) -> Result<Option<ServiceUser>, StoreError> {
-        Ok(self.users().by_name.get(username).cloned())
-    }
-
-    async fn service_user_by_id(&self, id: &UserId) -> Result<Option<ServiceUser>, StoreError> {
-        let users = self.users();
-        Ok(users.name_by_id.get(id).and_then(|name| users.by_name.get(name)).cloned())
     }
 
     async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
@@ -220,79 +317,7 @@ impl ServiceUserStore for MemoryStore {
 }
 
 #[async_trait]
-impl TokenStore for MemoryStore {
-    async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
-        let (shard, fragment) = self.shard(&record.digest);
-        let jti = Jti::of(&record.jti);
-        let mut shard = write(shard);
-        if shard.contains(fragment, &record.digest) {
-            return Err(StoreError::Conflict("token"));
-        }
-        let shape = shard.shape_for(record, &self.shapes);
-        shard.insert(fragment, Entry::new(record, jti, shape))
-    }
-
-    async fn token_by_digest(
-        &self,
-        digest: &TokenDigest,
-    ) -> Result<Option<TokenRecord>, StoreError> {
-        let (shard, fragment) = self.shard(digest);
-        read(shard).get(fragment, digest).map(Entry::record).transpose()
-    }
-
-    /// Scans every shard: lookups by id are not on the request path, and an index
-    /// would cost every insert.
-    async fn token_by_jti(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
-        let jti = Jti::of(jti);
-        self.tokens
-            .iter()
-            .find_map(|shard| read(shard).iter().find(|e| e.jti == jti).map(Entry::record))
-            .transpose()
-    }
-
-    async fn revoke_token(
-        &self,
-        digest: &TokenDigest,
-        now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let (shard, fragment) = self.shard(digest);
-        match write(shard).get_mut(fragment, digest) {
-            Some(entry) => {
-                entry.revoke(now);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
-        // Stored times are whole seconds: `expires_at <= now` as the records compare.
-        let now_secs = unix(now);
-        let records = self.remove_tokens_where(|e| e.expires_at <= now_secs);
-        let jtis = remove_where(&mut write(&self.revoked_jtis), |expires_at| *expires_at <= now);
-        let used = remove_where(&mut write(&self.used_assertions), |expires_at| *expires_at <= now);
-        Ok(records + jtis + used)
-    }
-
-    async fn revoke_jti(
-        &self,
-        jti: &TokenId,
-        expires_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let expires_at = whole_seconds(expires_at);
-        let mut revoked = write(&self.revoked_jtis);
-        let entry = revoked.entry(jti.clone()).or_insert(expires_at);
-        *entry = (*entry).max(expires_at);
-        Ok(())
-    }
-
-    async fn is_jti_revoked(&self, jti: &TokenId) -> Result<bool, StoreError> {
-        Ok(read(&self.revoked_jtis).contains_key(jti))
-    }
-}
-
-#[async_trait]
-impl ProjectStore for MemoryStore {
+impl ProjectAdmin for MemoryStore {
     async fn create_project(&self, project: &Project) -> Result<(), StoreError> {
         let mut users = self.users_mut();
         if users.projects.contains_key(&project.id) {
@@ -307,10 +332,6 @@ impl ProjectStore for MemoryStore {
         let project = users.projects.get_mut(id).ok_or(StoreError::NotFound("project"))?;
         project.name = name.clone();
         Ok(())
-    }
-
-    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError> {
-        Ok(self.users().projects.get(id).cloned())
     }
 
     async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
@@ -333,13 +354,6 @@ impl ProjectStore for MemoryStore {
         }
         users.apps.insert(app.client_id.clone(), app.clone());
         Ok(())
-    }
-
-    async fn api_app_by_client_id(
-        &self,
-        client_id: &ClientId,
-    ) -> Result<Option<ApiApp>, StoreError> {
-        Ok(self.users().apps.get(client_id).cloned())
     }
 
     async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError> {
@@ -379,14 +393,10 @@ impl ProjectStore for MemoryStore {
     async fn remove_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
         Ok(self.users_mut().grants.remove(grant))
     }
-
-    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError> {
-        Ok(self.users().grants.iter().filter(|g| &g.user_id == user_id).cloned().collect())
-    }
 }
 
 #[async_trait]
-impl ClientKeyStore for MemoryStore {
+impl ClientKeyAdmin for MemoryStore {
     async fn add_client_key(&self, key: &ClientKey) -> Result<(), StoreError> {
         let mut users = self.users_mut();
         if !users.owner_exists(&key.owner) {
@@ -397,10 +407,6 @@ impl ClientKeyStore for MemoryStore {
         }
         users.client_keys.insert(key.key_id.clone(), key.clone());
         Ok(())
-    }
-
-    async fn client_key(&self, key_id: &str) -> Result<Option<ClientKey>, StoreError> {
-        Ok(self.users().client_keys.get(key_id).cloned())
     }
 
     async fn client_keys_of(&self, owner: &KeyOwner) -> Result<Vec<ClientKey>, StoreError> {
@@ -417,21 +423,6 @@ impl ClientKeyStore for MemoryStore {
             return Ok(true);
         }
         Ok(false)
-    }
-
-    async fn use_assertion(
-        &self,
-        issuer: &str,
-        jti: &str,
-        expires_at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let mut used = write(&self.used_assertions);
-        let key = (issuer.to_owned(), jti.to_owned());
-        if used.contains_key(&key) {
-            return Ok(false);
-        }
-        used.insert(key, whole_seconds(expires_at));
-        Ok(true)
     }
 }
 
@@ -484,7 +475,10 @@ impl OrganizationStore for MemoryStore {
         });
         Ok(org.clone())
     }
+}
 
+#[async_trait]
+impl OrganizationAdmin for MemoryStore {
     async fn update_organization(
         &self,
         name: &DisplayName,
@@ -495,13 +489,6 @@ impl OrganizationStore for MemoryStore {
         org.name = name.clone();
         org.primary_domain = primary_domain.clone();
         Ok(org.clone())
-    }
-}
-
-#[async_trait]
-impl Store for MemoryStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 
@@ -544,7 +531,6 @@ mod tests {
     async fn round_trips(store: &MemoryStore, record: &TokenRecord) -> TestResult {
         store.insert_token(record).await?;
         assert_eq!(store.token_by_digest(&record.digest).await?.as_ref(), Some(record));
-        assert_eq!(store.token_by_jti(&record.jti).await?.as_ref(), Some(record));
         Ok(())
     }
 
@@ -575,7 +561,6 @@ mod tests {
             record.roles = RoleClaims::default();
             round_trips(&store, &record).await?;
         }
-        assert_eq!(store.token_by_jti(&TokenId::new("custom")?).await?, None);
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use crate::secret::RandomError;
 /// owner: role claims map each role to its id and primary domain, and the
 /// `urn:zitadel:iam:user:resourceowner` scope names it in tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Organization {
     /// Its id, generated once.
     pub id: OrgId,
@@ -21,6 +22,7 @@ pub struct Organization {
     /// Its primary domain.
     pub primary_domain: Domain,
     /// When it was created (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub created_at: OffsetDateTime,
 }
 
@@ -35,16 +37,17 @@ impl Organization {
     }
 }
 
-/// Storage of the organization: one record per store.
+/// Storage of the organization, for role claims: one record per store. A backend
+/// that issues no role claims (and no `urn:zitadel:iam:user:resourceowner` scope)
+/// needs none of it; [`OrganizationAdmin`](crate::OrganizationAdmin) changes it.
 ///
 /// Contract, checked by the conformance suite:
 ///
-/// - [`init_organization`](Self::init_organization) stores its argument only when the
-///   store holds no organization yet, and returns the one stored either way: calls
-///   that race (from several processes on one database) all return the same one.
-/// - [`update_organization`](Self::update_organization) changes the name and primary
-///   domain, never the id, atomically; [`StoreError::NotFound`] before the first
-///   `init_organization`.
+/// - [`organization`](Self::organization) is `None` in a fresh store.
+/// - [`init_organization`](Self::init_organization) stores its argument (times in
+///   whole seconds) only when the store holds no organization yet, and returns the
+///   one stored either way: calls that race (from several processes on one
+///   database) all return the same one, one of the candidates.
 #[async_trait]
 pub trait OrganizationStore: Send + Sync {
     /// The organization, or `None` before it was first stored.
@@ -53,11 +56,4 @@ pub trait OrganizationStore: Send + Sync {
     /// Stores `candidate` unless an organization exists, and returns the stored one.
     async fn init_organization(&self, candidate: &Organization)
     -> Result<Organization, StoreError>;
-
-    /// Renames the organization and sets its primary domain; returns it as stored.
-    async fn update_organization(
-        &self,
-        name: &DisplayName,
-        primary_domain: &Domain,
-    ) -> Result<Organization, StoreError>;
 }

@@ -1,11 +1,9 @@
 use std::collections::BTreeMap;
 
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::clock::whole_seconds;
-use crate::error::StoreError;
 use crate::ids::{AppId, ClientId, ProjectId, RoleKey, UserId};
 use crate::organization::Organization;
 use crate::records::{DisplayName, PreviousSecret};
@@ -13,12 +11,14 @@ use crate::secret::{SecretDigest, verify_secrets};
 
 /// A project: an API (or a group of them) that tokens can name in their audience.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Project {
     /// Unique id; `zitadel` is the server's own API and always exists.
     pub id: ProjectId,
     /// Human-readable name.
     pub name: DisplayName,
     /// When the project was created (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub created_at: OffsetDateTime,
 }
 
@@ -41,6 +41,7 @@ impl Project {
 /// An API of a project that introspects and revokes tokens with its own client ID
 /// and secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ApiApp {
     /// Its OAuth client ID, unique among API apps and service users.
     pub client_id: ClientId,
@@ -52,35 +53,45 @@ pub struct ApiApp {
     /// Human-readable name.
     pub name: DisplayName,
     /// Digest of its client secret.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub secret: Option<SecretDigest>,
     /// The secret it had before the current one, still accepted until its expiry
     /// (a rotation with a grace period); `None` when the old secret stopped at once.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub previous_secret: Option<PreviousSecret>,
     /// A disabled app cannot authenticate.
     pub enabled: bool,
     /// When it was created (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub created_at: OffsetDateTime,
     /// When it last changed (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub updated_at: OffsetDateTime,
 }
 
 /// A change to an API app; `None` leaves a field as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ApiAppPatch {
     /// New name.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub name: Option<DisplayName>,
     /// Enable or disable.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub enabled: Option<bool>,
     /// Replace the secret. Any previous secret is dropped, and the one replaced
     /// stops working at once unless [`keep_previous_until`](Self::keep_previous_until)
     /// is set.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub secret: Option<SecretDigest>,
     /// With [`secret`](Self::secret): keep the secret being replaced as the
     /// [`previous_secret`](ApiApp::previous_secret), accepted until this time (whole
     /// seconds). At most one previous secret is kept: an older one is dropped.
     /// Ignored without `secret`.
+    #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
     pub keep_previous_until: Option<OffsetDateTime>,
     /// The time of the change.
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub updated_at: OffsetDateTime,
 }
 
@@ -117,6 +128,7 @@ impl ApiApp {
 
 /// A role of a project granted to a service user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct RoleGrant {
     /// The service user.
     pub user_id: UserId,
@@ -146,66 +158,4 @@ impl RoleClaims {
             .or_default()
             .insert(org.id.to_string(), org.primary_domain.to_string());
     }
-}
-
-/// Storage of projects, API apps and role grants.
-///
-/// Contract, checked by the conformance suite:
-///
-/// - The reserved project `zitadel` exists in every store and cannot be created again.
-/// - Project ids are unique ([`StoreError::Conflict`]).
-/// - An API app's client ID is unique among API apps *and* service users: creating
-///   one that collides is [`StoreError::Conflict`], and so is creating a service user
-///   whose username is an API app's client ID. An API app of a missing project is
-///   [`StoreError::NotFound`].
-/// - Updating an API app is atomic and visible at once (a replaced secret stops
-///   working at once, unless the patch keeps it as the previous secret until a
-///   given time; at most one previous secret is kept, with its expiry in whole
-///   seconds).
-/// - Adding a grant that exists already changes nothing; a grant for a missing user or
-///   project is [`StoreError::NotFound`]. Deleting a user deletes its grants.
-#[async_trait]
-pub trait ProjectStore: Send + Sync {
-    /// Stores a new project.
-    async fn create_project(&self, project: &Project) -> Result<(), StoreError>;
-
-    /// Renames a project; [`StoreError::NotFound`] when it does not exist.
-    async fn rename_project(&self, id: &ProjectId, name: &DisplayName) -> Result<(), StoreError>;
-
-    /// The project with this id.
-    async fn project_by_id(&self, id: &ProjectId) -> Result<Option<Project>, StoreError>;
-
-    /// Every project, ordered by id.
-    async fn list_projects(&self) -> Result<Vec<Project>, StoreError>;
-
-    /// Stores a new API app.
-    async fn create_api_app(&self, app: &ApiApp) -> Result<(), StoreError>;
-
-    /// The API app with this client ID.
-    async fn api_app_by_client_id(
-        &self,
-        client_id: &ClientId,
-    ) -> Result<Option<ApiApp>, StoreError>;
-
-    /// Every API app, ordered by client ID.
-    async fn list_api_apps(&self) -> Result<Vec<ApiApp>, StoreError>;
-
-    /// Applies `patch` atomically and returns the app as stored afterwards.
-    async fn update_api_app(
-        &self,
-        client_id: &ClientId,
-        patch: &ApiAppPatch,
-    ) -> Result<ApiApp, StoreError>;
-
-    /// Deletes an API app and its client keys.
-    async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), StoreError>;
-
-    /// Grants a role; returns whether the grant is new.
-    async fn add_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError>;
-
-    /// Removes a grant; returns whether it existed.
-    async fn remove_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError>;
-
-    /// The grants of a service user, ordered by project, then role.
-    async fn grants_of_user(&self, user_id: &UserId) -> Result<Vec<RoleGrant>, StoreError>;
 }

@@ -16,6 +16,7 @@ use crate::secret::{RandomError, SecretDigest, verify_secrets};
 /// A machine-to-machine client: it authenticates with its username (the client ID)
 /// and a secret, and receives access tokens with the client credentials grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ServiceUser {
     /// Stable id, the `sub` of its tokens.
     pub id: UserId,
@@ -28,15 +29,19 @@ pub struct ServiceUser {
     /// How long its access tokens live.
     pub token_lifetime: TokenLifetime,
     /// Digest of its current client secret; `None` until one is generated.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub secret: Option<SecretDigest>,
     /// The secret it had before the current one, still accepted until its expiry
     /// (a rotation with a grace period); `None` when the old secret stopped at once.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub previous_secret: Option<PreviousSecret>,
     /// A disabled user cannot authenticate.
     pub enabled: bool,
     /// When the user was created (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub created_at: OffsetDateTime,
     /// When the user last changed (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub updated_at: OffsetDateTime,
 }
 
@@ -89,26 +94,34 @@ impl ServiceUser {
 
 /// A change to some fields of a service user; `None` leaves a field as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ServiceUserPatch {
     /// New display name.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub display_name: Option<DisplayName>,
     /// New access token type.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub access_token_type: Option<AccessTokenType>,
     /// New token lifetime.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub token_lifetime: Option<TokenLifetime>,
     /// Enable or disable.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub enabled: Option<bool>,
     /// Replace the secret. Any previous secret is dropped, and the one replaced
     /// stops working at once unless [`keep_previous_until`](Self::keep_previous_until)
     /// is set.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub secret: Option<SecretDigest>,
     /// With [`secret`](Self::secret): keep the secret being replaced as the
     /// [`previous_secret`](ServiceUser::previous_secret), accepted until this time
     /// (whole seconds), so that clients can move to the new one without downtime.
     /// At most one previous secret is kept: an older one is dropped. Ignored without
     /// `secret`.
+    #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
     pub keep_previous_until: Option<OffsetDateTime>,
     /// The time of the change.
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub updated_at: OffsetDateTime,
 }
 
@@ -130,10 +143,12 @@ impl ServiceUserPatch {
 /// A client's previous secret, still accepted until its grace period ends: what a
 /// rotation with a grace period keeps of the secret it replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PreviousSecret {
     /// Digest of the previous secret.
     pub digest: SecretDigest,
     /// When it stops working (whole seconds): it is accepted strictly before this time.
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub expires_at: OffsetDateTime,
 }
 
@@ -365,6 +380,7 @@ impl fmt::Debug for TokenDigest {
 
 /// What the store keeps of an issued opaque token.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct TokenRecord {
     /// Digest of the token.
     pub digest: TokenDigest,
@@ -381,10 +397,13 @@ pub struct TokenRecord {
     /// The roles granted with the token.
     pub roles: RoleClaims,
     /// When it was issued (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub issued_at: OffsetDateTime,
     /// When it expires (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub expires_at: OffsetDateTime,
     /// When it was revoked, if it was.
+    #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
     pub revoked_at: Option<OffsetDateTime>,
 }
 

@@ -1,18 +1,47 @@
 //! The backend conformance suite: one check per contract of the storage traits.
 //!
 //! A backend proves itself by running the whole suite with [`conformance_suite!`]
-//! in its own tests, with a fresh, empty store for each test:
+//! in its own tests, with a fresh, empty store for each test, and the checks of
+//! several instances on one database with [`conformance_suite_shared!`], with two
+//! stores on one fresh database for each test. The suite needs no other dependency
+//! than `tessera-store` with the `testkit` feature: each generated test is a plain
+//! `#[test]` that runs its check on a Tokio runtime of its own (multi-threaded, two
+//! workers).
 //!
-//! ```ignore
-//! // tests/conformance.rs of a backend crate; needs tokio (macros, rt-multi-thread)
-//! // as a dev-dependency and tessera-store with the `testkit` feature.
-//! tessera_store::conformance_suite!(async { my_backend::MyStore::open_fresh().await });
+//! ```
+//! // tests/conformance.rs of a backend crate, whose dev-dependencies hold
+//! // tessera-store = { version = "…", features = ["testkit"] }
+//! use std::sync::Arc;
+//!
+//! use tessera_store::MemoryStore;
+//! use tessera_store::testkit::SharedStore;
+//!
+//! // A fresh, empty store for each check.
+//! tessera_store::conformance_suite!(async { MemoryStore::new() });
+//!
+//! // Two stores on one fresh database for each check. A backend on a database
+//! // opens it twice (two SQLite stores on one file, two PostgreSQL stores on one
+//! // schema); the memory store, whose data lives in the process, is shared.
+//! tessera_store::conformance_suite_shared!(async {
+//!     let store: SharedStore = Arc::new(MemoryStore::new());
+//!     (store.clone(), store)
+//! });
+//! # fn main() {}
 //! ```
 //!
+//! `crates/store-sqlite/tests/conformance.rs` and
+//! `crates/store-postgres/tests/conformance.rs` are worked examples with a guard
+//! (a temporary directory, a schema to drop) kept alive beside the stores.
+//!
 //! Each check panics with a message naming the contract when the backend breaks it.
+//! The checks are public functions too, for a backend that wants to run some of them
+//! in tests of its own.
 //!
 //! [`conformance_suite!`]: crate::conformance_suite
+//! [`conformance_suite_shared!`]: crate::conformance_suite_shared
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use tessera_scope::ScopeSet;
@@ -28,12 +57,14 @@ use crate::{
 /// The store under test, shared by the tasks of the concurrency checks.
 pub type SharedStore = Arc<dyn Store>;
 
-/// Runs every check of the suite as one `#[tokio::test]` each. `$make` is an
-/// expression evaluating to a future of a fresh, empty store; it is evaluated
-/// once per test.
+/// Runs every check of the suite as one `#[test]` each. `$make` is an expression
+/// evaluating to a future of a fresh, empty store; it is evaluated once per test,
+/// inside the test's runtime (so it may `return` early to skip the test).
 ///
 /// With `guarded:` before it, the future yields `(store, guard)` instead, and the
 /// guard (a temporary directory, a database to drop) lives until the test ends.
+///
+/// The store may be any [`Store`](crate::Store) value, or a [`SharedStore`].
 #[macro_export]
 macro_rules! conformance_suite {
     (guarded: $make:expr) => {
@@ -54,9 +85,12 @@ macro_rules! conformance_suite {
             service_user_missing_is_not_found,
             service_user_delete_removes_user_and_tokens,
             service_user_list_is_ordered,
+            service_user_concurrent_patches_lose_nothing,
+            service_user_concurrent_rotations_form_one_chain,
             token_insert_and_lookup,
             token_duplicate_digest_conflicts,
             token_revoke_is_idempotent,
+            token_concurrent_revocations_keep_one_time,
             token_purge_removes_only_expired,
             token_concurrent_inserts_lose_nothing,
             secret_regenerated_during_authentication_never_lets_old_through,
@@ -71,28 +105,124 @@ macro_rules! conformance_suite {
             api_app_regenerating_again_replaces_the_previous_secret,
             api_app_regenerating_without_grace_clears_the_previous_secret,
             api_app_ids_are_unique_and_read_back,
+            api_app_concurrent_patches_lose_nothing,
+            api_app_concurrent_rotations_form_one_chain,
             grants_are_idempotent_and_follow_their_user,
+            grants_added_concurrently_are_all_kept,
+            grants_added_while_their_user_is_deleted_do_not_outlive_it,
             revoked_jtis_are_seen_until_purged,
+            revoked_jti_concurrent_revocations_keep_the_latest_expiry,
             token_roles_read_back,
             client_keys_belong_to_their_owner,
             client_keys_go_with_their_owner,
+            client_keys_added_concurrently_are_all_kept,
+            client_keys_added_while_their_owner_is_deleted_do_not_outlive_it,
             assertion_ids_are_used_once_until_purged,
             organization_is_stored_once,
             organization_racing_inits_agree,
             organization_update_keeps_the_id,
+            organization_concurrent_updates_are_atomic,
             ping_answers,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let (store, _guard) = $make.await;
-                let store: $crate::testkit::SharedStore = ::std::sync::Arc::new(store);
-                $crate::testkit::$name(store).await;
+            #[test]
+            fn $name() {
+                $crate::testkit::run(async {
+                    let (store, _guard) = $make.await;
+                    let store = $crate::testkit::IntoSharedStore::into_shared_store(store);
+                    $crate::testkit::$name(store).await;
+                });
             }
         )*
     };
+}
+
+/// Runs every check of several instances on one database as one `#[test]` each.
+/// `$make` is an expression evaluating to a future of two stores on one fresh,
+/// empty database (two handles that share nothing but the database, as two server
+/// processes would); it is evaluated once per test, inside the test's runtime.
+///
+/// With `guarded:` before it, the future yields `(store_a, store_b, guard)`, and
+/// the guard lives until the test ends.
+///
+/// A backend whose data lives in its process (such as [`MemoryStore`]) passes two
+/// [`SharedStore`] clones of one store.
+///
+/// [`MemoryStore`]: crate::MemoryStore
+#[macro_export]
+macro_rules! conformance_suite_shared {
+    (guarded: $make:expr) => {
+        $crate::conformance_suite_shared!(@guarded $make);
+    };
+    ($make:expr) => {
+        $crate::conformance_suite_shared!(@guarded async {
+            let (a, b) = $make.await;
+            (a, b, ())
+        });
+    };
+    (@guarded $make:expr) => {
+        $crate::conformance_suite_shared!(@tests $make;
+            shared_secret_regenerated_through_one_stops_at_once_through_the_other,
+            shared_token_revoked_through_one_is_revoked_through_the_other,
+            shared_replayed_assertion_through_the_other_is_refused,
+            shared_organization_init_races_agree,
+            shared_signing_key_inserts_race,
+            shared_concurrent_patches_lose_nothing,
+            shared_client_namespace_is_claimed_once,
+            shared_inserts_through_both_lose_nothing,
+            shared_changes_are_seen_through_the_other,
+            shared_deletes_are_seen_through_the_other,
+            shared_additions_racing_a_delete_do_not_outlive_it,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testkit::run(async {
+                    let (a, b, _guard) = $make.await;
+                    let stores = [
+                        $crate::testkit::IntoSharedStore::into_shared_store(a),
+                        $crate::testkit::IntoSharedStore::into_shared_store(b),
+                    ];
+                    $crate::testkit::$name(stores).await;
+                });
+            }
+        )*
+    };
+}
+
+/// A store value the suites accept: any [`Store`], or a [`SharedStore`] already.
+pub trait IntoSharedStore {
+    /// The store, shared.
+    fn into_shared_store(self) -> SharedStore;
+}
+
+impl<T: Store + 'static> IntoSharedStore for T {
+    fn into_shared_store(self) -> SharedStore {
+        Arc::new(self)
+    }
+}
+
+impl IntoSharedStore for SharedStore {
+    fn into_shared_store(self) -> SharedStore {
+        self
+    }
+}
+
+/// Runs one test on a Tokio runtime of its own (multi-threaded, two workers), for
+/// the tests that the suites' macros generate.
+///
+/// Panics when the runtime cannot be built, or when `test` panics.
+pub fn run(test: impl Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("a Tokio runtime for the conformance test: {e}"));
+    runtime.block_on(test);
 }
 
 /// A fixed point in time for the checks.
@@ -377,10 +507,6 @@ pub async fn token_insert_and_lookup(store: SharedStore) {
     store.insert_token(&record).await.expect("insert");
     let found = store.token_by_digest(&record.digest).await.expect("lookup");
     assert_eq!(found.as_ref(), Some(&record), "a token record must read back unchanged");
-    let by_jti = store.token_by_jti(&record.jti).await.expect("lookup by jti");
-    assert_eq!(by_jti, Some(record), "a token record must be found by its jti");
-    let missing = store.token_by_jti(&TokenId::generate().expect("jti")).await.expect("lookup");
-    assert_eq!(missing, None, "an unknown jti must not be found");
     let missing = store.token_by_digest(&TokenDigest::of("unknown")).await.expect("lookup");
     assert_eq!(missing, None);
 }
@@ -1031,4 +1157,763 @@ pub async fn api_app_ids_are_unique_and_read_back(store: SharedStore) {
     store.create_api_app(&clash).await.expect("the app id is free after the delete");
     let found = store.api_app_by_client_id(&clash.client_id).await.expect("lookup");
     assert_eq!(found, Some(clash));
+}
+
+// Concurrent changes of one record: none may be lost.
+
+/// Runs every future at once, each as a task of its own, and returns their outputs
+/// in the order given. Panics when one panics.
+async fn at_once<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut count = 0;
+    for (i, future) in futures.into_iter().enumerate() {
+        tasks.spawn(async move { (i, future.await) });
+        count += 1;
+    }
+    let mut outputs: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, output) = joined.unwrap_or_else(|e| panic!("a concurrent task failed: {e}"));
+        outputs[i] = Some(output);
+    }
+    outputs.into_iter().map(|o| o.unwrap_or_else(|| panic!("a task gave no output"))).collect()
+}
+
+/// The store of the `i`-th concurrent call: the stores take turns.
+fn nth(stores: &[SharedStore], i: usize) -> SharedStore {
+    stores[i % stores.len()].clone()
+}
+
+/// `t0()` plus `secs` seconds.
+fn at(secs: i64) -> OffsetDateTime {
+    t0() + Duration::seconds(secs)
+}
+
+/// Five patches of one user, each of another field (one a rotation with a grace
+/// period), run at once through `stores` in turn: the user as stored afterwards
+/// holds every one of them, and is what the patch that ran last returned.
+async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
+    for round in 0..rounds {
+        let (user, old) = create(&stores[0], &format!("patched-{round}")).await;
+        let new = fresh_secret();
+        let mut patches: Vec<ServiceUserPatch> =
+            (1..=5).map(|i| ServiceUserPatch::at(at(i))).collect();
+        patches[0].display_name = Some(DisplayName::new("Renamed").expect("name"));
+        patches[1].access_token_type = Some(AccessTokenType::Jwt);
+        patches[2].token_lifetime = Some(TokenLifetime::from_secs(600).expect("lifetime"));
+        patches[3].enabled = Some(false);
+        patches[4].secret = Some(SecretDigest::of(&new));
+        patches[4].keep_previous_until = Some(at(60));
+        let returned = at_once(patches.iter().enumerate().map(|(i, patch)| {
+            let (store, name, patch) = (nth(stores, i), user.username.clone(), patch.clone());
+            async move { store.update_service_user(&name, &patch).await.expect("update") }
+        }))
+        .await;
+        let stored = stores[stores.len() - 1]
+            .service_user_by_username(&user.username)
+            .await
+            .expect("lookup")
+            .expect("the user exists");
+        let lost = "a concurrent patch of the user was lost";
+        assert_eq!(stored.display_name.as_str(), "Renamed", "{lost}: {stored:?}");
+        assert_eq!(stored.access_token_type, AccessTokenType::Jwt, "{lost}: {stored:?}");
+        assert_eq!(stored.token_lifetime.as_secs(), 600, "{lost}: {stored:?}");
+        assert!(!stored.enabled, "{lost}: {stored:?}");
+        assert_eq!(stored.secret, Some(SecretDigest::of(&new)), "{lost}: {stored:?}");
+        assert_eq!(
+            stored.previous_secret,
+            Some(PreviousSecret::new(SecretDigest::of(&old), at(60))),
+            "{lost}: the rotation must keep the secret it replaced"
+        );
+        assert!(returned.contains(&stored), "the last patch returns the user as stored");
+        // Each patch returns the user with its own change (and maybe others).
+        let own = [
+            returned[0].display_name.as_str() == "Renamed",
+            returned[1].access_token_type == AccessTokenType::Jwt,
+            returned[2].token_lifetime.as_secs() == 600,
+            !returned[3].enabled,
+            returned[4].secret == Some(SecretDigest::of(&new)),
+        ];
+        assert_eq!(own, [true; 5], "a patch returned a user without its change");
+    }
+}
+
+/// Eight rotations with a grace period of one user's secret, run at once through
+/// `stores` in turn: as if they ran one after the other, each keeps the secret the
+/// one before it set as the previous secret, so they form one chain from the first
+/// secret to the one stored. Two rotations that kept the same secret read the user
+/// before the other wrote it: one of them was lost.
+async fn user_rotations_form_one_chain(stores: &[SharedStore], name: &str) {
+    let (user, first) = create(&stores[0], name).await;
+    let secrets: Vec<ClientSecret> = (0..8).map(|_| fresh_secret()).collect();
+    let returned = at_once(secrets.iter().enumerate().map(|(i, secret)| {
+        let (store, name) = (nth(stores, i), user.username.clone());
+        let mut patch = ServiceUserPatch::at(at(i as i64));
+        patch.secret = Some(SecretDigest::of(secret));
+        patch.keep_previous_until = Some(at(600 + i as i64));
+        async move { store.update_service_user(&name, &patch).await.expect("rotate") }
+    }))
+    .await;
+    let stored = stores[stores.len() - 1]
+        .service_user_by_username(&user.username)
+        .await
+        .expect("lookup")
+        .expect("the user exists");
+    let steps: Vec<(Option<PreviousSecret>, Option<SecretDigest>)> =
+        returned.iter().map(|u| (u.previous_secret, u.secret)).collect();
+    let last = follow_chain(SecretDigest::of(&first), &steps, 600);
+    assert_eq!(returned[last], stored, "the rotation that ran last returns the user as stored");
+}
+
+/// Follows rotations from the secret `first`: `steps` are, for each rotation
+/// `i` (which kept the secret until `at(grace + i)`), the previous and the current
+/// secret it returned. Returns the index of the last rotation of the chain.
+fn follow_chain(
+    first: SecretDigest,
+    steps: &[(Option<PreviousSecret>, Option<SecretDigest>)],
+    grace: i64,
+) -> usize {
+    let mut by_replaced: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
+    for (i, (previous, _)) in steps.iter().enumerate() {
+        let previous = previous.unwrap_or_else(|| panic!("rotation {i} kept no previous secret"));
+        assert_eq!(previous.expires_at, at(grace + i as i64), "rotation {i} kept its own expiry");
+        by_replaced.entry(*previous.digest.as_bytes()).or_default().push(i);
+    }
+    let mut current = first;
+    let mut last = None;
+    for step in 0..steps.len() {
+        let next = by_replaced.get(current.as_bytes()).map(Vec::as_slice).unwrap_or_default();
+        assert_eq!(
+            next.len(),
+            1,
+            "step {step}: {} rotations replaced the same secret; concurrent rotations \
+             must not lose one another",
+            next.len()
+        );
+        let i = next[0];
+        current = steps[i].1.unwrap_or_else(|| panic!("rotation {i} set no secret"));
+        last = Some(i);
+    }
+    last.unwrap_or_else(|| panic!("no rotation"))
+}
+
+/// Three patches of one API app, each of another field (one a rotation with a
+/// grace period), run at once through `stores` in turn: the app holds all three.
+async fn app_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
+    let orders = sample_project("orders");
+    stores[0].create_project(&orders).await.expect("create project");
+    for round in 0..rounds {
+        let (app, old) = sample_app(&orders, &format!("patched-{round}-api"));
+        stores[0].create_api_app(&app).await.expect("create app");
+        let new = fresh_secret();
+        let mut patches: Vec<ApiAppPatch> = (1..=3).map(|i| ApiAppPatch::at(at(i))).collect();
+        patches[0].name = Some(DisplayName::new("Renamed").expect("name"));
+        patches[1].enabled = Some(false);
+        patches[2].secret = Some(SecretDigest::of(&new));
+        patches[2].keep_previous_until = Some(at(60));
+        let returned = at_once(patches.iter().enumerate().map(|(i, patch)| {
+            let (store, id, patch) = (nth(stores, i), app.client_id.clone(), patch.clone());
+            async move { store.update_api_app(&id, &patch).await.expect("update") }
+        }))
+        .await;
+        let stored = stores[stores.len() - 1]
+            .api_app_by_client_id(&app.client_id)
+            .await
+            .expect("lookup")
+            .expect("the app exists");
+        let lost = "a concurrent patch of the API app was lost";
+        assert_eq!(stored.name.as_str(), "Renamed", "{lost}: {stored:?}");
+        assert!(!stored.enabled, "{lost}: {stored:?}");
+        assert_eq!(stored.secret, Some(SecretDigest::of(&new)), "{lost}: {stored:?}");
+        assert_eq!(
+            stored.previous_secret,
+            Some(PreviousSecret::new(SecretDigest::of(&old), at(60))),
+            "{lost}: the rotation must keep the secret it replaced"
+        );
+        assert_eq!(stored.app_id, app.app_id, "a patch changes no app id");
+        assert!(returned.contains(&stored), "the last patch returns the app as stored");
+    }
+}
+
+/// Eight rotations with a grace period of one API app's secret, run at once
+/// through `stores` in turn, form one chain (see [`user_rotations_form_one_chain`]).
+async fn app_rotations_form_one_chain(stores: &[SharedStore], client_id: &str) {
+    let project = sample_project(&format!("p-{client_id}"));
+    stores[0].create_project(&project).await.expect("create project");
+    let (app, first) = sample_app(&project, client_id);
+    stores[0].create_api_app(&app).await.expect("create app");
+    let secrets: Vec<ClientSecret> = (0..8).map(|_| fresh_secret()).collect();
+    let returned = at_once(secrets.iter().enumerate().map(|(i, secret)| {
+        let (store, id) = (nth(stores, i), app.client_id.clone());
+        let mut patch = ApiAppPatch::at(at(i as i64));
+        patch.secret = Some(SecretDigest::of(secret));
+        patch.keep_previous_until = Some(at(600 + i as i64));
+        async move { store.update_api_app(&id, &patch).await.expect("rotate") }
+    }))
+    .await;
+    let stored = stores[stores.len() - 1]
+        .api_app_by_client_id(&app.client_id)
+        .await
+        .expect("lookup")
+        .expect("the app exists");
+    let steps: Vec<(Option<PreviousSecret>, Option<SecretDigest>)> =
+        returned.iter().map(|a| (a.previous_secret, a.secret)).collect();
+    let last = follow_chain(SecretDigest::of(&first), &steps, 600);
+    assert_eq!(returned[last], stored, "the rotation that ran last returns the app as stored");
+}
+
+/// Concurrent patches of one user, each of another field, are all applied.
+pub async fn service_user_concurrent_patches_lose_nothing(store: SharedStore) {
+    user_patches_lose_nothing(&[store], 8).await;
+}
+
+/// Concurrent rotations with a grace period of one user's secret form one chain:
+/// none read the user before another one wrote it.
+pub async fn service_user_concurrent_rotations_form_one_chain(store: SharedStore) {
+    for round in 0..4 {
+        user_rotations_form_one_chain(std::slice::from_ref(&store), &format!("chain-{round}"))
+            .await;
+    }
+}
+
+/// Concurrent patches of one API app, each of another field, are all applied.
+pub async fn api_app_concurrent_patches_lose_nothing(store: SharedStore) {
+    app_patches_lose_nothing(&[store], 8).await;
+}
+
+/// Concurrent rotations with a grace period of one API app's secret form one chain.
+pub async fn api_app_concurrent_rotations_form_one_chain(store: SharedStore) {
+    for round in 0..4 {
+        app_rotations_form_one_chain(std::slice::from_ref(&store), &format!("app-chain-{round}"))
+            .await;
+    }
+}
+
+/// Concurrent revocations of one token all find it, and one time is kept: the
+/// record is revoked at one of them, and a later revocation changes nothing.
+pub async fn token_concurrent_revocations_keep_one_time(store: SharedStore) {
+    let (user, _) = create(&store, "tokens").await;
+    let record = sample_token(&user, "raced", 3600);
+    store.insert_token(&record).await.expect("insert");
+    let found = at_once((1..=8).map(|i| {
+        let (store, digest) = (store.clone(), record.digest);
+        async move { store.revoke_token(&digest, at(i)).await.expect("revoke") }
+    }))
+    .await;
+    assert!(found.iter().all(|f| *f), "every revocation finds the record");
+    let stored = store.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
+    let revoked = stored.revoked_at.expect("the record is revoked");
+    assert!((at(1)..=at(8)).contains(&revoked), "revoked at one of the times: {revoked}");
+    assert!(store.revoke_token(&record.digest, at(100)).await.expect("revoke"));
+    let again = store.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
+    assert_eq!(again.revoked_at, Some(revoked), "the first revocation time is kept");
+}
+
+/// Concurrent revocations of one JWT id keep the latest expiry.
+pub async fn revoked_jti_concurrent_revocations_keep_the_latest_expiry(store: SharedStore) {
+    let jti = TokenId::generate().expect("jti");
+    at_once((1..=8).map(|i| {
+        let (store, jti) = (store.clone(), jti.clone());
+        async move { store.revoke_jti(&jti, at(10 * i)).await.expect("revoke") }
+    }))
+    .await;
+    store.purge_expired_tokens(at(79)).await.expect("purge");
+    assert!(
+        store.is_jti_revoked(&jti).await.expect("lookup"),
+        "the latest expiry of concurrent revocations is kept"
+    );
+    assert_eq!(store.purge_expired_tokens(at(80)).await.expect("purge"), 1);
+    assert!(!store.is_jti_revoked(&jti).await.expect("lookup"));
+}
+
+/// Grants added concurrently to one user are all kept; of concurrent adds of one
+/// grant, exactly one reports it new.
+pub async fn grants_added_concurrently_are_all_kept(store: SharedStore) {
+    grants_are_all_kept(&[store]).await;
+}
+
+async fn grants_are_all_kept(stores: &[SharedStore]) {
+    let orders = sample_project("orders");
+    stores[0].create_project(&orders).await.expect("create project");
+    let (user, _) = create(&stores[0], "granted").await;
+    let grants: Vec<RoleGrant> = (0..16)
+        .map(|i| RoleGrant {
+            user_id: user.id.clone(),
+            project_id: if i % 2 == 0 { orders.id.clone() } else { ProjectId::reserved() },
+            role: role(&format!("role-{i:02}")),
+        })
+        .collect();
+    let added = at_once(grants.iter().enumerate().map(|(i, grant)| {
+        let (store, grant) = (nth(stores, i), grant.clone());
+        async move { store.add_grant(&grant).await.expect("grant") }
+    }))
+    .await;
+    assert!(added.iter().all(|new| *new), "each grant is new");
+    let mut expected = grants.clone();
+    expected.sort_by(|a, b| (&a.project_id, &a.role).cmp(&(&b.project_id, &b.role)));
+    for store in stores {
+        let stored = store.grants_of_user(&user.id).await.expect("list");
+        assert_eq!(stored, expected, "a grant added concurrently was lost");
+    }
+    let same = RoleGrant { role: role("same"), ..grants[0].clone() };
+    let added = at_once((0..8).map(|i| {
+        let (store, grant) = (nth(stores, i), same.clone());
+        async move { store.add_grant(&grant).await.expect("grant") }
+    }))
+    .await;
+    assert_eq!(added.iter().filter(|new| **new).count(), 1, "one grant, new once");
+}
+
+/// Grants added while their user is deleted are refused or deleted with it.
+pub async fn grants_added_while_their_user_is_deleted_do_not_outlive_it(store: SharedStore) {
+    additions_racing_a_delete(&[store.clone(), store]).await;
+}
+
+/// Client keys added concurrently for one owner are all kept.
+pub async fn client_keys_added_concurrently_are_all_kept(store: SharedStore) {
+    client_keys_are_all_kept(&[store]).await;
+}
+
+async fn client_keys_are_all_kept(stores: &[SharedStore]) {
+    let (user, _) = create(&stores[0], "key-holder").await;
+    let owner = KeyOwner::ServiceUser(user.id.clone());
+    let keys: Vec<ClientKey> =
+        (0..16).map(|i| sample_client_key(owner.clone(), &format!("key-{i:02}"), i % 4)).collect();
+    at_once(keys.iter().enumerate().map(|(i, key)| {
+        let (store, key) = (nth(stores, i), key.clone());
+        async move { store.add_client_key(&key).await.expect("add") }
+    }))
+    .await;
+    let mut expected = keys.clone();
+    expected.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+    for store in stores {
+        let stored = store.client_keys_of(&owner).await.expect("list");
+        assert_eq!(stored, expected, "a key added concurrently was lost");
+    }
+}
+
+/// Client keys added while their owner (a user, an app) is deleted are refused or
+/// deleted with it.
+pub async fn client_keys_added_while_their_owner_is_deleted_do_not_outlive_it(store: SharedStore) {
+    additions_racing_a_delete(&[store.clone(), store]).await;
+}
+
+/// Grants and client keys added through `adder` while `deleter` deletes their user
+/// or app: each addition succeeds or finds its owner gone, and none outlives it.
+async fn additions_racing_a_delete([adder, deleter]: &[SharedStore; 2]) {
+    let orders = sample_project("orders");
+    adder.create_project(&orders).await.expect("create project");
+    for i in 0..10 {
+        let (user, _) = create(adder, &format!("doomed-{i}")).await;
+        let (app, _) = sample_app(&orders, &format!("doomed-app-{i}"));
+        adder.create_api_app(&app).await.expect("create app");
+        let user_key =
+            sample_client_key(KeyOwner::ServiceUser(user.id.clone()), &format!("u{i}"), 0);
+        let app_key =
+            sample_client_key(KeyOwner::ApiApp(app.client_id.clone()), &format!("a{i}"), 0);
+        let grant =
+            RoleGrant { user_id: user.id.clone(), project_id: orders.id.clone(), role: role("r") };
+        let (added_user_key, added_app_key, granted, deleted_user, deleted_app) = tokio::join!(
+            adder.add_client_key(&user_key),
+            adder.add_client_key(&app_key),
+            adder.add_grant(&grant),
+            deleter.delete_service_user(&user.username),
+            deleter.delete_api_app(&app.client_id),
+        );
+        deleted_user.expect("delete user");
+        deleted_app.expect("delete app");
+        for added in [added_user_key, added_app_key] {
+            assert!(matches!(added, Ok(()) | Err(StoreError::NotFound(_))), "{i}: {added:?}");
+        }
+        assert!(matches!(granted, Ok(true) | Err(StoreError::NotFound(_))), "{i}: {granted:?}");
+        for store in [adder, deleter] {
+            assert_eq!(
+                store.client_key(&user_key.key_id).await.expect("lookup"),
+                None,
+                "{i}: a user's key outlived it"
+            );
+            assert_eq!(
+                store.client_key(&app_key.key_id).await.expect("lookup"),
+                None,
+                "{i}: an app's key outlived it"
+            );
+            assert!(
+                store.grants_of_user(&user.id).await.expect("list").is_empty(),
+                "{i}: a grant outlived its user"
+            );
+        }
+    }
+}
+
+/// Concurrent updates of the organization each store their name and domain
+/// together: the organization ends with the pair of one of them.
+pub async fn organization_concurrent_updates_are_atomic(store: SharedStore) {
+    organization_updates_are_atomic(&[store]).await;
+}
+
+async fn organization_updates_are_atomic(stores: &[SharedStore]) {
+    let org = stores[0]
+        .init_organization(&sample_organization("Acme", "acme.example"))
+        .await
+        .expect("init");
+    let pairs: Vec<(DisplayName, Domain)> = (0..8)
+        .map(|i| {
+            let name = DisplayName::new(&format!("Name {i}")).expect("name");
+            (name, Domain::new(&format!("domain-{i}.example")).expect("domain"))
+        })
+        .collect();
+    let returned = at_once(pairs.iter().enumerate().map(|(i, (name, domain))| {
+        let (store, name, domain) = (nth(stores, i), name.clone(), domain.clone());
+        async move { store.update_organization(&name, &domain).await.expect("update") }
+    }))
+    .await;
+    for (updated, (name, domain)) in returned.iter().zip(&pairs) {
+        assert_eq!(
+            (&updated.name, &updated.primary_domain),
+            (name, domain),
+            "an update returns its own change"
+        );
+        assert_eq!((&updated.id, updated.created_at), (&org.id, org.created_at));
+    }
+    for store in stores {
+        let stored = store.organization().await.expect("read").expect("stored");
+        assert!(
+            pairs.iter().any(|(n, d)| (n, d) == (&stored.name, &stored.primary_domain)),
+            "the name of one update and the domain of another: {stored:?}"
+        );
+        assert!(returned.contains(&stored));
+    }
+}
+
+// Several instances on one database: the checks of `conformance_suite_shared!`.
+
+/// A secret regenerated through one store stops working at once through the other,
+/// for users and API apps, with and without a grace period.
+pub async fn shared_secret_regenerated_through_one_stops_at_once_through_the_other(
+    [a, b]: [SharedStore; 2],
+) {
+    let (user, first) = create(&a, "shared").await;
+    let seen = b.service_user_by_username(&user.username).await.expect("lookup");
+    assert_eq!(
+        seen.as_ref(),
+        Some(&user),
+        "a user created through one store is seen through the other"
+    );
+    let (_, second) = rotate_user(&a, &user.username, None, at(1)).await;
+    for _ in 0..20 {
+        let seen = b.service_user_by_username(&user.username).await.expect("lookup").expect("user");
+        assert!(
+            !seen.secret_matches(first.expose(), at(2)),
+            "the old secret was accepted through the other store"
+        );
+        assert!(seen.secret_matches(second.expose(), at(2)));
+    }
+    let (_, third) = rotate_user(&b, &user.username, Some(at(60)), at(2)).await;
+    let seen = a.service_user_by_id(&user.id).await.expect("lookup").expect("user");
+    assert_eq!(seen.previous_secret, Some(PreviousSecret::new(SecretDigest::of(&second), at(60))));
+    assert!(
+        seen.secret_matches(second.expose(), at(59)) && seen.secret_matches(third.expose(), at(59))
+    );
+    rotate_user(&a, &user.username, None, at(3)).await;
+    let seen = b.service_user_by_username(&user.username).await.expect("lookup").expect("user");
+    assert!(
+        !seen.secret_matches(second.expose(), at(4)) && !seen.secret_matches(third.expose(), at(4))
+    );
+
+    let (app, first) = create_app(&a).await;
+    assert_eq!(b.api_app_by_client_id(&app.client_id).await.expect("lookup"), Some(app.clone()));
+    let (_, second) = rotate_app(&a, &app.client_id, None, at(1)).await;
+    for _ in 0..20 {
+        let seen = b.api_app_by_client_id(&app.client_id).await.expect("lookup").expect("app");
+        assert!(
+            !seen.secret_matches(first.expose(), at(2)),
+            "the old app secret was accepted through the other store"
+        );
+        assert!(seen.secret_matches(second.expose(), at(2)));
+    }
+    let (updated, _) = rotate_app(&b, &app.client_id, Some(at(60)), at(2)).await;
+    assert_eq!(a.api_app_by_client_id(&app.client_id).await.expect("lookup"), Some(updated));
+}
+
+/// A token revoked through one store is revoked through the other at once, and so
+/// is a JWT id; purging through one purges for both.
+pub async fn shared_token_revoked_through_one_is_revoked_through_the_other(
+    [a, b]: [SharedStore; 2],
+) {
+    let (user, _) = create(&a, "tokens").await;
+    let record = sample_token(&user, "shared-token", 200);
+    a.insert_token(&record).await.expect("insert");
+    assert_eq!(b.token_by_digest(&record.digest).await.expect("lookup"), Some(record.clone()));
+    assert!(b.revoke_token(&record.digest, at(5)).await.expect("revoke"));
+    let seen = a.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
+    assert_eq!(seen.revoked_at, Some(at(5)), "revoked through the other store at once");
+    assert!(a.revoke_token(&record.digest, at(9)).await.expect("revoke"));
+    let seen = b.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
+    assert_eq!(seen.revoked_at, Some(at(5)), "the first revocation time is kept across stores");
+
+    let jti = TokenId::generate().expect("jti");
+    a.revoke_jti(&jti, at(100)).await.expect("revoke");
+    assert!(
+        b.is_jti_revoked(&jti).await.expect("lookup"),
+        "a JWT id revoked through the other store"
+    );
+    b.revoke_jti(&jti, at(50)).await.expect("revoke again");
+    a.purge_expired_tokens(at(99)).await.expect("purge");
+    assert!(b.is_jti_revoked(&jti).await.expect("lookup"), "the later expiry is kept");
+    assert_eq!(b.purge_expired_tokens(at(200)).await.expect("purge"), 2, "the token and the id");
+    assert!(!a.is_jti_revoked(&jti).await.expect("lookup"));
+    assert_eq!(a.token_by_digest(&record.digest).await.expect("lookup"), None);
+}
+
+/// An assertion id used through one store is a replay through the other; of racers
+/// through both, exactly one is first; purging through one frees it for both.
+pub async fn shared_replayed_assertion_through_the_other_is_refused([a, b]: [SharedStore; 2]) {
+    let expiry = at(60);
+    assert!(a.use_assertion("svc", "jti-1", expiry).await.expect("use"));
+    assert!(
+        !b.use_assertion("svc", "jti-1", expiry).await.expect("use"),
+        "a replay through the other store"
+    );
+    let stores = [a.clone(), b.clone()];
+    for round in 0..5 {
+        let jti = format!("raced-{round}");
+        let firsts = at_once((0..8).map(|i| {
+            let (store, jti) = (nth(&stores, i), jti.clone());
+            async move { store.use_assertion("racer", &jti, expiry).await.expect("use") }
+        }))
+        .await;
+        assert_eq!(firsts.iter().filter(|f| **f).count(), 1, "round {round}: exactly one is first");
+    }
+    b.purge_expired_tokens(expiry).await.expect("purge");
+    assert!(
+        a.use_assertion("svc", "jti-1", expiry).await.expect("use"),
+        "free after a purge through the other"
+    );
+    assert!(!b.use_assertion("svc", "jti-1", expiry).await.expect("use"));
+}
+
+/// Inits of the organization racing through both stores all return the same one;
+/// an update through one is seen through the other, and later inits return it.
+pub async fn shared_organization_init_races_agree([a, b]: [SharedStore; 2]) {
+    let stores = [a.clone(), b.clone()];
+    let candidates: Vec<Organization> = (0..8)
+        .map(|i| sample_organization(&format!("Racer {i}"), &format!("racer-{i}.example")))
+        .collect();
+    let returned = at_once(candidates.iter().enumerate().map(|(i, candidate)| {
+        let (store, candidate) = (nth(&stores, i), candidate.clone());
+        async move { store.init_organization(&candidate).await.expect("init") }
+    }))
+    .await;
+    let first = returned[0].clone();
+    assert!(returned.iter().all(|org| *org == first), "racing inits disagree: {returned:#?}");
+    assert!(candidates.contains(&first), "the organization is one of the candidates");
+    assert_eq!(b.organization().await.expect("read"), Some(first.clone()));
+    let name = DisplayName::new("Renamed").expect("name");
+    let domain = Domain::new("renamed.example").expect("domain");
+    let updated = b.update_organization(&name, &domain).await.expect("update");
+    assert_eq!(updated, Organization { name, primary_domain: domain, ..first });
+    assert_eq!(a.organization().await.expect("read"), Some(updated.clone()));
+    let late = sample_organization("Late", "late.example");
+    assert_eq!(
+        a.init_organization(&late).await.expect("init"),
+        updated,
+        "a later init returns the stored one"
+    );
+    organization_updates_are_atomic(&stores).await;
+}
+
+/// Signing-key inserts racing through both stores, round after round: exactly one
+/// racer of each round wins, and both stores read the same keys.
+pub async fn shared_signing_key_inserts_race([a, b]: [SharedStore; 2]) {
+    let stores = [a.clone(), b.clone()];
+    assert!(a.insert_signing_key(&sample_signing_key("k0", 0), None).await.expect("insert"));
+    let mut latest = "k0".to_owned();
+    for round in 1..=4 {
+        let won = at_once((0..8).map(|i| {
+            let (store, previous) = (nth(&stores, i), latest.clone());
+            let key = sample_signing_key(&format!("k{round}-{i}"), round * 3600);
+            async move {
+                let won = store.insert_signing_key(&key, Some(&previous)).await.expect("insert");
+                (won, key.kid)
+            }
+        }))
+        .await;
+        let winners: Vec<String> = won.into_iter().filter(|(w, _)| *w).map(|(_, k)| k).collect();
+        assert_eq!(winners.len(), 1, "round {round}: exactly one racer may win: {winners:?}");
+        latest = winners[0].clone();
+        for store in &stores {
+            let keys = store.signing_keys().await.expect("list");
+            assert_eq!(keys.len(), round as usize + 1, "round {round}");
+            assert_eq!(keys.last().map(|k| k.kid.as_str()), Some(latest.as_str()));
+        }
+    }
+    assert!(b.delete_signing_key("k0").await.expect("delete"));
+    assert!(!a.delete_signing_key("k0").await.expect("delete"), "deleted through the other store");
+    assert_eq!(a.signing_keys().await.expect("list").len(), 4);
+}
+
+/// Patches and rotations of one user or app through both stores at once lose
+/// nothing.
+pub async fn shared_concurrent_patches_lose_nothing([a, b]: [SharedStore; 2]) {
+    let stores = [a, b];
+    user_patches_lose_nothing(&stores, 4).await;
+    app_patches_lose_nothing(&stores, 4).await;
+    for round in 0..2 {
+        user_rotations_form_one_chain(&stores, &format!("chain-{round}")).await;
+        app_rotations_form_one_chain(&stores, &format!("app-chain-{round}")).await;
+    }
+}
+
+/// One name claimed at once as a user through one store and as an API app through
+/// the other is claimed once.
+pub async fn shared_client_namespace_is_claimed_once([a, b]: [SharedStore; 2]) {
+    let orders = sample_project("orders");
+    b.create_project(&orders).await.expect("create project");
+    for i in 0..20 {
+        let name = format!("contested-{i}");
+        let (user, _) = sample_user(&name);
+        let (app, _) = sample_app(&orders, &name);
+        let (as_user, as_app) = tokio::join!(a.create_service_user(&user), b.create_api_app(&app));
+        assert_eq!(
+            usize::from(as_user.is_ok()) + usize::from(as_app.is_ok()),
+            1,
+            "{name}: {as_user:?} {as_app:?}"
+        );
+        for result in [as_user, as_app] {
+            assert!(matches!(result, Ok(()) | Err(StoreError::Conflict(_))), "{result:?}");
+        }
+    }
+}
+
+/// Token records inserted through both stores at once are all stored and seen
+/// through both; so are grants and client keys added at once.
+pub async fn shared_inserts_through_both_lose_nothing([a, b]: [SharedStore; 2]) {
+    let (user, _) = create(&a, "busy").await;
+    let stores = [a.clone(), b.clone()];
+    at_once((0..100).map(|i| {
+        let (store, record) = (nth(&stores, i), sample_token(&user, &format!("both-{i}"), 3600));
+        async move { store.insert_token(&record).await.expect("insert") }
+    }))
+    .await;
+    for i in 0..100 {
+        let digest = TokenDigest::of(&format!("both-{i}"));
+        for store in &stores {
+            assert!(
+                store.token_by_digest(&digest).await.expect("lookup").is_some(),
+                "token {i} was lost"
+            );
+        }
+    }
+    grants_are_all_kept(&stores).await;
+    client_keys_are_all_kept(&stores).await;
+}
+
+/// Projects, API apps, grants and client keys created through one store are seen
+/// through the other, and unique keys hold across both.
+pub async fn shared_changes_are_seen_through_the_other([a, b]: [SharedStore; 2]) {
+    let orders = sample_project("orders");
+    a.create_project(&orders).await.expect("create project");
+    assert_eq!(b.project_by_id(&orders.id).await.expect("lookup"), Some(orders.clone()));
+    let dup = b.create_project(&orders).await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "a project id taken through the other: {dup:?}"
+    );
+    let renamed = DisplayName::new("Orders v2").expect("name");
+    b.rename_project(&orders.id, &renamed).await.expect("rename");
+    let seen = a.project_by_id(&orders.id).await.expect("lookup").expect("exists");
+    assert_eq!(seen.name, renamed);
+
+    let (app, _) = sample_app(&orders, "orders-api");
+    b.create_api_app(&app).await.expect("create app");
+    assert_eq!(a.list_api_apps().await.expect("list"), vec![app.clone()]);
+    let (mut clash, _) = sample_app(&orders, "other-api");
+    clash.app_id = app.app_id.clone();
+    let clash = a.create_api_app(&clash).await;
+    assert!(
+        matches!(clash, Err(StoreError::Conflict(_))),
+        "an app id taken through the other: {clash:?}"
+    );
+
+    let (user, _) = create(&b, "granted").await;
+    assert_eq!(a.list_service_users().await.expect("list"), vec![user.clone()]);
+    let taken = a.create_service_user(&sample_user("granted").0).await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict(_))),
+        "a username taken through the other: {taken:?}"
+    );
+    let grant =
+        RoleGrant { user_id: user.id.clone(), project_id: orders.id.clone(), role: role("writer") };
+    assert!(a.add_grant(&grant).await.expect("grant"));
+    assert!(!b.add_grant(&grant).await.expect("grant again"), "granted through the other store");
+    assert_eq!(b.grants_of_user(&user.id).await.expect("list"), vec![grant.clone()]);
+    assert!(b.remove_grant(&grant).await.expect("remove"));
+    assert!(a.grants_of_user(&user.id).await.expect("list").is_empty());
+
+    let owner = KeyOwner::ApiApp(app.client_id.clone());
+    let key = sample_client_key(owner.clone(), "app-key", 0);
+    a.add_client_key(&key).await.expect("add");
+    assert_eq!(b.client_key("app-key").await.expect("lookup"), Some(key.clone()));
+    assert_eq!(b.client_keys_of(&owner).await.expect("list"), vec![key.clone()]);
+    let dup = b
+        .add_client_key(&sample_client_key(KeyOwner::ServiceUser(user.id.clone()), "app-key", 0))
+        .await;
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(_))),
+        "a key id taken through the other: {dup:?}"
+    );
+    assert!(b.remove_client_key(&owner, "app-key").await.expect("remove"));
+    assert_eq!(a.client_key("app-key").await.expect("lookup"), None);
+}
+
+/// A user or an app deleted through one store is gone through the other at once,
+/// with its tokens, grants and client keys.
+pub async fn shared_deletes_are_seen_through_the_other([a, b]: [SharedStore; 2]) {
+    let orders = sample_project("orders");
+    a.create_project(&orders).await.expect("create project");
+    let (user, _) = create(&a, "doomed").await;
+    let record = sample_token(&user, "doomed-token", 60);
+    a.insert_token(&record).await.expect("insert");
+    let grant =
+        RoleGrant { user_id: user.id.clone(), project_id: orders.id.clone(), role: role("r") };
+    a.add_grant(&grant).await.expect("grant");
+    let user_key = sample_client_key(KeyOwner::ServiceUser(user.id.clone()), "user-key", 0);
+    a.add_client_key(&user_key).await.expect("add");
+    let (app, _) = sample_app(&orders, "doomed-api");
+    a.create_api_app(&app).await.expect("create app");
+    let app_key = sample_client_key(KeyOwner::ApiApp(app.client_id.clone()), "app-key", 0);
+    a.add_client_key(&app_key).await.expect("add");
+
+    b.delete_service_user(&user.username).await.expect("delete user");
+    assert_eq!(a.service_user_by_username(&user.username).await.expect("lookup"), None);
+    assert_eq!(a.service_user_by_id(&user.id).await.expect("lookup"), None);
+    assert_eq!(
+        a.token_by_digest(&record.digest).await.expect("lookup"),
+        None,
+        "its tokens go with it"
+    );
+    assert!(a.grants_of_user(&user.id).await.expect("list").is_empty(), "its grants go with it");
+    assert_eq!(a.client_key("user-key").await.expect("lookup"), None, "its keys go with it");
+    let again = a.delete_service_user(&user.username).await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "deleted through the other: {again:?}");
+
+    a.delete_api_app(&app.client_id).await.expect("delete app");
+    assert_eq!(b.api_app_by_client_id(&app.client_id).await.expect("lookup"), None);
+    assert_eq!(b.client_key("app-key").await.expect("lookup"), None, "its keys go with it");
+    let orphan = b
+        .add_client_key(&sample_client_key(KeyOwner::ApiApp(app.client_id.clone()), "late", 0))
+        .await;
+    assert!(
+        matches!(orphan, Err(StoreError::NotFound(_))),
+        "a key of an app deleted through the other: {orphan:?}"
+    );
+}
+
+/// Grants and client keys added through one store while the other deletes their
+/// owner do not outlive it.
+pub async fn shared_additions_racing_a_delete_do_not_outlive_it([a, b]: [SharedStore; 2]) {
+    additions_racing_a_delete(&[a, b]).await;
 }

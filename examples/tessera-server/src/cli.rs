@@ -244,10 +244,17 @@ pub(crate) struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1024..=16_777_216))]
     pub(crate) max_body_bytes: u64,
 
-    /// Header naming the client's address when a trusted proxy sets it (such as
-    /// X-Forwarded-For; its last entry is used). Without it, the peer address counts.
+    /// Header a trusted proxy appends the client's address to (such as
+    /// X-Forwarded-For): the entry the outermost trusted proxy appended counts (the
+    /// last one, with one proxy). Without it, the peer address counts.
     #[arg(long, env = "TESSERA_CLIENT_ADDRESS_HEADER")]
     pub(crate) client_address_header: Option<String>,
+
+    /// How many trusted proxies append to --client-address-header: the address used
+    /// is this many entries from the end of its list (all its lines joined in order).
+    #[arg(long, env = "TESSERA_TRUSTED_PROXY_HOPS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) trusted_proxy_hops: u32,
 
     /// Failed client authentications allowed per client ID and address per window.
     #[arg(long, env = "TESSERA_AUTH_FAILURES_PER_CLIENT_ADDRESS", default_value_t = 10)]

@@ -1,18 +1,18 @@
-//! The management commands and their output.
+//! The management commands and their output; the operations are `tessera_admin`'s.
 
 use std::fmt::Write as _;
 
 use serde::Serialize;
 use serde_json::json;
+use tessera_admin::{Admin, AdminError, Grace, NewServiceUser, ServiceUserUpdate};
 use tessera_store::{
     AccessTokenType, ClientId, ClientSecret, DisplayName, PreviousSecret, ProjectId, RoleKey,
-    SecretDigest, ServiceUser, ServiceUserPatch, Store, StoreError, TokenLifetime, Username,
+    ServiceUser, StoreError, TokenLifetime, Username,
 };
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
 
 use crate::cli::{Cli, Command, SecretGraceArgs, ServiceUserCommand};
-use crate::database;
 
 /// A command's failure, printed as one line.
 #[derive(Debug)]
@@ -32,7 +32,18 @@ impl From<String> for CliError {
 
 impl From<StoreError> for CliError {
     fn from(value: StoreError) -> Self {
-        Self(database::chain(&value))
+        Self(tessera::chain(&value))
+    }
+}
+
+impl From<AdminError> for CliError {
+    fn from(value: AdminError) -> Self {
+        match value {
+            AdminError::AlreadyExists { what: "client ID", id } => {
+                Self(format!("client ID {id} is taken"))
+            }
+            other => Self(tessera::chain(&other)),
+        }
     }
 }
 
@@ -45,36 +56,22 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         // warnings to stderr; their output goes to stdout.
         crate::serve::init_logging("warn,tessera::audit=info");
     }
-    match cli.command {
-        Command::Serve(args) => crate::serve::run(&cli.database, args).await,
-        Command::ServiceUser(command) => {
-            let store = database::open(&cli.database).await?;
-            let output = service_user(store.as_ref(), command).await?;
-            print(&output, cli.json);
-            Ok(())
-        }
-        Command::Project(command) => {
-            let store = database::open(&cli.database).await?;
-            print(&crate::projects::project(store.as_ref(), command).await?, cli.json);
-            Ok(())
-        }
-        Command::ApiApp(command) => {
-            let store = database::open(&cli.database).await?;
-            print(&crate::projects::api_app(store.as_ref(), command).await?, cli.json);
-            Ok(())
-        }
-        Command::Grant(command) => {
-            let store = database::open(&cli.database).await?;
-            print(&crate::projects::grant(store.as_ref(), command).await?, cli.json);
-            Ok(())
-        }
+    let admin = || async {
+        let database = tessera::Database::open(&cli.database).await;
+        database.map(|d| Admin::new(d.store)).map_err(|e| CliError(e.to_string()))
+    };
+    let output = match cli.command {
+        Command::Serve(args) => return crate::serve::run(&cli.database, args).await,
+        Command::ServiceUser(command) => service_user(&admin().await?, command).await?,
+        Command::Project(command) => crate::projects::project(&admin().await?, command).await?,
+        Command::ApiApp(command) => crate::projects::api_app(&admin().await?, command).await?,
+        Command::Grant(command) => crate::projects::grant(&admin().await?, command).await?,
         Command::Organization(command) => {
-            let store = database::open(&cli.database).await?;
-            let output = crate::organization::organization(store.as_ref(), command).await?;
-            print(&output, cli.json);
-            Ok(())
+            crate::organization::organization(&admin().await?, command).await?
         }
-    }
+    };
+    print(&output, cli.json);
+    Ok(())
 }
 
 /// What a command prints: a JSON value and the same as text.
@@ -92,8 +89,7 @@ fn print(output: &Output, json: bool) {
     }
 }
 
-async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<Output> {
-    let now = OffsetDateTime::now_utc();
+async fn service_user(admin: &Admin, command: ServiceUserCommand) -> Result<Output> {
     match command {
         ServiceUserCommand::Create {
             username,
@@ -101,46 +97,21 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
             access_token_type,
             token_lifetime,
         } => {
-            let mut user = ServiceUser::new(parse_username(&username)?, now)
-                .map_err(|e| CliError(e.to_string()))?;
-            if let Some(name) = display_name {
-                user.display_name = parse_display_name(&name)?;
-            }
-            if let Some(kind) = access_token_type {
-                user.access_token_type = kind;
-            }
-            if let Some(secs) = token_lifetime {
-                user.token_lifetime = parse_lifetime(secs)?;
-            }
-            let secret = ClientSecret::generate().map_err(|e| CliError(e.to_string()))?;
-            user.secret = Some(SecretDigest::of(&secret));
-            store.create_service_user(&user).await.map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    CliError(format!("service user {username} already exists"))
-                }
-                other => other.into(),
-            })?;
-            Ok(credentials_output(&user, &secret, "created", None))
+            let mut new = NewServiceUser::new(parse_username(&username)?);
+            new.display_name = display_name.as_deref().map(parse_display_name).transpose()?;
+            new.access_token_type = access_token_type.unwrap_or_default();
+            new.token_lifetime =
+                token_lifetime.map(parse_lifetime).transpose()?.unwrap_or_default();
+            let (user, secret) = admin.create_service_user(new).await?;
+            Ok(credentials_output(&user, &secret, "created"))
         }
         ServiceUserCommand::Secret { username, grace } => {
             let name = parse_username(&username)?;
-            let secret = ClientSecret::generate().map_err(|e| CliError(e.to_string()))?;
-            let mut patch = ServiceUserPatch::at(now);
-            patch.secret = Some(SecretDigest::of(&secret));
-            patch.keep_previous_until = keep_previous_until(&grace, now);
-            let user =
-                store.update_service_user(&name, &patch).await.map_err(not_found(&username))?;
-            let previous = kept_secret(&grace, user.previous_secret.as_ref());
-            tracing::info!(
-                target: "tessera::audit",
-                event = "secret_regenerated",
-                client_id = %user.username,
-                previous_secret_expires_at = previous.map(|p| p.expires_at.unix_timestamp()),
-            );
-            Ok(credentials_output(&user, &secret, "new secret for", previous))
+            let (user, secret) = admin.regenerate_user_secret(&name, parse_grace(&grace)?).await?;
+            Ok(credentials_output(&user, &secret, "new secret for"))
         }
         ServiceUserCommand::List => {
-            let users = store.list_service_users().await?;
+            let users = admin.service_users().await?;
             let mut text = String::new();
             if users.is_empty() {
                 text.push_str("no service users\n");
@@ -160,17 +131,16 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
             Ok(Output { json: json!({ "service_users": list }), text })
         }
         ServiceUserCommand::Show { username } => {
-            Ok(user_output(&find_user(store, &username).await?))
+            Ok(user_output(&admin.service_user(&parse_username(&username)?).await?))
         }
         ServiceUserCommand::Delete { username } => {
-            let name = parse_username(&username)?;
-            store.delete_service_user(&name).await.map_err(not_found(&username))?;
+            admin.delete_service_user(&parse_username(&username)?).await?;
             Ok(Output {
                 json: json!({ "deleted": username }),
                 text: format!("deleted service user {username}\n"),
             })
         }
-        ServiceUserCommand::Key(command) => crate::client_keys::user_key(store, command).await,
+        ServiceUserCommand::Key(command) => crate::client_keys::user_key(admin, command).await,
         ServiceUserCommand::Set {
             username,
             access_token_type,
@@ -179,31 +149,15 @@ async fn service_user(store: &dyn Store, command: ServiceUserCommand) -> Result<
             enabled,
         } => {
             let name = parse_username(&username)?;
-            let mut patch = ServiceUserPatch::at(now);
-            patch.access_token_type = access_token_type;
-            patch.token_lifetime = token_lifetime.map(parse_lifetime).transpose()?;
-            patch.display_name = display_name.as_deref().map(parse_display_name).transpose()?;
-            patch.enabled = enabled;
-            let user =
-                store.update_service_user(&name, &patch).await.map_err(not_found(&username))?;
-            Ok(user_output(&user))
+            let update = ServiceUserUpdate {
+                display_name: display_name.as_deref().map(parse_display_name).transpose()?,
+                access_token_type,
+                token_lifetime: token_lifetime.map(parse_lifetime).transpose()?,
+                enabled,
+            };
+            Ok(user_output(&admin.update_service_user(&name, update).await?))
         }
     }
-}
-
-fn not_found(username: &str) -> impl FnOnce(StoreError) -> CliError + '_ {
-    move |e| match e {
-        StoreError::NotFound(_) => CliError(format!("service user {username} not found")),
-        other => other.into(),
-    }
-}
-
-/// The service user named `username`, or a "not found" error.
-pub(crate) async fn find_user(store: &dyn Store, username: &str) -> Result<ServiceUser> {
-    store
-        .service_user_by_username(&parse_username(username)?)
-        .await?
-        .ok_or_else(|| CliError(format!("service user {username} not found")))
 }
 
 pub(crate) fn parse_username(value: &str) -> Result<Username> {
@@ -226,16 +180,16 @@ pub(crate) fn parse_role(value: &str) -> Result<RoleKey> {
     RoleKey::new(value).map_err(|e| CliError(format!("invalid role {value:?}: {e}")))
 }
 
-pub(crate) fn parse_lifetime(secs: u64) -> Result<TokenLifetime> {
+fn parse_lifetime(secs: u64) -> Result<TokenLifetime> {
     TokenLifetime::from_secs(secs).map_err(|e| CliError(format!("invalid token lifetime: {e}")))
 }
 
-fn credentials_output(
-    user: &ServiceUser,
-    secret: &ClientSecret,
-    verb: &str,
-    previous: Option<&PreviousSecret>,
-) -> Output {
+/// The grace period `--keep-old-for` asks for, if any.
+pub(crate) fn parse_grace(grace: &SecretGraceArgs) -> Result<Option<Grace>> {
+    Ok(grace.keep_old_for.map(Grace::from_secs).transpose()?)
+}
+
+fn credentials_output(user: &ServiceUser, secret: &ClientSecret, verb: &str) -> Output {
     secret_output(
         &format!("{verb} service user {}", user.username),
         &[
@@ -244,26 +198,8 @@ fn credentials_output(
             ("client_id", user.username.as_str()),
         ],
         secret,
-        previous,
+        user.previous_secret.as_ref(),
     )
-}
-
-/// When a secret regenerated with `grace` keeps the replaced one: `now` plus the
-/// grace period, or `None` for no grace period (the old secret stops at once).
-pub(crate) fn keep_previous_until(
-    grace: &SecretGraceArgs,
-    now: OffsetDateTime,
-) -> Option<OffsetDateTime> {
-    grace.keep_old_for.map(|secs| now + Duration::seconds(i64::from(secs)))
-}
-
-/// The previous secret a regeneration with `grace` kept, to report its expiry; none
-/// without a grace period (or when there was no secret to keep).
-pub(crate) fn kept_secret<'a>(
-    grace: &SecretGraceArgs,
-    previous: Option<&'a PreviousSecret>,
-) -> Option<&'a PreviousSecret> {
-    previous.filter(|_| grace.keep_old_for.is_some())
 }
 
 /// The output of a command that shows a new secret once: `fields` then
@@ -346,6 +282,7 @@ fn user_output(user: &ServiceUser) -> Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_store::SecretDigest;
 
     #[test]
     fn a_kept_secret_adds_its_expiry_to_the_output() -> Result<(), Box<dyn std::error::Error>> {
@@ -367,14 +304,17 @@ mod tests {
         );
 
         let grace = SecretGraceArgs { keep_old_for: Some(30) };
-        assert_eq!(
-            keep_previous_until(&grace, expires_at),
-            Some(expires_at + Duration::seconds(30))
-        );
-        assert_eq!(kept_secret(&grace, Some(&previous)), Some(&previous));
+        assert_eq!(parse_grace(&grace).map_err(|e| e.0)?.map(Grace::as_secs), Some(30));
         let none = SecretGraceArgs { keep_old_for: None };
-        assert_eq!(keep_previous_until(&none, expires_at), None);
-        assert_eq!(kept_secret(&none, Some(&previous)), None);
+        assert_eq!(parse_grace(&none).map_err(|e| e.0)?, None);
         Ok(())
+    }
+
+    #[test]
+    fn taken_client_ids_keep_their_message() {
+        let taken = AdminError::AlreadyExists { what: "client ID", id: "orders-api".to_owned() };
+        assert_eq!(CliError::from(taken).0, "client ID orders-api is taken");
+        let user = AdminError::AlreadyExists { what: "service user", id: "u".to_owned() };
+        assert_eq!(CliError::from(user).0, "service user u already exists");
     }
 }

@@ -10,8 +10,6 @@ mod bootstrap;
 mod cli;
 mod client_keys;
 mod commands;
-mod database;
-mod keys;
 mod log_format;
 mod log_writer;
 mod organization;

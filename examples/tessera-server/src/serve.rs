@@ -3,23 +3,21 @@
 use std::convert::Infallible;
 use std::io::IsTerminal;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HOST;
-use http::{HeaderName, Request, Response, StatusCode, Version};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tessera_endpoint::{
-    AssertionPolicy, ClientAddr, Issuer, Limit, OAuthError, ResponseBody, ThrottleConfig,
-    TokenEndpoint,
+use tessera::endpoint::{ClientAddr, OAuthError, ResponseBody, TokenEndpoint};
+use tessera::{
+    AssertionsConfig, ClientAddressConfig, Config, Database, DatabaseKind, HttpConfig, MasterKey,
+    OrganizationConfig, SigningConfig, Tessera, ThrottleSettings,
 };
-use tessera_mint::{JwtHeaderType, RotationPolicy, TokenMinter};
-use tessera_store::SigningAlgorithm;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
@@ -29,18 +27,17 @@ use crate::log_format::{PlainFields, PlainFormat};
 
 use crate::cli::{Compat, ServeArgs};
 use crate::commands::{CliError, Result};
-use crate::{bootstrap, database, keys, log_writer, organization};
+use crate::{bootstrap, log_writer};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
     init_logging("info");
-    if database::is_postgres(database_url) {
-        // Fail before connecting: without the shared master key nothing can start.
-        keys::require_master_key()?;
-    }
-    let store = database::open(database_url).await?;
+    let kind = DatabaseKind::of(database_url).map_err(|e| CliError(e.to_string()))?;
+    // Before connecting: a shared database needs the shared master key.
+    let master = master_key(&kind)?;
+    let database = Database::open(database_url).await.map_err(|e| CliError(e.to_string()))?;
     if let Some(path) = &args.bootstrap {
-        let applied = bootstrap::apply(store.as_ref(), path).await?;
+        let applied = bootstrap::apply(&database.store, path).await?;
         tracing::info!(
             file = %path.display(),
             created = applied.created,
@@ -48,82 +45,84 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
             "bootstrap applied"
         );
     }
-    let (master, source) = keys::master_key(
-        database::sqlite_path(database_url).map(Path::new),
-        database::is_postgres(database_url),
-    )?;
-    match &source {
-        keys::MasterKeySource::Environment => tracing::info!("master key from TESSERA_MASTER_KEY"),
-        keys::MasterKeySource::File(path) => {
-            tracing::info!(file = %path.display(), "master key from file")
-        }
-        keys::MasterKeySource::Ephemeral => {
-            tracing::info!("master key kept in memory (memory: database)")
-        }
-    }
-    let zitadel = args.compat == Some(Compat::Zitadel);
-    let signing_alg = args.signing_alg.unwrap_or(if zitadel {
-        SigningAlgorithm::Rs256
-    } else {
-        SigningAlgorithm::Es256
-    });
-    let jwt_type = args.access_token_typ.unwrap_or(if zitadel {
-        JwtHeaderType::Jwt
-    } else {
-        JwtHeaderType::AtJwt
-    });
-    let policy = RotationPolicy {
-        algorithm: signing_alg,
-        period: time::Duration::seconds(args.key_rotation as i64),
-        max_token_lifetime: time::Duration::seconds(args.jwt_max_lifetime as i64),
-        ..RotationPolicy::default()
-    };
-    let key_manager = keys::start(&store, master, policy).await?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
     let issuer_url = args.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
-    let organization = organization::init(
-        store.as_ref(),
-        &issuer_url,
-        args.organization_name.as_deref(),
-        args.organization_domain.as_deref(),
-    )
-    .await?;
-    let minter =
-        TokenMinter::new(issuer_url.clone()).with_keys(key_manager.ring()).with_jwt_type(jwt_type);
-    let issuer = Issuer::new(store, minter)
-        .with_organization(organization)
-        .with_assertion_policy(AssertionPolicy { require_jti: args.require_assertion_jti });
-    let endpoint = TokenEndpoint::new(issuer)
-        .with_max_body(args.max_body_bytes as usize)
-        .with_throttle(throttle_config(&args));
-    keys::spawn_refresh(key_manager);
-    spawn_purge(endpoint.issuer().clone());
+    let config = config(&args, issuer_url.clone());
+    let mut builder = Tessera::builder(config.clone()).database(database);
+    if let Some(master) = master {
+        tracing::info!("master key from TESSERA_MASTER_KEY");
+        builder = builder.master_key(master);
+    }
+    let tessera = builder.build().await.map_err(|e| CliError(e.to_string()))?;
+    tokio::spawn(tessera.maintenance());
     tracing::info!(
         issuer = %issuer_url,
-        signing_alg = %signing_alg,
-        access_token_typ = %jwt_type,
-        require_assertion_jti = args.require_assertion_jti,
+        signing_alg = %config.signing.algorithm,
+        access_token_typ = %config.signing.jwt_type,
+        require_assertion_jti = config.assertions.require_jti,
         "listening on http://{local}"
     );
-    let limits = HttpLimits::from_args(&args)?;
-    accept_loop(listener, endpoint, limits, Duration::from_secs(args.shutdown_grace)).await;
+    let limits = HttpLimits::from(&config.http);
+    accept_loop(listener, tessera.service(), limits, Duration::from_secs(args.shutdown_grace))
+        .await;
     Ok(())
 }
 
-fn throttle_config(args: &ServeArgs) -> Option<ThrottleConfig> {
-    if args.no_throttle {
-        return None;
+/// `TESSERA_MASTER_KEY`, which a PostgreSQL database requires: every instance must
+/// decrypt the same signing keys. Without it, a SQLite database keeps its key in a file
+/// beside it and `memory:` in memory.
+fn master_key(kind: &DatabaseKind) -> Result<Option<MasterKey>> {
+    match std::env::var("TESSERA_MASTER_KEY") {
+        Ok(value) => MasterKey::from_base64(&value)
+            .map(Some)
+            .map_err(|e| CliError(format!("TESSERA_MASTER_KEY: {e}"))),
+        Err(_) if *kind == DatabaseKind::Postgres => Err(CliError(
+            "TESSERA_MASTER_KEY is required with a PostgreSQL database: every instance must \
+             decrypt the same signing keys (generate one with: openssl rand -base64 32)"
+                .into(),
+        )),
+        Err(_) => Ok(None),
     }
-    let window = Duration::from_secs(args.auth_failure_window);
-    Some(ThrottleConfig {
-        per_client_address: Limit { failures: args.auth_failures_per_client_address, window },
-        per_address: Limit { failures: args.auth_failures_per_address, window },
-        per_client: Limit { failures: args.auth_failures_per_client, window },
-        ..ThrottleConfig::default()
-    })
+}
+
+/// The library's configuration from the command line.
+fn config(args: &ServeArgs, issuer: String) -> Config {
+    let zitadel = args.compat == Some(Compat::Zitadel);
+    let compat = if zitadel { SigningConfig::zitadel() } else { SigningConfig::default() };
+    Config {
+        signing: SigningConfig {
+            algorithm: args.signing_alg.unwrap_or(compat.algorithm),
+            rotation_secs: args.key_rotation,
+            jwt_max_lifetime_secs: args.jwt_max_lifetime,
+            jwt_type: args.access_token_typ.unwrap_or(compat.jwt_type),
+        },
+        throttle: (!args.no_throttle).then_some(ThrottleSettings {
+            per_client_address: args.auth_failures_per_client_address,
+            per_address: args.auth_failures_per_address,
+            per_client: args.auth_failures_per_client,
+            window_secs: args.auth_failure_window,
+        }),
+        http: HttpConfig {
+            max_body_bytes: args.max_body_bytes as usize,
+            max_header_bytes: args.max_header_bytes as usize,
+            header_read_timeout_secs: args.header_read_timeout,
+            request_timeout_secs: args.request_timeout,
+            max_connections: args.max_connections as usize,
+        },
+        client_address: ClientAddressConfig {
+            header: args.client_address_header.clone(),
+            trusted_hops: args.trusted_proxy_hops as usize,
+        },
+        assertions: AssertionsConfig { require_jti: args.require_assertion_jti },
+        organization: OrganizationConfig {
+            name: args.organization_name.clone(),
+            domain: args.organization_domain.clone(),
+        },
+        ..Config::new(issuer)
+    }
 }
 
 /// What the server allows a connection and a request.
@@ -133,39 +132,17 @@ struct HttpLimits {
     header_read_timeout: Duration,
     request_timeout: Duration,
     max_header_bytes: usize,
-    client_address_header: Option<HeaderName>,
 }
 
-impl HttpLimits {
-    fn from_args(args: &ServeArgs) -> Result<Self> {
-        let client_address_header = args
-            .client_address_header
-            .as_deref()
-            .map(|name| {
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    CliError(format!("--client-address-header {name:?} is not a header name"))
-                })
-            })
-            .transpose()?;
-        Ok(Self {
-            max_connections: args.max_connections as usize,
-            header_read_timeout: Duration::from_secs(args.header_read_timeout),
-            request_timeout: Duration::from_secs(args.request_timeout),
-            max_header_bytes: args.max_header_bytes as usize,
-            client_address_header,
-        })
+impl From<&HttpConfig> for HttpLimits {
+    fn from(http: &HttpConfig) -> Self {
+        Self {
+            max_connections: http.max_connections,
+            header_read_timeout: Duration::from_secs(http.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(http.request_timeout_secs),
+            max_header_bytes: http.max_header_bytes,
+        }
     }
-}
-
-/// The client's address: the last entry of the configured header when a trusted
-/// proxy set it and it parses, else the peer's address.
-fn client_address<B>(request: &Request<B>, peer: IpAddr, header: Option<&HeaderName>) -> IpAddr {
-    header
-        .and_then(|name| request.headers().get(name))
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.rsplit(',').next())
-        .and_then(|last| last.trim().parse().ok())
-        .unwrap_or(peer)
 }
 
 async fn accept_loop(
@@ -252,33 +229,13 @@ async fn serve_request(
         )
         .into_response());
     }
-    let addr = client_address(&request, peer, limits.client_address_header.as_ref());
-    request.extensions_mut().insert(ClientAddr(addr));
+    request.extensions_mut().insert(ClientAddr(peer));
     let answer = tokio::time::timeout(limits.request_timeout, endpoint.handle(request)).await;
     Ok(answer.unwrap_or_else(|_| {
         OAuthError::invalid_request("the request took too long")
             .with_status(StatusCode::REQUEST_TIMEOUT)
             .into_response()
     }))
-}
-
-/// How often expired token records and revoked ids are deleted.
-const PURGE_INTERVAL: Duration = Duration::from_secs(300);
-
-/// Deletes expired token records and revoked JWT ids every [`PURGE_INTERVAL`], so
-/// the store does not grow without bound. Records are deleted only once expired.
-fn spawn_purge(issuer: Issuer) {
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(PURGE_INTERVAL);
-        loop {
-            interval.tick().await;
-            match issuer.purge_expired().await {
-                Ok(0) => {}
-                Ok(purged) => tracing::info!(purged, "purged expired token records"),
-                Err(e) => tracing::warn!(error = %e, "purging expired token records failed"),
-            }
-        }
-    });
 }
 
 async fn shutdown_signal() {

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::{Credentials, Server, create_user, signal, temp_db};
 use serde_json::Value;
-use tessera_store::{TokenDigest, TokenStore};
+use tessera_store::TokenDigest;
+use tessera_store::prelude::*;
 use tessera_store_sqlite::SqliteStore;
 
 /// Concurrent clients, each on its own keep-alive connection pool.

@@ -13,7 +13,7 @@ use common::assertions::{
 use common::{Server, cli, cli_json, create_user, temp_db};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tessera_store::TokenStore;
+use tessera_store::prelude::*;
 use tessera_store_sqlite::SqliteStore;
 
 #[tokio::test]

@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::{Server, create_user, regenerate_secret, temp_db};
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
-use tessera_store::{ServiceUserStore, TokenDigest, TokenStore, Username};
+use tessera_store::prelude::*;
+use tessera_store::{TokenDigest, Username};
 use tessera_store_sqlite::SqliteStore;
 
 type Client = BasicClient<

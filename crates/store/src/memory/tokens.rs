@@ -353,6 +353,7 @@ impl Entries {
         if slot as usize == self.len { last } else { std::mem::replace(self.get_mut(slot), last) }
     }
 
+    #[cfg(test)]
     fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.chunks.iter().flatten()
     }
@@ -491,10 +492,6 @@ impl Tokens {
                 }
             }
         }
-    }
-
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter()
     }
 
     /// Checks that every entry is found at its own position; for tests.

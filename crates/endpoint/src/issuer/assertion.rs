@@ -10,9 +10,10 @@ use time::OffsetDateTime;
 
 use crate::context::client_address;
 use crate::error::{ErrorCode, OAuthError};
-use crate::issuer::{Issuer, store_error};
-use crate::service::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
-use crate::tokens::{Caller, MAX_TOKEN_LEN};
+use crate::paths::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+
+use super::tokens::{Caller, MAX_TOKEN_LEN};
+use super::{Issuer, store_error};
 
 /// The `grant_type` of the JWT bearer grant (RFC 7523 §2.1).
 pub const JWT_BEARER_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

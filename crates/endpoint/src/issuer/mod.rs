@@ -1,4 +1,9 @@
-//! The HTTP-free issuer: grant logic as plain async functions.
+//! The HTTP-free issuer: grant logic as plain async functions. Nothing here knows
+//! HTTP; the [`http`](crate::http) layer reads requests into these calls.
+
+mod assertion;
+mod credentials;
+mod tokens;
 
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
@@ -11,11 +16,15 @@ use tessera_store::{
 };
 use time::OffsetDateTime;
 
-use crate::assertion::AssertionUse;
-use crate::auth::{AuthMethod, ClientCredentials};
 use crate::context::client_address;
 use crate::error::{ErrorCode, OAuthError};
-use crate::tokens::Caller;
+
+pub(crate) use assertion::AssertionUse;
+pub use assertion::{
+    ASSERTION_ALGORITHMS, CLOCK_SKEW_SECS, JWT_BEARER_GRANT_TYPE, MAX_ASSERTION_LIFETIME_SECS,
+};
+pub use credentials::{AuthMethod, ClientCredentials, PresentedSecret};
+pub use tokens::{ActiveToken, Caller, Introspection, MAX_TOKEN_LEN, UserInfo};
 
 /// A client credentials token request (RFC 6749 §4.4.2), already parsed.
 #[derive(Debug, Clone)]
@@ -66,7 +75,8 @@ pub struct AssertionPolicy {
 /// use std::sync::Arc;
 /// use tessera_endpoint::{ClientCredentials, ClientCredentialsRequest, Issuer};
 /// use tessera_mint::TokenMinter;
-/// use tessera_store::{ClientSecret, MemoryStore, SecretDigest, ServiceUser, ServiceUserStore, Username};
+/// use tessera_store::prelude::*;
+/// use tessera_store::{ClientSecret, MemoryStore, SecretDigest, ServiceUser, Username};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// let store = Arc::new(MemoryStore::new());
@@ -462,6 +472,7 @@ pub fn default_organization(issuer: &str, now: OffsetDateTime) -> Result<Organiz
 /// Whole seconds from `now` until `expires_at`, never negative. With the expiry
 /// truncated to whole seconds, a 12 hour lifetime gives 43199 unless the request
 /// arrived exactly on a second boundary.
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))] // for `internals`
 pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
     let remaining = (expires_at - now).whole_seconds();
     u64::try_from(remaining).unwrap_or(0)
@@ -515,7 +526,7 @@ mod tests {
         let secret = ClientSecret::generate()?;
         let mut user = ServiceUser::new(Username::new("svc")?, clock.now())?;
         user.secret = Some(SecretDigest::of(&secret));
-        tessera_store::ServiceUserStore::create_service_user(&*store, &user).await?;
+        tessera_store::ServiceUserAdmin::create_service_user(&*store, &user).await?;
         let issuer =
             Issuer::new(store.clone(), TokenMinter::new("http://issuer")).with_clock(clock.clone());
         Ok(Fixture { issuer, store, clock, secret })
@@ -535,7 +546,7 @@ mod tests {
         assert_eq!(response.expires_in, 43_199);
         assert_eq!(response.scope.to_string(), "openid");
         let digest = TokenDigest::of(response.access_token.expose());
-        let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest).await?;
+        let record = tessera_store::IssuingStore::token_by_digest(&*f.store, &digest).await?;
         let record = record.ok_or("no record stored")?;
         assert_eq!(record.expires_at.unix_timestamp(), 1_700_000_000 + 43_200);
         assert_eq!(record.audience, ["svc"]);
@@ -552,7 +563,7 @@ mod tests {
             let response =
                 f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
             let digest = TokenDigest::of(response.access_token.expose());
-            let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest).await?;
+            let record = tessera_store::IssuingStore::token_by_digest(&*f.store, &digest).await?;
             let record = record.ok_or("no record stored")?;
             // Times in the record and the answer stay whole seconds.
             assert_eq!(record.issued_at, at(1_700_000_000, 0));
@@ -574,7 +585,7 @@ mod tests {
         let f = fixture().await?;
         let mut patch = ServiceUserPatch::at(f.clock.now());
         patch.token_lifetime = Some(tessera_store::TokenLifetime::from_secs(60)?);
-        tessera_store::ServiceUserStore::update_service_user(
+        tessera_store::ServiceUserAdmin::update_service_user(
             &*f.store,
             &Username::new("svc")?,
             &patch,
@@ -583,7 +594,7 @@ mod tests {
         let response = f.issuer.client_credentials(request("svc", f.secret.expose(), None)).await?;
         assert_eq!(response.expires_in, 59);
         let digest = TokenDigest::of(response.access_token.expose());
-        let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
+        let record = tessera_store::IssuingStore::token_by_digest(&*f.store, &digest)
             .await?
             .ok_or("no record")?;
         f.clock.advance(Duration::seconds(59));
@@ -608,7 +619,7 @@ mod tests {
         for case in cases {
             errors.push(f.issuer.client_credentials(case).await.map(|_| ()));
         }
-        tessera_store::ServiceUserStore::update_service_user(
+        tessera_store::ServiceUserAdmin::update_service_user(
             &*f.store,
             &Username::new("svc")?,
             &disabled,
@@ -632,7 +643,7 @@ mod tests {
         let mut patch = ServiceUserPatch::at(f.clock.now());
         patch.secret = Some(SecretDigest::of(&new));
         patch.keep_previous_until = Some(f.clock.now() + Duration::seconds(30));
-        tessera_store::ServiceUserStore::update_service_user(&*f.store, &svc, &patch).await?;
+        tessera_store::ServiceUserAdmin::update_service_user(&*f.store, &svc, &patch).await?;
         // The clock shows 1_700_000_000.250; the grace period ends at 1_700_000_030.
         let token = |secret: &ClientSecret| {
             f.issuer.client_credentials(request("svc", secret.expose(), None))
@@ -664,7 +675,7 @@ mod tests {
             f.issuer.client_credentials(request("svc", f.secret.expose(), Some(scope))).await?;
         assert_eq!(response.scope.to_string(), "openid urn:zitadel:iam:org:project:id:zitadel:aud");
         let digest = TokenDigest::of(response.access_token.expose());
-        let record = tessera_store::TokenStore::token_by_digest(&*f.store, &digest)
+        let record = tessera_store::IssuingStore::token_by_digest(&*f.store, &digest)
             .await?
             .ok_or("no record")?;
         assert_eq!(record.audience, ["zitadel"]);
@@ -674,7 +685,7 @@ mod tests {
     #[tokio::test]
     async fn a_project_created_later_joins_the_audience_and_its_roles_name_the_organization()
     -> Result<(), Box<dyn std::error::Error>> {
-        use tessera_store::{DisplayName, ProjectStore, RoleGrant, RoleKey, TokenStore};
+        use tessera_store::{DisplayName, IssuingStore, ProjectAdmin, RoleGrant, RoleKey};
         let f = fixture().await?;
         let aud = "urn:zitadel:iam:org:project:id:late:aud";
         let with_role = format!("{aud} urn:zitadel:iam:org:project:role:reader");
@@ -697,7 +708,7 @@ mod tests {
         f.store
             .create_project(&Project::new(id.clone(), DisplayName::new("Late")?, f.clock.now()))
             .await?;
-        let user = tessera_store::ServiceUserStore::service_user_by_username(
+        let user = tessera_store::IssuingStore::service_user_by_username(
             &*f.store,
             &Username::new("svc")?,
         )
@@ -743,7 +754,7 @@ mod tests {
             .await
             .expect_err("offline_access is not allowed");
         assert_eq!(err.code(), ErrorCode::InvalidScope);
-        let purged = tessera_store::TokenStore::purge_expired_tokens(
+        let purged = tessera_store::IssuingStore::purge_expired_tokens(
             &*f.store,
             f.clock.now() + Duration::days(400),
         )

@@ -15,6 +15,9 @@
 //! Memory is bounded: each table holds at most a fixed number of entries, keyed by a
 //! keyed hash, and makes room by dropping expired windows, then the oldest.
 
+// Public for the fuzz targets and benchmarks, through `internals`.
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
+
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
@@ -22,11 +25,6 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-
-/// The address a request came from, put into the request's extensions by the
-/// server that accepted the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientAddr(pub IpAddr);
 
 /// At most `failures` failed attempts per `window`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,11 +239,13 @@ impl Table {
         self.change(key, |shard| shard.remove(&key));
     }
 
+    #[cfg(any(test, feature = "internals"))]
     fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 }
 
+#[cfg(any(test, feature = "internals"))]
 impl Throttle {
     /// Entries held in each table (per client and address, per address, per client).
     pub fn entries(&self) -> (usize, usize, usize) {

@@ -8,11 +8,12 @@ use tessera_store::{
     UserId,
 };
 
-use crate::assertion::AssertionUse;
-use crate::auth::{AuthMethod, ClientCredentials};
 use crate::context::client_address;
 use crate::error::{ErrorCode, OAuthError};
-use crate::issuer::{Issuer, store_error};
+
+use super::assertion::AssertionUse;
+use super::credentials::{AuthMethod, ClientCredentials};
+use super::{Issuer, store_error};
 
 /// The longest token examined; anything longer is not a token this server issued.
 pub const MAX_TOKEN_LEN: usize = 8192;

@@ -1,6 +1,9 @@
 //! Strict parsing of `application/x-www-form-urlencoded` bodies and of the
 //! form-encoded parts of HTTP Basic credentials (RFC 6749 §2.3.1, appendix B).
 
+// Public for the fuzz targets and benchmarks, through `internals`.
+#![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
+
 use std::borrow::Cow;
 
 /// Why a form could not be parsed.

@@ -1,15 +1,17 @@
-//! Client credentials as presented in a request: HTTP Basic (`client_secret_basic`)
-//! or form parameters (`client_secret_post`), RFC 6749 §2.3.1.
-
-use std::fmt;
+//! Reading a request: its form body, its client credentials, its bearer token.
 
 use base64ct::{Base64, Base64Unpadded, Encoding};
 use http::HeaderMap;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
 use zeroize::Zeroizing;
 
-use crate::error::OAuthError;
-use crate::form::{Form, decode};
+use http::Method;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::form::{Form, decode};
+use crate::issuer::ClientCredentials;
 
 /// The `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -17,92 +19,9 @@ pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-
 /// The longest `Authorization` header value examined; longer ones fail authentication.
 pub const MAX_AUTHORIZATION_LEN: usize = 4096;
 
-/// How a client authenticated (the names of RFC 7591 §2 and the discovery document).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// HTTP Basic with the form-encoded client ID and secret.
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the request body.
-    ClientSecretPost,
-    /// A JWT assertion signed with the client's key (RFC 7523 §2.2).
-    PrivateKeyJwt,
-}
-
-impl AuthMethod {
-    /// The method's registered name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::PrivateKeyJwt => "private_key_jwt",
-        }
-    }
-}
-
-/// A secret as presented by a client: never printed, zeroed on drop.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PresentedSecret(Zeroizing<String>);
-
-impl PresentedSecret {
-    /// Wraps a presented secret.
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(Zeroizing::new(secret.into()))
-    }
-
-    /// The secret in clear, to verify it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for PresentedSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PresentedSecret([redacted])")
-    }
-}
-
-/// A client's credentials, and how they were sent: a client ID and secret, or (with
-/// [`AuthMethod::PrivateKeyJwt`]) a signed assertion in place of the secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCredentials {
-    /// How the client sent them.
-    pub method: AuthMethod,
-    /// The client ID as presented (not yet known to be valid); empty for an assertion
-    /// sent without `client_id`, whose issuer then names the client.
-    pub client_id: String,
-    /// The secret, or the client assertion, as presented.
-    pub secret: PresentedSecret,
-}
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ClientCredentials {
-    /// Credentials sent with HTTP Basic.
-    pub fn basic(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self {
-            method: AuthMethod::ClientSecretBasic,
-            client_id: client_id.into(),
-            secret: PresentedSecret::new(secret),
-        }
-    }
-
-    /// Credentials sent in the request body.
-    pub fn post(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self {
-            method: AuthMethod::ClientSecretPost,
-            client_id: client_id.into(),
-            secret: PresentedSecret::new(secret),
-        }
-    }
-
-    /// A client assertion (`private_key_jwt`), with the `client_id` sent beside it, if any.
-    pub fn assertion(client_id: Option<&str>, assertion: impl Into<String>) -> Self {
-        Self {
-            method: AuthMethod::PrivateKeyJwt,
-            client_id: client_id.unwrap_or_default().to_owned(),
-            secret: PresentedSecret::new(assertion),
-        }
-    }
-
     /// Reads the credentials of a request from its `Authorization` header and its form.
     ///
     /// - A malformed Basic header, or another scheme, is `invalid_client`.
@@ -114,7 +33,7 @@ impl ClientCredentials {
     ///   another assertion type is `invalid_client`.
     /// - No credentials at all is `invalid_client`.
     pub fn from_request(headers: &HeaderMap, form: &Form) -> Result<Self, OAuthError> {
-        let form_err = |e: crate::form::FormError| OAuthError::invalid_request(e.to_string());
+        let form_err = |e: crate::http::form::FormError| OAuthError::invalid_request(e.to_string());
         let body_id = form.get("client_id").map_err(form_err)?;
         let body_secret = form.get("client_secret").map_err(form_err)?;
         let assertion_type = form.get("client_assertion_type").map_err(form_err)?;
@@ -157,6 +76,7 @@ impl ClientCredentials {
 
 /// Parses an `Authorization: Basic` value: base64 of `id:secret`, where id and
 /// secret are each form-encoded (RFC 6749 §2.3.1). Any flaw is `invalid_client`.
+#[cfg_attr(not(feature = "internals"), allow(unreachable_pub))] // for `internals`
 pub fn parse_basic(value: &[u8]) -> Result<ClientCredentials, OAuthError> {
     if value.len() > MAX_AUTHORIZATION_LEN {
         return Err(OAuthError::invalid_client());
@@ -184,10 +104,117 @@ pub fn parse_basic(value: &[u8]) -> Result<ClientCredentials, OAuthError> {
     Ok(ClientCredentials::basic(id.into_owned(), secret.into_owned()))
 }
 
+/// The client credentials of a request (checked later, under the throttle), and the
+/// client ID it claims (see [`claimed_client`]), reading the header once.
+pub(crate) fn read_credentials(
+    headers: &HeaderMap,
+    form: &Form,
+) -> (Result<ClientCredentials, OAuthError>, String) {
+    let credentials = ClientCredentials::from_request(headers, form);
+    let claimed = match &credentials {
+        Ok(credentials) => credentials.client_id.clone(),
+        Err(_) => claimed_client(headers, form),
+    };
+    (credentials, claimed)
+}
+
+/// Whether a request carries client credentials of any kind: an `Authorization`
+/// header, a `client_secret`, or a client assertion. A `client_id` alone identifies
+/// a client without authenticating it (RFC 6749 §3.2.1).
+pub(crate) fn carries_client_credentials(headers: &HeaderMap, form: &Form) -> bool {
+    headers.contains_key(AUTHORIZATION)
+        || ["client_secret", "client_assertion", "client_assertion_type"]
+            .iter()
+            .any(|name| !matches!(form.get(name), Ok(None)))
+}
+
+/// The client ID a request claims, before it is checked: the Basic user name, or the
+/// body's `client_id`; empty when neither says (the throttle then counts the address).
+fn claimed_client(headers: &HeaderMap, form: &Form) -> String {
+    if let Some(value) = headers.get(AUTHORIZATION)
+        && let Ok(creds) = parse_basic(value.as_bytes())
+    {
+        return creds.client_id;
+    }
+    form.get("client_id").ok().flatten().unwrap_or_default().to_owned()
+}
+
+/// A form parameter; repeated is `invalid_request`.
+pub(crate) fn form_param<'a>(form: &'a Form, name: &str) -> Result<Option<&'a str>, OAuthError> {
+    form.get(name).map_err(|e| OAuthError::invalid_request(e.to_string()))
+}
+
+/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1): for an
+/// application's own routes, to hand to [`Issuer::validate_token`]. A missing or
+/// malformed header is `invalid_token` (answer 401 with a `Bearer` challenge);
+/// a repeated header `invalid_request`.
+///
+/// [`Issuer::validate_token`]: crate::Issuer::validate_token
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, OAuthError> {
+    let invalid = || OAuthError::new(ErrorCode::InvalidToken, "a bearer token is required");
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or_else(invalid)?;
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request("the Authorization header is repeated"));
+    }
+    let value = value.to_str().map_err(|_| invalid())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(invalid)?;
+    let token = token.trim_start_matches(' ');
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(invalid());
+    }
+    Ok(token)
+}
+
+pub(crate) fn require_method(
+    method: &Method,
+    allowed: &[Method],
+    allow: &'static str,
+) -> Result<(), OAuthError> {
+    if allowed.contains(method) { Ok(()) } else { Err(OAuthError::method_not_allowed(allow)) }
+}
+
+/// Reads a form body: checks the content type, enforces the size limit (413) and
+/// parses strictly (400 `invalid_request`).
+pub(crate) async fn read_form<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Form, OAuthError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let media_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim());
+    if !media_type.is_some_and(|t| t.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+        return Err(OAuthError::invalid_request(
+            "Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(OAuthError::payload_too_large(limit));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(OAuthError::payload_too_large(limit));
+        }
+        Err(_) => {
+            return Err(OAuthError::invalid_request("the request body could not be read"));
+        }
+    };
+    Form::parse(&bytes).map_err(|e| OAuthError::invalid_request(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+    use crate::issuer::AuthMethod;
     use http::HeaderValue;
 
     fn basic(raw: &str) -> Vec<u8> {
@@ -255,11 +282,5 @@ mod tests {
         let err = ClientCredentials::from_request(&HeaderMap::new(), &id_only);
         assert_eq!(err.map_err(|e| e.code()), Err(ErrorCode::InvalidClient));
         Ok(())
-    }
-
-    #[test]
-    fn debug_hides_the_secret() {
-        let creds = ClientCredentials::post("id", "hunter2-very-secret");
-        assert!(!format!("{creds:?}").contains("hunter2"));
     }
 }

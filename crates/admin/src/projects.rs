@@ -1,0 +1,230 @@
+//! Projects, their API apps, and the roles granted to service users.
+
+use tessera_store::{
+    ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, DisplayName, Project, ProjectId, RoleGrant,
+    RoleKey, SecretDigest, StoreError, Username,
+};
+
+use crate::{Admin, AdminError, Grace};
+
+/// What a new project is created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProject {
+    /// Its id; a generated one (18 digits) when `None`.
+    pub id: Option<ProjectId>,
+    /// Its human-readable name.
+    pub name: DisplayName,
+}
+
+/// What a new API app is created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiApp {
+    /// The project it belongs to: tokens whose audience names it are active for it.
+    pub project: ProjectId,
+    /// Its human-readable name.
+    pub name: DisplayName,
+    /// Its client ID; a generated one (`{18 digits}@{project}`) when `None`.
+    pub client_id: Option<ClientId>,
+}
+
+/// A change to an API app; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiAppUpdate {
+    /// New human-readable name.
+    pub name: Option<DisplayName>,
+    /// Enable (`true`) or disable (`false`): a disabled app cannot authenticate.
+    pub enabled: Option<bool>,
+}
+
+/// Projects, API apps and grants.
+impl Admin {
+    /// Creates a project; [`AdminError::AlreadyExists`] when its id is taken (`zitadel`,
+    /// the server's own API, always is).
+    pub async fn create_project(&self, new: NewProject) -> Result<Project, AdminError> {
+        let id = match new.id {
+            Some(id) => id,
+            None => ProjectId::generate()?,
+        };
+        let project = Project::new(id, new.name, self.now());
+        self.store
+            .create_project(&project)
+            .await
+            .map_err(AdminError::exists("project", &project.id))?;
+        Ok(project)
+    }
+
+    /// Renames a project.
+    pub async fn rename_project(
+        &self,
+        id: &ProjectId,
+        name: &DisplayName,
+    ) -> Result<(), AdminError> {
+        self.store.rename_project(id, name).await.map_err(AdminError::not_found("project", id))
+    }
+
+    /// The project with id `id`; [`AdminError::NotFound`] when there is none.
+    pub async fn project(&self, id: &ProjectId) -> Result<Project, AdminError> {
+        self.store
+            .project_by_id(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound { what: "project", id: id.to_string() })
+    }
+
+    /// Every project, ordered by id (the reserved `zitadel` among them).
+    pub async fn projects(&self) -> Result<Vec<Project>, AdminError> {
+        Ok(self.store.list_projects().await?)
+    }
+
+    /// Creates an API app of a project with a newly generated client secret, and
+    /// returns both; the secret is shown only here.
+    ///
+    /// [`AdminError::NotFound`] when the project does not exist;
+    /// [`AdminError::AlreadyExists`] (of a `client ID`) when an API app or a service
+    /// user has the client ID.
+    pub async fn create_api_app(
+        &self,
+        new: NewApiApp,
+    ) -> Result<(ApiApp, ClientSecret), AdminError> {
+        let now = self.now();
+        let client_id = match new.client_id {
+            Some(id) => id,
+            None => ClientId::generate(&new.project)?,
+        };
+        let secret = ClientSecret::generate()?;
+        let app = ApiApp {
+            client_id,
+            app_id: AppId::generate()?,
+            project_id: new.project,
+            name: new.name,
+            secret: Some(SecretDigest::of(&secret)),
+            previous_secret: None,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_api_app(&app).await.map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                AdminError::NotFound { what: "project", id: app.project_id.to_string() }
+            }
+            StoreError::Conflict(_) => {
+                AdminError::AlreadyExists { what: "client ID", id: app.client_id.to_string() }
+            }
+            other => other.into(),
+        })?;
+        Ok((app, secret))
+    }
+
+    /// Generates a new client secret for the API app; as
+    /// [`regenerate_user_secret`](Self::regenerate_user_secret) does for a service
+    /// user, with the same grace period and the same audit event.
+    pub async fn regenerate_app_secret(
+        &self,
+        client_id: &ClientId,
+        grace: Option<Grace>,
+    ) -> Result<(ApiApp, ClientSecret), AdminError> {
+        let now = self.now();
+        let secret = ClientSecret::generate()?;
+        let mut patch = ApiAppPatch::at(now);
+        patch.secret = Some(SecretDigest::of(&secret));
+        patch.keep_previous_until = grace.map(|g| g.until(now));
+        let app = self
+            .store
+            .update_api_app(client_id, &patch)
+            .await
+            .map_err(AdminError::not_found("API app", client_id))?;
+        let previous = app.previous_secret.filter(|_| grace.is_some());
+        tracing::info!(
+            target: "tessera::audit",
+            event = "secret_regenerated",
+            client_id = %app.client_id,
+            previous_secret_expires_at = previous.map(|p| p.expires_at.unix_timestamp()),
+        );
+        Ok((app, secret))
+    }
+
+    /// Renames, enables or disables an API app; returns it as stored afterwards.
+    pub async fn update_api_app(
+        &self,
+        client_id: &ClientId,
+        update: ApiAppUpdate,
+    ) -> Result<ApiApp, AdminError> {
+        let mut patch = ApiAppPatch::at(self.now());
+        patch.name = update.name;
+        patch.enabled = update.enabled;
+        self.store
+            .update_api_app(client_id, &patch)
+            .await
+            .map_err(AdminError::not_found("API app", client_id))
+    }
+
+    /// The API app with this client ID; [`AdminError::NotFound`] when there is none.
+    pub async fn api_app(&self, client_id: &ClientId) -> Result<ApiApp, AdminError> {
+        self.store
+            .api_app_by_client_id(client_id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound { what: "API app", id: client_id.to_string() })
+    }
+
+    /// Every API app, ordered by client ID.
+    pub async fn api_apps(&self) -> Result<Vec<ApiApp>, AdminError> {
+        Ok(self.store.list_api_apps().await?)
+    }
+
+    /// Deletes an API app and its client keys.
+    pub async fn delete_api_app(&self, client_id: &ClientId) -> Result<(), AdminError> {
+        self.store
+            .delete_api_app(client_id)
+            .await
+            .map_err(AdminError::not_found("API app", client_id))
+    }
+
+    /// Grants `role` of `project` to the service user; returns whether the grant is
+    /// new (granting it again changes nothing). [`AdminError::NotFound`] when the user
+    /// or the project does not exist.
+    pub async fn add_grant(
+        &self,
+        username: &Username,
+        project: &ProjectId,
+        role: &RoleKey,
+    ) -> Result<bool, AdminError> {
+        let grant = self.grant(username, project, role).await?;
+        self.store.add_grant(&grant).await.map_err(|e| match e {
+            StoreError::NotFound("service user") => {
+                AdminError::NotFound { what: "service user", id: username.to_string() }
+            }
+            StoreError::NotFound(_) => {
+                AdminError::NotFound { what: "project", id: project.to_string() }
+            }
+            other => other.into(),
+        })
+    }
+
+    /// Takes `role` of `project` back from the service user; returns whether it was
+    /// granted. [`AdminError::NotFound`] when the user does not exist.
+    pub async fn remove_grant(
+        &self,
+        username: &Username,
+        project: &ProjectId,
+        role: &RoleKey,
+    ) -> Result<bool, AdminError> {
+        let grant = self.grant(username, project, role).await?;
+        Ok(self.store.remove_grant(&grant).await?)
+    }
+
+    /// The roles granted to the service user, ordered by project, then role.
+    pub async fn grants_of(&self, username: &Username) -> Result<Vec<RoleGrant>, AdminError> {
+        let user = self.service_user(username).await?;
+        Ok(self.store.grants_of_user(&user.id).await?)
+    }
+
+    /// The grant of `role` of `project` to the user named `username`.
+    async fn grant(
+        &self,
+        username: &Username,
+        project: &ProjectId,
+        role: &RoleKey,
+    ) -> Result<RoleGrant, AdminError> {
+        let user = self.service_user(username).await?;
+        Ok(RoleGrant { user_id: user.id, project_id: project.clone(), role: role.clone() })
+    }
+}

@@ -1,0 +1,206 @@
+//! Service users and their secrets.
+
+use tessera_store::{
+    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch,
+    TokenLifetime, UserId, Username,
+};
+use time::{Duration, OffsetDateTime};
+
+use crate::{Admin, AdminError};
+
+/// What a new service user is created with; [`NewServiceUser::new`] gives the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewServiceUser {
+    /// Its username, also its client ID.
+    pub username: Username,
+    /// Its human-readable name; the username when `None`.
+    pub display_name: Option<DisplayName>,
+    /// The kind of access token it receives (opaque by default).
+    pub access_token_type: AccessTokenType,
+    /// How long its access tokens live (12 hours by default).
+    pub token_lifetime: TokenLifetime,
+}
+
+impl NewServiceUser {
+    /// A user named `username` with the defaults: named after its username, opaque
+    /// access tokens living 12 hours.
+    pub fn new(username: Username) -> Self {
+        Self {
+            username,
+            display_name: None,
+            access_token_type: AccessTokenType::default(),
+            token_lifetime: TokenLifetime::default(),
+        }
+    }
+}
+
+/// A change to a service user's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceUserUpdate {
+    /// New human-readable name.
+    pub display_name: Option<DisplayName>,
+    /// New kind of access token.
+    pub access_token_type: Option<AccessTokenType>,
+    /// New access token lifetime.
+    pub token_lifetime: Option<TokenLifetime>,
+    /// Enable (`true`) or disable (`false`): a disabled user cannot authenticate, and
+    /// its tokens are inactive while it stays disabled.
+    pub enabled: Option<bool>,
+}
+
+/// How long a replaced secret keeps working after a regeneration, so that clients can
+/// move to the new one without downtime: 1 second to 30 days.
+///
+/// ```
+/// use tessera_admin::Grace;
+///
+/// assert_eq!(Grace::from_secs(3600).map(Grace::as_secs).ok(), Some(3600));
+/// assert!(Grace::from_secs(0).is_err());
+/// assert!(Grace::from_secs(Grace::MAX_SECS + 1).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Grace(u32);
+
+impl Grace {
+    /// The longest grace period: 30 days.
+    pub const MAX_SECS: u32 = 30 * 24 * 60 * 60;
+
+    /// A grace period of `secs` seconds; [`AdminError::Invalid`] outside 1 to
+    /// [`Grace::MAX_SECS`].
+    pub fn from_secs(secs: u32) -> Result<Self, AdminError> {
+        if (1..=Self::MAX_SECS).contains(&secs) {
+            Ok(Self(secs))
+        } else {
+            Err(AdminError::Invalid {
+                field: "keep_old_for",
+                reason: format!("must be 1 to {} seconds", Self::MAX_SECS),
+            })
+        }
+    }
+
+    /// The grace period in seconds.
+    pub const fn as_secs(self) -> u32 {
+        self.0
+    }
+
+    /// When a secret replaced at `now` stops working.
+    pub(crate) fn until(self, now: OffsetDateTime) -> OffsetDateTime {
+        now + Duration::seconds(i64::from(self.0))
+    }
+}
+
+/// Service users and their secrets.
+impl Admin {
+    /// Creates a service user with a newly generated client secret, and returns both;
+    /// the secret is shown only here (the store keeps its digest).
+    ///
+    /// [`AdminError::AlreadyExists`] when the username is taken, by a service user or
+    /// as an API app's client ID.
+    pub async fn create_service_user(
+        &self,
+        new: NewServiceUser,
+    ) -> Result<(ServiceUser, ClientSecret), AdminError> {
+        let mut user = ServiceUser::new(new.username, self.now())?;
+        if let Some(name) = new.display_name {
+            user.display_name = name;
+        }
+        user.access_token_type = new.access_token_type;
+        user.token_lifetime = new.token_lifetime;
+        let secret = ClientSecret::generate()?;
+        user.secret = Some(SecretDigest::of(&secret));
+        self.store
+            .create_service_user(&user)
+            .await
+            .map_err(AdminError::exists("service user", &user.username))?;
+        Ok((user, secret))
+    }
+
+    /// Generates a new client secret for the user and returns the user as stored
+    /// afterwards with the secret, shown only here.
+    ///
+    /// Without `grace` the old secret stops working at once, on every server sharing
+    /// the store; with it, the old secret keeps working until the grace period ends,
+    /// as the returned user's [`previous_secret`](ServiceUser::previous_secret) says.
+    /// At most two secrets work at a time: a secret kept by an earlier regeneration is
+    /// dropped. Logs the audit event `secret_regenerated`.
+    pub async fn regenerate_user_secret(
+        &self,
+        username: &Username,
+        grace: Option<Grace>,
+    ) -> Result<(ServiceUser, ClientSecret), AdminError> {
+        let now = self.now();
+        let secret = ClientSecret::generate()?;
+        let mut patch = ServiceUserPatch::at(now);
+        patch.secret = Some(SecretDigest::of(&secret));
+        patch.keep_previous_until = grace.map(|g| g.until(now));
+        let user = self
+            .store
+            .update_service_user(username, &patch)
+            .await
+            .map_err(AdminError::not_found("service user", username))?;
+        let previous = user.previous_secret.filter(|_| grace.is_some());
+        tracing::info!(
+            target: "tessera::audit",
+            event = "secret_regenerated",
+            client_id = %user.username,
+            previous_secret_expires_at = previous.map(|p| p.expires_at.unix_timestamp()),
+        );
+        Ok((user, secret))
+    }
+
+    /// Changes the user's settings and returns it as stored afterwards.
+    pub async fn update_service_user(
+        &self,
+        username: &Username,
+        update: ServiceUserUpdate,
+    ) -> Result<ServiceUser, AdminError> {
+        let mut patch = ServiceUserPatch::at(self.now());
+        patch.display_name = update.display_name;
+        patch.access_token_type = update.access_token_type;
+        patch.token_lifetime = update.token_lifetime;
+        patch.enabled = update.enabled;
+        self.store
+            .update_service_user(username, &patch)
+            .await
+            .map_err(AdminError::not_found("service user", username))
+    }
+
+    /// Enables or disables the user; returns it as stored afterwards.
+    pub async fn set_user_enabled(
+        &self,
+        username: &Username,
+        enabled: bool,
+    ) -> Result<ServiceUser, AdminError> {
+        let update = ServiceUserUpdate { enabled: Some(enabled), ..ServiceUserUpdate::default() };
+        self.update_service_user(username, update).await
+    }
+
+    /// Deletes the user with its token records, grants and client keys.
+    pub async fn delete_service_user(&self, username: &Username) -> Result<(), AdminError> {
+        self.store
+            .delete_service_user(username)
+            .await
+            .map_err(AdminError::not_found("service user", username))
+    }
+
+    /// The user named `username`; [`AdminError::NotFound`] when there is none.
+    pub async fn service_user(&self, username: &Username) -> Result<ServiceUser, AdminError> {
+        self.store
+            .service_user_by_username(username)
+            .await?
+            .ok_or_else(|| AdminError::NotFound { what: "service user", id: username.to_string() })
+    }
+
+    /// The user with id `id`; [`AdminError::NotFound`] when there is none.
+    pub async fn service_user_by_id(&self, id: &UserId) -> Result<ServiceUser, AdminError> {
+        self.store
+            .service_user_by_id(id)
+            .await?
+            .ok_or_else(|| AdminError::NotFound { what: "service user", id: id.to_string() })
+    }
+
+    /// Every service user, ordered by username.
+    pub async fn service_users(&self) -> Result<Vec<ServiceUser>, AdminError> {
+        Ok(self.store.list_service_users().await?)
+    }
+}

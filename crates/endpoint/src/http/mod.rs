@@ -1,0 +1,487 @@
+//! The hyper (and tower) `Service`: routing a request to the issuer and its answer
+//! back. Reading requests is in [`request`], rendering answers in [`response`].
+
+pub(crate) mod address;
+pub(crate) mod form;
+mod json;
+pub(crate) mod request;
+mod response;
+pub(crate) mod throttle;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::Full;
+use tessera_scope::ScopeSet;
+
+use crate::context::{client_address, with_client_address};
+use crate::error::{ErrorCode, OAuthError, json_response};
+use crate::issuer::{ClientCredentialsRequest, Issuer, JWT_BEARER_GRANT_TYPE};
+use crate::paths::{
+    AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
+    OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+};
+use address::{ClientAddr, ClientAddressSource};
+use form::Form;
+use request::{
+    BoxError, bearer_token, carries_client_credentials, form_param, read_credentials, read_form,
+    require_method,
+};
+use throttle::{Throttle, ThrottleConfig};
+
+/// The default limit on request bodies: 64 KiB.
+pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
+
+/// The response body type of the endpoint.
+pub type ResponseBody = Full<Bytes>;
+
+/// The OAuth endpoints as one hyper (and tower) `Service`.
+///
+/// It is a service, not a server: mount it in an existing router, or hand it to
+/// hyper's connection builder. Every request gets an answer; errors are OAuth JSON
+/// bodies with RFC-mandated statuses, never a panic.
+///
+/// The endpoints answer at the paths of [`ROUTES`](crate::ROUTES) relative to the
+/// issuer URL, so the endpoint mounts anywhere: at the root (issuer
+/// `https://auth.example.com`), under a prefix of the application's (issuer
+/// `https://app.example.com/auth`, requests arriving with or without `/auth`, as
+/// axum's `nest_service` passes them), and the discovery document names the URLs
+/// where they answer.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tessera_endpoint::{Issuer, TokenEndpoint};
+/// use tessera_mint::TokenMinter;
+/// use tessera_store::MemoryStore;
+///
+/// let issuer = Issuer::new(Arc::new(MemoryStore::new()), TokenMinter::new("https://auth.example.com"));
+/// let endpoint = TokenEndpoint::new(issuer);
+/// // For each accepted connection, a service that knows the peer's address:
+/// // hyper::server::conn::http1::Builder::new().serve_connection(io, endpoint.for_peer(peer))
+/// # let _ = endpoint;
+/// ```
+#[derive(Debug, Clone)]
+pub struct TokenEndpoint {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    issuer: Issuer,
+    max_body: usize,
+    throttle: Option<Throttle>,
+    client_address: ClientAddressSource,
+    /// The path of the issuer URL (`/auth` for `https://app.example.com/auth/`), or
+    /// empty.
+    prefix: String,
+    /// Whether the warning about requests without a client address was logged.
+    warned_no_address: AtomicBool,
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Token,
+    Introspect,
+    Revoke,
+    Userinfo,
+    Health,
+    Keys,
+    Discovery,
+    Authorize,
+}
+
+impl Route {
+    /// The route of a path relative to the issuer URL.
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            TOKEN_PATH => Route::Token,
+            INTROSPECT_PATH => Route::Introspect,
+            REVOKE_PATH => Route::Revoke,
+            USERINFO_PATH => Route::Userinfo,
+            HEALTH_PATH => Route::Health,
+            KEYS_PATH => Route::Keys,
+            OPENID_CONFIGURATION_PATH | OAUTH_METADATA_PATH => Route::Discovery,
+            AUTHORIZE_PATH => Route::Authorize,
+            _ => return None,
+        })
+    }
+}
+
+impl TokenEndpoint {
+    /// The endpoints of `issuer`, with the default body limit and throttling of failed
+    /// client authentication with the default thresholds.
+    pub fn new(issuer: Issuer) -> Self {
+        let prefix = issuer_path(issuer.minter().issuer());
+        Self {
+            inner: Arc::new(Inner {
+                issuer,
+                max_body: DEFAULT_MAX_BODY,
+                throttle: Some(Throttle::new(ThrottleConfig::default())),
+                client_address: ClientAddressSource::default(),
+                prefix,
+                warned_no_address: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Sets the largest request body accepted; larger ones are answered with 413.
+    pub fn with_max_body(self, max_body: usize) -> Self {
+        self.rebuild(|inner| inner.max_body = max_body)
+    }
+
+    /// Throttles failed client authentication with `config`, or (with `None`) not at
+    /// all. Throttling counts failures per client address as well as per client ID:
+    /// see [`ClientAddressSource`] for where the address comes from.
+    pub fn with_throttle(self, config: Option<ThrottleConfig>) -> Self {
+        self.rebuild(|inner| inner.throttle = config.map(Throttle::new))
+    }
+
+    /// Reads client addresses as `source` says (the peer by default).
+    pub fn with_client_address(self, source: ClientAddressSource) -> Self {
+        self.rebuild(|inner| inner.client_address = source)
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner {
+            issuer: self.inner.issuer.clone(),
+            max_body: self.inner.max_body,
+            throttle: self.inner.throttle.as_ref().map(|t| Throttle::new(*t.config())),
+            client_address: self.inner.client_address.clone(),
+            prefix: self.inner.prefix.clone(),
+            warned_no_address: AtomicBool::new(false),
+        };
+        change(&mut inner);
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// The issuer behind the endpoint.
+    pub fn issuer(&self) -> &Issuer {
+        &self.inner.issuer
+    }
+
+    /// Whether a request for `path` is one of the endpoints' (relative to the issuer
+    /// URL, or with the issuer URL's path before it): route exactly these to the
+    /// endpoint, and the application's own paths keep their own answers.
+    pub fn handles(&self, path: &str) -> bool {
+        self.route_of(path).is_some()
+    }
+
+    /// The endpoint for requests of one connection from `peer`: each request gets a
+    /// [`ClientAddr`] of the peer (unless it has one), so that throttling and the log
+    /// know where it came from. Use it as the service of a hyper connection.
+    pub fn for_peer(&self, peer: SocketAddr) -> PeerEndpoint {
+        PeerEndpoint { endpoint: self.clone(), peer: peer.ip() }
+    }
+
+    fn route_of(&self, path: &str) -> Option<Route> {
+        Route::of(path).or_else(|| {
+            let prefix = self.inner.prefix.as_str();
+            path.strip_prefix(prefix).filter(|_| !prefix.is_empty()).and_then(Route::of)
+        })
+    }
+
+    /// Answers one request. Every event logged while answering it carries its client
+    /// address as `client_address`, when the endpoint knows it.
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let addr = self.inner.client_address.resolve(&request);
+        if addr.is_none()
+            && self.inner.throttle.is_some()
+            && !self.inner.warned_no_address.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "a request arrived without a client address: failed authentications are \
+                 throttled per client ID only, not per address; serve connections with \
+                 TokenEndpoint::for_peer, axum's ConnectInfo, or a ClientAddr extension"
+            );
+        }
+        match with_client_address(addr, self.route(request, addr)).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        }
+    }
+
+    async fn route<B>(
+        &self,
+        request: Request<B>,
+        addr: Option<IpAddr>,
+    ) -> Result<Response<ResponseBody>, OAuthError>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let Some(route) = self.route_of(request.uri().path()) else {
+            return Err(OAuthError::not_found());
+        };
+        let issuer = &self.inner.issuer;
+        match route {
+            Route::Token => {
+                require_method(request.method(), &[Method::POST], "POST")?;
+                let (parts, body) = request.into_parts();
+                let form = read_form(&parts.headers, body, self.inner.max_body).await?;
+                self.token(&parts.headers, &form, addr).await
+            }
+            Route::Introspect | Route::Revoke => {
+                require_method(request.method(), &[Method::POST], "POST")?;
+                let (parts, body) = request.into_parts();
+                let form = read_form(&parts.headers, body, self.inner.max_body).await?;
+                let token = form_param(&form, "token")?
+                    .ok_or_else(|| OAuthError::invalid_request("missing parameter token"))?;
+                // token_type_hint: only access tokens are issued here, so every search
+                // covers them whatever the hint says (RFC 7009 §2.1).
+                form_param(&form, "token_type_hint")?;
+                let (credentials, claimed) = read_credentials(&parts.headers, &form);
+                self.guarded(&claimed, addr, async {
+                    let credentials = credentials?;
+                    if route == Route::Introspect {
+                        let answer = issuer.introspect(&credentials, token).await?;
+                        Ok(response::introspection_response(&answer, issuer.minter().issuer()))
+                    } else {
+                        issuer.revoke(&credentials, token).await?;
+                        Ok(response::empty_ok())
+                    }
+                })
+                .await
+            }
+            Route::Userinfo => {
+                require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;
+                let token = bearer_token(request.headers())?;
+                let info = issuer.userinfo(token).await?;
+                Ok(json_response(StatusCode::OK, &info))
+            }
+            Route::Health => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(self.health().await)
+            }
+            Route::Keys => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(response::keys(issuer))
+            }
+            Route::Discovery => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(response::discovery(issuer))
+            }
+            Route::Authorize => {
+                require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;
+                Err(OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    "this server issues tokens to service users only, with the client \
+                     credentials and JWT bearer grants at the token endpoint; there is no \
+                     interactive login",
+                ))
+            }
+        }
+    }
+
+    async fn token(
+        &self,
+        headers: &HeaderMap,
+        form: &Form,
+        addr: Option<IpAddr>,
+    ) -> Result<Response<ResponseBody>, OAuthError> {
+        let grant_type = form_param(form, "grant_type")?
+            .ok_or_else(|| OAuthError::invalid_request("missing parameter grant_type"))?;
+        let scope = form_param(form, "scope")?
+            .map(|s| ScopeSet::parse(s).map_err(|e| OAuthError::invalid_scope(e.to_string())))
+            .transpose()?;
+        let issuer = &self.inner.issuer;
+        match grant_type {
+            "client_credentials" => {
+                let (credentials, claimed) = read_credentials(headers, form);
+                self.guarded(&claimed, addr, async {
+                    let credentials = credentials?;
+                    let request = ClientCredentialsRequest { credentials, scope };
+                    let response = issuer.client_credentials(request).await?;
+                    Ok(response::token_response(&response))
+                })
+                .await
+            }
+            JWT_BEARER_GRANT_TYPE => {
+                let assertion = form_param(form, "assertion")?
+                    .ok_or_else(|| OAuthError::invalid_request("missing parameter assertion"))?;
+                let (credentials, claimed) = if carries_client_credentials(headers, form) {
+                    let (credentials, claimed) = read_credentials(headers, form);
+                    (Some(credentials), claimed)
+                } else {
+                    (None, String::new())
+                };
+                self.guarded(&claimed, addr, async {
+                    let credentials = credentials.transpose()?;
+                    let response =
+                        issuer.jwt_bearer(credentials.as_ref(), assertion, scope).await?;
+                    Ok(response::token_response(&response))
+                })
+                .await
+            }
+            _ => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type must be client_credentials or urn:ietf:params:oauth:grant-type:jwt-bearer",
+            )),
+        }
+    }
+
+    /// Runs an attempt to authenticate as `client_id` from `addr` under the throttle:
+    /// refused with 429 while over a limit, counted when it fails authentication
+    /// (`invalid_client`, or `invalid_grant` for an assertion grant), and clearing the
+    /// pair's failures when it succeeds.
+    async fn guarded<T>(
+        &self,
+        client_id: &str,
+        addr: Option<IpAddr>,
+        attempt: impl Future<Output = Result<T, OAuthError>>,
+    ) -> Result<T, OAuthError> {
+        let Some(throttle) = &self.inner.throttle else { return attempt.await };
+        if let Err(retry_after) = throttle.check(client_id, addr, Instant::now()) {
+            tracing::warn!(
+                target: "tessera::audit",
+                event = "client_throttled",
+                client_id = %client_id.chars().take(64).collect::<String>(),
+                address = ?addr,
+                retry_after,
+                client_address = client_address(),
+            );
+            return Err(OAuthError::too_many_attempts(retry_after));
+        }
+        let result = attempt.await;
+        match &result {
+            Err(e) if matches!(e.code(), ErrorCode::InvalidClient | ErrorCode::InvalidGrant) => {
+                throttle.failure(client_id, addr, Instant::now());
+            }
+            Ok(_) => throttle.success(client_id, addr),
+            Err(_) => {}
+        }
+        result
+    }
+
+    async fn health(&self) -> Response<ResponseBody> {
+        match self.inner.issuer.store().ping().await {
+            Ok(()) => response::health(true),
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    client_address = client_address(),
+                    "health check: storage unreachable"
+                );
+                response::health(false)
+            }
+        }
+    }
+}
+
+/// The path of an issuer URL without its trailing `/`: `/auth` for
+/// `https://app.example.com/auth/`, empty for `https://auth.example.com`.
+fn issuer_path(issuer: &str) -> String {
+    let rest = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.trim_end_matches('/').to_owned()
+}
+
+/// The endpoint serving one connection: see [`TokenEndpoint::for_peer`].
+#[derive(Debug, Clone)]
+pub struct PeerEndpoint {
+    endpoint: TokenEndpoint,
+    peer: IpAddr,
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl<B> hyper::service::Service<Request<B>> for TokenEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(request).await) })
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for TokenEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        hyper::service::Service::call(&*self, request)
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for PeerEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, mut request: Request<B>) -> Self::Future {
+        if request.extensions().get::<ClientAddr>().is_none() {
+            request.extensions_mut().insert(ClientAddr(self.peer));
+        }
+        hyper::service::Service::call(&self.endpoint, request)
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for PeerEndpoint
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        hyper::service::Service::call(&*self, request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_path_is_the_prefix() {
+        assert_eq!(issuer_path("https://auth.example.com"), "");
+        assert_eq!(issuer_path("https://auth.example.com/"), "");
+        assert_eq!(issuer_path("https://app.example.com/auth"), "/auth");
+        assert_eq!(issuer_path("https://app.example.com/a/b/"), "/a/b");
+        assert_eq!(issuer_path("http://127.0.0.1:8080/x?y#z"), "/x");
+    }
+}

@@ -1,0 +1,36 @@
+//! The paths the endpoints answer at, relative to the issuer URL.
+
+/// Path of the authorization endpoint. It exists so that discovery documents name it
+/// (OpenID Connect clients require one); it answers every request with an error,
+/// since service users have no interactive login.
+pub const AUTHORIZE_PATH: &str = "/oauth/v2/authorize";
+/// Path of the token endpoint.
+pub const TOKEN_PATH: &str = "/oauth/v2/token";
+/// Path of token introspection (RFC 7662).
+pub const INTROSPECT_PATH: &str = "/oauth/v2/introspect";
+/// Path of token revocation (RFC 7009).
+pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
+/// Path of the userinfo endpoint.
+pub const USERINFO_PATH: &str = "/oidc/v1/userinfo";
+/// Path of the health check.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Path of the JWK Set of the token signing keys.
+pub const KEYS_PATH: &str = "/oauth/v2/keys";
+/// Path of the OpenID Connect discovery document.
+pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
+/// Path of the RFC 8414 authorization server metadata (the same document).
+pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+
+/// Every path an endpoint answers at, relative to the issuer URL: mount these (each
+/// under the issuer URL's path) to route exactly Tessera's requests to it.
+pub const ROUTES: [&str; 9] = [
+    TOKEN_PATH,
+    INTROSPECT_PATH,
+    REVOKE_PATH,
+    KEYS_PATH,
+    AUTHORIZE_PATH,
+    USERINFO_PATH,
+    OPENID_CONFIGURATION_PATH,
+    OAUTH_METADATA_PATH,
+    HEALTH_PATH,
+];

@@ -1,0 +1,136 @@
+//! Administration of service users ([`ServiceUserAdmin`]).
+//!
+//! Usernames and API app client IDs are one namespace: creating a user checks the
+//! apps and inserts in one `BEGIN IMMEDIATE` transaction, so that no other
+//! connection (or process) can create an app of that name in between. A patch is
+//! read, applied and written back in one such transaction, so concurrent patches
+//! (from any process) never lose one another. Deleting a user deletes its tokens,
+//! grants and client keys in the transaction that deletes it.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use rusqlite::{TransactionBehavior, params};
+use tessera_store::sql::rows::{ClientKeyRow, GrantRow, TokenRow, UserRow};
+use tessera_store::{ServiceUser, ServiceUserAdmin, ServiceUserPatch, StoreError, Username};
+
+use crate::error::map;
+use crate::issuing::user_by_username;
+use crate::projects::client_id_is_app;
+use crate::rows::{Users, insert_sql, select_all, user_values};
+use crate::{SqliteStore, USER};
+
+/// `INSERT INTO service_users ...`, made once.
+static INSERT_USER: LazyLock<String> =
+    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 11));
+
+#[async_trait]
+impl ServiceUserAdmin for SqliteStore {
+    async fn create_service_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, USER))?;
+            if client_id_is_app(&tx, user.username.as_str())? {
+                return Err(StoreError::Conflict(USER));
+            }
+            let row = UserRow::of(&user);
+            tx.prepare_cached(&INSERT_USER)
+                .and_then(|mut stmt| stmt.execute(&user_values(&row)[..]))
+                .map_err(|e| map(e, USER))?;
+            tx.commit().map_err(|e| map(e, USER))
+        })
+        .await
+    }
+
+    async fn list_service_users(&self) -> Result<Vec<ServiceUser>, StoreError> {
+        self.read(|conn| select_all::<Users>(conn, "FROM service_users ORDER BY username", []))
+            .await
+    }
+
+    async fn update_service_user(
+        &self,
+        username: &Username,
+        patch: &ServiceUserPatch,
+    ) -> Result<ServiceUser, StoreError> {
+        let username = username.clone();
+        let patch = patch.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, USER))?;
+            let mut user =
+                user_by_username(&tx, username.as_str())?.ok_or(StoreError::NotFound(USER))?;
+            user.apply(&patch);
+            let row = UserRow::of(&user);
+            tx.prepare_cached(
+                "UPDATE service_users SET display_name = ?2, access_token_type = ?3, \
+                 token_lifetime_secs = ?4, secret_digest = ?5, enabled = ?6, updated_at = ?7, \
+                 previous_secret_digest = ?8, previous_secret_expires_at = ?9 \
+                 WHERE id = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    row.id,
+                    row.display_name,
+                    row.access_token_type,
+                    row.token_lifetime_secs,
+                    row.secret_digest,
+                    row.enabled,
+                    row.updated_at,
+                    row.previous_secret_digest,
+                    row.previous_secret_expires_at,
+                ])
+            })
+            .map_err(|e| map(e, USER))?;
+            tx.commit().map_err(|e| map(e, USER))?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
+        let username = username.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, USER))?;
+            // ON DELETE CASCADE would remove the tokens and grants too; deleting them
+            // explicitly keeps the contract independent of the foreign_keys pragma.
+            // No foreign key refers to a user from `client_keys`: the owner column is
+            // `KeyOwner::to_key`'s form, `user:{id}`.
+            for (sql, what) in [
+                (
+                    "DELETE FROM tokens WHERE user_id IN \
+                     (SELECT id FROM service_users WHERE username = ?1)",
+                    TokenRow::WHAT,
+                ),
+                (
+                    "DELETE FROM role_grants WHERE user_id IN \
+                     (SELECT id FROM service_users WHERE username = ?1)",
+                    GrantRow::WHAT,
+                ),
+                (
+                    "DELETE FROM client_keys WHERE owner IN \
+                     (SELECT 'user:' || id FROM service_users WHERE username = ?1)",
+                    ClientKeyRow::WHAT,
+                ),
+            ] {
+                tx.prepare_cached(sql)
+                    .and_then(|mut stmt| stmt.execute([username.as_str()]))
+                    .map_err(|e| map(e, what))?;
+            }
+            let deleted = tx
+                .prepare_cached("DELETE FROM service_users WHERE username = ?1")
+                .and_then(|mut stmt| stmt.execute([username.as_str()]))
+                .map_err(|e| map(e, USER))?;
+            if deleted == 0 {
+                // Dropping the transaction rolls it back (nothing was deleted anyway).
+                return Err(StoreError::NotFound(USER));
+            }
+            tx.commit().map_err(|e| map(e, USER))
+        })
+        .await
+    }
+}

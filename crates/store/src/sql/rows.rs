@@ -1,0 +1,627 @@
+//! The rows of the SQL backends' tables, and their conversions from and to records.
+//!
+//! Each table has a row type holding its column values as a driver reads and binds
+//! them (`&str`, `i64`, `bool`, `Option<&[u8]>`…), borrowed from the driver's row
+//! when reading and from the record when writing, and the list of its columns
+//! (`COLUMNS`) in the order of the fields. [`UserRow::of`] (and the others) turns a
+//! record into a row to insert; [`UserRow::into_record`] checks a row read back
+//! into its record, each value with the checks of its type, so that a value that no
+//! longer parses is [`StoreError::Corrupt`] naming what was wrong.
+//!
+//! The encodings, the same in every SQL backend:
+//!
+//! - times are unix seconds ([`unix`]);
+//! - digests are their 32 bytes; a previous secret is two columns, its digest and
+//!   its expiry, both NULL or both set;
+//! - a token's scopes are the space-separated list, its audience a JSON array of
+//!   strings, its roles a JSON object (role → organization id → primary domain);
+//! - a client key's owner is [`KeyOwner::to_key`]'s string;
+//! - algorithms and token types are their names (`ES256`, `opaque`).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use tessera_scope::ScopeSet;
+use time::OffsetDateTime;
+
+use crate::client_keys::{ClientKey, KeyOwner};
+use crate::error::StoreError;
+use crate::ids::{AppId, ClientId, Domain, OrgId, ProjectId, RoleKey, TokenId, UserId, Username};
+use crate::keys::SigningKeyRecord;
+use crate::organization::Organization;
+use crate::projects::{ApiApp, Project, RoleClaims, RoleGrant};
+use crate::records::{
+    AccessTokenType, DisplayName, PreviousSecret, ServiceUser, TokenDigest, TokenLifetime,
+    TokenRecord,
+};
+use crate::secret::SecretDigest;
+
+/// A time as stored: unix seconds (records hold whole seconds; a fraction is dropped).
+pub fn unix(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+/// The time of unix seconds `secs` read from a column about `what`.
+pub fn timestamp(what: &str, secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| corrupt(what, e))
+}
+
+/// A stored value about `what` that does not read back into its type.
+pub fn corrupt(what: &str, e: impl fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("stored {what}: {e}"))
+}
+
+/// The 32 bytes of a digest column about `what`.
+fn digest_bytes(what: &str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    <[u8; 32]>::try_from(bytes)
+        .map_err(|_| corrupt(what, format_args!("{} bytes instead of 32", bytes.len())))
+}
+
+fn secret_digest(what: &str, bytes: Option<&[u8]>) -> Result<Option<SecretDigest>, StoreError> {
+    bytes.map(|b| digest_bytes(what, b).map(SecretDigest::from_bytes)).transpose()
+}
+
+/// A previous secret from its two columns, which are both NULL or both set.
+fn previous_secret(
+    what: &str,
+    digest: Option<&[u8]>,
+    expires_at: Option<i64>,
+) -> Result<Option<PreviousSecret>, StoreError> {
+    match (secret_digest(what, digest)?, expires_at) {
+        (None, None) => Ok(None),
+        (Some(digest), Some(secs)) => Ok(Some(PreviousSecret::new(digest, timestamp(what, secs)?))),
+        _ => Err(corrupt(what, "a digest without an expiry, or an expiry without a digest")),
+    }
+}
+
+/// The two columns of a previous secret: its digest and its expiry, or two NULLs.
+fn previous_secret_columns(previous: Option<&PreviousSecret>) -> (Option<&[u8]>, Option<i64>) {
+    (previous.map(|p| &p.digest.as_bytes()[..]), previous.map(|p| unix(p.expires_at)))
+}
+
+/// Checks an identifier column with its type's constructor.
+fn checked<T, E: fmt::Display>(
+    what: &str,
+    value: &str,
+    new: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, StoreError> {
+    new(value).map_err(|e| corrupt(what, e))
+}
+
+/// A row of `service_users`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow<'a> {
+    /// `id`.
+    pub id: &'a str,
+    /// `username`.
+    pub username: &'a str,
+    /// `display_name`.
+    pub display_name: &'a str,
+    /// `access_token_type`: `opaque` or `jwt`.
+    pub access_token_type: &'a str,
+    /// `token_lifetime_secs`.
+    pub token_lifetime_secs: i64,
+    /// `secret_digest`.
+    pub secret_digest: Option<&'a [u8]>,
+    /// `enabled`.
+    pub enabled: bool,
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+    /// `updated_at`, unix seconds.
+    pub updated_at: i64,
+    /// `previous_secret_digest`.
+    pub previous_secret_digest: Option<&'a [u8]>,
+    /// `previous_secret_expires_at`, unix seconds.
+    pub previous_secret_expires_at: Option<i64>,
+}
+
+impl<'a> UserRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "id, username, display_name, access_token_type, \
+         token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+         previous_secret_digest, previous_secret_expires_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "service user";
+
+    /// The row of `user`.
+    pub fn of(user: &'a ServiceUser) -> Self {
+        let (previous_secret_digest, previous_secret_expires_at) =
+            previous_secret_columns(user.previous_secret.as_ref());
+        Self {
+            id: user.id.as_str(),
+            username: user.username.as_str(),
+            display_name: user.display_name.as_str(),
+            access_token_type: user.access_token_type.as_str(),
+            token_lifetime_secs: i64::from(user.token_lifetime.as_secs()),
+            secret_digest: user.secret.as_ref().map(|d| &d.as_bytes()[..]),
+            enabled: user.enabled,
+            created_at: unix(user.created_at),
+            updated_at: unix(user.updated_at),
+            previous_secret_digest,
+            previous_secret_expires_at,
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<ServiceUser, StoreError> {
+        let lifetime = u64::try_from(self.token_lifetime_secs)
+            .map_err(|e| corrupt("token lifetime", e))
+            .and_then(|secs| {
+                TokenLifetime::from_secs(secs).map_err(|e| corrupt("token lifetime", e))
+            })?;
+        Ok(ServiceUser {
+            id: checked("user id", self.id, UserId::new)?,
+            username: checked("username", self.username, Username::new)?,
+            display_name: checked("display name", self.display_name, DisplayName::new)?,
+            access_token_type: checked(
+                "access token type",
+                self.access_token_type,
+                str::parse::<AccessTokenType>,
+            )?,
+            token_lifetime: lifetime,
+            secret: secret_digest("secret digest", self.secret_digest)?,
+            previous_secret: previous_secret(
+                "previous secret",
+                self.previous_secret_digest,
+                self.previous_secret_expires_at,
+            )?,
+            enabled: self.enabled,
+            created_at: timestamp("creation time", self.created_at)?,
+            updated_at: timestamp("update time", self.updated_at)?,
+        })
+    }
+}
+
+/// A row of `tokens`. Its values may be borrowed or owned, so that a row can wait
+/// for a group commit on another thread ([`into_owned`](Self::into_owned)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow<'a> {
+    /// `digest`: the [`TokenDigest`]'s 32 bytes.
+    pub digest: Cow<'a, [u8]>,
+    /// `jti`.
+    pub jti: Cow<'a, str>,
+    /// `user_id`.
+    pub user_id: Cow<'a, str>,
+    /// `client_id`.
+    pub client_id: Cow<'a, str>,
+    /// `scopes`: the space-separated list.
+    pub scopes: Cow<'a, str>,
+    /// `audience`: a JSON array of strings.
+    pub audience: Cow<'a, str>,
+    /// `issued_at`, unix seconds.
+    pub issued_at: i64,
+    /// `expires_at`, unix seconds.
+    pub expires_at: i64,
+    /// `revoked_at`, unix seconds.
+    pub revoked_at: Option<i64>,
+    /// `roles`: a JSON object, role → organization id → primary domain.
+    pub roles: Cow<'a, str>,
+}
+
+impl<'a> TokenRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "digest, jti, user_id, client_id, scopes, audience, issued_at, expires_at, revoked_at, roles";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "token";
+
+    /// The row of `record`; fails only if its audience or roles cannot be written
+    /// as JSON ([`StoreError::Backend`]).
+    pub fn of(record: &'a TokenRecord) -> Result<Self, StoreError> {
+        let json = |e| StoreError::Backend(Box::new(e));
+        Ok(Self {
+            digest: Cow::Borrowed(&record.digest.as_bytes()[..]),
+            jti: Cow::Borrowed(record.jti.as_str()),
+            user_id: Cow::Borrowed(record.user_id.as_str()),
+            client_id: Cow::Borrowed(record.client_id.as_str()),
+            scopes: Cow::Owned(record.scopes.to_string()),
+            audience: Cow::Owned(serde_json::to_string(&record.audience).map_err(json)?),
+            issued_at: unix(record.issued_at),
+            expires_at: unix(record.expires_at),
+            revoked_at: record.revoked_at.map(unix),
+            roles: Cow::Owned(serde_json::to_string(&record.roles).map_err(json)?),
+        })
+    }
+
+    /// The row with every value owned.
+    pub fn into_owned(self) -> TokenRow<'static> {
+        TokenRow {
+            digest: Cow::Owned(self.digest.into_owned()),
+            jti: Cow::Owned(self.jti.into_owned()),
+            user_id: Cow::Owned(self.user_id.into_owned()),
+            client_id: Cow::Owned(self.client_id.into_owned()),
+            scopes: Cow::Owned(self.scopes.into_owned()),
+            audience: Cow::Owned(self.audience.into_owned()),
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            roles: Cow::Owned(self.roles.into_owned()),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<TokenRecord, StoreError> {
+        Ok(TokenRecord {
+            digest: TokenDigest::from_bytes(digest_bytes("token digest", &self.digest)?),
+            jti: checked("token id", &self.jti, TokenId::new)?,
+            user_id: checked("user id", &self.user_id, UserId::new)?,
+            client_id: checked("client id", &self.client_id, Username::new)?,
+            scopes: checked("scopes", &self.scopes, ScopeSet::parse)?,
+            audience: serde_json::from_str(&self.audience).map_err(|e| corrupt("audience", e))?,
+            roles: serde_json::from_str::<RoleClaims>(&self.roles)
+                .map_err(|e| corrupt("token roles", e))?,
+            issued_at: timestamp("issue time", self.issued_at)?,
+            expires_at: timestamp("expiry time", self.expires_at)?,
+            revoked_at: self
+                .revoked_at
+                .map(|secs| timestamp("revocation time", secs))
+                .transpose()?,
+        })
+    }
+}
+
+/// A row of `signing_keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKeyRow<'a> {
+    /// `kid`.
+    pub kid: &'a str,
+    /// `algorithm`: the JWA name.
+    pub algorithm: &'a str,
+    /// `public_jwk`.
+    pub public_jwk: &'a str,
+    /// `sealed_private_key`.
+    pub sealed_private_key: &'a [u8],
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+    /// `activates_at`, unix seconds.
+    pub activates_at: i64,
+}
+
+impl<'a> SigningKeyRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str =
+        "kid, algorithm, public_jwk, sealed_private_key, created_at, activates_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "signing key";
+
+    /// The row of `key`.
+    pub fn of(key: &'a SigningKeyRecord) -> Self {
+        Self {
+            kid: &key.kid,
+            algorithm: key.algorithm.as_str(),
+            public_jwk: &key.public_jwk,
+            sealed_private_key: &key.sealed_private_key,
+            created_at: unix(key.created_at),
+            activates_at: unix(key.activates_at),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<SigningKeyRecord, StoreError> {
+        Ok(SigningKeyRecord {
+            kid: self.kid.to_owned(),
+            algorithm: checked("signing key algorithm", self.algorithm, str::parse)?,
+            public_jwk: self.public_jwk.to_owned(),
+            sealed_private_key: self.sealed_private_key.to_vec(),
+            created_at: timestamp("signing key creation time", self.created_at)?,
+            activates_at: timestamp("signing key activation time", self.activates_at)?,
+        })
+    }
+}
+
+/// A row of `projects`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRow<'a> {
+    /// `id`.
+    pub id: &'a str,
+    /// `name`.
+    pub name: &'a str,
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+}
+
+impl<'a> ProjectRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "id, name, created_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "project";
+
+    /// The row of `project`.
+    pub fn of(project: &'a Project) -> Self {
+        Self {
+            id: project.id.as_str(),
+            name: project.name.as_str(),
+            created_at: unix(project.created_at),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<Project, StoreError> {
+        Ok(Project {
+            id: checked("project id", self.id, ProjectId::new)?,
+            name: checked("project name", self.name, DisplayName::new)?,
+            created_at: timestamp("project creation time", self.created_at)?,
+        })
+    }
+}
+
+/// A row of `api_apps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiAppRow<'a> {
+    /// `client_id`.
+    pub client_id: &'a str,
+    /// `project_id`.
+    pub project_id: &'a str,
+    /// `name`.
+    pub name: &'a str,
+    /// `secret_digest`.
+    pub secret_digest: Option<&'a [u8]>,
+    /// `enabled`.
+    pub enabled: bool,
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+    /// `updated_at`, unix seconds.
+    pub updated_at: i64,
+    /// `previous_secret_digest`.
+    pub previous_secret_digest: Option<&'a [u8]>,
+    /// `previous_secret_expires_at`, unix seconds.
+    pub previous_secret_expires_at: Option<i64>,
+    /// `app_id`.
+    pub app_id: &'a str,
+}
+
+impl<'a> ApiAppRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "client_id, project_id, name, secret_digest, enabled, \
+         created_at, updated_at, previous_secret_digest, previous_secret_expires_at, app_id";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "API app";
+
+    /// The row of `app`.
+    pub fn of(app: &'a ApiApp) -> Self {
+        let (previous_secret_digest, previous_secret_expires_at) =
+            previous_secret_columns(app.previous_secret.as_ref());
+        Self {
+            client_id: app.client_id.as_str(),
+            project_id: app.project_id.as_str(),
+            name: app.name.as_str(),
+            secret_digest: app.secret.as_ref().map(|d| &d.as_bytes()[..]),
+            enabled: app.enabled,
+            created_at: unix(app.created_at),
+            updated_at: unix(app.updated_at),
+            previous_secret_digest,
+            previous_secret_expires_at,
+            app_id: app.app_id.as_str(),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<ApiApp, StoreError> {
+        Ok(ApiApp {
+            client_id: checked("API app client ID", self.client_id, ClientId::new)?,
+            app_id: checked("API app id", self.app_id, AppId::new)?,
+            project_id: checked("project id", self.project_id, ProjectId::new)?,
+            name: checked("API app name", self.name, DisplayName::new)?,
+            secret: secret_digest("API app secret digest", self.secret_digest)?,
+            previous_secret: previous_secret(
+                "API app previous secret",
+                self.previous_secret_digest,
+                self.previous_secret_expires_at,
+            )?,
+            enabled: self.enabled,
+            created_at: timestamp("API app creation time", self.created_at)?,
+            updated_at: timestamp("API app update time", self.updated_at)?,
+        })
+    }
+}
+
+/// A row of `role_grants`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow<'a> {
+    /// `user_id`.
+    pub user_id: &'a str,
+    /// `project_id`.
+    pub project_id: &'a str,
+    /// `role`.
+    pub role: &'a str,
+}
+
+impl<'a> GrantRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "user_id, project_id, role";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "role grant";
+
+    /// The row of `grant`.
+    pub fn of(grant: &'a RoleGrant) -> Self {
+        Self {
+            user_id: grant.user_id.as_str(),
+            project_id: grant.project_id.as_str(),
+            role: grant.role.as_str(),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<RoleGrant, StoreError> {
+        Ok(RoleGrant {
+            user_id: checked("user id", self.user_id, UserId::new)?,
+            project_id: checked("project id", self.project_id, ProjectId::new)?,
+            role: checked("role", self.role, RoleKey::new)?,
+        })
+    }
+}
+
+/// A row of `client_keys`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKeyRow<'a> {
+    /// `key_id`.
+    pub key_id: &'a str,
+    /// `owner`: [`KeyOwner::to_key`]'s string.
+    pub owner: Cow<'a, str>,
+    /// `algorithm`: the JWA name.
+    pub algorithm: &'a str,
+    /// `public_jwk`.
+    pub public_jwk: &'a str,
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+    /// `expires_at`, unix seconds.
+    pub expires_at: Option<i64>,
+}
+
+impl<'a> ClientKeyRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str =
+        "key_id, owner, algorithm, public_jwk, created_at, expires_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "client key";
+
+    /// The row of `key`.
+    pub fn of(key: &'a ClientKey) -> Self {
+        Self {
+            key_id: &key.key_id,
+            owner: Cow::Owned(key.owner.to_key()),
+            algorithm: key.algorithm.as_str(),
+            public_jwk: &key.public_jwk,
+            created_at: unix(key.created_at),
+            expires_at: key.expires_at.map(unix),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<ClientKey, StoreError> {
+        let owner = KeyOwner::from_key(&self.owner).ok_or_else(|| {
+            corrupt("client key owner", format_args!("{:?} is not user:… or app:…", self.owner))
+        })?;
+        Ok(ClientKey {
+            key_id: self.key_id.to_owned(),
+            owner,
+            algorithm: checked("client key algorithm", self.algorithm, str::parse)?,
+            public_jwk: self.public_jwk.to_owned(),
+            created_at: timestamp("client key creation time", self.created_at)?,
+            expires_at: self
+                .expires_at
+                .map(|secs| timestamp("client key expiry time", secs))
+                .transpose()?,
+        })
+    }
+}
+
+/// The row of `organization` (besides its `singleton` key, always 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationRow<'a> {
+    /// `id`.
+    pub id: &'a str,
+    /// `name`.
+    pub name: &'a str,
+    /// `primary_domain`.
+    pub primary_domain: &'a str,
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+}
+
+impl<'a> OrganizationRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "id, name, primary_domain, created_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "organization";
+
+    /// The row of `org`.
+    pub fn of(org: &'a Organization) -> Self {
+        Self {
+            id: org.id.as_str(),
+            name: org.name.as_str(),
+            primary_domain: org.primary_domain.as_str(),
+            created_at: unix(org.created_at),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<Organization, StoreError> {
+        Ok(Organization {
+            id: checked("organization id", self.id, OrgId::new)?,
+            name: checked("organization name", self.name, DisplayName::new)?,
+            primary_domain: checked(
+                "organization primary domain",
+                self.primary_domain,
+                Domain::new,
+            )?,
+            created_at: timestamp("organization creation time", self.created_at)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::Duration;
+
+    use super::*;
+    use crate::testkit;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    #[test]
+    fn records_round_trip_through_their_rows() -> TestResult {
+        let (mut user, _) = testkit::sample_user("rows");
+        user.previous_secret =
+            Some(PreviousSecret::new(SecretDigest::from_bytes([7; 32]), testkit::t0()));
+        assert_eq!(UserRow::of(&user).into_record()?, user);
+
+        let mut token = testkit::sample_token(&user, "token", 60);
+        token.roles.insert(&RoleKey::new("reader")?, &testkit::sample_organization("A", "a.b"));
+        token.revoked_at = Some(testkit::t0() + Duration::seconds(5));
+        assert_eq!(TokenRow::of(&token)?.into_owned().into_record()?, token);
+
+        let key = testkit::sample_signing_key("k1", 60);
+        assert_eq!(SigningKeyRow::of(&key).into_record()?, key);
+        let project = testkit::sample_project("orders");
+        assert_eq!(ProjectRow::of(&project).into_record()?, project);
+        let (app, _) = testkit::sample_app(&project, "orders-api");
+        assert_eq!(ApiAppRow::of(&app).into_record()?, app);
+        let grant = RoleGrant {
+            user_id: user.id.clone(),
+            project_id: project.id.clone(),
+            role: RoleKey::new("reader")?,
+        };
+        assert_eq!(GrantRow::of(&grant).into_record()?, grant);
+        let client_key =
+            testkit::sample_client_key(KeyOwner::ApiApp(app.client_id.clone()), "key-1", 0);
+        assert_eq!(ClientKeyRow::of(&client_key).into_record()?, client_key);
+        let org = testkit::sample_organization("Acme", "acme.example");
+        assert_eq!(OrganizationRow::of(&org).into_record()?, org);
+        Ok(())
+    }
+
+    #[test]
+    fn rows_that_do_not_parse_are_corrupt() {
+        let (user, _) = testkit::sample_user("rows");
+        let row = UserRow::of(&user);
+        let short = [0u8; 31];
+        for bad in [
+            UserRow { access_token_type: "paper", ..row.clone() },
+            UserRow { username: "a b", ..row.clone() },
+            UserRow { token_lifetime_secs: -1, ..row.clone() },
+            UserRow { secret_digest: Some(&short), ..row.clone() },
+            UserRow { previous_secret_expires_at: Some(5), ..row.clone() },
+            UserRow { created_at: i64::MAX, ..row.clone() },
+        ] {
+            let result = bad.clone().into_record();
+            assert!(matches!(result, Err(StoreError::Corrupt(_))), "{bad:?}: {result:?}");
+        }
+        let token = testkit::sample_token(&user, "token", 60);
+        let row = TokenRow::of(&token).unwrap_or_else(|e| panic!("{e}"));
+        for bad in [
+            TokenRow { scopes: "two  spaces".into(), ..row.clone() },
+            TokenRow { roles: r#"["not", "a map"]"#.into(), ..row.clone() },
+            TokenRow { audience: "{}".into(), ..row.clone() },
+            TokenRow { digest: Cow::Borrowed(&short[..]), ..row.clone() },
+        ] {
+            let result = bad.clone().into_record();
+            assert!(matches!(result, Err(StoreError::Corrupt(_))), "{bad:?}: {result:?}");
+        }
+        let key = testkit::sample_client_key(KeyOwner::ServiceUser(user.id.clone()), "k", 0);
+        let bad = ClientKeyRow { owner: "nobody:1".into(), ..ClientKeyRow::of(&key) };
+        assert!(matches!(bad.into_record(), Err(StoreError::Corrupt(_))));
+        let org = testkit::sample_organization("Acme", "acme.example");
+        let bad = OrganizationRow { primary_domain: "not a domain", ..OrganizationRow::of(&org) };
+        assert!(matches!(bad.into_record(), Err(StoreError::Corrupt(_))));
+    }
+}
