@@ -216,7 +216,7 @@ impl Admin {
                         enabled: Some(user.enabled),
                         secret: changed_secret(existing.secret, secret),
                         keep_previous_until: None,
-                        updated_at: now,
+                        ..ServiceUserPatch::at(now)
                     };
                     let mut expected = existing.clone();
                     expected.apply(&patch);

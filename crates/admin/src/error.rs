@@ -43,14 +43,6 @@ pub enum AdminError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The store cannot perform this operation yet.
-    #[error("{operation} is not supported: {reason}")]
-    Unsupported {
-        /// The operation.
-        operation: &'static str,
-        /// What is missing.
-        reason: &'static str,
-    },
     /// A generated key pair could not be encoded for its key file.
     #[error("the generated key could not be encoded")]
     KeyEncoding,

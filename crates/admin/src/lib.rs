@@ -62,7 +62,6 @@ pub use error::AdminError;
 pub use keys::{KeyFile, KeyFileKind, KeyType};
 pub use organization::OrganizationUpdate;
 pub use projects::{ApiAppUpdate, NewApiApp, NewProject};
-pub use revoke::RevokedTokens;
 pub use users::{Grace, NewServiceUser, ServiceUserUpdate};
 
 /// The administration handle: every management operation on one store.

@@ -46,6 +46,10 @@ pub struct ServiceUserUpdate {
     /// Enable (`true`) or disable (`false`): a disabled user cannot authenticate, and
     /// its tokens are inactive while it stays disabled.
     pub enabled: Option<bool>,
+    /// Also revoke every token issued to the user so far, in the same change: with
+    /// `enabled: Some(false)`, enabling the user again later does not bring its old
+    /// tokens back.
+    pub revoke_tokens: bool,
 }
 
 /// How long a replaced secret keeps working after a regeneration, so that clients can
@@ -128,11 +132,35 @@ impl Admin {
         username: &Username,
         grace: Option<Grace>,
     ) -> Result<(ServiceUser, ClientSecret), AdminError> {
+        self.regenerate(username, grace, false).await
+    }
+
+    /// As [`regenerate_user_secret`](Self::regenerate_user_secret), and in the same
+    /// atomic change revokes every token issued to the user so far (see
+    /// [`revoke_all_tokens_of_user`](Self::revoke_all_tokens_of_user)): for a secret
+    /// that leaked, whose holder may have tokens too.
+    pub async fn regenerate_user_secret_revoking_tokens(
+        &self,
+        username: &Username,
+        grace: Option<Grace>,
+    ) -> Result<(ServiceUser, ClientSecret), AdminError> {
+        self.regenerate(username, grace, true).await
+    }
+
+    async fn regenerate(
+        &self,
+        username: &Username,
+        grace: Option<Grace>,
+        revoke_tokens: bool,
+    ) -> Result<(ServiceUser, ClientSecret), AdminError> {
         let now = self.now();
         let secret = ClientSecret::generate()?;
         let mut patch = ServiceUserPatch::at(now);
         patch.secret = Some(SecretDigest::of(&secret));
         patch.keep_previous_until = grace.map(|g| g.until(now));
+        if revoke_tokens {
+            patch.tokens_revoked_before = Some(revocation_cutoff(now));
+        }
         let user = self
             .store
             .update_service_user(username, &patch)
@@ -144,6 +172,7 @@ impl Admin {
             event = "secret_regenerated",
             client_id = %user.username,
             previous_secret_expires_at = previous.map(|p| p.expires_at.unix_timestamp()),
+            tokens_revoked = revoke_tokens,
         );
         Ok((user, secret))
     }
@@ -159,10 +188,18 @@ impl Admin {
         patch.access_token_type = update.access_token_type;
         patch.token_lifetime = update.token_lifetime;
         patch.enabled = update.enabled;
-        self.store
+        if update.revoke_tokens {
+            patch.tokens_revoked_before = Some(revocation_cutoff(patch.updated_at));
+        }
+        let user = self
+            .store
             .update_service_user(username, &patch)
             .await
-            .map_err(AdminError::not_found("service user", username))
+            .map_err(AdminError::not_found("service user", username))?;
+        if update.revoke_tokens {
+            log_revoked(&user);
+        }
+        Ok(user)
     }
 
     /// Enables or disables the user; returns it as stored afterwards.
@@ -203,4 +240,21 @@ impl Admin {
     pub async fn service_users(&self) -> Result<Vec<ServiceUser>, AdminError> {
         Ok(self.store.list_service_users().await?)
     }
+}
+
+/// The cut-off that revokes every token issued until `now`: tokens carry their issue
+/// time in whole seconds, so the cut-off is the start of the next second (tokens issued
+/// in the rest of this second are revoked too).
+pub(crate) fn revocation_cutoff(now: OffsetDateTime) -> OffsetDateTime {
+    tessera_store::whole_seconds(now) + time::Duration::SECOND
+}
+
+/// Logs that every token of `user` issued before its cut-off was revoked.
+pub(crate) fn log_revoked(user: &ServiceUser) {
+    tracing::info!(
+        target: "tessera::audit",
+        event = "tokens_revoked",
+        client_id = %user.username,
+        issued_before = user.tokens_revoked_before.map(|t| t.unix_timestamp()),
+    );
 }

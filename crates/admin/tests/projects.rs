@@ -6,7 +6,7 @@ mod common;
 use common::{TestResult, World, on_each_backend, start};
 use tessera_admin::{
     AdminError, ApiAppUpdate, Grace, NewApiApp, NewProject, NewServiceUser, OrganizationUpdate,
-    RevokedTokens,
+    ServiceUserUpdate,
 };
 use tessera_store::{ClientId, Clock, DisplayName, Domain, ProjectId, RoleKey, Username};
 use time::Duration;
@@ -105,11 +105,10 @@ async fn api_apps_are_created_rotated_changed_and_deleted() -> TestResult {
         assert!(admin.api_app(&id).await.is_err_and(not_found));
         assert!(admin.update_api_app(&id, ApiAppUpdate::default()).await.is_err_and(not_found));
         assert!(admin.revoke_all_tokens_of_app(&id).await.is_err_and(not_found));
-        assert_eq!(
-            admin.revoke_all_tokens_of_app(&created.client_id).await?,
-            RevokedTokens::default(),
-            "API apps are issued no tokens"
-        );
+        // API apps are issued no tokens: nothing to revoke, and nothing changes.
+        let before = admin.api_app(&created.client_id).await?;
+        admin.revoke_all_tokens_of_app(&created.client_id).await?;
+        assert_eq!(admin.api_app(&created.client_id).await?, before);
         Ok(())
     })
     .await
@@ -196,13 +195,39 @@ async fn a_new_store_gets_the_organization_it_is_started_with() -> TestResult {
 }
 
 #[tokio::test]
-async fn revoking_every_token_of_a_user_needs_store_support() -> TestResult {
-    on_each_backend(|World { admin, .. }| async move {
+async fn revoking_every_token_of_a_user_sets_its_cut_off() -> TestResult {
+    on_each_backend(|World { admin, clock, .. }| async move {
         let name = Username::new("holder")?;
         admin.create_service_user(NewServiceUser::new(name.clone())).await?;
-        let err = admin.revoke_all_tokens_of_user(&name).await.err().ok_or("unsupported")?;
-        assert!(matches!(err, AdminError::Unsupported { .. }), "{err:?}");
-        assert!(admin.service_user(&name).await?.enabled, "nothing changed");
+        assert_eq!(admin.service_user(&name).await?.tokens_revoked_before, None);
+        // Half a second into a second: every token issued until the next one is revoked.
+        clock.advance(Duration::milliseconds(500));
+        let user = admin.revoke_all_tokens_of_user(&name).await?;
+        let cutoff = tessera_store::whole_seconds(start()) + Duration::SECOND;
+        assert_eq!(user.tokens_revoked_before, Some(cutoff));
+        assert_eq!(admin.service_user(&name).await?.tokens_revoked_before, Some(cutoff));
+        assert!(user.enabled, "the user itself is untouched");
+        // Later, again: the cut-off moves on.
+        clock.advance(Duration::seconds(10));
+        let user = admin.revoke_all_tokens_of_user(&name).await?;
+        assert_eq!(user.tokens_revoked_before, Some(cutoff + Duration::seconds(10)));
+        // With a secret regeneration or a disabling, in the same change.
+        clock.advance(Duration::seconds(10));
+        let (user, _) = admin.regenerate_user_secret_revoking_tokens(&name, None).await?;
+        assert_eq!(user.tokens_revoked_before, Some(cutoff + Duration::seconds(20)));
+        let update = ServiceUserUpdate {
+            enabled: Some(false),
+            revoke_tokens: true,
+            ..ServiceUserUpdate::default()
+        };
+        clock.advance(Duration::seconds(10));
+        let user = admin.update_service_user(&name, update).await?;
+        assert!(!user.enabled);
+        assert_eq!(user.tokens_revoked_before, Some(cutoff + Duration::seconds(30)));
+        // Unknown users and apps are not found; an app holds no tokens.
+        let ghost = Username::new("ghost")?;
+        let err = admin.revoke_all_tokens_of_user(&ghost).await.err().ok_or("found")?;
+        assert!(matches!(err, AdminError::NotFound { .. }), "{err:?}");
         Ok(())
     })
     .await

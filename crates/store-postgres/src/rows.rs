@@ -39,12 +39,13 @@ pub(crate) fn user(row: &Row) -> Result<ServiceUser, StoreError> {
         updated_at: get(row, 8, "update time")?,
         previous_secret_digest: get(row, 9, "previous secret")?,
         previous_secret_expires_at: get(row, 10, "previous secret")?,
+        tokens_revoked_before: get(row, 11, "token revocation cut-off")?,
     }
     .into_record()
 }
 
 /// The values of `row`, in the order of [`UserRow::COLUMNS`].
-pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [Param<'a>; 11] {
+pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [Param<'a>; 12] {
     [
         &row.id,
         &row.username,
@@ -57,6 +58,7 @@ pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [Param<'a>; 11] {
         &row.updated_at,
         &row.previous_secret_digest,
         &row.previous_secret_expires_at,
+        &row.tokens_revoked_before,
     ]
 }
 

@@ -163,6 +163,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             ALTER COLUMN app_id SET NOT NULL,
             ADD CONSTRAINT api_apps_app_id_key UNIQUE (app_id);"),
     ],
+    // 6: the revocation cut-off of a service user (unix seconds): its tokens issued
+    // before it are revoked. NULL, no cut-off, for every existing user (adding a
+    // nullable column without a default rewrites no row).
+    &[Sql("ALTER TABLE service_users ADD COLUMN tokens_revoked_before BIGINT;")],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

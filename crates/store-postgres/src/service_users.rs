@@ -22,7 +22,7 @@ use crate::{
 
 /// `INSERT INTO service_users ...`, made once.
 static INSERT_USER: LazyLock<String> =
-    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 11));
+    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 12));
 
 /// The user `WHERE <condition>`, `condition` naming `$1`.
 async fn user_where<C: GenericClient>(
@@ -76,7 +76,8 @@ impl ServiceUserAdmin for PostgresStore {
             &tx,
             "UPDATE service_users SET display_name = $2, access_token_type = $3, \
              token_lifetime_secs = $4, secret_digest = $5, enabled = $6, updated_at = $7, \
-             previous_secret_digest = $8, previous_secret_expires_at = $9 \
+             previous_secret_digest = $8, previous_secret_expires_at = $9, \
+             tokens_revoked_before = $10 \
              WHERE id = $1",
             &[
                 &row.id,
@@ -88,6 +89,7 @@ impl ServiceUserAdmin for PostgresStore {
                 &row.updated_at,
                 &row.previous_secret_digest,
                 &row.previous_secret_expires_at,
+                &row.tokens_revoked_before,
             ],
         )
         .await

@@ -643,6 +643,80 @@ async fn upgrading_from_version_4_gives_api_apps_app_ids() -> TestResult {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_from_version_5_gives_users_no_revocation_cut_off() -> TestResult {
+    let url = url_or_return!("upgrading_from_version_5_gives_users_no_revocation_cut_off");
+    let schema = TestSchema::create_at_version(&url, 5).await?;
+    assert_eq!(migration_rows(&schema).await?, 5);
+    let client = schema.client().await?;
+    client
+        .batch_execute(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+             previous_secret_digest, previous_secret_expires_at) \
+             VALUES ('100000000000000001', 'old', 'Old', 'jwt', 60, NULL, true, 10, 20, \
+             NULL, NULL), \
+             ('100000000000000002', 'older', 'Older', 'opaque', 600, \
+             decode(repeat('ab', 32), 'hex'), false, 30, 40, \
+             decode(repeat('cd', 32), 'hex'), 50);",
+        )
+        .await?;
+
+    let store = schema.store().await?;
+    assert_eq!(migration_rows(&schema).await?, i64::try_from(SCHEMA_VERSION)?);
+    let cut_offs: Vec<(String, Option<i64>)> = client
+        .query("SELECT username, tokens_revoked_before FROM service_users ORDER BY username", &[])
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect::<Result<_, tokio_postgres::Error>>()?;
+    assert_eq!(
+        cut_offs,
+        [("old".to_owned(), None), ("older".to_owned(), None)],
+        "existing users have no cut-off"
+    );
+    let column = client
+        .query_one(
+            "SELECT is_nullable, column_default, data_type FROM information_schema.columns \
+             WHERE table_schema = $1 AND table_name = 'service_users' \
+             AND column_name = 'tokens_revoked_before'",
+            &[&schema.name()],
+        )
+        .await?;
+    let column: (&str, Option<&str>, &str) =
+        (column.try_get(0)?, column.try_get(1)?, column.try_get(2)?);
+    assert_eq!(column, ("YES", None, "bigint"), "a nullable column without a default");
+
+    // They read back without one, through the list and the batched lookups, their
+    // other columns kept.
+    let users = store.list_service_users().await?;
+    assert_eq!(users.len(), 2, "the upgrade keeps the users");
+    assert!(users.iter().all(|u| u.tokens_revoked_before.is_none()), "{users:#?}");
+    assert_eq!(users[1].previous_secret.map(|p| p.expires_at), Some(time_at(50)));
+    assert_eq!((users[0].display_name.as_str(), users[0].updated_at), ("Old", time_at(20)));
+    let names: Vec<Username> = users.iter().map(|u| u.username.clone()).collect();
+    for result in at_once(&store, &[names.clone(), names].concat(), user_by_username).await? {
+        let user = result?.ok_or("a user went missing")?;
+        assert!(users.contains(&user), "{user:?}");
+    }
+    for user in &users {
+        assert_eq!(store.service_user_by_id(&user.id).await?.as_ref(), Some(user));
+    }
+
+    // A cut-off can be set now, and is stored in unix seconds.
+    let mut patch = ServiceUserPatch::at(t0());
+    patch.tokens_revoked_before = Some(t0() + time::Duration::seconds(1));
+    let updated = store.update_service_user(&users[0].username, &patch).await?;
+    assert_eq!(updated.tokens_revoked_before, patch.tokens_revoked_before);
+    let stored: Option<i64> = client
+        .query_one("SELECT tokens_revoked_before FROM service_users WHERE username = 'old'", &[])
+        .await?
+        .try_get(0)?;
+    assert_eq!(stored, Some(1_700_000_001));
+    assert_eq!(schema.store().await?.service_user_by_id(&users[0].id).await?, Some(updated));
+    Ok(())
+}
+
 fn time_at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(secs)
 }
@@ -881,8 +955,13 @@ async fn many_concurrent_lookups_each_get_their_own_user() -> TestResult {
     let schema = TestSchema::create(&url).await?;
     let (server, other) = (schema.store().await?, schema.store().await?);
     let mut users = Vec::new();
-    for name in ["alpha", "bravo", "charlie", "delta"] {
-        let (user, _) = user_with_secret(name)?;
+    for (i, name) in ["alpha", "bravo", "charlie", "delta"].into_iter().enumerate() {
+        let (mut user, _) = user_with_secret(name)?;
+        // Half of them with a revocation cut-off, which the batched lookups read too.
+        if i % 2 == 1 {
+            user.tokens_revoked_before =
+                Some(t0() + time::Duration::seconds(60 * i64::try_from(i)?));
+        }
         server.create_service_user(&user).await?;
         users.push(user);
     }
@@ -1235,6 +1314,31 @@ async fn lookups_by_id_started_after_an_update_see_it() -> TestResult {
     let seen = |user: &ServiceUser| user.enabled;
     let changed = vec![toggled.id.clone(); 30];
     lookups_see_every_change([&server, &other], &changed, &steady.id, user_by_id, toggle, seen)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_by_id_started_after_a_revocation_cut_off_see_it() -> TestResult {
+    let url = url_or_return!("lookups_by_id_started_after_a_revocation_cut_off_see_it");
+    let schema = TestSchema::create(&url).await?;
+    let (server, other) = (schema.store().await?, schema.store().await?);
+    let (revoked, _) = user_with_secret("revoked")?;
+    server.create_service_user(&revoked).await?;
+    let (steady, _) = user_with_secret("steady")?;
+    server.create_service_user(&steady).await?;
+    // The owner of an introspected token is looked up by id: a cut-off set (and
+    // moved) must be seen by every lookup started afterwards.
+    let cut_off = async |round: usize| {
+        let at = t0() + time::Duration::seconds(i64::try_from(round)?);
+        let mut patch = ServiceUserPatch::at(at);
+        patch.tokens_revoked_before = Some(at + time::Duration::SECOND);
+        let updated = server.update_service_user(&revoked.username, &patch).await?;
+        assert_eq!(updated.tokens_revoked_before, patch.tokens_revoked_before);
+        Ok(updated.tokens_revoked_before)
+    };
+    let seen = |user: &ServiceUser| user.tokens_revoked_before;
+    let changed = vec![revoked.id.clone(); 30];
+    lookups_see_every_change([&server, &other], &changed, &steady.id, user_by_id, cut_off, seen)
         .await
 }
 

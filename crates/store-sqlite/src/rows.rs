@@ -85,13 +85,14 @@ impl Table for Users {
             updated_at: int(row, 8, "update time")?,
             previous_secret_digest: blob_or_null(row, 9, "previous secret")?,
             previous_secret_expires_at: int_or_null(row, 10, "previous secret")?,
+            tokens_revoked_before: int_or_null(row, 11, "token revocation cut-off")?,
         }
         .into_record()
     }
 }
 
 /// The values of `row`, in the order of [`UserRow::COLUMNS`].
-pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [&'a dyn ToSql; 11] {
+pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [&'a dyn ToSql; 12] {
     [
         &row.id,
         &row.username,
@@ -104,6 +105,7 @@ pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [&'a dyn ToSql; 11] {
         &row.updated_at,
         &row.previous_secret_digest,
         &row.previous_secret_expires_at,
+        &row.tokens_revoked_before,
     ]
 }
 

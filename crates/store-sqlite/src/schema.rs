@@ -186,6 +186,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         CREATE INDEX api_apps_project_id ON api_apps(project_id);
         CREATE UNIQUE INDEX api_apps_app_id ON api_apps(app_id);"),
     ],
+    // 8: the revocation cut-off of a service user (unix seconds): its tokens issued
+    // before it are revoked. NULL, no cut-off, for every existing user.
+    &[Sql("ALTER TABLE service_users ADD COLUMN tokens_revoked_before INTEGER;")],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -551,6 +554,69 @@ mod tests {
         let organizations: i64 =
             conn.query_row("SELECT count(*) FROM organization", [], |r| r.get(0))?;
         assert_eq!(organizations, 0, "no organization until one is stored");
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_7_gives_users_no_revocation_cut_off()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut conn = at_version(7)?;
+        conn.execute_batch(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+             previous_secret_digest, previous_secret_expires_at) \
+             VALUES ('100000000000000001', 'old', 'Old', 'jwt', 60, NULL, 1, 10, 20, \
+             NULL, NULL), \
+             ('100000000000000002', 'older', 'Older', 'opaque', 600, zeroblob(32), 0, 30, \
+             40, zeroblob(32), 50);",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let cut_offs: Vec<(String, Option<i64>)> = conn
+            .prepare("SELECT username, tokens_revoked_before FROM service_users ORDER BY username")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(
+            cut_offs,
+            [("old".to_owned(), None), ("older".to_owned(), None)],
+            "existing users have no cut-off"
+        );
+        let nullable: bool = conn.query_row(
+            "SELECT \"notnull\" = 0 AND dflt_value IS NULL FROM pragma_table_info('service_users') \
+             WHERE name = 'tokens_revoked_before'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert!(nullable, "a nullable column without a default");
+        // They read back as records without one, their other columns kept.
+        let read = |name: &str| -> Result<tessera_store::ServiceUser, Box<dyn std::error::Error>> {
+            crate::rows::select_one::<crate::rows::Users>(
+                &conn,
+                "FROM service_users WHERE username = ?1",
+                [name],
+            )?
+            .ok_or_else(|| format!("the user {name} is kept").into())
+        };
+        let old = read("old")?;
+        assert_eq!(old.tokens_revoked_before, None);
+        assert_eq!(
+            (
+                old.display_name.as_str(),
+                old.token_lifetime.as_secs(),
+                old.updated_at.unix_timestamp()
+            ),
+            ("Old", 60, 20)
+        );
+        let older = read("older")?;
+        assert_eq!(older.tokens_revoked_before, None);
+        assert_eq!(older.previous_secret.map(|p| p.expires_at.unix_timestamp()), Some(50));
+        // A cut-off set afterwards is read back from its unix seconds.
+        conn.execute(
+            "UPDATE service_users SET tokens_revoked_before = 1700000000 WHERE username = 'old'",
+            [],
+        )?;
+        let cut_off = read("old")?.tokens_revoked_before.map(|t| t.unix_timestamp());
+        assert_eq!(cut_off, Some(1_700_000_000));
         Ok(())
     }
 

@@ -22,7 +22,7 @@ use crate::{SqliteStore, USER};
 
 /// `INSERT INTO service_users ...`, made once.
 static INSERT_USER: LazyLock<String> =
-    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 11));
+    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 12));
 
 #[async_trait]
 impl ServiceUserAdmin for SqliteStore {
@@ -67,7 +67,8 @@ impl ServiceUserAdmin for SqliteStore {
             tx.prepare_cached(
                 "UPDATE service_users SET display_name = ?2, access_token_type = ?3, \
                  token_lifetime_secs = ?4, secret_digest = ?5, enabled = ?6, updated_at = ?7, \
-                 previous_secret_digest = ?8, previous_secret_expires_at = ?9 \
+                 previous_secret_digest = ?8, previous_secret_expires_at = ?9, \
+                 tokens_revoked_before = ?10 \
                  WHERE id = ?1",
             )
             .and_then(|mut stmt| {
@@ -81,6 +82,7 @@ impl ServiceUserAdmin for SqliteStore {
                     row.updated_at,
                     row.previous_secret_digest,
                     row.previous_secret_expires_at,
+                    row.tokens_revoked_before,
                 ])
             })
             .map_err(|e| map(e, USER))?;

@@ -44,6 +44,10 @@ use crate::records::{DisplayName, ServiceUser, ServiceUserPatch};
 ///   [`keep_previous_until`](ServiceUserPatch::keep_previous_until) the old digest
 ///   becomes the user's [`previous_secret`](ServiceUser::previous_secret) with that
 ///   expiry (whole seconds), replacing any older previous secret.
+/// - A patch with [`tokens_revoked_before`](ServiceUserPatch::tokens_revoked_before)
+///   sets the user's revocation cut-off to that time (whole seconds), replacing the
+///   stored one whether earlier or later; a patch without it keeps it. Like a new
+///   secret, every lookup started after the update returns sees it.
 /// - Deleting a user also deletes its token records, role grants and client keys,
 ///   also those added concurrently: none outlives the user.
 #[async_trait]

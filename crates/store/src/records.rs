@@ -43,10 +43,20 @@ pub struct ServiceUser {
     /// When the user last changed (whole seconds).
     #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub updated_at: OffsetDateTime,
+    /// Tokens of this user issued before this time (whole seconds) are revoked:
+    /// introspection, userinfo and revocation treat them as inactive, opaque and JWT
+    /// alike; `None`: no cut-off.
+    ///
+    /// Token issue times are whole seconds too, so a token issued during the second
+    /// of the cut-off has an `issued_at` equal to it: not before it.
+    /// A patch sets it ([`ServiceUserPatch::tokens_revoked_before`]); none clears it.
+    #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
+    pub tokens_revoked_before: Option<OffsetDateTime>,
 }
 
 impl ServiceUser {
-    /// A new enabled user with a fresh id, opaque tokens, the default lifetime and no secret.
+    /// A new enabled user with a fresh id, opaque tokens, the default lifetime, no
+    /// secret and no revocation cut-off.
     pub fn new(username: Username, now: OffsetDateTime) -> Result<Self, RandomError> {
         let now = whole_seconds(now);
         Ok(Self {
@@ -60,6 +70,7 @@ impl ServiceUser {
             enabled: true,
             created_at: now,
             updated_at: now,
+            tokens_revoked_before: None,
         })
     }
 
@@ -87,6 +98,9 @@ impl ServiceUser {
         if let Some(v) = patch.secret {
             self.previous_secret =
                 PreviousSecret::after_rotation(self.secret.replace(v), patch.keep_previous_until);
+        }
+        if let Some(v) = patch.tokens_revoked_before {
+            self.tokens_revoked_before = Some(whole_seconds(v));
         }
         self.updated_at = whole_seconds(patch.updated_at);
     }
@@ -120,6 +134,13 @@ pub struct ServiceUserPatch {
     /// `secret`.
     #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
     pub keep_previous_until: Option<OffsetDateTime>,
+    /// Set the user's [`tokens_revoked_before`](ServiceUser::tokens_revoked_before)
+    /// to this time (truncated to whole seconds): its tokens issued before it are
+    /// revoked. A patch can only set the cut-off, never clear it; the value of a
+    /// later patch replaces the stored one, whether it is earlier or later (the
+    /// last patch wins, as for every field). `None` leaves it unchanged.
+    #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
+    pub tokens_revoked_before: Option<OffsetDateTime>,
     /// The time of the change.
     #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub updated_at: OffsetDateTime,
@@ -135,6 +156,7 @@ impl ServiceUserPatch {
             enabled: None,
             secret: None,
             keep_previous_until: None,
+            tokens_revoked_before: None,
             updated_at,
         }
     }
@@ -494,6 +516,30 @@ mod tests {
         assert_eq!(user.display_name.as_str(), "u");
         assert_eq!(user.updated_at, t(200));
         assert_eq!(user.created_at, t(100));
+        Ok(())
+    }
+
+    #[test]
+    fn revocation_cut_offs_are_set_in_whole_seconds_and_replaced()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
+        assert_eq!(user.tokens_revoked_before, None, "a new user has no cut-off");
+        let mut patch = ServiceUserPatch::at(t(200));
+        patch.tokens_revoked_before = Some(t(150) + Duration::milliseconds(900));
+        user.apply(&patch);
+        assert_eq!(user.tokens_revoked_before, Some(t(150)), "whole seconds");
+
+        let mut unrelated = ServiceUserPatch::at(t(210));
+        unrelated.enabled = Some(false);
+        user.apply(&unrelated);
+        assert_eq!(user.tokens_revoked_before, Some(t(150)), "a patch without it keeps it");
+
+        patch.tokens_revoked_before = Some(t(300));
+        user.apply(&patch);
+        assert_eq!(user.tokens_revoked_before, Some(t(300)), "a later patch replaces it");
+        patch.tokens_revoked_before = Some(t(120));
+        user.apply(&patch);
+        assert_eq!(user.tokens_revoked_before, Some(t(120)), "even with an earlier time");
         Ok(())
     }
 

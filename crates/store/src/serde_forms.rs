@@ -242,6 +242,7 @@ mod tests {
             enabled: true,
             created_at: t(1_700_000_000),
             updated_at: t(1_700_000_060),
+            tokens_revoked_before: Some(t(1_700_000_060)),
         };
         round_trips(
             &user,
@@ -256,15 +257,25 @@ mod tests {
                 "enabled": true,
                 "created_at": T1,
                 "updated_at": T2,
+                "tokens_revoked_before": T2,
             }),
         )?;
-        let fresh = ServiceUser { secret: None, previous_secret: None, ..user };
+        let fresh = ServiceUser {
+            secret: None,
+            previous_secret: None,
+            tokens_revoked_before: None,
+            ..user
+        };
         let mut written = serde_json::to_value(&fresh)?;
         assert_eq!(written["secret"], Value::Null);
-        // Absent optional fields read as `None`.
+        assert_eq!(written["tokens_revoked_before"], Value::Null, "no cut-off is null");
+        round_trips(&fresh, written.clone())?;
+        // Absent optional fields read as `None` (a user written before the cut-off
+        // existed reads back without one).
         if let Some(fields) = written.as_object_mut() {
             fields.remove("secret");
             fields.remove("previous_secret");
+            fields.remove("tokens_revoked_before");
         }
         assert_eq!(serde_json::from_value::<ServiceUser>(written)?, fresh);
         Ok(())
@@ -282,6 +293,7 @@ mod tests {
                 "enabled": null,
                 "secret": null,
                 "keep_previous_until": null,
+                "tokens_revoked_before": null,
                 "updated_at": T1,
             }),
         )?;
@@ -293,6 +305,7 @@ mod tests {
         patch.enabled = Some(false);
         patch.secret = Some(SecretDigest::from_bytes([0xab; 32]));
         patch.keep_previous_until = Some(t(1_700_000_060));
+        patch.tokens_revoked_before = Some(t(1_700_000_000));
         round_trips(
             &patch,
             json!({
@@ -302,6 +315,7 @@ mod tests {
                 "enabled": false,
                 "secret": HEX_AB,
                 "keep_previous_until": T2,
+                "tokens_revoked_before": T1,
                 "updated_at": T1,
             }),
         )

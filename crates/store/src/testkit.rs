@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             service_user_list_is_ordered,
             service_user_concurrent_patches_lose_nothing,
             service_user_concurrent_rotations_form_one_chain,
+            service_user_revocation_cut_off_is_stored_and_replaced,
             token_insert_and_lookup,
             token_duplicate_digest_conflicts,
             token_revoke_is_idempotent,
@@ -165,6 +166,7 @@ macro_rules! conformance_suite_shared {
     (@guarded $make:expr) => {
         $crate::conformance_suite_shared!(@tests $make;
             shared_secret_regenerated_through_one_stops_at_once_through_the_other,
+            shared_revocation_cut_off_set_through_one_is_seen_through_the_other,
             shared_token_revoked_through_one_is_revoked_through_the_other,
             shared_replayed_assertion_through_the_other_is_refused,
             shared_organization_init_races_agree,
@@ -498,6 +500,73 @@ pub async fn service_user_list_is_ordered(store: SharedStore) {
         .map(|u| u.username.to_string())
         .collect();
     assert_eq!(names, ["alpha", "bravo", "charlie"]);
+}
+
+/// Sets the revocation cut-off of the user `name` to `before` with a patch at
+/// `at`; returns the user as stored afterwards, checked against the returned record
+/// and `apply`, by username and by id.
+async fn set_cut_off(
+    store: &SharedStore,
+    name: &Username,
+    before: OffsetDateTime,
+    at: OffsetDateTime,
+) -> ServiceUser {
+    let stored_before = store.service_user_by_username(name).await.expect("lookup").expect("user");
+    let mut patch = ServiceUserPatch::at(at);
+    patch.tokens_revoked_before = Some(before);
+    let updated = store.update_service_user(name, &patch).await.expect("update");
+    let mut expected = stored_before;
+    expected.apply(&patch);
+    assert_eq!(updated, expected, "update must return the user with its cut-off");
+    let by_name = store.service_user_by_username(name).await.expect("lookup");
+    assert_eq!(by_name.as_ref(), Some(&expected), "the cut-off must be stored (by username)");
+    let by_id = store.service_user_by_id(&expected.id).await.expect("lookup");
+    assert_eq!(by_id.as_ref(), Some(&expected), "the cut-off must be stored (by id)");
+    expected
+}
+
+/// A patch sets a user's revocation cut-off, in whole seconds, read back by username
+/// and by id; a later patch with another value replaces it (the last patch wins,
+/// earlier or later); a patch without it leaves it unchanged; a user created with
+/// one reads it back.
+pub async fn service_user_revocation_cut_off_is_stored_and_replaced(store: SharedStore) {
+    let (user, _) = create(&store, "revoked").await;
+    let (other, _) = create(&store, "bystander").await;
+    assert_eq!(user.tokens_revoked_before, None, "a new user has no cut-off");
+
+    let stored =
+        set_cut_off(&store, &user.username, at(100) + Duration::milliseconds(700), at(10)).await;
+    assert_eq!(stored.tokens_revoked_before, Some(at(100)), "the cut-off, to the second");
+    let listed = store.list_service_users().await.expect("list");
+    assert!(listed.contains(&stored), "a listed user carries its cut-off: {listed:?}");
+
+    let stored = set_cut_off(&store, &user.username, at(50), at(20)).await;
+    assert_eq!(stored.tokens_revoked_before, Some(at(50)), "a later patch replaces the cut-off");
+    let stored = set_cut_off(&store, &user.username, at(200), at(30)).await;
+    assert_eq!(stored.tokens_revoked_before, Some(at(200)), "a later patch replaces the cut-off");
+
+    let mut unrelated = ServiceUserPatch::at(at(40));
+    unrelated.enabled = Some(false);
+    unrelated.display_name = Some(DisplayName::new("Still revoked").expect("name"));
+    let updated = store.update_service_user(&user.username, &unrelated).await.expect("update");
+    assert_eq!(updated.tokens_revoked_before, Some(at(200)), "a patch without it keeps it");
+    let by_id = store.service_user_by_id(&user.id).await.expect("lookup").expect("user");
+    assert_eq!(by_id.tokens_revoked_before, Some(at(200)), "a patch without it keeps it");
+    rotate_user(&store, &user.username, Some(at(90)), at(50)).await;
+    let by_name =
+        store.service_user_by_username(&user.username).await.expect("lookup").expect("user");
+    assert_eq!(by_name.tokens_revoked_before, Some(at(200)), "a rotation keeps it");
+
+    let untouched = store.service_user_by_id(&other.id).await.expect("lookup");
+    assert_eq!(untouched, Some(other), "another user's cut-off is its own");
+
+    let (mut created, _) = sample_user("created-revoked");
+    created.tokens_revoked_before = Some(at(5));
+    store.create_service_user(&created).await.expect("create");
+    let read = store.service_user_by_username(&created.username).await.expect("lookup");
+    assert_eq!(read.as_ref(), Some(&created), "a created user's cut-off reads back");
+    let read = store.service_user_by_id(&created.id).await.expect("lookup");
+    assert_eq!(read, Some(created), "a created user's cut-off reads back by id");
 }
 
 /// An inserted token record reads back equal.
@@ -1192,21 +1261,23 @@ fn at(secs: i64) -> OffsetDateTime {
     t0() + Duration::seconds(secs)
 }
 
-/// Five patches of one user, each of another field (one a rotation with a grace
-/// period), run at once through `stores` in turn: the user as stored afterwards
-/// holds every one of them, and is what the patch that ran last returned.
+/// Six patches of one user, each of another field (one a rotation with a grace
+/// period, one a revocation cut-off), run at once through `stores` in turn: the
+/// user as stored afterwards holds every one of them, and is what the patch that
+/// ran last returned.
 async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
     for round in 0..rounds {
         let (user, old) = create(&stores[0], &format!("patched-{round}")).await;
         let new = fresh_secret();
         let mut patches: Vec<ServiceUserPatch> =
-            (1..=5).map(|i| ServiceUserPatch::at(at(i))).collect();
+            (1..=6).map(|i| ServiceUserPatch::at(at(i))).collect();
         patches[0].display_name = Some(DisplayName::new("Renamed").expect("name"));
         patches[1].access_token_type = Some(AccessTokenType::Jwt);
         patches[2].token_lifetime = Some(TokenLifetime::from_secs(600).expect("lifetime"));
         patches[3].enabled = Some(false);
         patches[4].secret = Some(SecretDigest::of(&new));
         patches[4].keep_previous_until = Some(at(60));
+        patches[5].tokens_revoked_before = Some(at(30));
         let returned = at_once(patches.iter().enumerate().map(|(i, patch)| {
             let (store, name, patch) = (nth(stores, i), user.username.clone(), patch.clone());
             async move { store.update_service_user(&name, &patch).await.expect("update") }
@@ -1228,6 +1299,7 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
             Some(PreviousSecret::new(SecretDigest::of(&old), at(60))),
             "{lost}: the rotation must keep the secret it replaced"
         );
+        assert_eq!(stored.tokens_revoked_before, Some(at(30)), "{lost}: {stored:?}");
         assert!(returned.contains(&stored), "the last patch returns the user as stored");
         // Each patch returns the user with its own change (and maybe others).
         let own = [
@@ -1236,8 +1308,9 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
             returned[2].token_lifetime.as_secs() == 600,
             !returned[3].enabled,
             returned[4].secret == Some(SecretDigest::of(&new)),
+            returned[5].tokens_revoked_before == Some(at(30)),
         ];
-        assert_eq!(own, [true; 5], "a patch returned a user without its change");
+        assert_eq!(own, [true; 6], "a patch returned a user without its change");
     }
 }
 
@@ -1636,6 +1709,35 @@ pub async fn shared_secret_regenerated_through_one_stops_at_once_through_the_oth
     }
     let (updated, _) = rotate_app(&b, &app.client_id, Some(at(60)), at(2)).await;
     assert_eq!(a.api_app_by_client_id(&app.client_id).await.expect("lookup"), Some(updated));
+}
+
+/// A revocation cut-off set through one store is seen through the other at once, by
+/// username and by id; one set later through the other replaces it for both, and a
+/// patch without it through either keeps it.
+pub async fn shared_revocation_cut_off_set_through_one_is_seen_through_the_other(
+    [a, b]: [SharedStore; 2],
+) {
+    let (user, _) = create(&a, "cut-off").await;
+    let seen = b.service_user_by_id(&user.id).await.expect("lookup").expect("user");
+    assert_eq!(seen.tokens_revoked_before, None, "no cut-off through the other store");
+    let set = set_cut_off(&a, &user.username, at(100), at(1)).await;
+    for _ in 0..20 {
+        let by_name =
+            b.service_user_by_username(&user.username).await.expect("lookup").expect("user");
+        assert_eq!(by_name, set, "the cut-off set through one store, through the other");
+        let by_id = b.service_user_by_id(&user.id).await.expect("lookup").expect("user");
+        assert_eq!(by_id, set, "the cut-off set through one store, through the other (by id)");
+    }
+    let replaced = set_cut_off(&b, &user.username, at(150), at(2)).await;
+    let seen = a.service_user_by_id(&user.id).await.expect("lookup").expect("user");
+    assert_eq!(seen, replaced, "a cut-off replaced through the other store");
+    assert_eq!(seen.tokens_revoked_before, Some(at(150)));
+    let mut unrelated = ServiceUserPatch::at(at(3));
+    unrelated.token_lifetime = Some(TokenLifetime::from_secs(60).expect("lifetime"));
+    a.update_service_user(&user.username, &unrelated).await.expect("update");
+    let seen = b.service_user_by_username(&user.username).await.expect("lookup").expect("user");
+    assert_eq!(seen.tokens_revoked_before, Some(at(150)), "a patch without it keeps it");
+    assert_eq!(b.list_service_users().await.expect("list"), vec![seen]);
 }
 
 /// A token revoked through one store is revoked through the other at once, and so

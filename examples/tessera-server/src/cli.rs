@@ -307,6 +307,17 @@ pub(crate) enum ServiceUserCommand {
         username: String,
         #[command(flatten)]
         grace: SecretGraceArgs,
+        /// Also revoke every token issued to the user so far (for a leaked secret).
+        #[arg(long)]
+        revoke_tokens: bool,
+    },
+    /// Revoke every access token issued to the user so far, opaque and JWT, at once
+    /// on every server; tokens issued afterwards work as usual.
+    #[command(name = "revoke-tokens")]
+    RevokeTokens {
+        /// The service user.
+        #[arg(long)]
+        username: String,
     },
     /// List service users.
     List,
@@ -342,6 +353,10 @@ pub(crate) enum ServiceUserCommand {
         /// Enable (true) or disable (false) the user.
         #[arg(long)]
         enabled: Option<bool>,
+        /// Also revoke every token issued to the user so far, so that enabling it
+        /// again later does not bring them back.
+        #[arg(long)]
+        revoke_tokens: bool,
     },
 }
 

@@ -105,10 +105,19 @@ async fn service_user(admin: &Admin, command: ServiceUserCommand) -> Result<Outp
             let (user, secret) = admin.create_service_user(new).await?;
             Ok(credentials_output(&user, &secret, "created"))
         }
-        ServiceUserCommand::Secret { username, grace } => {
+        ServiceUserCommand::Secret { username, grace, revoke_tokens } => {
             let name = parse_username(&username)?;
-            let (user, secret) = admin.regenerate_user_secret(&name, parse_grace(&grace)?).await?;
+            let grace = parse_grace(&grace)?;
+            let (user, secret) = if revoke_tokens {
+                admin.regenerate_user_secret_revoking_tokens(&name, grace).await?
+            } else {
+                admin.regenerate_user_secret(&name, grace).await?
+            };
             Ok(credentials_output(&user, &secret, "new secret for"))
+        }
+        ServiceUserCommand::RevokeTokens { username } => {
+            let user = admin.revoke_all_tokens_of_user(&parse_username(&username)?).await?;
+            Ok(user_output(&user))
         }
         ServiceUserCommand::List => {
             let users = admin.service_users().await?;
@@ -147,6 +156,7 @@ async fn service_user(admin: &Admin, command: ServiceUserCommand) -> Result<Outp
             token_lifetime,
             display_name,
             enabled,
+            revoke_tokens,
         } => {
             let name = parse_username(&username)?;
             let update = ServiceUserUpdate {
@@ -154,6 +164,7 @@ async fn service_user(admin: &Admin, command: ServiceUserCommand) -> Result<Outp
                 access_token_type,
                 token_lifetime: token_lifetime.map(parse_lifetime).transpose()?,
                 enabled,
+                revoke_tokens,
             };
             Ok(user_output(&admin.update_service_user(&name, update).await?))
         }
@@ -238,6 +249,8 @@ struct UserView<'a> {
     token_lifetime_secs: u32,
     enabled: bool,
     has_secret: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_revoked_before: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -254,6 +267,7 @@ impl<'a> From<&'a ServiceUser> for UserView<'a> {
             token_lifetime_secs: user.token_lifetime.as_secs(),
             enabled: user.enabled,
             has_secret: user.secret.is_some(),
+            tokens_revoked_before: user.tokens_revoked_before.map(time),
             created_at: time(user.created_at),
             updated_at: time(user.updated_at),
         }
@@ -262,7 +276,7 @@ impl<'a> From<&'a ServiceUser> for UserView<'a> {
 
 fn user_output(user: &ServiceUser) -> Output {
     let view = UserView::from(user);
-    let text = format!(
+    let mut text = format!(
         "username:          {}\nuser_id:           {}\ndisplay_name:      {}\n\
          access_token_type: {}\ntoken_lifetime:    {}s\nenabled:           {}\n\
          has_secret:        {}\ncreated_at:        {}\nupdated_at:        {}\n",
@@ -276,6 +290,9 @@ fn user_output(user: &ServiceUser) -> Output {
         view.created_at,
         view.updated_at
     );
+    if let Some(before) = &view.tokens_revoked_before {
+        let _ = writeln!(text, "tokens revoked:    every token issued before {before}");
+    }
     Output { json: serde_json::to_value(&view).unwrap_or_default(), text }
 }
 

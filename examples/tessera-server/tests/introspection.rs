@@ -324,6 +324,65 @@ async fn disabled_or_deleted_users_tokens_are_inactive_at_once() {
     assert_eq!(introspect(&w.server, &w.app, &opaque).await, json!({"active": false}), "deleted");
 }
 
+/// Sleeps until just after the next whole second: revocation cut-offs are whole
+/// seconds, and a token issued in the second of a revocation is revoked with it.
+async fn next_second() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_millis())
+        .unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_millis(1020 - u64::from(now))).await;
+}
+
+#[tokio::test]
+async fn revoking_every_token_of_a_user_stops_old_tokens_for_good() {
+    let w = world();
+    let db = &w._db.url;
+    let scope = "openid urn:zitadel:iam:org:project:id:orders:aud";
+    for (user, creds) in [("opaque-job", &w.opaque), ("jwt-job", &w.jwt)] {
+        // `revoke-tokens`: every token issued so far is inactive, at introspection and
+        // userinfo; one issued afterwards is active.
+        let old = access_token(&w.server, creds, scope).await;
+        let shown = cli_json(db, &["service-user", "revoke-tokens", "--username", user]);
+        assert!(shown["tokens_revoked_before"].is_string(), "{shown}");
+        assert_eq!(introspect(&w.server, &w.app, &old).await, json!({"active": false}), "{user}");
+        assert_eq!(userinfo(&w.server, &old).await.0, 401, "{user}");
+        next_second().await;
+        let new = access_token(&w.server, creds, scope).await;
+        assert_eq!(introspect(&w.server, &w.app, &new).await["active"], true, "{user}");
+
+        // Disabling with --revoke-tokens: enabling again does not bring them back.
+        let set = |enabled: &str, revoke: bool| {
+            let mut args = vec!["service-user", "set", "--username", user, "--enabled", enabled];
+            if revoke {
+                args.push("--revoke-tokens");
+            }
+            cli_json(db, &args);
+        };
+        set("false", true);
+        set("true", false);
+        assert_eq!(introspect(&w.server, &w.app, &new).await, json!({"active": false}), "{user}");
+
+        // A new secret with --revoke-tokens: the old secret and its tokens stop.
+        next_second().await;
+        let before = access_token(&w.server, creds, scope).await;
+        let renewed =
+            cli_json(db, &["service-user", "secret", "--username", user, "--revoke-tokens"]);
+        assert_eq!(introspect(&w.server, &w.app, &before).await, json!({"active": false}));
+        let creds = Credentials {
+            client_id: user.to_owned(),
+            client_secret: renewed["client_secret"].as_str().expect("secret").to_owned(),
+            user_id: String::new(),
+        };
+        next_second().await;
+        let fresh = access_token(&w.server, &creds, scope).await;
+        assert_eq!(introspect(&w.server, &w.app, &fresh).await["active"], true, "{user}");
+    }
+    let unknown = common::cli(db, &["service-user", "revoke-tokens", "--username", "ghost"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not found"));
+}
+
 /// Caller, form, expected status and error code.
 type BadCase<'a> = (Option<&'a Credentials>, Vec<(&'a str, &'a str)>, u16, &'a str);
 

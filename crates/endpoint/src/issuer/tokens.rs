@@ -146,7 +146,8 @@ impl Issuer {
     ///
     /// A JWT is checked by signature (against the published keys), `typ`, issuer
     /// and expiry, then against the revoked ids; an opaque token by the record of its
-    /// digest. Either way its service user must still exist and be enabled.
+    /// digest. Either way its service user must still exist and be enabled, and the
+    /// token must have been issued after the user's revocation cut-off, if any.
     pub async fn validate_token(&self, token: &str) -> Result<Option<ActiveToken>, OAuthError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Ok(None);
@@ -191,7 +192,12 @@ impl Issuer {
         };
         let user =
             self.store().service_user_by_id(&candidate.user_id).await.map_err(store_error)?;
-        let Some(user) = user.filter(|u| u.enabled) else { return Ok(None) };
+        // A user's tokens stop when it is disabled, and those issued before its
+        // revocation cut-off stop for good.
+        let revoked = |u: &ServiceUser| {
+            u.tokens_revoked_before.is_some_and(|before| candidate.iat < before.unix_timestamp())
+        };
+        let Some(user) = user.filter(|u| u.enabled && !revoked(u)) else { return Ok(None) };
         let resource_owner = if candidate.scopes.contains_str(RESOURCE_OWNER_SCOPE) {
             Some(self.organization().await?)
         } else {

@@ -10,7 +10,9 @@
 //!
 //! The encodings, the same in every SQL backend:
 //!
-//! - times are unix seconds ([`unix`]);
+//! - times are unix seconds ([`unix`]); an optional time (a service user's
+//!   revocation cut-off, a token's revocation, a client key's expiry) is NULL when
+//!   absent;
 //! - digests are their 32 bytes; a previous secret is two columns, its digest and
 //!   its expiry, both NULL or both set;
 //! - a token's scopes are the space-separated list, its audience a JSON array of
@@ -113,13 +115,15 @@ pub struct UserRow<'a> {
     pub previous_secret_digest: Option<&'a [u8]>,
     /// `previous_secret_expires_at`, unix seconds.
     pub previous_secret_expires_at: Option<i64>,
+    /// `tokens_revoked_before`, unix seconds: the revocation cut-off, NULL for none.
+    pub tokens_revoked_before: Option<i64>,
 }
 
 impl<'a> UserRow<'a> {
     /// The columns, in the order of the fields.
     pub const COLUMNS: &'static str = "id, username, display_name, access_token_type, \
          token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
-         previous_secret_digest, previous_secret_expires_at";
+         previous_secret_digest, previous_secret_expires_at, tokens_revoked_before";
     /// What a row is, for errors.
     pub const WHAT: &'static str = "service user";
 
@@ -139,6 +143,7 @@ impl<'a> UserRow<'a> {
             updated_at: unix(user.updated_at),
             previous_secret_digest,
             previous_secret_expires_at,
+            tokens_revoked_before: user.tokens_revoked_before.map(unix),
         }
     }
 
@@ -168,6 +173,10 @@ impl<'a> UserRow<'a> {
             enabled: self.enabled,
             created_at: timestamp("creation time", self.created_at)?,
             updated_at: timestamp("update time", self.updated_at)?,
+            tokens_revoked_before: self
+                .tokens_revoked_before
+                .map(|secs| timestamp("token revocation cut-off", secs))
+                .transpose()?,
         })
     }
 }
@@ -561,8 +570,12 @@ mod tests {
     #[test]
     fn records_round_trip_through_their_rows() -> TestResult {
         let (mut user, _) = testkit::sample_user("rows");
+        assert_eq!(UserRow::of(&user).into_record()?, user, "without a cut-off");
+        assert_eq!(UserRow::of(&user).tokens_revoked_before, None, "no cut-off is NULL");
         user.previous_secret =
             Some(PreviousSecret::new(SecretDigest::from_bytes([7; 32]), testkit::t0()));
+        user.tokens_revoked_before = Some(testkit::t0() + Duration::seconds(30));
+        assert_eq!(UserRow::of(&user).tokens_revoked_before, Some(1_700_000_030));
         assert_eq!(UserRow::of(&user).into_record()?, user);
 
         let mut token = testkit::sample_token(&user, "token", 60);
@@ -602,6 +615,7 @@ mod tests {
             UserRow { secret_digest: Some(&short), ..row.clone() },
             UserRow { previous_secret_expires_at: Some(5), ..row.clone() },
             UserRow { created_at: i64::MAX, ..row.clone() },
+            UserRow { tokens_revoked_before: Some(i64::MAX), ..row.clone() },
         ] {
             let result = bad.clone().into_record();
             assert!(matches!(result, Err(StoreError::Corrupt(_))), "{bad:?}: {result:?}");
