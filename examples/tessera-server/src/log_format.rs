@@ -9,8 +9,10 @@
 //!
 //! — a UTC timestamp with microseconds, the level, the spans of the event with their
 //! fields, the target, then the message and fields. String fields are quoted and
-//! escaped (a value cannot start a new line), values given with `%` are written as
-//! they display. It does the same work as the default format with less of it: no
+//! escaped; values given with `%` or `?` are written as they display when they are one
+//! word of printable ASCII, and quoted and escaped otherwise; control characters in the
+//! message are escaped. No value can start a new line or reach a terminal as a
+//! control sequence, whatever a request sent. It does the same work as the default format with less of it: no
 //! styling calls, and the date part of the timestamp formatted once per second per
 //! thread. A server logs one line per token issued, so this is on the request path.
 
@@ -220,10 +222,58 @@ impl<W: fmt::Write> Visit for PlainVisitor<W> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.start(field) {
-            self.result = self.result.and_then(|()| write!(self.writer, "{value:?}"));
+        if !self.start(field) {
+            return;
         }
+        // Values given with `%` or `?` (and the message) may hold what a request sent:
+        // rendered first, then written so that no value can end the line or pass a
+        // control character (an ANSI escape, say) to a terminal.
+        let message = field.name() == "message";
+        self.result = self.result.and_then(|()| {
+            SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut text) => {
+                    text.clear();
+                    write!(text, "{value:?}")?;
+                    write_value(&mut self.writer, &text, message)
+                }
+                Err(_) => {
+                    let text = format!("{value:?}");
+                    write_value(&mut self.writer, &text, message)
+                }
+            })
+        });
     }
+}
+
+thread_local! {
+    /// A value rendered before it is written.
+    static SCRATCH: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Writes a rendered value: the message as it is but with control characters escaped;
+/// another value as it is when it is one word (`billing-job`, `127.0.0.1`, `Some(3)`,
+/// `["bench"]`), else quoted and escaped.
+fn write_value(writer: &mut impl fmt::Write, text: &str, message: bool) -> fmt::Result {
+    if message {
+        if !text.chars().any(char::is_control) {
+            return writer.write_str(text);
+        }
+        for c in text.chars() {
+            if c.is_control() {
+                write!(writer, "{}", c.escape_debug())?;
+            } else {
+                writer.write_char(c)?;
+            }
+        }
+        return Ok(());
+    }
+    if is_one_word(text) { writer.write_str(text) } else { write_quoted(writer, text) }
+}
+
+/// Whether `text` is one word: not empty, no whitespace or control character, so it
+/// can neither start a new line nor pass for another field.
+fn is_one_word(text: &str) -> bool {
+    !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// `value` quoted and escaped as `{:?}` writes it; a value of printable ASCII without
@@ -356,6 +406,48 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    #[test]
+    fn display_and_debug_values_and_messages_cannot_forge_lines_or_escape() {
+        let hostile = [
+            "x\nFORGED  INFO tessera::audit: event=\"token_issued\"",
+            "x\r\nFORGED",
+            "\u{1b}[31mred\u{1b}[0m",
+            "quo\"te",
+            "back\\slash",
+            "two words",
+            "",
+            "\u{2028}line separator",
+            "tab\there",
+            "nul\0",
+        ];
+        for value in hostile {
+            let out = capture(|| {
+                tracing::warn!(
+                    target: "tessera::audit",
+                    event = "client_throttled",
+                    client_id = %value,
+                    debug = ?value,
+                    "refused {value}"
+                );
+            });
+            assert_eq!(out.lines().count(), 1, "{value:?}: {out}");
+            assert!(
+                !out.contains('\u{1b}') && !out.contains('\r') && !out.contains('\0'),
+                "{out:?}"
+            );
+            let line = out.trim_end_matches('\n');
+            // A value is quoted and escaped unless it is one word.
+            let expected = if is_one_word(value) { value.to_owned() } else { format!("{value:?}") };
+            assert!(line.contains(&format!("client_id={expected} ")), "{value:?}: {line}");
+            let debug = format!("{value:?}");
+            let debug = if is_one_word(&debug) { debug } else { format!("{debug:?}") };
+            assert!(line.ends_with(&format!(" debug={debug}")), "{line}");
+        }
+        // Plain values stay as they were.
+        let out = capture(|| tracing::info!(client_id = %"billing-job", address = ?Some(3)));
+        assert!(out.ends_with(": client_id=billing-job address=Some(3)\n"), "{out}");
     }
 
     #[test]

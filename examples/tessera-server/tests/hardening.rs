@@ -157,3 +157,73 @@ fn connections_beyond_the_cap_wait_for_a_free_slot() {
     third.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
     assert!(read_all(&mut third).starts_with("HTTP/1.1 200"));
 }
+
+/// Sends a token request with `client_id` and a wrong secret in the body.
+async fn wrong_secret_for(server: &Server, client_id: &str) -> u16 {
+    let response = oauth2::reqwest::Client::new()
+        .post(server.url("/oauth/v2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", "wrong"),
+        ])
+        .send()
+        .await
+        .expect("request");
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn hostile_client_ids_cannot_forge_log_lines_in_either_format() {
+    let hostile = [
+        "x\nFORGED  INFO tessera::audit: event=\"token_issued\" client_id=admin",
+        "x\r\nFORGED",
+        "\u{1b}[31mred\u{1b}[0m",
+        "quo\"te\\back",
+        "x client_id=admin",
+    ];
+    for format in [None, Some("json")] {
+        let env: Vec<(&str, &str)> =
+            format.map(|f| ("TESSERA_LOG_FORMAT", f)).into_iter().collect();
+        let server =
+            Server::start_with("memory:", &["--auth-failures-per-client-address", "1"], None, &env);
+        for id in hostile {
+            // A failure (client_authentication_failed), then a refusal (client_throttled).
+            assert_eq!(wrong_secret_for(&server, id).await, 401, "{id:?}");
+            assert_eq!(wrong_secret_for(&server, id).await, 429, "{id:?}");
+        }
+        let logs = server.logs();
+        assert!(logs.contains("client_throttled"), "{logs}");
+        for line in logs.lines() {
+            assert!(!line.starts_with("FORGED"), "{format:?}: a forged line: {line}");
+            assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{format:?}: {line:?}");
+            if format.is_some() {
+                let parsed: Result<Value, _> = serde_json::from_str(line);
+                assert!(parsed.is_ok(), "not one JSON object: {line}");
+            } else {
+                // Every line is an event of its own: a timestamp, then a level.
+                assert!(
+                    line.get(..4).is_some_and(|y| y.bytes().all(|b| b.is_ascii_digit())),
+                    "{line}"
+                );
+                assert!(unquoted_fields(line, "client_id") <= 1, "a forged field: {line}");
+            }
+        }
+    }
+}
+
+/// How many times `name=` starts a field of a plain log line, outside quoted values.
+fn unquoted_fields(line: &str, name: &str) -> usize {
+    let (mut quoted, mut escaped, mut count) = (false, false, 0);
+    let key = format!(" {name}=");
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ' ' if !quoted && line[i..].starts_with(&key) => count += 1,
+            _ => {}
+        }
+    }
+    count
+}

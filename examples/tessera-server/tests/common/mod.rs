@@ -61,7 +61,9 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                    let end =
+                        rest.find(|c: char| c.is_whitespace() || c == '"').unwrap_or(rest.len());
+                    let _ = tx.send(rest[..end].to_owned());
                 }
                 sink.lock().expect("log lock").push(line);
             }
