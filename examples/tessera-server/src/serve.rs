@@ -190,17 +190,32 @@ async fn accept_loop(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let activity = Arc::new(Activity::new());
         let service = {
-            let (endpoint, limits) = (endpoint.clone(), limits.clone());
+            let (endpoint, limits, activity) = (endpoint.clone(), limits.clone(), activity.clone());
             service_fn(move |request| {
-                serve_request(endpoint.clone(), limits.clone(), peer.ip(), request)
+                let busy = Busy::start(activity.clone());
+                let answer = serve_request(endpoint.clone(), limits.clone(), peer.ip(), request);
+                async move {
+                    let answer = answer.await;
+                    drop(busy);
+                    answer
+                }
             })
         };
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
+        let idle = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                () = activity.idle_for(idle) => {
+                    tracing::debug!(%peer, "closed a connection that sent no request in time");
+                }
             }
             drop(permit);
         });
@@ -210,6 +225,64 @@ async fn accept_loop(
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+/// When a connection last began or finished a request, and how many it is answering.
+/// A connection that answers none for the header-read timeout — from its accept, or
+/// from its last answer — is closed: a client that connects and says nothing (or only
+/// an HTTP/2 preface, or only pings) cannot hold a connection slot.
+struct Activity {
+    since: std::sync::Mutex<tokio::time::Instant>,
+    busy: std::sync::atomic::AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            since: std::sync::Mutex::new(tokio::time::Instant::now()),
+            busy: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        *self.since.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            tokio::time::Instant::now();
+    }
+
+    /// Completes once the connection has answered nothing for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let since = *self.since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            tokio::time::sleep_until(since + idle).await;
+            if self.busy.load(std::sync::atomic::Ordering::Acquire) > 0 {
+                // Answering: the request timeout bounds that; look again later.
+                tokio::time::sleep(idle).await;
+                continue;
+            }
+            let since = *self.since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if since.elapsed() >= idle {
+                return;
+            }
+        }
+    }
+}
+
+/// A request being answered on a connection; its end counts as activity.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.busy.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        activity.touch();
+        Self(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 }
 

@@ -227,3 +227,69 @@ fn unquoted_fields(line: &str, name: &str) -> usize {
     }
     count
 }
+
+#[test]
+fn silent_connections_beyond_the_cap_are_closed_at_the_deadline() {
+    let server =
+        Server::start("memory:", &["--max-connections", "4", "--header-read-timeout", "2"]);
+    let opened = Instant::now();
+    // More silent sockets than the cap: some send nothing, some an HTTP/2 preface and
+    // stall, some half an HTTP/1.1 request line.
+    let silent: Vec<TcpStream> = (0..8)
+        .map(|i| {
+            let mut s = connect(&server);
+            match i % 3 {
+                0 => {}
+                1 => s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").expect("write"),
+                _ => s.write_all(b"GET /heal").expect("write"),
+            }
+            s
+        })
+        .collect();
+    // A new client is answered within a second of the deadline (2 s from the accept
+    // of the first slots' holders), although every slot was taken.
+    let mut client = connect(&server);
+    client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let answer = read_all(&mut client);
+    let waited = opened.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(waited < Duration::from_secs(2 + 1 + 2), "answered after {waited:?}");
+    // The silent ones were closed by the server.
+    for mut s in silent.into_iter().take(4) {
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut buf = [0u8; 256];
+        let mut total = 0;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => panic!("a silent connection stayed open: {e} ({total} bytes read)"),
+            }
+        }
+    }
+}
+
+#[test]
+fn keep_alive_connections_that_go_quiet_are_closed() {
+    let server =
+        Server::start("memory:", &["--max-connections", "1", "--header-read-timeout", "1"]);
+    let mut first = connect(&server);
+    first.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut buf = [0u8; 512];
+    first.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    let n = first.read(&mut buf).expect("answer");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The one slot is held by an idle keep-alive connection; it is released after 1 s.
+    let started = Instant::now();
+    let mut second = connect(&server);
+    second.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    assert!(read_all(&mut second).starts_with("HTTP/1.1 200"));
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    drop(first);
+}
