@@ -46,8 +46,8 @@ use tessera_endpoint::{Issuer, TOKEN_PATH, TokenEndpoint};
 use tessera_mint::{Grant, KeyManager, MasterKey, RotationPolicy, TokenMinter};
 use tessera_store::prelude::*;
 use tessera_store::{
-    AccessTokenType, ClientSecret, MemoryStore, SecretDigest, ServiceUser, SigningAlgorithm,
-    UserId, Username,
+    AccessTokenType, ClientSecret, Credentials, MemoryStore, SecretDigest, ServiceUser,
+    SigningAlgorithm, UserId, Username,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -93,7 +93,7 @@ impl Fixture {
         let secret = ClientSecret::generate()?;
         let now = OffsetDateTime::now_utc();
         let mut user = ServiceUser::new(Username::new(CLIENT_ID)?, now)?;
-        user.secret = Some(SecretDigest::of(&secret));
+        user.credentials = Credentials::new(SecretDigest::of(&secret));
         user.access_token_type = format;
         store.create_service_user(&user).await?;
         let keys = KeyManager::new(

@@ -5,9 +5,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tessera_store::{
-    AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, DisplayName, Project,
-    ProjectId, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, TokenLifetime,
-    Username,
+    AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, Credentials, DisplayName,
+    Project, ProjectId, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch,
+    TokenLifetime, Username,
 };
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -204,7 +204,7 @@ impl Admin {
             match store.service_user_by_username(&user.username).await? {
                 None => {
                     let mut user = user;
-                    user.secret = Some(secret);
+                    user.credentials = Credentials::new(secret);
                     store.create_service_user(&user).await?;
                     applied.created += 1;
                 }
@@ -214,7 +214,7 @@ impl Admin {
                         access_token_type: Some(user.access_token_type),
                         token_lifetime: Some(user.token_lifetime),
                         enabled: Some(user.enabled),
-                        secret: changed_secret(existing.secret, secret),
+                        secret: changed_secret(existing.credentials.secret, secret),
                         keep_previous_until: None,
                         ..ServiceUserPatch::at(now)
                     };
@@ -238,7 +238,10 @@ impl Admin {
                     let patch = ApiAppPatch {
                         name: Some(app.name.clone()),
                         enabled: Some(app.enabled),
-                        secret: app.secret.and_then(|s| changed_secret(existing.secret, s)),
+                        secret: app
+                            .credentials
+                            .secret
+                            .and_then(|s| changed_secret(existing.credentials.secret, s)),
                         keep_previous_until: None,
                         updated_at: now,
                     };
@@ -307,8 +310,7 @@ impl Admin {
                 app_id,
                 project_id,
                 name: display,
-                secret: Some(SecretDigest::of(&secret)),
-                previous_secret: None,
+                credentials: Credentials::new(SecretDigest::of(&secret)),
                 enabled: entry.enabled.unwrap_or(true),
                 created_at: now,
                 updated_at: now,

@@ -16,7 +16,7 @@
 //! let (user, secret) =
 //!     admin.create_service_user(NewServiceUser::new(Username::new("billing-job")?)).await?;
 //! // The secret is shown once; the store keeps only its digest.
-//! assert!(user.secret.is_some_and(|digest| digest.verify(secret.expose())));
+//! assert!(user.credentials.secret.is_some_and(|digest| digest.verify(secret.expose())));
 //! # Ok(())
 //! # }
 //! ```

@@ -1,8 +1,8 @@
 //! Projects, their API apps, and the roles granted to service users.
 
 use tessera_store::{
-    ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, DisplayName, Project, ProjectId, RoleGrant,
-    RoleKey, SecretDigest, StoreError, Username,
+    ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, Credentials, DisplayName, Project,
+    ProjectId, RoleGrant, RoleKey, SecretDigest, StoreError, Username,
 };
 
 use crate::{Admin, AdminError, Grace};
@@ -96,8 +96,7 @@ impl Admin {
             app_id: AppId::generate()?,
             project_id: new.project,
             name: new.name,
-            secret: Some(SecretDigest::of(&secret)),
-            previous_secret: None,
+            credentials: Credentials::new(SecretDigest::of(&secret)),
             enabled: true,
             created_at: now,
             updated_at: now,
@@ -132,7 +131,7 @@ impl Admin {
             .update_api_app(client_id, &patch)
             .await
             .map_err(AdminError::not_found("API app", client_id))?;
-        let previous = app.previous_secret.filter(|_| grace.is_some());
+        let previous = app.credentials.previous.filter(|_| grace.is_some());
         tracing::info!(
             target: "tessera::audit",
             event = "secret_regenerated",

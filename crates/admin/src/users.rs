@@ -1,8 +1,8 @@
 //! Service users and their secrets.
 
 use tessera_store::{
-    AccessTokenType, ClientSecret, DisplayName, SecretDigest, ServiceUser, ServiceUserPatch,
-    TokenLifetime, UserId, Username,
+    AccessTokenType, ClientSecret, Credentials, DisplayName, SecretDigest, ServiceUser,
+    ServiceUserPatch, TokenLifetime, UserId, Username,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -111,7 +111,7 @@ impl Admin {
         user.access_token_type = new.access_token_type;
         user.token_lifetime = new.token_lifetime;
         let secret = ClientSecret::generate()?;
-        user.secret = Some(SecretDigest::of(&secret));
+        user.credentials = Credentials::new(SecretDigest::of(&secret));
         self.store
             .create_service_user(&user)
             .await
@@ -124,7 +124,8 @@ impl Admin {
     ///
     /// Without `grace` the old secret stops working at once, on every server sharing
     /// the store; with it, the old secret keeps working until the grace period ends,
-    /// as the returned user's [`previous_secret`](ServiceUser::previous_secret) says.
+    /// as the returned user's [`previous`](tessera_store::Credentials::previous) secret
+    /// says.
     /// At most two secrets work at a time: a secret kept by an earlier regeneration is
     /// dropped. Logs the audit event `secret_regenerated`.
     pub async fn regenerate_user_secret(
@@ -166,7 +167,7 @@ impl Admin {
             .update_service_user(username, &patch)
             .await
             .map_err(AdminError::not_found("service user", username))?;
-        let previous = user.previous_secret.filter(|_| grace.is_some());
+        let previous = user.credentials.previous.filter(|_| grace.is_some());
         tracing::info!(
             target: "tessera::audit",
             event = "secret_regenerated",

@@ -38,12 +38,12 @@ async fn the_documented_example_is_applied_once() -> TestResult {
         assert_eq!(user.access_token_type, AccessTokenType::Jwt);
         assert_eq!(user.token_lifetime.as_secs(), 3600);
         assert_eq!(user.display_name.as_str(), "Billing job");
-        assert!(user.secret_matches(SECRET, clock.now()));
+        assert!(user.credentials.matches(SECRET, clock.now()));
         let project = store.project_by_id(&ProjectId::new("orders")?).await?.ok_or("project")?;
         assert_eq!(project.name.as_str(), "Orders");
         let app = store.api_app_by_client_id(&ClientId::new("orders-api")?).await?.ok_or("app")?;
         assert_eq!((app.project_id.as_str(), app.name.as_str()), ("orders", "orders-api"));
-        assert!(app.enabled && app.secret_matches(SECRET, clock.now()));
+        assert!(app.enabled && app.credentials.matches(SECRET, clock.now()));
         let grants = store.grants_of_user(&user.id).await?;
         assert_eq!(grants.len(), 1);
         assert_eq!((grants[0].project_id.as_str(), grants[0].role.as_str()), ("orders", "reader"));
@@ -73,8 +73,8 @@ async fn existing_users_are_updated_and_omitted_fields_return_to_defaults() -> T
         assert_eq!(after.access_token_type, AccessTokenType::Opaque, "back to the default");
         assert_eq!(after.display_name.as_str(), "billing-job");
         assert!(!after.enabled);
-        assert!(after.secret_matches(&format!("{SECRET}x"), clock.now()));
-        assert!(!after.secret_matches(SECRET, clock.now()), "the old secret stops at once");
+        assert!(after.credentials.matches(&format!("{SECRET}x"), clock.now()));
+        assert!(!after.credentials.matches(SECRET, clock.now()), "the old secret stops at once");
         Ok(())
     })
     .await
@@ -101,20 +101,20 @@ async fn previous_secrets_are_left_alone_unless_the_secret_changes() -> TestResu
         assert_eq!((applied.created, applied.updated), (0, 1), "only the app's secret differs");
         let now = clock.now();
         let user = admin.service_user(&name).await?;
-        assert!(user.secret_matches(SECRET, now) && user.secret_matches(&new, now), "kept");
+        assert!(user.credentials.matches(SECRET, now) && user.credentials.matches(&new, now), "kept");
         let stored_app = admin.api_app(&app).await?;
-        assert!(stored_app.secret_matches(&new, now));
-        assert_eq!(stored_app.previous_secret, None, "a changed secret drops the kept one");
-        assert!(!stored_app.secret_matches(new_app_secret.expose(), now));
-        assert!(!stored_app.secret_matches(SECRET, now));
+        assert!(stored_app.credentials.matches(&new, now));
+        assert_eq!(stored_app.credentials.previous, None, "a changed secret drops the kept one");
+        assert!(!stored_app.credentials.matches(new_app_secret.expose(), now));
+        assert!(!stored_app.credentials.matches(SECRET, now));
 
         let other = format!("{SECRET}-other");
         let applied = admin.apply_bootstrap(&with(&other)?).await?;
         assert_eq!((applied.created, applied.updated), (0, 2));
         let user = admin.service_user(&name).await?;
-        assert_eq!(user.previous_secret, None);
-        assert!(!user.secret_matches(SECRET, now) && !user.secret_matches(&new, now));
-        assert!(user.secret_matches(&other, now));
+        assert_eq!(user.credentials.previous, None);
+        assert!(!user.credentials.matches(SECRET, now) && !user.credentials.matches(&new, now));
+        assert!(user.credentials.matches(&other, now));
         Ok(())
     })
     .await

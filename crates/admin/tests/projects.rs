@@ -66,7 +66,7 @@ async fn api_apps_are_created_rotated_changed_and_deleted() -> TestResult {
         assert!(created.client_id.as_str().ends_with("@orders"), "{}", created.client_id);
         let stored = store.api_app_by_client_id(&created.client_id).await?.ok_or("stored")?;
         assert_eq!(stored, created);
-        assert!(stored.secret_matches(first.expose(), clock.now()));
+        assert!(stored.credentials.matches(first.expose(), clock.now()));
 
         let (named, named_first) = admin.create_api_app(app("orders", Some("orders-api"))?).await?;
         let id = named.client_id.clone();
@@ -78,19 +78,19 @@ async fn api_apps_are_created_rotated_changed_and_deleted() -> TestResult {
         assert_eq!(admin.api_apps().await?.len(), 2);
 
         let (rotated, second) = admin.regenerate_app_secret(&id, Some(Grace::from_secs(30)?)).await?;
-        assert_eq!(rotated.previous_secret.map(|p| p.expires_at), Some(start() + Duration::seconds(30)));
+        assert_eq!(rotated.credentials.previous.map(|p| p.expires_at), Some(start() + Duration::seconds(30)));
         let (_, third) = admin.regenerate_app_secret(&created.client_id, None).await?;
         let stored = store.api_app_by_client_id(&created.client_id).await?.ok_or("stored")?;
-        assert!(!stored.secret_matches(first.expose(), clock.now()), "no grace: stops at once");
-        assert!(stored.secret_matches(third.expose(), clock.now()));
+        assert!(!stored.credentials.matches(first.expose(), clock.now()), "no grace: stops at once");
+        assert!(stored.credentials.matches(third.expose(), clock.now()));
         clock.advance(Duration::seconds(29));
         let during = admin.api_app(&id).await?;
-        assert!(during.secret_matches(named_first.expose(), clock.now()), "kept for 30 s");
-        assert!(during.secret_matches(second.expose(), clock.now()));
+        assert!(during.credentials.matches(named_first.expose(), clock.now()), "kept for 30 s");
+        assert!(during.credentials.matches(second.expose(), clock.now()));
         clock.advance(Duration::seconds(1));
         let after = admin.api_app(&id).await?;
-        assert!(!after.secret_matches(named_first.expose(), clock.now()), "stops at its expiry");
-        assert!(after.secret_matches(second.expose(), clock.now()));
+        assert!(!after.credentials.matches(named_first.expose(), clock.now()), "stops at its expiry");
+        assert!(after.credentials.matches(second.expose(), clock.now()));
 
         let update = ApiAppUpdate { enabled: Some(false), name: Some(DisplayName::new("Old")?) };
         let changed = admin.update_api_app(&id, update).await?;

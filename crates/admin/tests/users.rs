@@ -27,7 +27,7 @@ async fn users_are_created_listed_changed_and_deleted() -> TestResult {
         assert_eq!(stored.token_lifetime.as_secs(), 3600);
         assert_eq!(stored.access_token_type, AccessTokenType::Opaque);
         assert!(stored.enabled);
-        assert!(stored.secret_matches(secret.expose(), clock.now()));
+        assert!(stored.credentials.matches(secret.expose(), clock.now()));
         assert_eq!(stored.created_at, start());
 
         admin.create_service_user(NewServiceUser::new(name("another")?)).await?;
@@ -47,7 +47,7 @@ async fn users_are_created_listed_changed_and_deleted() -> TestResult {
         assert_eq!(updated.token_lifetime.as_secs(), 120);
         assert_eq!(updated.display_name.as_str(), "Reporting job", "unnamed fields stay");
         assert_eq!(updated.updated_at, start() + Duration::seconds(5));
-        assert!(updated.secret_matches(secret.expose(), clock.now()), "the secret stays");
+        assert!(updated.credentials.matches(secret.expose(), clock.now()), "the secret stays");
         assert_eq!(store.service_user_by_username(&name("reporting")?).await?, Some(updated));
 
         let disabled = admin.set_user_enabled(&name("reporting")?, false).await?;
@@ -112,36 +112,40 @@ async fn a_secret_kept_for_a_grace_period_works_until_it_ends() -> TestResult {
         let (rotated, second) =
             admin.regenerate_user_secret(&user, Some(Grace::from_secs(60)?)).await?;
         let expiry = start() + Duration::seconds(60);
-        assert_eq!(rotated.previous_secret.map(|p| p.expires_at), Some(expiry), "whole seconds");
+        assert_eq!(
+            rotated.credentials.previous.map(|p| p.expires_at),
+            Some(expiry),
+            "whole seconds"
+        );
         assert_eq!(stored().await?, rotated);
         let now = clock.now();
-        assert!(rotated.secret_matches(first.expose(), now), "the old secret still works");
-        assert!(rotated.secret_matches(second.expose(), now));
+        assert!(rotated.credentials.matches(first.expose(), now), "the old secret still works");
+        assert!(rotated.credentials.matches(second.expose(), now));
 
         clock.set(expiry - Duration::seconds(1));
-        assert!(stored().await?.secret_matches(first.expose(), clock.now()));
+        assert!(stored().await?.credentials.matches(first.expose(), clock.now()));
         clock.set(expiry);
         let user_now = stored().await?;
-        assert!(!user_now.secret_matches(first.expose(), clock.now()), "stops at its expiry");
-        assert!(user_now.secret_matches(second.expose(), clock.now()));
+        assert!(!user_now.credentials.matches(first.expose(), clock.now()), "stops at its expiry");
+        assert!(user_now.credentials.matches(second.expose(), clock.now()));
 
         // Regenerating again keeps only the secret replaced last.
         let (_, third) = admin.regenerate_user_secret(&user, Some(Grace::from_secs(600)?)).await?;
         let (_, fourth) = admin.regenerate_user_secret(&user, Some(Grace::from_secs(600)?)).await?;
         let current = stored().await?;
-        assert!(!current.secret_matches(second.expose(), clock.now()));
-        assert!(current.secret_matches(third.expose(), clock.now()));
-        assert!(current.secret_matches(fourth.expose(), clock.now()));
+        assert!(!current.credentials.matches(second.expose(), clock.now()));
+        assert!(current.credentials.matches(third.expose(), clock.now()));
+        assert!(current.credentials.matches(fourth.expose(), clock.now()));
 
         // Without a grace period the old secret, and the one kept before it, stop at once.
         let (plain, fifth) = admin.regenerate_user_secret(&user, None).await?;
-        assert_eq!(plain.previous_secret, None);
+        assert_eq!(plain.credentials.previous, None);
         let current = stored().await?;
-        assert_eq!(current.previous_secret, None);
+        assert_eq!(current.credentials.previous, None);
         for old in [&third, &fourth] {
-            assert!(!current.secret_matches(old.expose(), clock.now()));
+            assert!(!current.credentials.matches(old.expose(), clock.now()));
         }
-        assert!(current.secret_matches(fifth.expose(), clock.now()));
+        assert!(current.credentials.matches(fifth.expose(), clock.now()));
         Ok(())
     })
     .await

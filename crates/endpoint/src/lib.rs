@@ -42,7 +42,7 @@ mod paths;
 pub use error::{ErrorCode, OAuthError, REALM};
 pub use http::address::{ClientAddr, ClientAddressSource};
 pub use http::request::{CLIENT_ASSERTION_TYPE, MAX_AUTHORIZATION_LEN, bearer_token};
-pub use http::throttle::{Limit, ThrottleConfig};
+pub use http::throttle::{KNOWN_ADDRESS_TTL, Limit, ThrottleConfig};
 pub use http::{DEFAULT_MAX_BODY, PeerEndpoint, ResponseBody, TokenEndpoint};
 pub use issuer::{
     ASSERTION_ALGORITHMS, ActiveToken, AssertionPolicy, AuthMethod, CLOCK_SKEW_SECS, Caller,

@@ -26,7 +26,9 @@ use tessera_endpoint::{
 };
 use tessera_mint::TokenMinter;
 use tessera_store::prelude::*;
-use tessera_store::{ClientSecret, MemoryStore, SecretDigest, ServiceUser, TokenDigest, Username};
+use tessera_store::{
+    ClientSecret, Credentials, MemoryStore, SecretDigest, ServiceUser, TokenDigest, Username,
+};
 use time::{Duration, OffsetDateTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -103,7 +105,7 @@ async fn add_user(
     enabled: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut user = ServiceUser::new(Username::new(name)?, OffsetDateTime::now_utc())?;
-    user.secret = Some(SecretDigest::of(secret));
+    user.credentials = Credentials::new(SecretDigest::of(secret));
     user.enabled = enabled;
     store.create_service_user(&user).await?;
     Ok(())

@@ -9,8 +9,8 @@ use tessera_endpoint::{
 use tessera_mint::{KeyManager, MasterKey, RotationPolicy, TokenMinter};
 use tessera_store::prelude::*;
 use tessera_store::{
-    AccessTokenType, ClientSecret, ManualClock, MemoryStore, SecretDigest, ServiceUser,
-    TokenDigest, TokenLifetime, Username,
+    AccessTokenType, ClientSecret, Credentials, ManualClock, MemoryStore, SecretDigest,
+    ServiceUser, TokenDigest, TokenLifetime, Username,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -26,7 +26,7 @@ async fn setup(
     let store = Arc::new(MemoryStore::new());
     let secret = ClientSecret::generate()?;
     let mut user = ServiceUser::new(Username::new("svc")?, start)?;
-    user.secret = Some(SecretDigest::of(&secret));
+    user.credentials = Credentials::new(SecretDigest::of(&secret));
     user.access_token_type = kind;
     user.token_lifetime = TokenLifetime::from_secs(600)?;
     store.create_service_user(&user).await?;

@@ -15,7 +15,7 @@ use tessera_endpoint::{
 };
 use tessera_mint::TokenMinter;
 use tessera_store::prelude::*;
-use tessera_store::{ClientSecret, MemoryStore, SecretDigest, ServiceUser, Username};
+use tessera_store::{ClientSecret, Credentials, MemoryStore, SecretDigest, ServiceUser, Username};
 use time::OffsetDateTime;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -27,7 +27,7 @@ async fn endpoint(
     let store = Arc::new(MemoryStore::new());
     let secret = ClientSecret::generate()?;
     let mut user = ServiceUser::new(Username::new("svc")?, OffsetDateTime::now_utc())?;
-    user.secret = Some(SecretDigest::of(&secret));
+    user.credentials = Credentials::new(SecretDigest::of(&secret));
     store.create_service_user(&user).await?;
     Ok((TokenEndpoint::new(Issuer::new(store, TokenMinter::new(issuer))), secret))
 }

@@ -16,10 +16,10 @@ use std::time::Duration;
 use tessera_scope::ScopeSet;
 use tessera_store::prelude::*;
 use tessera_store::{
-    ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientSecret, DisplayName, Domain, KeyOwner,
-    MemoryStore, Organization, Project, ProjectId, RoleClaims, SecretDigest, ServiceUser,
-    ServiceUserPatch, SigningAlgorithm, SigningKeyRecord, StoreError, TokenDigest, TokenId,
-    TokenRecord, UserId, Username,
+    ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientSecret, Credentials, DisplayName,
+    Domain, KeyOwner, MemoryStore, Organization, Project, ProjectId, RoleClaims, SecretDigest,
+    ServiceUser, ServiceUserPatch, SigningAlgorithm, SigningKeyRecord, StoreError, TokenDigest,
+    TokenId, TokenRecord, UserId, Username,
 };
 use tessera_store_postgres::testkit::{TestSchema, url_or_skip};
 use tessera_store_postgres::{PoolOptions, PostgresStore, SCHEMA_VERSION};
@@ -44,7 +44,7 @@ fn t0() -> OffsetDateTime {
 fn user_with_secret(name: &str) -> Result<(ServiceUser, ClientSecret), Box<dyn std::error::Error>> {
     let mut user = ServiceUser::new(Username::new(name)?, t0())?;
     let secret = ClientSecret::generate()?;
-    user.secret = Some(SecretDigest::of(&secret));
+    user.credentials.secret = Some(SecretDigest::of(&secret));
     Ok((user, secret))
 }
 
@@ -77,8 +77,7 @@ fn app_with_secret(
         app_id: AppId::generate()?,
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API")?,
-        secret: Some(SecretDigest::of(&secret)),
-        previous_secret: None,
+        credentials: Credentials::new(SecretDigest::of(&secret)),
         enabled: true,
         created_at: t0(),
         updated_at: t0(),
@@ -618,8 +617,8 @@ async fn upgrading_from_version_4_gives_api_apps_app_ids() -> TestResult {
     assert_ne!(apps[0].app_id, apps[1].app_id, "each app has an app id of its own");
     let orders = &apps[0];
     assert_eq!((orders.client_id.as_str(), orders.name.as_str()), ("orders-api", "Orders API"));
-    assert_eq!(orders.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
-    assert_eq!(apps[1].previous_secret.map(|p| p.expires_at), Some(time_at(50)));
+    assert_eq!(orders.credentials.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
+    assert_eq!(apps[1].credentials.previous.map(|p| p.expires_at), Some(time_at(50)));
 
     // The column is NOT NULL, and another app may not take a stored app id.
     let nullable: String = client
@@ -692,7 +691,7 @@ async fn upgrading_from_version_5_gives_users_no_revocation_cut_off() -> TestRes
     let users = store.list_service_users().await?;
     assert_eq!(users.len(), 2, "the upgrade keeps the users");
     assert!(users.iter().all(|u| u.tokens_revoked_before.is_none()), "{users:#?}");
-    assert_eq!(users[1].previous_secret.map(|p| p.expires_at), Some(time_at(50)));
+    assert_eq!(users[1].credentials.previous.map(|p| p.expires_at), Some(time_at(50)));
     assert_eq!((users[0].display_name.as_str(), users[0].updated_at), ("Old", time_at(20)));
     let names: Vec<Username> = users.iter().map(|u| u.username.clone()).collect();
     for result in at_once(&store, &[names.clone(), names].concat(), user_by_username).await? {
@@ -987,10 +986,10 @@ async fn lookups_started_after_a_secret_changed_see_the_new_secret() -> TestResu
         let mut patch = ServiceUserPatch::at(t0() + time::Duration::seconds(i64::try_from(round)?));
         patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?));
         let updated = server.update_service_user(&rotated.username, &patch).await?;
-        assert_eq!(updated.secret, patch.secret);
-        Ok(updated.secret)
+        assert_eq!(updated.credentials.secret, patch.secret);
+        Ok(updated.credentials.secret)
     };
-    let seen = |user: &ServiceUser| user.secret;
+    let seen = |user: &ServiceUser| user.credentials.secret;
     let changed = vec![rotated.username.clone(); 30];
     lookups_see_every_change(
         [&server, &other],
@@ -1357,10 +1356,10 @@ async fn app_lookups_started_after_a_secret_changed_see_the_new_secret() -> Test
         let mut patch = ApiAppPatch::at(t0() + time::Duration::seconds(i64::try_from(round)?));
         patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?));
         let updated = server.update_api_app(&rotated.client_id, &patch).await?;
-        assert_eq!(updated.secret, patch.secret);
-        Ok(updated.secret)
+        assert_eq!(updated.credentials.secret, patch.secret);
+        Ok(updated.credentials.secret)
     };
-    let seen = |app: &ApiApp| app.secret;
+    let seen = |app: &ApiApp| app.credentials.secret;
     let changed = vec![rotated.client_id.clone(); 30];
     lookups_see_every_change(
         [&server, &other],

@@ -367,7 +367,7 @@ mod tests {
         assert_eq!(app.app_id.as_str().len(), 18, "{:?}", app.app_id);
         assert!(app.app_id.as_str().bytes().all(|b| b.is_ascii_digit()), "{:?}", app.app_id);
         assert_eq!((app.name.as_str(), app.enabled), ("Orders API", true));
-        assert_eq!(app.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
+        assert_eq!(app.credentials.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
         assert_eq!(app.created_at.unix_timestamp(), 10);
         assert_eq!(store.list_api_apps().await?, vec![app.clone()]);
 

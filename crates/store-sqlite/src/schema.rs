@@ -609,7 +609,7 @@ mod tests {
         );
         let older = read("older")?;
         assert_eq!(older.tokens_revoked_before, None);
-        assert_eq!(older.previous_secret.map(|p| p.expires_at.unix_timestamp()), Some(50));
+        assert_eq!(older.credentials.previous.map(|p| p.expires_at.unix_timestamp()), Some(50));
         // A cut-off set afterwards is read back from its unix seconds.
         conn.execute(
             "UPDATE service_users SET tokens_revoked_before = 1700000000 WHERE username = 'old'",

@@ -9,8 +9,8 @@ use tempfile::TempDir;
 use tessera_scope::ScopeSet;
 use tessera_store::prelude::*;
 use tessera_store::{
-    ApiApp, AppId, ClientId, ClientKey, ClientSecret, DisplayName, Domain, KeyOwner, Organization,
-    Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
+    ApiApp, AppId, ClientId, ClientKey, ClientSecret, Credentials, DisplayName, Domain, KeyOwner,
+    Organization, Project, ProjectId, RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser,
     ServiceUserPatch, SigningAlgorithm, StoreError, TokenDigest, TokenId, TokenRecord, Username,
 };
 use tessera_store_sqlite::SqliteStore;
@@ -31,7 +31,7 @@ fn db_file() -> Result<(TempDir, PathBuf), std::io::Error> {
 fn user_with_secret(name: &str) -> Result<(ServiceUser, ClientSecret), Box<dyn std::error::Error>> {
     let mut user = ServiceUser::new(Username::new(name)?, t0())?;
     let secret = ClientSecret::generate()?;
-    user.secret = Some(SecretDigest::of(&secret));
+    user.credentials.secret = Some(SecretDigest::of(&secret));
     Ok((user, secret))
 }
 
@@ -64,8 +64,7 @@ fn app_with_secret(
         app_id: AppId::generate()?,
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API")?,
-        secret: Some(SecretDigest::of(&secret)),
-        previous_secret: None,
+        credentials: Credentials::new(SecretDigest::of(&secret)),
         enabled: true,
         created_at: t0(),
         updated_at: t0(),
@@ -252,7 +251,7 @@ async fn projects_apps_grants_and_revoked_jtis_survive_reopening() -> TestResult
     let orders = project("orders")?;
     let (app, _) = app_with_secret(&orders, "orders-api")?;
     let (mut disabled, _) = app_with_secret(&Project::reserved(), "console")?;
-    disabled.secret = None;
+    disabled.credentials.secret = None;
     disabled.enabled = false;
     let (user, _) = user_with_secret("granted")?;
     let grants = vec![

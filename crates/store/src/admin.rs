@@ -42,8 +42,9 @@ use crate::records::{DisplayName, ServiceUser, ServiceUserPatch};
 ///   returns, no later lookup returns the old digest as the current one: a
 ///   regenerated secret stops working at once. With
 ///   [`keep_previous_until`](ServiceUserPatch::keep_previous_until) the old digest
-///   becomes the user's [`previous_secret`](ServiceUser::previous_secret) with that
-///   expiry (whole seconds), replacing any older previous secret.
+///   becomes the user's [`previous`](crate::Credentials::previous) secret with that
+///   expiry (whole seconds), replacing any older previous secret (as
+///   [`Credentials::rotate`](crate::Credentials::rotate) does).
 /// - A patch with [`tokens_revoked_before`](ServiceUserPatch::tokens_revoked_before)
 ///   sets the user's revocation cut-off to that time (whole seconds), replacing the
 ///   stored one whether earlier or later; a patch without it keeps it. Like a new

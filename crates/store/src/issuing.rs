@@ -38,7 +38,9 @@ use crate::records::{ServiceUser, TokenDigest, TokenRecord};
 /// stores the records of a group (through an administration trait or otherwise)
 /// overrides every method of that group.
 ///
-/// Contract, checked by the conformance suite (`testkit` feature):
+/// Contract, checked by the conformance suite (`testkit` feature; a backend that
+/// implements this trait alone runs `issuing_conformance_suite!`, giving it a
+/// `testkit::Seed` to store the users and other records the checks need):
 ///
 /// - Every lookup reads what is stored when it is called, in every process sharing
 ///   the backend: once a change (through any instance) has returned, no lookup

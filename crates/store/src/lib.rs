@@ -26,7 +26,9 @@
 //! [`OrganizationAdmin`]. A type that implements them all is a [`Store`], a
 //! complete backend. [`MemoryStore`] is the in-memory backend; the `testkit`
 //! feature holds the conformance suite every backend must pass (the `testkit`
-//! module and its `conformance_suite!` and `conformance_suite_shared!` macros).
+//! module and its `conformance_suite!` and `conformance_suite_shared!` macros, and
+//! `issuing_conformance_suite!` for a backend that implements the issuing core
+//! alone).
 //! Bring the traits' methods into scope with `use tessera_store::prelude::*;`.
 //! `docs/storage.md` states every method's contract.
 //!
@@ -41,9 +43,11 @@
 //! Secrets are generated here: [`ClientSecret::generate`] draws 256 bits from the
 //! operating system's random number generator, and only the [`SecretDigest`]
 //! (SHA-256) is ever stored. Verification compares digests in constant time.
-//! A client may hold a [`PreviousSecret`] besides its current one, accepted until
-//! its grace period ends; [`verify_secrets`] checks a presented secret against both
-//! with the same work whichever matches.
+//! Service users and API apps hold their secrets alike, as [`Credentials`]: the
+//! current digest and a [`PreviousSecret`] accepted until its grace period ends.
+//! [`Credentials::matches`] checks a presented secret against both with the same
+//! work whichever matches (see [`verify_secrets`]), and [`Credentials::rotate`]
+//! replaces the secret as every patch does.
 //!
 //! ```
 //! use tessera_store::{ClientSecret, SecretDigest};
@@ -60,6 +64,7 @@
 pub mod admin;
 mod client_keys;
 mod clock;
+mod credentials;
 mod error;
 mod ids;
 mod issuing;
@@ -81,6 +86,7 @@ pub mod testkit;
 pub use admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
 pub use client_keys::{ClientKey, KeyOwner};
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
+pub use credentials::{Credentials, PreviousSecret};
 pub use error::{BoxError, StoreError};
 pub use ids::{
     AppId, ClientId, Domain, IdError, OrgId, ProjectId, RoleKey, TokenId, UserId, Username,
@@ -91,7 +97,7 @@ pub use memory::MemoryStore;
 pub use organization::{Organization, OrganizationStore};
 pub use projects::{ApiApp, ApiAppPatch, Project, RoleClaims, RoleGrant};
 pub use records::{
-    AccessTokenType, DisplayName, OPAQUE_TOKEN_LEN, PreviousSecret, ServiceUser, ServiceUserPatch,
+    AccessTokenType, DisplayName, OPAQUE_TOKEN_LEN, ServiceUser, ServiceUserPatch,
     TOKEN_PREFIX_LEN, TokenDigest, TokenLifetime, TokenRecord,
 };
 pub use secret::{

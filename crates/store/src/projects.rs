@@ -4,10 +4,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::clock::whole_seconds;
+use crate::credentials::Credentials;
 use crate::ids::{AppId, ClientId, ProjectId, RoleKey, UserId};
 use crate::organization::Organization;
-use crate::records::{DisplayName, PreviousSecret};
-use crate::secret::{SecretDigest, verify_secrets};
+use crate::records::DisplayName;
+use crate::secret::SecretDigest;
 
 /// A project: an API (or a group of them) that tokens can name in their audience.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,13 +53,11 @@ pub struct ApiApp {
     pub project_id: ProjectId,
     /// Human-readable name.
     pub name: DisplayName,
-    /// Digest of its client secret.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub secret: Option<SecretDigest>,
-    /// The secret it had before the current one, still accepted until its expiry
-    /// (a rotation with a grace period); `None` when the old secret stopped at once.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub previous_secret: Option<PreviousSecret>,
+    /// Its client secret (the digest) and the previous one, kept for a grace
+    /// period after a rotation. Serialized flat, as the record's own fields `secret`
+    /// and `previous_secret`.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub credentials: Credentials,
     /// A disabled app cannot authenticate.
     pub enabled: bool,
     /// When it was created (whole seconds).
@@ -79,13 +78,13 @@ pub struct ApiAppPatch {
     /// Enable or disable.
     #[cfg_attr(feature = "serde", serde(default))]
     pub enabled: Option<bool>,
-    /// Replace the secret. Any previous secret is dropped, and the one replaced
-    /// stops working at once unless [`keep_previous_until`](Self::keep_previous_until)
-    /// is set.
+    /// Replace the secret ([`Credentials::rotate`]). Any previous secret is
+    /// dropped, and the one replaced stops working at once unless
+    /// [`keep_previous_until`](Self::keep_previous_until) is set.
     #[cfg_attr(feature = "serde", serde(default))]
     pub secret: Option<SecretDigest>,
     /// With [`secret`](Self::secret): keep the secret being replaced as the
-    /// [`previous_secret`](ApiApp::previous_secret), accepted until this time (whole
+    /// [`previous`](Credentials::previous) secret, accepted until this time (whole
     /// seconds). At most one previous secret is kept: an older one is dropped.
     /// Ignored without `secret`.
     #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
@@ -112,17 +111,9 @@ impl ApiApp {
             self.enabled = v;
         }
         if let Some(v) = patch.secret {
-            self.previous_secret =
-                PreviousSecret::after_rotation(self.secret.replace(v), patch.keep_previous_until);
+            self.credentials.rotate(v, patch.keep_previous_until);
         }
         self.updated_at = whole_seconds(patch.updated_at);
-    }
-
-    /// Whether `presented` is the app's current secret, or its previous secret and
-    /// `now` is before that one's expiry; the work is the same whichever matches
-    /// (see [`verify_secrets`]). Whether the app is enabled is not checked here.
-    pub fn secret_matches(&self, presented: &str, now: OffsetDateTime) -> bool {
-        verify_secrets(self.secret.as_ref(), self.previous_secret.as_ref(), presented, now)
     }
 }
 

@@ -9,9 +9,10 @@ use tessera_scope::ScopeSet;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::whole_seconds;
+use crate::credentials::Credentials;
 use crate::ids::{IdError, TokenId, UserId, Username};
 use crate::projects::RoleClaims;
-use crate::secret::{RandomError, SecretDigest, verify_secrets};
+use crate::secret::{RandomError, SecretDigest};
 
 /// A machine-to-machine client: it authenticates with its username (the client ID)
 /// and a secret, and receives access tokens with the client credentials grant.
@@ -28,13 +29,11 @@ pub struct ServiceUser {
     pub access_token_type: AccessTokenType,
     /// How long its access tokens live.
     pub token_lifetime: TokenLifetime,
-    /// Digest of its current client secret; `None` until one is generated.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub secret: Option<SecretDigest>,
-    /// The secret it had before the current one, still accepted until its expiry
-    /// (a rotation with a grace period); `None` when the old secret stopped at once.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub previous_secret: Option<PreviousSecret>,
+    /// Its client secret (the digest; none until one is generated) and the
+    /// previous one, kept for a grace period after a rotation. Serialized flat, as
+    /// the record's own fields `secret` and `previous_secret`.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub credentials: Credentials,
     /// A disabled user cannot authenticate.
     pub enabled: bool,
     /// When the user was created (whole seconds).
@@ -65,20 +64,12 @@ impl ServiceUser {
             username,
             access_token_type: AccessTokenType::default(),
             token_lifetime: TokenLifetime::default(),
-            secret: None,
-            previous_secret: None,
+            credentials: Credentials::NONE,
             enabled: true,
             created_at: now,
             updated_at: now,
             tokens_revoked_before: None,
         })
-    }
-
-    /// Whether `presented` is the user's current secret, or its previous secret and
-    /// `now` is before that one's expiry; the work is the same whichever matches
-    /// (see [`verify_secrets`]). Whether the user is enabled is not checked here.
-    pub fn secret_matches(&self, presented: &str, now: OffsetDateTime) -> bool {
-        verify_secrets(self.secret.as_ref(), self.previous_secret.as_ref(), presented, now)
     }
 
     /// Applies a patch in place (as a backend does when it stores one).
@@ -96,8 +87,7 @@ impl ServiceUser {
             self.enabled = v;
         }
         if let Some(v) = patch.secret {
-            self.previous_secret =
-                PreviousSecret::after_rotation(self.secret.replace(v), patch.keep_previous_until);
+            self.credentials.rotate(v, patch.keep_previous_until);
         }
         if let Some(v) = patch.tokens_revoked_before {
             self.tokens_revoked_before = Some(whole_seconds(v));
@@ -122,13 +112,13 @@ pub struct ServiceUserPatch {
     /// Enable or disable.
     #[cfg_attr(feature = "serde", serde(default))]
     pub enabled: Option<bool>,
-    /// Replace the secret. Any previous secret is dropped, and the one replaced
-    /// stops working at once unless [`keep_previous_until`](Self::keep_previous_until)
-    /// is set.
+    /// Replace the secret ([`Credentials::rotate`]). Any previous secret is
+    /// dropped, and the one replaced stops working at once unless
+    /// [`keep_previous_until`](Self::keep_previous_until) is set.
     #[cfg_attr(feature = "serde", serde(default))]
     pub secret: Option<SecretDigest>,
     /// With [`secret`](Self::secret): keep the secret being replaced as the
-    /// [`previous_secret`](ServiceUser::previous_secret), accepted until this time
+    /// [`previous`](Credentials::previous) secret, accepted until this time
     /// (whole seconds), so that clients can move to the new one without downtime.
     /// At most one previous secret is kept: an older one is dropped. Ignored without
     /// `secret`.
@@ -159,39 +149,6 @@ impl ServiceUserPatch {
             tokens_revoked_before: None,
             updated_at,
         }
-    }
-}
-
-/// A client's previous secret, still accepted until its grace period ends: what a
-/// rotation with a grace period keeps of the secret it replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct PreviousSecret {
-    /// Digest of the previous secret.
-    pub digest: SecretDigest,
-    /// When it stops working (whole seconds): it is accepted strictly before this time.
-    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
-    pub expires_at: OffsetDateTime,
-}
-
-impl PreviousSecret {
-    /// `digest`, accepted until `expires_at` (truncated to whole seconds).
-    pub fn new(digest: SecretDigest, expires_at: OffsetDateTime) -> Self {
-        Self { digest, expires_at: whole_seconds(expires_at) }
-    }
-
-    /// Whether it is still accepted at `now`: `now` is before its expiry.
-    pub fn is_valid_at(&self, now: OffsetDateTime) -> bool {
-        now < self.expires_at
-    }
-
-    /// The previous secret after a rotation that replaced `replaced`: kept until
-    /// `keep_until` when both are known, and none otherwise.
-    pub(crate) fn after_rotation(
-        replaced: Option<SecretDigest>,
-        keep_until: Option<OffsetDateTime>,
-    ) -> Option<Self> {
-        Some(Self::new(replaced?, keep_until?))
     }
 }
 
@@ -439,6 +396,7 @@ impl TokenRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::credentials::PreviousSecret;
 
     fn t(secs: i64) -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(secs).unwrap_or_else(|e| panic!("{e}"))
@@ -551,20 +509,23 @@ mod tests {
             SecretDigest::from_bytes([3; 32]),
         );
         let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
-        user.secret = Some(a);
+        user.credentials.secret = Some(a);
         let mut patch = ServiceUserPatch::at(t(200));
         patch.secret = Some(b);
         patch.keep_previous_until = Some(t(260) + Duration::milliseconds(700));
         user.apply(&patch);
-        assert_eq!(user.secret, Some(b));
-        assert_eq!(user.previous_secret, Some(PreviousSecret { digest: a, expires_at: t(260) }));
+        assert_eq!(user.credentials.secret, Some(b));
+        assert_eq!(
+            user.credentials.previous,
+            Some(PreviousSecret { digest: a, expires_at: t(260) })
+        );
 
         let mut unrelated = ServiceUserPatch::at(t(210));
         unrelated.enabled = Some(false);
         unrelated.keep_previous_until = Some(t(999));
         user.apply(&unrelated);
         assert_eq!(
-            user.previous_secret.map(|p| p.expires_at),
+            user.credentials.previous.map(|p| p.expires_at),
             Some(t(260)),
             "no secret, no change"
         );
@@ -572,32 +533,36 @@ mod tests {
         patch.secret = Some(c);
         patch.keep_previous_until = Some(t(300));
         user.apply(&patch);
-        assert_eq!(user.previous_secret, Some(PreviousSecret { digest: b, expires_at: t(300) }));
+        assert_eq!(
+            user.credentials.previous,
+            Some(PreviousSecret { digest: b, expires_at: t(300) })
+        );
 
         patch.keep_previous_until = None;
         user.apply(&patch);
-        assert_eq!(user.previous_secret, None, "without a grace period the old secret goes");
+        assert_eq!(user.credentials.previous, None, "without a grace period the old secret goes");
 
         let mut fresh = ServiceUser::new(Username::new("v")?, t(100))?;
         patch.keep_previous_until = Some(t(300));
         fresh.apply(&patch);
-        assert_eq!(fresh.previous_secret, None, "no secret before, nothing to keep");
+        assert_eq!(fresh.credentials.previous, None, "no secret before, nothing to keep");
         Ok(())
     }
 
     #[test]
     fn secret_matches_current_and_unexpired_previous() -> Result<(), Box<dyn std::error::Error>> {
         let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
-        assert!(!user.secret_matches("", t(100)), "no secret matches nothing");
-        user.secret = Some(SecretDigest::of(&crate::ClientSecret::provided(&"n".repeat(32))?));
-        user.previous_secret = Some(PreviousSecret::new(
+        assert!(!user.credentials.matches("", t(100)), "no secret matches nothing");
+        user.credentials.secret =
+            Some(SecretDigest::of(&crate::ClientSecret::provided(&"n".repeat(32))?));
+        user.credentials.previous = Some(PreviousSecret::new(
             SecretDigest::of(&crate::ClientSecret::provided(&"o".repeat(32))?),
             t(200),
         ));
-        assert!(user.secret_matches(&"n".repeat(32), t(300)));
-        assert!(user.secret_matches(&"o".repeat(32), t(199)));
-        assert!(!user.secret_matches(&"o".repeat(32), t(200)), "expired at its expiry");
-        assert!(!user.secret_matches("wrong", t(150)));
+        assert!(user.credentials.matches(&"n".repeat(32), t(300)));
+        assert!(user.credentials.matches(&"o".repeat(32), t(199)));
+        assert!(!user.credentials.matches(&"o".repeat(32), t(200)), "expired at its expiry");
+        assert!(!user.credentials.matches("wrong", t(150)));
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use subtle::{Choice, ConstantTimeEq};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use crate::records::PreviousSecret;
+use crate::credentials::PreviousSecret;
 
 /// The operating system's random number generator failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -2,7 +2,10 @@
 //!
 //! Records derive `Serialize` and `Deserialize` where they are declared; their
 //! field names are the Rust field names (snake_case) and are part of the stable
-//! format. The values that are not plain strings, numbers or booleans have these
+//! format. One exception: the [`Credentials`](crate::Credentials) of a service user
+//! or an API app are flattened into the record as its two fields `secret` and
+//! `previous_secret` (the form the records had before the credentials were one
+//! type), so there is no `credentials` object. The values that are not plain strings, numbers or booleans have these
 //! forms, written here once:
 //!
 //! | type | form | example |
@@ -194,10 +197,10 @@ mod tests {
     use time::{Duration, OffsetDateTime};
 
     use crate::{
-        AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, DisplayName, Domain,
-        KeyOwner, OrgId, Organization, PreviousSecret, Project, ProjectId, RoleClaims, RoleGrant,
-        RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm, SigningKeyRecord,
-        TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+        AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, Credentials, DisplayName,
+        Domain, KeyOwner, OrgId, Organization, PreviousSecret, Project, ProjectId, RoleClaims,
+        RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm,
+        SigningKeyRecord, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
     };
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -237,8 +240,10 @@ mod tests {
             display_name: DisplayName::new("Billing job")?,
             access_token_type: AccessTokenType::Jwt,
             token_lifetime: TokenLifetime::from_secs(600)?,
-            secret: Some(SecretDigest::from_bytes([0xab; 32])),
-            previous_secret: Some(previous()),
+            credentials: Credentials {
+                secret: Some(SecretDigest::from_bytes([0xab; 32])),
+                previous: Some(previous()),
+            },
             enabled: true,
             created_at: t(1_700_000_000),
             updated_at: t(1_700_000_060),
@@ -260,12 +265,8 @@ mod tests {
                 "tokens_revoked_before": T2,
             }),
         )?;
-        let fresh = ServiceUser {
-            secret: None,
-            previous_secret: None,
-            tokens_revoked_before: None,
-            ..user
-        };
+        let fresh =
+            ServiceUser { credentials: Credentials::NONE, tokens_revoked_before: None, ..user };
         let mut written = serde_json::to_value(&fresh)?;
         assert_eq!(written["secret"], Value::Null);
         assert_eq!(written["tokens_revoked_before"], Value::Null, "no cut-off is null");
@@ -324,6 +325,38 @@ mod tests {
     #[test]
     fn previous_secret() -> TestResult {
         round_trips(&previous(), json!({"digest": HEX_CD, "expires_at": T2}))
+    }
+
+    #[test]
+    fn credentials_are_two_fields_flattened_into_their_record() -> TestResult {
+        let credentials = Credentials {
+            secret: Some(SecretDigest::from_bytes([0xab; 32])),
+            previous: Some(previous()),
+        };
+        let form = json!({
+            "secret": HEX_AB,
+            "previous_secret": {"digest": HEX_CD, "expires_at": T2},
+        });
+        round_trips(&credentials, form.clone())?;
+        round_trips(&Credentials::NONE, json!({"secret": null, "previous_secret": null}))?;
+        assert_eq!(serde_json::from_value::<Credentials>(json!({}))?, Credentials::NONE);
+        // In a record, the two fields sit beside the record's own, not in an object.
+        let mut user = ServiceUser::new(Username::new("billing-job")?, t(1_700_000_000))?;
+        user.credentials = credentials;
+        let written = serde_json::to_value(&user)?;
+        assert_eq!(written.get("credentials"), None, "no nested object");
+        assert_eq!(
+            (&written["secret"], &written["previous_secret"]),
+            (&form["secret"], &form["previous_secret"])
+        );
+        // A digest that fails its checks fails the record, flattened or not.
+        let mut bad = written.clone();
+        bad["secret"] = json!("abab");
+        assert!(serde_json::from_value::<ServiceUser>(bad).is_err());
+        let mut bad = written;
+        bad["previous_secret"] = json!({"digest": HEX_CD});
+        assert!(serde_json::from_value::<ServiceUser>(bad).is_err());
+        Ok(())
     }
 
     #[test]
@@ -387,8 +420,10 @@ mod tests {
             app_id: AppId::new("200000000000000009")?,
             project_id: project.id.clone(),
             name: DisplayName::new("Orders API")?,
-            secret: Some(SecretDigest::from_bytes([0xab; 32])),
-            previous_secret: Some(previous()),
+            credentials: Credentials {
+                secret: Some(SecretDigest::from_bytes([0xab; 32])),
+                previous: Some(previous()),
+            },
             enabled: false,
             created_at: t(1_700_000_000),
             updated_at: t(1_700_000_060),

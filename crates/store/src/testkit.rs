@@ -33,12 +33,53 @@
 //! `crates/store-postgres/tests/conformance.rs` are worked examples with a guard
 //! (a temporary directory, a schema to drop) kept alive beside the stores.
 //!
+//! A backend for issuing alone, which implements [`IssuingStore`](crate::IssuingStore)
+//! (and maybe [`SigningKeyStore`](crate::SigningKeyStore) or
+//! [`OrganizationStore`](crate::OrganizationStore)) but no administration trait,
+//! cannot create the users the checks need; it runs the checks of the issuing core
+//! with [`issuing_conformance_suite!`], giving the suite a [`Seed`] that stores each
+//! record the checks need where the backend reads it:
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! use async_trait::async_trait;
+//! use tessera_store::prelude::*;
+//! use tessera_store::testkit::{Seed, SharedIssuingStore};
+//! use tessera_store::{MemoryStore, ServiceUser, StoreError};
+//!
+//! // Users provisioned elsewhere: here, written into a memory store, which the
+//! // backend under test (the same store, seen only as an `IssuingStore`) reads.
+//! struct Users(Arc<MemoryStore>);
+//!
+//! #[async_trait]
+//! impl Seed for Users {
+//!     async fn seed_user(&self, user: &ServiceUser) -> Result<(), StoreError> {
+//!         self.0.create_service_user(user).await
+//!     }
+//!     // API apps, projects, grants and client keys are left out (not kept): the
+//!     // suite checks that their lookups answer "nothing stored".
+//! }
+//!
+//! tessera_store::issuing_conformance_suite!(async {
+//!     let data = Arc::new(MemoryStore::new());
+//!     let store: SharedIssuingStore = data.clone();
+//!     (store, Users(data))
+//! });
+//! # fn main() {}
+//! ```
+//!
+//! `crates/store/tests/issuing_conformance.rs` holds two such backends: one that
+//! implements the eight required methods alone over a map, and one that overrides
+//! every optional method too.
+//!
 //! Each check panics with a message naming the contract when the backend breaks it.
 //! The checks are public functions too, for a backend that wants to run some of them
 //! in tests of its own.
 //!
 //! [`conformance_suite!`]: crate::conformance_suite
 //! [`conformance_suite_shared!`]: crate::conformance_suite_shared
+//! [`issuing_conformance_suite!`]: crate::issuing_conformance_suite
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -48,10 +89,24 @@ use tessera_scope::ScopeSet;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientSecret, DisplayName,
-    Domain, KeyOwner, Organization, PreviousSecret, Project, ProjectId, RoleClaims, RoleGrant,
-    RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm, SigningKeyRecord,
-    Store, StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+    AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, ClientSecret, Credentials,
+    DisplayName, Domain, KeyOwner, Organization, PreviousSecret, Project, ProjectId, RoleClaims,
+    RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm,
+    SigningKeyRecord, Store, StoreError, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId,
+    Username,
+};
+
+mod issuing;
+
+pub use issuing::{
+    IntoSharedIssuingStore, IntoSharedSeed, IssuingBackend, Seed, SharedIssuingStore, SharedSeed,
+    StoreSeed, api_apps_are_looked_up_by_client_id, assertion_ids_are_used_once_until_purged,
+    client_keys_are_looked_up_by_key_id, grants_of_a_user_are_ordered, ping_answers,
+    projects_are_looked_up_by_id, revoked_jti_concurrent_revocations_keep_the_latest_expiry,
+    revoked_jtis_are_seen_until_purged, service_users_are_looked_up_by_username_and_id,
+    token_concurrent_inserts_lose_nothing, token_concurrent_revocations_keep_one_time,
+    token_duplicate_digest_conflicts, token_insert_and_lookup, token_purge_removes_only_expired,
+    token_revoke_is_idempotent, token_roles_read_back,
 };
 
 /// The store under test, shared by the tasks of the concurrency checks.
@@ -65,6 +120,11 @@ pub type SharedStore = Arc<dyn Store>;
 /// guard (a temporary directory, a database to drop) lives until the test ends.
 ///
 /// The store may be any [`Store`](crate::Store) value, or a [`SharedStore`].
+///
+/// Besides the checks of the administration traits, signing keys and the
+/// organization, it runs every check of
+/// [`issuing_conformance_suite!`](crate::issuing_conformance_suite), seeding the
+/// store through its administration traits ([`StoreSeed`]).
 #[macro_export]
 macro_rules! conformance_suite {
     (guarded: $make:expr) => {
@@ -88,12 +148,6 @@ macro_rules! conformance_suite {
             service_user_concurrent_patches_lose_nothing,
             service_user_concurrent_rotations_form_one_chain,
             service_user_revocation_cut_off_is_stored_and_replaced,
-            token_insert_and_lookup,
-            token_duplicate_digest_conflicts,
-            token_revoke_is_idempotent,
-            token_concurrent_revocations_keep_one_time,
-            token_purge_removes_only_expired,
-            token_concurrent_inserts_lose_nothing,
             secret_regenerated_during_authentication_never_lets_old_through,
             signing_keys_are_ordered_and_read_back,
             signing_key_insert_is_compare_and_insert,
@@ -111,20 +165,16 @@ macro_rules! conformance_suite {
             grants_are_idempotent_and_follow_their_user,
             grants_added_concurrently_are_all_kept,
             grants_added_while_their_user_is_deleted_do_not_outlive_it,
-            revoked_jtis_are_seen_until_purged,
-            revoked_jti_concurrent_revocations_keep_the_latest_expiry,
-            token_roles_read_back,
             client_keys_belong_to_their_owner,
             client_keys_go_with_their_owner,
             client_keys_added_concurrently_are_all_kept,
             client_keys_added_while_their_owner_is_deleted_do_not_outlive_it,
-            assertion_ids_are_used_once_until_purged,
             organization_is_stored_once,
             organization_racing_inits_agree,
             organization_update_keeps_the_id,
             organization_concurrent_updates_are_atomic,
-            ping_answers,
         );
+        $crate::issuing_conformance_suite!(@checks complete $make);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -134,6 +184,82 @@ macro_rules! conformance_suite {
                     let (store, _guard) = $make.await;
                     let store = $crate::testkit::IntoSharedStore::into_shared_store(store);
                     $crate::testkit::$name(store).await;
+                });
+            }
+        )*
+    };
+}
+
+/// Runs every check of the issuing core ([`IssuingStore`](crate::IssuingStore)) as one
+/// `#[test]` each, for a backend that implements the issuing core alone (with or
+/// without the optional groups of its methods). `$make` is an expression evaluating
+/// to a future of `(store, seed)`: a fresh, empty store, and the [`Seed`] that puts
+/// the users (and API apps, projects, grants, client keys, when the backend keeps
+/// them) that the checks need where the store reads them. It is evaluated once per
+/// test, inside the test's runtime (so it may `return` early to skip the test).
+///
+/// With `guarded:` before it, the future yields `(store, seed, guard)`, and the
+/// guard lives until the test ends.
+///
+/// The store may be any [`IssuingStore`](crate::IssuingStore) value, or a
+/// [`SharedIssuingStore`]; the seed any [`Seed`] value, or a [`SharedSeed`]. When
+/// one value is both, pass two `Arc`s of it, one as a [`SharedIssuingStore`] and
+/// one as a [`SharedSeed`].
+///
+/// [`conformance_suite!`](crate::conformance_suite) runs these checks too, for a
+/// complete backend seeded through its administration traits ([`StoreSeed`]).
+#[macro_export]
+macro_rules! issuing_conformance_suite {
+    (guarded: $make:expr) => {
+        $crate::issuing_conformance_suite!(@checks seeded $make);
+    };
+    ($make:expr) => {
+        $crate::issuing_conformance_suite!(@checks seeded async {
+            let (store, seed) = $make.await;
+            (store, seed, ())
+        });
+    };
+    (@checks $how:ident $make:expr) => {
+        $crate::issuing_conformance_suite!(@tests $how $make;
+            service_users_are_looked_up_by_username_and_id,
+            api_apps_are_looked_up_by_client_id,
+            projects_are_looked_up_by_id,
+            grants_of_a_user_are_ordered,
+            client_keys_are_looked_up_by_key_id,
+            token_insert_and_lookup,
+            token_duplicate_digest_conflicts,
+            token_revoke_is_idempotent,
+            token_concurrent_revocations_keep_one_time,
+            token_purge_removes_only_expired,
+            token_concurrent_inserts_lose_nothing,
+            token_roles_read_back,
+            revoked_jtis_are_seen_until_purged,
+            revoked_jti_concurrent_revocations_keep_the_latest_expiry,
+            assertion_ids_are_used_once_until_purged,
+            ping_answers,
+        );
+    };
+    (@tests seeded $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testkit::run(async {
+                    let (store, seed, _guard) = $make.await;
+                    let backend = $crate::testkit::IssuingBackend::new(store, seed);
+                    $crate::testkit::$name(backend).await;
+                });
+            }
+        )*
+    };
+    (@tests complete $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $crate::testkit::run(async {
+                    let (store, _guard) = $make.await;
+                    let store = $crate::testkit::IntoSharedStore::into_shared_store(store);
+                    let backend = $crate::testkit::IssuingBackend::of_store(store);
+                    $crate::testkit::$name(backend).await;
                 });
             }
         )*
@@ -241,7 +367,7 @@ pub fn username(name: &str) -> Username {
 pub fn sample_user(name: &str) -> (ServiceUser, ClientSecret) {
     let mut user = ServiceUser::new(username(name), t0()).unwrap_or_else(|e| panic!("{e}"));
     let secret = ClientSecret::generate().unwrap_or_else(|e| panic!("{e}"));
-    user.secret = Some(SecretDigest::of(&secret));
+    user.credentials = Credentials::new(SecretDigest::of(&secret));
     (user, secret)
 }
 
@@ -320,11 +446,17 @@ pub async fn service_user_new_secret_replaces_old_at_once(store: SharedStore) {
     store.update_service_user(&user.username, &patch).await.expect("update");
     let stored =
         store.service_user_by_username(&user.username).await.expect("lookup").expect("user exists");
-    let digest = stored.secret.expect("a secret is set");
+    let digest = stored.credentials.secret.expect("a secret is set");
     assert!(digest.verify(new.expose()), "the new secret must verify");
     assert!(!digest.verify(old.expose()), "the old secret must stop working at once");
-    assert_eq!(stored.previous_secret, None, "without a grace period no previous secret is kept");
-    assert!(!stored.secret_matches(old.expose(), t0()), "the old secret must stop working at once");
+    assert_eq!(
+        stored.credentials.previous, None,
+        "without a grace period no previous secret is kept"
+    );
+    assert!(
+        !stored.credentials.matches(old.expose(), t0()),
+        "the old secret must stop working at once"
+    );
 }
 
 /// The secret `current` is replaced by (from `rotate_user` and `rotate_app`).
@@ -363,11 +495,18 @@ pub async fn service_user_previous_secret_reads_back_with_its_expiry(store: Shar
     let (stored, new) = rotate_user(&store, &user.username, Some(until), t0()).await;
     let expected =
         PreviousSecret { digest: SecretDigest::of(&old), expires_at: t0() + Duration::seconds(60) };
-    assert_eq!(stored.previous_secret, Some(expected), "the old secret is kept, to the second");
-    assert!(stored.secret_matches(new.expose(), t0()), "the new secret works");
-    assert!(stored.secret_matches(old.expose(), t0() + Duration::seconds(59)), "the old one too");
+    assert_eq!(
+        stored.credentials.previous,
+        Some(expected),
+        "the old secret is kept, to the second"
+    );
+    assert!(stored.credentials.matches(new.expose(), t0()), "the new secret works");
     assert!(
-        !stored.secret_matches(old.expose(), t0() + Duration::seconds(60)),
+        stored.credentials.matches(old.expose(), t0() + Duration::seconds(59)),
+        "the old one too"
+    );
+    assert!(
+        !stored.credentials.matches(old.expose(), t0() + Duration::seconds(60)),
         "the old secret stops at its expiry"
     );
     let listed = store.list_service_users().await.expect("list");
@@ -378,10 +517,10 @@ pub async fn service_user_previous_secret_reads_back_with_its_expiry(store: Shar
     let mut unrelated = ServiceUserPatch::at(t0() + Duration::seconds(5));
     unrelated.enabled = Some(false);
     let updated = store.update_service_user(&user.username, &unrelated).await.expect("update");
-    assert_eq!(updated.previous_secret, Some(expected), "a patch without a secret keeps it");
+    assert_eq!(updated.credentials.previous, Some(expected), "a patch without a secret keeps it");
 
     let (mut created, _) = sample_user("created-mid-rotation");
-    created.previous_secret = Some(PreviousSecret::new(SecretDigest::of(&old), t0()));
+    created.credentials.previous = Some(PreviousSecret::new(SecretDigest::of(&old), t0()));
     store.create_service_user(&created).await.expect("create");
     let read = store.service_user_by_username(&created.username).await.expect("lookup");
     assert_eq!(read, Some(created), "a created user's previous secret reads back");
@@ -401,8 +540,8 @@ pub async fn service_user_regenerating_again_replaces_the_previous_secret(store:
     )
     .await;
     assert_replaced_again(
-        stored.previous_secret,
-        |p, t| stored.secret_matches(p, t),
+        stored.credentials.previous,
+        |p, t| stored.credentials.matches(p, t),
         [&first, &second, &third],
     );
 }
@@ -418,8 +557,8 @@ pub async fn service_user_regenerating_without_grace_clears_the_previous_secret(
     let (stored, third) =
         rotate_user(&store, &user.username, None, t0() + Duration::seconds(10)).await;
     assert_cleared(
-        stored.previous_secret,
-        |p, t| stored.secret_matches(p, t),
+        stored.credentials.previous,
+        |p, t| stored.credentials.matches(p, t),
         [&first, &second, &third],
     );
 }
@@ -569,87 +708,6 @@ pub async fn service_user_revocation_cut_off_is_stored_and_replaced(store: Share
     assert_eq!(read, Some(created), "a created user's cut-off reads back by id");
 }
 
-/// An inserted token record reads back equal.
-pub async fn token_insert_and_lookup(store: SharedStore) {
-    let (user, _) = create(&store, "tokens").await;
-    let record = sample_token(&user, "opaque-1", 3600);
-    store.insert_token(&record).await.expect("insert");
-    let found = store.token_by_digest(&record.digest).await.expect("lookup");
-    assert_eq!(found.as_ref(), Some(&record), "a token record must read back unchanged");
-    let missing = store.token_by_digest(&TokenDigest::of("unknown")).await.expect("lookup");
-    assert_eq!(missing, None);
-}
-
-/// A second record with the same digest is a conflict and changes nothing.
-pub async fn token_duplicate_digest_conflicts(store: SharedStore) {
-    let (user, _) = create(&store, "tokens").await;
-    let first = sample_token(&user, "same", 3600);
-    store.insert_token(&first).await.expect("insert");
-    let second = sample_token(&user, "same", 60);
-    let err = store.insert_token(&second).await.expect_err("duplicate digest must fail");
-    assert!(matches!(err, StoreError::Conflict(_)), "duplicate digest must be Conflict: {err:?}");
-    assert_eq!(store.token_by_digest(&first.digest).await.expect("lookup"), Some(first));
-}
-
-/// Revocation marks the record, keeps the first time, and reports unknown tokens.
-pub async fn token_revoke_is_idempotent(store: SharedStore) {
-    let (user, _) = create(&store, "tokens").await;
-    let record = sample_token(&user, "revoke-me", 3600);
-    store.insert_token(&record).await.expect("insert");
-    let first = t0() + Duration::seconds(5);
-    assert!(store.revoke_token(&record.digest, first).await.expect("revoke"));
-    assert!(
-        store.revoke_token(&record.digest, first + Duration::seconds(5)).await.expect("revoke")
-    );
-    let stored = store.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
-    assert_eq!(stored.revoked_at, Some(first), "the first revocation time must be kept");
-    assert!(!stored.is_active(first), "a revoked token must be inactive");
-    let unknown = store.revoke_token(&TokenDigest::of("nope"), first).await.expect("revoke");
-    assert!(!unknown, "revoking an unknown token must report that nothing was found");
-}
-
-/// Purging removes exactly the records expired at `now`.
-pub async fn token_purge_removes_only_expired(store: SharedStore) {
-    let (user, _) = create(&store, "tokens").await;
-    let short = sample_token(&user, "short", 10);
-    let exact = sample_token(&user, "exact", 20);
-    let long = sample_token(&user, "long", 30);
-    for r in [&short, &exact, &long] {
-        store.insert_token(r).await.expect("insert");
-    }
-    let purged = store.purge_expired_tokens(t0() + Duration::seconds(20)).await.expect("purge");
-    assert_eq!(purged, 2, "records expiring at or before now must be purged");
-    assert_eq!(store.token_by_digest(&short.digest).await.expect("lookup"), None);
-    assert_eq!(store.token_by_digest(&exact.digest).await.expect("lookup"), None);
-    assert_eq!(store.token_by_digest(&long.digest).await.expect("lookup"), Some(long));
-}
-
-/// Many concurrent inserts all land.
-pub async fn token_concurrent_inserts_lose_nothing(store: SharedStore) {
-    let (user, _) = create(&store, "tokens").await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for task in 0..8 {
-        let store = store.clone();
-        let user = user.clone();
-        tasks.spawn(async move {
-            for i in 0..25 {
-                let record = sample_token(&user, &format!("concurrent-{task}-{i}"), 3600);
-                store.insert_token(&record).await.expect("concurrent insert");
-            }
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        joined.expect("insert task panicked");
-    }
-    for task in 0..8 {
-        for i in 0..25 {
-            let digest = TokenDigest::of(&format!("concurrent-{task}-{i}"));
-            let found = store.token_by_digest(&digest).await.expect("lookup");
-            assert!(found.is_some(), "token {task}-{i} was lost");
-        }
-    }
-}
-
 /// While readers authenticate, a regenerated secret replaces the old one; after the
 /// update returns, no lookup may still accept the old secret.
 pub async fn secret_regenerated_during_authentication_never_lets_old_through(store: SharedStore) {
@@ -677,7 +735,7 @@ pub async fn secret_regenerated_during_authentication_never_lets_old_through(sto
             .service_user_by_username(&user.username)
             .await
             .expect("lookup")
-            .and_then(|u| u.secret)
+            .and_then(|u| u.credentials.secret)
             .expect("secret");
         assert!(!digest.verify(old.expose()), "the old secret was accepted after regeneration");
         assert!(digest.verify(new.expose()), "the new secret must verify");
@@ -686,11 +744,6 @@ pub async fn secret_regenerated_during_authentication_never_lets_old_through(sto
     while let Some(joined) = readers.join_next().await {
         joined.expect("reader panicked");
     }
-}
-
-/// `ping` succeeds on a reachable backend.
-pub async fn ping_answers(store: SharedStore) {
-    store.ping().await.expect("ping on a reachable backend");
 }
 
 /// A signing key record activating `offset_secs` after `t0()`.
@@ -784,8 +837,7 @@ pub fn sample_app(project: &Project, client_id: &str) -> (ApiApp, ClientSecret) 
         app_id: AppId::generate().unwrap_or_else(|e| panic!("{e}")),
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API").unwrap_or_else(|e| panic!("{e}")),
-        secret: Some(SecretDigest::of(&secret)),
-        previous_secret: None,
+        credentials: Credentials::new(SecretDigest::of(&secret)),
         enabled: true,
         created_at: t0(),
         updated_at: t0(),
@@ -874,9 +926,12 @@ pub async fn api_app_update_replaces_secret_at_once(store: SharedStore) {
     expected.apply(&patch);
     assert_eq!(updated, expected);
     let stored = store.api_app_by_client_id(&app.client_id).await.expect("lookup").expect("exists");
-    let digest = stored.secret.expect("secret");
+    let digest = stored.credentials.secret.expect("secret");
     assert!(digest.verify(new.expose()) && !digest.verify(old.expose()));
-    assert_eq!(stored.previous_secret, None, "without a grace period no previous secret is kept");
+    assert_eq!(
+        stored.credentials.previous, None,
+        "without a grace period no previous secret is kept"
+    );
     assert!(!stored.enabled);
     let missing = ClientId::new("missing").expect("id");
     let err = store.update_api_app(&missing, &ApiAppPatch::at(t0())).await;
@@ -923,11 +978,18 @@ pub async fn api_app_previous_secret_reads_back_with_its_expiry(store: SharedSto
     let (stored, new) = rotate_app(&store, &app.client_id, Some(until), t0()).await;
     let expected =
         PreviousSecret { digest: SecretDigest::of(&old), expires_at: t0() + Duration::seconds(60) };
-    assert_eq!(stored.previous_secret, Some(expected), "the old secret is kept, to the second");
-    assert!(stored.secret_matches(new.expose(), t0()), "the new secret works");
-    assert!(stored.secret_matches(old.expose(), t0() + Duration::seconds(59)), "the old one too");
+    assert_eq!(
+        stored.credentials.previous,
+        Some(expected),
+        "the old secret is kept, to the second"
+    );
+    assert!(stored.credentials.matches(new.expose(), t0()), "the new secret works");
     assert!(
-        !stored.secret_matches(old.expose(), t0() + Duration::seconds(60)),
+        stored.credentials.matches(old.expose(), t0() + Duration::seconds(59)),
+        "the old one too"
+    );
+    assert!(
+        !stored.credentials.matches(old.expose(), t0() + Duration::seconds(60)),
         "the old secret stops at its expiry"
     );
     let listed = store.list_api_apps().await.expect("list");
@@ -936,10 +998,10 @@ pub async fn api_app_previous_secret_reads_back_with_its_expiry(store: SharedSto
     let mut unrelated = ApiAppPatch::at(t0() + Duration::seconds(5));
     unrelated.name = Some(DisplayName::new("Renamed").expect("name"));
     let updated = store.update_api_app(&app.client_id, &unrelated).await.expect("update");
-    assert_eq!(updated.previous_secret, Some(expected), "a patch without a secret keeps it");
+    assert_eq!(updated.credentials.previous, Some(expected), "a patch without a secret keeps it");
 
     let (mut created, _) = sample_app(&sample_project("orders"), "created-mid-rotation");
-    created.previous_secret = Some(PreviousSecret::new(SecretDigest::of(&old), t0()));
+    created.credentials.previous = Some(PreviousSecret::new(SecretDigest::of(&old), t0()));
     store.create_api_app(&created).await.expect("create");
     let read = store.api_app_by_client_id(&created.client_id).await.expect("lookup");
     assert_eq!(read, Some(created), "a created app's previous secret reads back");
@@ -959,8 +1021,8 @@ pub async fn api_app_regenerating_again_replaces_the_previous_secret(store: Shar
     )
     .await;
     assert_replaced_again(
-        stored.previous_secret,
-        |p, t| stored.secret_matches(p, t),
+        stored.credentials.previous,
+        |p, t| stored.credentials.matches(p, t),
         [&first, &second, &third],
     );
 }
@@ -973,8 +1035,8 @@ pub async fn api_app_regenerating_without_grace_clears_the_previous_secret(store
     let (stored, third) =
         rotate_app(&store, &app.client_id, None, t0() + Duration::seconds(10)).await;
     assert_cleared(
-        stored.previous_secret,
-        |p, t| stored.secret_matches(p, t),
+        stored.credentials.previous,
+        |p, t| stored.credentials.matches(p, t),
         [&first, &second, &third],
     );
 }
@@ -1011,36 +1073,6 @@ pub async fn grants_are_idempotent_and_follow_their_user(store: SharedStore) {
         store.grants_of_user(&user.id).await.expect("list").is_empty(),
         "grants go with the user"
     );
-}
-
-/// A revoked JWT id is reported until purged after its expiry.
-pub async fn revoked_jtis_are_seen_until_purged(store: SharedStore) {
-    let jti = TokenId::generate().expect("jti");
-    let other = TokenId::generate().expect("jti");
-    assert!(!store.is_jti_revoked(&jti).await.expect("lookup"));
-    store.revoke_jti(&jti, t0() + Duration::seconds(100)).await.expect("revoke");
-    store.revoke_jti(&jti, t0() + Duration::seconds(50)).await.expect("revoke again");
-    assert!(store.is_jti_revoked(&jti).await.expect("lookup"));
-    assert!(!store.is_jti_revoked(&other).await.expect("lookup"));
-    store.purge_expired_tokens(t0() + Duration::seconds(99)).await.expect("purge");
-    assert!(store.is_jti_revoked(&jti).await.expect("lookup"), "not purged before its expiry");
-    let purged = store.purge_expired_tokens(t0() + Duration::seconds(100)).await.expect("purge");
-    assert_eq!(purged, 1);
-    assert!(!store.is_jti_revoked(&jti).await.expect("lookup"));
-}
-
-/// Roles carried by a token record read back unchanged.
-pub async fn token_roles_read_back(store: SharedStore) {
-    let (user, _) = create(&store, "roles").await;
-    let mut record = sample_token(&user, "with-roles", 60);
-    let acme = sample_organization("Acme", "acme.example");
-    let other = sample_organization("Other", "other.example");
-    record.roles.insert(&role("reader"), &acme);
-    record.roles.insert(&role("reader"), &other);
-    record.roles.insert(&role("writer"), &acme);
-    store.insert_token(&record).await.expect("insert");
-    let found = store.token_by_digest(&record.digest).await.expect("lookup");
-    assert_eq!(found, Some(record));
 }
 
 /// A client key `key_id` of `owner`, not yet stored.
@@ -1103,30 +1135,6 @@ pub async fn client_keys_go_with_their_owner(store: SharedStore) {
     assert_eq!(store.client_key("user-key").await.expect("lookup"), None);
     store.delete_api_app(&app.client_id).await.expect("delete app");
     assert_eq!(store.client_key("app-key").await.expect("lookup"), None);
-}
-
-/// An assertion id is accepted once per issuer, even under concurrency, until purged.
-pub async fn assertion_ids_are_used_once_until_purged(store: SharedStore) {
-    let expiry = t0() + Duration::seconds(60);
-    let mut racers = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let store = store.clone();
-        racers
-            .spawn(async move { store.use_assertion("svc", "jti-1", expiry).await.expect("use") });
-    }
-    let mut firsts = 0;
-    while let Some(joined) = racers.join_next().await {
-        if joined.expect("racer") {
-            firsts += 1;
-        }
-    }
-    assert_eq!(firsts, 1, "exactly one of the concurrent uses is first");
-    assert!(!store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "a replay");
-    assert!(store.use_assertion("other", "jti-1", expiry).await.expect("use"), "per issuer");
-    store.purge_expired_tokens(expiry - Duration::seconds(1)).await.expect("purge");
-    assert!(!store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "kept until expiry");
-    store.purge_expired_tokens(expiry).await.expect("purge");
-    assert!(store.use_assertion("svc", "jti-1", expiry).await.expect("use"), "free after purge");
 }
 
 /// An organization named `name` with the primary domain `domain` and a generated id,
@@ -1293,9 +1301,9 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
         assert_eq!(stored.access_token_type, AccessTokenType::Jwt, "{lost}: {stored:?}");
         assert_eq!(stored.token_lifetime.as_secs(), 600, "{lost}: {stored:?}");
         assert!(!stored.enabled, "{lost}: {stored:?}");
-        assert_eq!(stored.secret, Some(SecretDigest::of(&new)), "{lost}: {stored:?}");
+        assert_eq!(stored.credentials.secret, Some(SecretDigest::of(&new)), "{lost}: {stored:?}");
         assert_eq!(
-            stored.previous_secret,
+            stored.credentials.previous,
             Some(PreviousSecret::new(SecretDigest::of(&old), at(60))),
             "{lost}: the rotation must keep the secret it replaced"
         );
@@ -1307,7 +1315,7 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
             returned[1].access_token_type == AccessTokenType::Jwt,
             returned[2].token_lifetime.as_secs() == 600,
             !returned[3].enabled,
-            returned[4].secret == Some(SecretDigest::of(&new)),
+            returned[4].credentials.secret == Some(SecretDigest::of(&new)),
             returned[5].tokens_revoked_before == Some(at(30)),
         ];
         assert_eq!(own, [true; 6], "a patch returned a user without its change");
@@ -1336,7 +1344,7 @@ async fn user_rotations_form_one_chain(stores: &[SharedStore], name: &str) {
         .expect("lookup")
         .expect("the user exists");
     let steps: Vec<(Option<PreviousSecret>, Option<SecretDigest>)> =
-        returned.iter().map(|u| (u.previous_secret, u.secret)).collect();
+        returned.iter().map(|u| (u.credentials.previous, u.credentials.secret)).collect();
     let last = follow_chain(SecretDigest::of(&first), &steps, 600);
     assert_eq!(returned[last], stored, "the rotation that ran last returns the user as stored");
 }
@@ -1400,9 +1408,9 @@ async fn app_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
         let lost = "a concurrent patch of the API app was lost";
         assert_eq!(stored.name.as_str(), "Renamed", "{lost}: {stored:?}");
         assert!(!stored.enabled, "{lost}: {stored:?}");
-        assert_eq!(stored.secret, Some(SecretDigest::of(&new)), "{lost}: {stored:?}");
+        assert_eq!(stored.credentials.secret, Some(SecretDigest::of(&new)), "{lost}: {stored:?}");
         assert_eq!(
-            stored.previous_secret,
+            stored.credentials.previous,
             Some(PreviousSecret::new(SecretDigest::of(&old), at(60))),
             "{lost}: the rotation must keep the secret it replaced"
         );
@@ -1433,7 +1441,7 @@ async fn app_rotations_form_one_chain(stores: &[SharedStore], client_id: &str) {
         .expect("lookup")
         .expect("the app exists");
     let steps: Vec<(Option<PreviousSecret>, Option<SecretDigest>)> =
-        returned.iter().map(|a| (a.previous_secret, a.secret)).collect();
+        returned.iter().map(|a| (a.credentials.previous, a.credentials.secret)).collect();
     let last = follow_chain(SecretDigest::of(&first), &steps, 600);
     assert_eq!(returned[last], stored, "the rotation that ran last returns the app as stored");
 }
@@ -1463,43 +1471,6 @@ pub async fn api_app_concurrent_rotations_form_one_chain(store: SharedStore) {
         app_rotations_form_one_chain(std::slice::from_ref(&store), &format!("app-chain-{round}"))
             .await;
     }
-}
-
-/// Concurrent revocations of one token all find it, and one time is kept: the
-/// record is revoked at one of them, and a later revocation changes nothing.
-pub async fn token_concurrent_revocations_keep_one_time(store: SharedStore) {
-    let (user, _) = create(&store, "tokens").await;
-    let record = sample_token(&user, "raced", 3600);
-    store.insert_token(&record).await.expect("insert");
-    let found = at_once((1..=8).map(|i| {
-        let (store, digest) = (store.clone(), record.digest);
-        async move { store.revoke_token(&digest, at(i)).await.expect("revoke") }
-    }))
-    .await;
-    assert!(found.iter().all(|f| *f), "every revocation finds the record");
-    let stored = store.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
-    let revoked = stored.revoked_at.expect("the record is revoked");
-    assert!((at(1)..=at(8)).contains(&revoked), "revoked at one of the times: {revoked}");
-    assert!(store.revoke_token(&record.digest, at(100)).await.expect("revoke"));
-    let again = store.token_by_digest(&record.digest).await.expect("lookup").expect("exists");
-    assert_eq!(again.revoked_at, Some(revoked), "the first revocation time is kept");
-}
-
-/// Concurrent revocations of one JWT id keep the latest expiry.
-pub async fn revoked_jti_concurrent_revocations_keep_the_latest_expiry(store: SharedStore) {
-    let jti = TokenId::generate().expect("jti");
-    at_once((1..=8).map(|i| {
-        let (store, jti) = (store.clone(), jti.clone());
-        async move { store.revoke_jti(&jti, at(10 * i)).await.expect("revoke") }
-    }))
-    .await;
-    store.purge_expired_tokens(at(79)).await.expect("purge");
-    assert!(
-        store.is_jti_revoked(&jti).await.expect("lookup"),
-        "the latest expiry of concurrent revocations is kept"
-    );
-    assert_eq!(store.purge_expired_tokens(at(80)).await.expect("purge"), 1);
-    assert!(!store.is_jti_revoked(&jti).await.expect("lookup"));
 }
 
 /// Grants added concurrently to one user are all kept; of concurrent adds of one
@@ -1679,21 +1650,26 @@ pub async fn shared_secret_regenerated_through_one_stops_at_once_through_the_oth
     for _ in 0..20 {
         let seen = b.service_user_by_username(&user.username).await.expect("lookup").expect("user");
         assert!(
-            !seen.secret_matches(first.expose(), at(2)),
+            !seen.credentials.matches(first.expose(), at(2)),
             "the old secret was accepted through the other store"
         );
-        assert!(seen.secret_matches(second.expose(), at(2)));
+        assert!(seen.credentials.matches(second.expose(), at(2)));
     }
     let (_, third) = rotate_user(&b, &user.username, Some(at(60)), at(2)).await;
     let seen = a.service_user_by_id(&user.id).await.expect("lookup").expect("user");
-    assert_eq!(seen.previous_secret, Some(PreviousSecret::new(SecretDigest::of(&second), at(60))));
+    assert_eq!(
+        seen.credentials.previous,
+        Some(PreviousSecret::new(SecretDigest::of(&second), at(60)))
+    );
     assert!(
-        seen.secret_matches(second.expose(), at(59)) && seen.secret_matches(third.expose(), at(59))
+        seen.credentials.matches(second.expose(), at(59))
+            && seen.credentials.matches(third.expose(), at(59))
     );
     rotate_user(&a, &user.username, None, at(3)).await;
     let seen = b.service_user_by_username(&user.username).await.expect("lookup").expect("user");
     assert!(
-        !seen.secret_matches(second.expose(), at(4)) && !seen.secret_matches(third.expose(), at(4))
+        !seen.credentials.matches(second.expose(), at(4))
+            && !seen.credentials.matches(third.expose(), at(4))
     );
 
     let (app, first) = create_app(&a).await;
@@ -1702,10 +1678,10 @@ pub async fn shared_secret_regenerated_through_one_stops_at_once_through_the_oth
     for _ in 0..20 {
         let seen = b.api_app_by_client_id(&app.client_id).await.expect("lookup").expect("app");
         assert!(
-            !seen.secret_matches(first.expose(), at(2)),
+            !seen.credentials.matches(first.expose(), at(2)),
             "the old app secret was accepted through the other store"
         );
-        assert!(seen.secret_matches(second.expose(), at(2)));
+        assert!(seen.credentials.matches(second.expose(), at(2)));
     }
     let (updated, _) = rotate_app(&b, &app.client_id, Some(at(60)), at(2)).await;
     assert_eq!(a.api_app_by_client_id(&app.client_id).await.expect("lookup"), Some(updated));

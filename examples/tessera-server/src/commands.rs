@@ -209,7 +209,7 @@ fn credentials_output(user: &ServiceUser, secret: &ClientSecret, verb: &str) -> 
             ("client_id", user.username.as_str()),
         ],
         secret,
-        user.previous_secret.as_ref(),
+        user.credentials.previous.as_ref(),
     )
 }
 
@@ -266,7 +266,7 @@ impl<'a> From<&'a ServiceUser> for UserView<'a> {
             access_token_type: user.access_token_type,
             token_lifetime_secs: user.token_lifetime.as_secs(),
             enabled: user.enabled,
-            has_secret: user.secret.is_some(),
+            has_secret: user.credentials.secret.is_some(),
             tokens_revoked_before: user.tokens_revoked_before.map(time),
             created_at: time(user.created_at),
             updated_at: time(user.updated_at),

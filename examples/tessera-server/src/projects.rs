@@ -144,6 +144,6 @@ fn app_credentials(app: &ApiApp, secret: &ClientSecret, verb: &str) -> Output {
         &format!("{verb} API app {}", app.name),
         &[("project_id", app.project_id.as_str()), ("client_id", app.client_id.as_str())],
         secret,
-        app.previous_secret.as_ref(),
+        app.credentials.previous.as_ref(),
     )
 }

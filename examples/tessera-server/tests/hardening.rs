@@ -293,3 +293,27 @@ fn keep_alive_connections_that_go_quiet_are_closed() {
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     drop(first);
 }
+
+#[tokio::test]
+async fn strangers_cannot_lock_a_client_out_of_the_address_it_works_from() {
+    let db = temp_db();
+    let creds = create_user(&db.url, "target", &[]);
+    let server = Server::start(
+        &db.url,
+        &["--client-address-header", "x-forwarded-for", "--auth-failures-per-client", "20"],
+    );
+    let home = Some("198.51.100.1");
+    assert_eq!(token(&server, "target", &creds.client_secret, home).await.0, 200);
+    // Twenty wrong secrets from twenty addresses, one each: no per-address limit trips,
+    // the per-client one does.
+    for i in 0..20 {
+        let stranger = format!("203.0.113.{}", 10 + i);
+        assert_eq!(token(&server, "target", "wrong", Some(&stranger)).await.0, 401);
+    }
+    let (status, retry, _) =
+        token(&server, "target", &creds.client_secret, Some("192.0.2.50")).await;
+    assert_eq!(status, 429, "a new address meets the per-client limit");
+    assert!(retry.is_some());
+    // The client, from the address it authenticated from, still gets its tokens.
+    assert_eq!(token(&server, "target", &creds.client_secret, home).await.0, 200);
+}

@@ -360,7 +360,7 @@ impl TokenEndpoint {
             Err(e) if matches!(e.code(), ErrorCode::InvalidClient | ErrorCode::InvalidGrant) => {
                 throttle.failure(client_id, addr, Instant::now());
             }
-            Ok(_) => throttle.success(client_id, addr),
+            Ok(_) => throttle.success(client_id, addr, Instant::now()),
             Err(_) => {}
         }
         result

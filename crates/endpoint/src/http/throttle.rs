@@ -8,7 +8,10 @@
 //! 2. per address: one address trying many client IDs (credential stuffing);
 //! 3. per client ID: a client ID attacked from many addresses, a last resort with a
 //!    much higher threshold, so an attacker on a few addresses cannot lock a
-//!    legitimate client out.
+//!    legitimate client out. An address that authenticated the client successfully
+//!    within the last [`KNOWN_ADDRESS_TTL`] is exempt from this limit (not from the
+//!    other two): client IDs are no secret, and failures from strangers must not lock
+//!    the client out of the address it works from.
 //!
 //! While a window is over its limit, every attempt it covers is answered 429 with
 //! `Retry-After`, whether or not its credentials are right, so guessing stops.
@@ -22,7 +25,7 @@ use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -60,6 +63,10 @@ impl Default for ThrottleConfig {
     }
 }
 
+/// How long an address that authenticated a client stays exempt from that client's
+/// per-client limit: a day.
+pub const KNOWN_ADDRESS_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Counts failed authentications and refuses attempts over the limits.
 #[derive(Debug)]
 pub struct Throttle {
@@ -67,7 +74,49 @@ pub struct Throttle {
     pair: Table,
     address: Table,
     client: Table,
+    known: KnownAddresses,
     hasher: RandomState,
+}
+
+/// The (client, address) pairs that authenticated recently: a fixed array of slots,
+/// each a pair's tag (the high half of its keyed hash) and the minute of its last
+/// success, written without locks. A pair whose slot another pair took is merely
+/// forgotten (it meets the per-client limit again); a stranger's pair matches a slot
+/// only by guessing 32 bits of a keyed hash.
+#[derive(Debug)]
+struct KnownAddresses {
+    slots: Box<[AtomicU64]>,
+    epoch: Instant,
+}
+
+const KNOWN_SLOTS: usize = 16_384;
+const TAG: u64 = 0xFFFF_FFFF_0000_0000;
+
+impl KnownAddresses {
+    fn new() -> Self {
+        Self { slots: (0..KNOWN_SLOTS).map(|_| AtomicU64::new(0)).collect(), epoch: Instant::now() }
+    }
+
+    /// Minutes since the epoch, plus one so that an empty slot (0) matches nothing.
+    fn minute(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_secs() / 60 + 1
+    }
+
+    fn slot(&self, key: u64) -> &AtomicU64 {
+        &self.slots[(key as usize) % KNOWN_SLOTS]
+    }
+
+    fn remember(&self, key: u64, now: Instant) {
+        self.slot(key).store((key & TAG) | self.minute(now), Ordering::Relaxed);
+    }
+
+    fn contains(&self, key: u64, now: Instant) -> bool {
+        let value = self.slot(key).load(Ordering::Relaxed);
+        let (tag, minute) = (value & TAG, value & !TAG);
+        minute != 0
+            && tag == key & TAG
+            && self.minute(now).saturating_sub(minute) <= KNOWN_ADDRESS_TTL.as_secs() / 60
+    }
 }
 
 const SHARDS: usize = 16;
@@ -102,6 +151,7 @@ impl Throttle {
             pair: table(config.per_client_address),
             address: table(config.per_address),
             client: table(config.per_client),
+            known: KnownAddresses::new(),
             config,
             hasher: RandomState::new(),
         }
@@ -118,10 +168,15 @@ impl Throttle {
             return Ok(());
         }
         let keys = self.keys(client_id, addr);
-        for (table, key) in [(&self.pair, keys.0), (&self.address, keys.1), (&self.client, keys.2)]
-        {
+        for (table, key) in [(&self.pair, keys.0), (&self.address, keys.1)] {
             if let Some(key) = key {
                 table.check(key, now)?;
+            }
+        }
+        if let Some(key) = keys.2 {
+            let known = keys.0.is_some_and(|pair| self.known.contains(pair, now));
+            if !known {
+                self.client.check(key, now)?;
             }
         }
         Ok(())
@@ -138,14 +193,20 @@ impl Throttle {
         }
     }
 
-    /// A successful attempt clears the failures of its client ID and address.
-    pub fn success(&self, client_id: &str, addr: Option<IpAddr>) {
-        if self.pair.is_empty() {
-            return;
-        }
-        if let Some(key) = self.keys(client_id, addr).0 {
+    /// A successful attempt clears the failures of its client ID and address, and
+    /// exempts the address from the client's per-client limit for
+    /// [`KNOWN_ADDRESS_TTL`].
+    pub fn success(&self, client_id: &str, addr: Option<IpAddr>, now: Instant) {
+        let Some(key) = self.pair_key(client_id, addr) else { return };
+        self.known.remember(key, now);
+        if !self.pair.is_empty() {
             self.pair.clear(key);
         }
+    }
+
+    /// The key of the (client, address) pair alone.
+    fn pair_key(&self, client_id: &str, addr: Option<IpAddr>) -> Option<u64> {
+        self.keys(client_id, addr).0
     }
 
     /// The keys of the three tables; an IPv6 address counts by its /64 prefix, which
@@ -313,6 +374,34 @@ mod tests {
     }
 
     #[test]
+    fn strangers_failing_from_many_addresses_do_not_lock_out_a_known_address() {
+        let t = small();
+        let now = Instant::now();
+        t.success("svc", addr("10.0.0.1"), now);
+        // Eight failures from eight other addresses trip the per-client limit…
+        for i in 0..8 {
+            t.failure("svc", addr(&format!("10.2.0.{i}")), now);
+        }
+        assert!(t.check("svc", addr("10.9.9.9"), now).is_err(), "a stranger is refused");
+        // …but not for the address the client authenticated from.
+        assert_eq!(t.check("svc", addr("10.0.0.1"), now), Ok(()));
+        // Another client's known address is no exemption for this one.
+        t.success("other", addr("10.3.0.1"), now);
+        assert!(t.check("svc", addr("10.3.0.1"), now).is_err());
+        // The exemption lasts a day, and covers only the per-client limit: the known
+        // address failing itself is stopped by the pair limit.
+        let later = now + KNOWN_ADDRESS_TTL + Duration::from_secs(120);
+        for i in 0..8 {
+            t.failure("svc", addr(&format!("10.2.1.{i}")), later);
+        }
+        assert!(t.check("svc", addr("10.0.0.1"), later).is_err(), "forgotten after a day");
+        for _ in 0..3 {
+            t.failure("svc", addr("10.0.0.1"), now);
+        }
+        assert!(t.check("svc", addr("10.0.0.1"), now).is_err(), "the pair limit still holds");
+    }
+
+    #[test]
     fn success_clears_the_pair_and_ipv6_counts_by_prefix() {
         let t = small();
         let now = Instant::now();
@@ -320,7 +409,7 @@ mod tests {
         t.failure("svc", addr("2001:db8::2"), now);
         t.failure("svc", addr("2001:db8::3"), now);
         assert!(t.check("svc", addr("2001:db8::ffff"), now).is_err(), "one /64");
-        t.success("svc", addr("2001:db8::9"));
+        t.success("svc", addr("2001:db8::9"), now);
         assert!(t.check("svc", addr("2001:db8::1"), now).is_ok());
     }
 
@@ -357,7 +446,7 @@ mod tests {
         assert_eq!(t.entries(), (1, 2, 1));
         assert_counts_match(&t);
         // Success clears the pair; the address and client windows run out on their own.
-        t.success("svc", addr("10.0.0.1"));
+        t.success("svc", addr("10.0.0.1"), now);
         assert_eq!(t.entries(), (0, 2, 1));
         assert_counts_match(&t);
         assert!(t.pair.is_empty());

@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
 use tessera_scope::{Scope, ScopeKind, ScopePolicy, ScopeSet};
 use tessera_store::{
-    Clock, DisplayName, Domain, Organization, PreviousSecret, Project, ProjectId, RoleClaims,
-    SecretDigest, ServiceUser, Store, StoreError, SystemClock, TokenId, Username, verify_secrets,
+    ApiApp, Clock, Credentials, DisplayName, Domain, Organization, Project, ProjectId, RoleClaims,
+    ServiceUser, Store, StoreError, SystemClock, TokenId, Username,
 };
 use time::OffsetDateTime;
 
@@ -76,13 +76,13 @@ pub struct AssertionPolicy {
 /// use tessera_endpoint::{ClientCredentials, ClientCredentialsRequest, Issuer};
 /// use tessera_mint::TokenMinter;
 /// use tessera_store::prelude::*;
-/// use tessera_store::{ClientSecret, MemoryStore, SecretDigest, ServiceUser, Username};
+/// use tessera_store::{ClientSecret, Credentials, MemoryStore, SecretDigest, ServiceUser, Username};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 /// let store = Arc::new(MemoryStore::new());
 /// let secret = ClientSecret::generate()?;
 /// let mut user = ServiceUser::new(Username::new("billing-job")?, time::OffsetDateTime::now_utc())?;
-/// user.secret = Some(SecretDigest::of(&secret));
+/// user.credentials = Credentials::new(SecretDigest::of(&secret));
 /// store.create_service_user(&user).await?;
 ///
 /// let issuer = Issuer::new(store, TokenMinter::new("https://auth.example.com"));
@@ -117,6 +117,35 @@ const MAX_KNOWN_PROJECTS: usize = 4096;
 /// its name goes into the claim.
 #[derive(Default)]
 struct KnownProjects(RwLock<HashSet<ProjectId>>);
+
+/// A client that authenticates with a client secret: a service user, or an API app
+/// (introspection and revocation). [`Issuer::check_credentials`] checks both alike.
+pub(crate) trait SecretClient {
+    /// Its secrets.
+    fn credentials(&self) -> &Credentials;
+    /// Whether it may authenticate.
+    fn enabled(&self) -> bool;
+}
+
+impl SecretClient for ServiceUser {
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+impl SecretClient for ApiApp {
+    fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+}
 
 impl KnownProjects {
     fn contains(&self, id: &ProjectId) -> bool {
@@ -230,25 +259,23 @@ impl Issuer {
             Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
             Err(_) => None,
         };
-        self.check_credentials(creds, user, |u| (u.secret, u.previous_secret, u.enabled))
+        self.check_credentials(creds, user)
     }
 
-    /// Verifies a presented secret against the client that was found (if any): its
-    /// current secret, or its previous secret while that is unexpired at the clock's
-    /// `now`. The work is the same whether or not the client was found and whichever
-    /// secret matches. Logs the outcome. `facts` gives the client's current secret
-    /// digest, its previous secret and whether it is enabled.
-    pub(crate) fn check_credentials<T>(
+    /// Verifies a presented secret against the client that was found (if any), a
+    /// service user or an API app alike: its [`Credentials`] (the current secret, or
+    /// the previous secret while that is unexpired at the clock's `now`), and that it
+    /// is enabled. The work is the same whether or not the client was found (one that
+    /// was not is checked against [`Credentials::NONE`]) and whichever secret
+    /// matches. Logs the outcome.
+    pub(crate) fn check_credentials<T: SecretClient>(
         &self,
         creds: &ClientCredentials,
         found: Option<T>,
-        facts: impl Fn(&T) -> (Option<SecretDigest>, Option<PreviousSecret>, bool),
     ) -> Result<T, OAuthError> {
-        let presented = creds.secret.expose();
-        let (current, previous, enabled) =
-            found.as_ref().map(&facts).unwrap_or((None, None, false));
-        let verified =
-            verify_secrets(current.as_ref(), previous.as_ref(), presented, self.clock.now());
+        let (credentials, enabled) =
+            found.as_ref().map_or((&Credentials::NONE, false), |c| (c.credentials(), c.enabled()));
+        let verified = credentials.matches(creds.secret.expose(), self.clock.now());
         match found {
             Some(client) if verified && enabled => {
                 tracing::debug!(
@@ -337,7 +364,15 @@ impl Issuer {
         scopes: ScopeSet,
         user: &ServiceUser,
     ) -> Result<Resolved, OAuthError> {
-        let with_roles = scopes.iter().any(|s| matches!(s.kind(), ScopeKind::ProjectRole(_)));
+        // One pass over the scopes for what needs more than the audience.
+        let (mut with_roles, mut resource_owner) = (false, false);
+        for scope in &scopes {
+            match scope.kind() {
+                ScopeKind::ProjectRole(_) => with_roles = true,
+                ScopeKind::ResourceOwner => resource_owner = true,
+                _ => {}
+            }
+        }
         // The audience's project ids; with role scopes, the projects themselves.
         let mut audience: Vec<ProjectId> = Vec::new();
         let mut projects: Vec<Project> = Vec::new();
@@ -365,7 +400,6 @@ impl Issuer {
             }
         }
         let mut roles = RoleClaims::default();
-        let resource_owner = scopes.iter().any(|s| s.kind() == ScopeKind::ResourceOwner);
         let organization =
             if with_roles || resource_owner { Some(self.organization().await?) } else { None };
         if let (true, Some(organization)) = (with_roles, &organization) {
@@ -503,7 +537,8 @@ fn loggable_id(id: &str) -> String {
 mod tests {
     use super::*;
     use tessera_store::{
-        ClientSecret, ManualClock, MemoryStore, OrganizationStore, ServiceUserPatch, TokenDigest,
+        ClientSecret, ManualClock, MemoryStore, OrganizationStore, SecretDigest, ServiceUserPatch,
+        TokenDigest,
     };
     use time::Duration;
 
@@ -525,7 +560,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(at(1_700_000_000, 250)));
         let secret = ClientSecret::generate()?;
         let mut user = ServiceUser::new(Username::new("svc")?, clock.now())?;
-        user.secret = Some(SecretDigest::of(&secret));
+        user.credentials = Credentials::new(SecretDigest::of(&secret));
         tessera_store::ServiceUserAdmin::create_service_user(&*store, &user).await?;
         let issuer =
             Issuer::new(store.clone(), TokenMinter::new("http://issuer")).with_clock(clock.clone());

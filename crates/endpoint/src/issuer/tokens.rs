@@ -135,9 +135,7 @@ impl Issuer {
             Err(_) => None,
         };
         match app {
-            Some(app) => self
-                .check_credentials(creds, Some(app), |a| (a.secret, a.previous_secret, a.enabled))
-                .map(Caller::ApiApp),
+            Some(app) => self.check_credentials(creds, Some(app)).map(Caller::ApiApp),
             None => self.authenticate(creds).await.map(Caller::ServiceUser),
         }
     }

@@ -13,8 +13,10 @@
 //! - times are unix seconds ([`unix`]); an optional time (a service user's
 //!   revocation cut-off, a token's revocation, a client key's expiry) is NULL when
 //!   absent;
-//! - digests are their 32 bytes; a previous secret is two columns, its digest and
-//!   its expiry, both NULL or both set;
+//! - digests are their 32 bytes; a client's [`Credentials`] (a service user's, an
+//!   API app's) are three columns, `secret_digest` and the previous secret's
+//!   `previous_secret_digest` and `previous_secret_expires_at`, these two both NULL
+//!   or both set;
 //! - a token's scopes are the space-separated list, its audience a JSON array of
 //!   strings, its roles a JSON object (role → organization id → primary domain);
 //! - a client key's owner is [`KeyOwner::to_key`]'s string;
@@ -27,14 +29,14 @@ use tessera_scope::ScopeSet;
 use time::OffsetDateTime;
 
 use crate::client_keys::{ClientKey, KeyOwner};
+use crate::credentials::{Credentials, PreviousSecret};
 use crate::error::StoreError;
 use crate::ids::{AppId, ClientId, Domain, OrgId, ProjectId, RoleKey, TokenId, UserId, Username};
 use crate::keys::SigningKeyRecord;
 use crate::organization::Organization;
 use crate::projects::{ApiApp, Project, RoleClaims, RoleGrant};
 use crate::records::{
-    AccessTokenType, DisplayName, PreviousSecret, ServiceUser, TokenDigest, TokenLifetime,
-    TokenRecord,
+    AccessTokenType, DisplayName, ServiceUser, TokenDigest, TokenLifetime, TokenRecord,
 };
 use crate::secret::SecretDigest;
 
@@ -76,9 +78,30 @@ fn previous_secret(
     }
 }
 
-/// The two columns of a previous secret: its digest and its expiry, or two NULLs.
-fn previous_secret_columns(previous: Option<&PreviousSecret>) -> (Option<&[u8]>, Option<i64>) {
-    (previous.map(|p| &p.digest.as_bytes()[..]), previous.map(|p| unix(p.expires_at)))
+/// A client's credentials from their three columns (the same in `service_users` and
+/// `api_apps`): the secret digest, and the previous secret's digest and expiry.
+/// `what` names the two in errors.
+fn credentials(
+    [secret_what, previous_what]: [&str; 2],
+    secret: Option<&[u8]>,
+    previous_digest: Option<&[u8]>,
+    previous_expires_at: Option<i64>,
+) -> Result<Credentials, StoreError> {
+    Ok(Credentials {
+        secret: secret_digest(secret_what, secret)?,
+        previous: previous_secret(previous_what, previous_digest, previous_expires_at)?,
+    })
+}
+
+/// The three columns of a client's credentials: the secret digest, the previous
+/// secret's digest and its expiry (two NULLs without a previous secret).
+fn credentials_columns(credentials: &Credentials) -> (Option<&[u8]>, Option<&[u8]>, Option<i64>) {
+    let previous = credentials.previous.as_ref();
+    (
+        credentials.secret.as_ref().map(|d| &d.as_bytes()[..]),
+        previous.map(|p| &p.digest.as_bytes()[..]),
+        previous.map(|p| unix(p.expires_at)),
+    )
 }
 
 /// Checks an identifier column with its type's constructor.
@@ -129,15 +152,15 @@ impl<'a> UserRow<'a> {
 
     /// The row of `user`.
     pub fn of(user: &'a ServiceUser) -> Self {
-        let (previous_secret_digest, previous_secret_expires_at) =
-            previous_secret_columns(user.previous_secret.as_ref());
+        let (secret_digest, previous_secret_digest, previous_secret_expires_at) =
+            credentials_columns(&user.credentials);
         Self {
             id: user.id.as_str(),
             username: user.username.as_str(),
             display_name: user.display_name.as_str(),
             access_token_type: user.access_token_type.as_str(),
             token_lifetime_secs: i64::from(user.token_lifetime.as_secs()),
-            secret_digest: user.secret.as_ref().map(|d| &d.as_bytes()[..]),
+            secret_digest,
             enabled: user.enabled,
             created_at: unix(user.created_at),
             updated_at: unix(user.updated_at),
@@ -164,9 +187,9 @@ impl<'a> UserRow<'a> {
                 str::parse::<AccessTokenType>,
             )?,
             token_lifetime: lifetime,
-            secret: secret_digest("secret digest", self.secret_digest)?,
-            previous_secret: previous_secret(
-                "previous secret",
+            credentials: credentials(
+                ["secret digest", "previous secret"],
+                self.secret_digest,
                 self.previous_secret_digest,
                 self.previous_secret_expires_at,
             )?,
@@ -387,13 +410,13 @@ impl<'a> ApiAppRow<'a> {
 
     /// The row of `app`.
     pub fn of(app: &'a ApiApp) -> Self {
-        let (previous_secret_digest, previous_secret_expires_at) =
-            previous_secret_columns(app.previous_secret.as_ref());
+        let (secret_digest, previous_secret_digest, previous_secret_expires_at) =
+            credentials_columns(&app.credentials);
         Self {
             client_id: app.client_id.as_str(),
             project_id: app.project_id.as_str(),
             name: app.name.as_str(),
-            secret_digest: app.secret.as_ref().map(|d| &d.as_bytes()[..]),
+            secret_digest,
             enabled: app.enabled,
             created_at: unix(app.created_at),
             updated_at: unix(app.updated_at),
@@ -410,9 +433,9 @@ impl<'a> ApiAppRow<'a> {
             app_id: checked("API app id", self.app_id, AppId::new)?,
             project_id: checked("project id", self.project_id, ProjectId::new)?,
             name: checked("API app name", self.name, DisplayName::new)?,
-            secret: secret_digest("API app secret digest", self.secret_digest)?,
-            previous_secret: previous_secret(
-                "API app previous secret",
+            credentials: credentials(
+                ["API app secret digest", "API app previous secret"],
+                self.secret_digest,
                 self.previous_secret_digest,
                 self.previous_secret_expires_at,
             )?,
@@ -572,7 +595,7 @@ mod tests {
         let (mut user, _) = testkit::sample_user("rows");
         assert_eq!(UserRow::of(&user).into_record()?, user, "without a cut-off");
         assert_eq!(UserRow::of(&user).tokens_revoked_before, None, "no cut-off is NULL");
-        user.previous_secret =
+        user.credentials.previous =
             Some(PreviousSecret::new(SecretDigest::from_bytes([7; 32]), testkit::t0()));
         user.tokens_revoked_before = Some(testkit::t0() + Duration::seconds(30));
         assert_eq!(UserRow::of(&user).tokens_revoked_before, Some(1_700_000_030));
