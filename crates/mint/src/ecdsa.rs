@@ -50,6 +50,15 @@ pub fn negate_s(signature: &mut [u8]) {
     }
 }
 
+/// Whether the signature of the compact ES256 JWS `token` is canonical (low `s`);
+/// `false` when it is not a compact JWS with a 64-byte base64url signature.
+pub fn jws_has_low_s(token: &str) -> bool {
+    token
+        .rsplit_once('.')
+        .and_then(|(_, signature)| Base64UrlUnpadded::decode_vec(signature).ok())
+        .is_some_and(|signature| is_low_s(&signature))
+}
+
 /// The compact ES256 JWS `token` with its signature made canonical (see
 /// [`normalize_s`]); `None` when `token` is not a compact JWS with a base64url
 /// signature. For clients whose JOSE library signs with either half: their

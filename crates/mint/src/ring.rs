@@ -124,6 +124,11 @@ impl KeySet {
             jsonwebtoken::errors::ErrorKind::InvalidSignature => VerifyError::BadSignature,
             _ => VerifyError::Malformed,
         })?;
+        // The minter signs ES256 with a low s; the other form of the same signature
+        // is refused, so each token has one accepted encoding.
+        if header.alg == jsonwebtoken::Algorithm::ES256 && !crate::ecdsa::jws_has_low_s(token) {
+            return Err(VerifyError::BadSignature);
+        }
         if data.claims.iss != issuer {
             return Err(VerifyError::WrongIssuer);
         }

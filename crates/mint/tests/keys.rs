@@ -394,3 +394,28 @@ fn key_files_carry_rsa_keys_as_pkcs1_that_jose_libraries_load() -> TestResult {
     assert!(key_file_pem(SigningAlgorithm::Rs256, b"\x30\x03\x02\x01").is_none());
     Ok(())
 }
+
+#[tokio::test]
+async fn an_access_token_with_the_high_s_twin_of_its_signature_is_refused() -> TestResult {
+    let store = Arc::new(MemoryStore::new());
+    let manager =
+        KeyManager::new(store.clone(), MasterKey::generate()?, policy(SigningAlgorithm::Es256));
+    manager.refresh(t0()).await?;
+    let ring = manager.ring();
+    let minter = TokenMinter::new(ISSUER).with_keys(ring.clone());
+    let token = minter.mint(&grant(t0(), Duration::hours(1))?)?.token;
+    assert!(ecdsa::jws_has_low_s(token.expose()));
+    assert!(ring.key_set().verify(token.expose(), ISSUER, t0()).is_ok());
+    let (input, signature) = token.expose().rsplit_once('.').ok_or("JWS")?;
+    let mut twin = Base64UrlUnpadded::decode_vec(signature)?;
+    ecdsa::negate_s(&mut twin);
+    let twin = format!("{input}.{}", Base64UrlUnpadded::encode_string(&twin));
+    // The twin verifies as a signature (a resource server with a plain JOSE library
+    // accepts it), but not here.
+    assert!(
+        verify_like_a_resource_server(ring.key_set().jwks(), &twin, SigningAlgorithm::Es256)
+            .is_ok()
+    );
+    assert_eq!(ring.key_set().verify(&twin, ISSUER, t0()), Err(VerifyError::BadSignature));
+    Ok(())
+}

@@ -191,6 +191,7 @@ impl SqliteStore {
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let inner = blocking(move || {
+            create_private(&path)?;
             let writer = schema::open_writer(&path)?;
             let readers = (0..READERS)
                 .map(|_| schema::open_reader(&path).map(Mutex::new))
@@ -305,6 +306,25 @@ where
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
 {
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Backend(Box::new(e)))?
+}
+
+/// Creates the database file, when it does not exist yet, readable and writable by
+/// its owner only (0600 on Unix, whatever the umask): it holds secret digests and
+/// sealed signing keys. SQLite gives the `-wal` and `-shm` files it creates beside it
+/// the database file's permissions.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(Box::new(e))),
+    }
 }
 
 #[cfg(test)]

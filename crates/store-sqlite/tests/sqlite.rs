@@ -430,3 +430,20 @@ async fn the_organization_survives_reopening() -> TestResult {
     assert_eq!(again, updated, "a later init returns the stored organization");
     Ok(())
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_and_its_wal_files_are_the_owners_alone() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path) = db_file()?;
+    let store = SqliteStore::open(&path).await?;
+    let (user, _) = user_with_secret("private")?;
+    store.create_service_user(&user).await?;
+    store.insert_token(&token_for(&user, "private-token")?).await?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        let mode = std::fs::metadata(&file)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", file.display());
+    }
+    Ok(())
+}

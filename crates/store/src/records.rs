@@ -233,12 +233,46 @@ impl Default for TokenLifetime {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DisplayName(Arc<str>);
 
+/// Invisible characters that change how text around them displays (Unicode format
+/// characters): bidirectional embeddings, overrides and isolates, zero-width spaces and
+/// joiners, invisible operators, the byte order mark and the soft hyphen.
+fn is_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
 impl DisplayName {
     /// The longest display name, in characters.
     pub const MAX_CHARS: usize = 200;
 
-    /// Checks `value` and wraps it.
+    /// Checks `value` and wraps it: 1 to [`MAX_CHARS`](Self::MAX_CHARS) characters,
+    /// not only spaces, with no control character and no invisible formatting
+    /// character (bidirectional overrides and isolates, zero-width characters, the
+    /// byte order mark), which would make a name display as another.
     pub fn new(value: &str) -> Result<Self, IdError> {
+        let name = Self::from_stored(value)?;
+        if value.chars().any(is_formatting) {
+            return Err(IdError::Character {
+                what: "display name",
+                allowed: "visible characters (no bidirectional or zero-width formatting)",
+            });
+        }
+        Ok(name)
+    }
+
+    /// Checks a name read back from a store: the rules of [`new`](Self::new) but for
+    /// formatting characters, which names stored by earlier versions may hold.
+    pub fn from_stored(value: &str) -> Result<Self, IdError> {
         const WHAT: &str = "display name";
         let chars = value.chars().count();
         if value.trim().is_empty() || chars > Self::MAX_CHARS {
@@ -453,6 +487,19 @@ mod tests {
         assert!(DisplayName::new("a\nb").is_err());
         assert!(DisplayName::new(&"é".repeat(200)).is_ok());
         assert!(DisplayName::new(&"é".repeat(201)).is_err());
+        // Invisible formatting: refused as input, still read back from a store.
+        for hostile in [
+            "admin\u{202E}boj-gnillib",
+            "pay\u{200B}roll",
+            "\u{FEFF}name",
+            "a\u{2066}b\u{2069}",
+            "soft\u{00AD}hyphen",
+        ] {
+            assert!(DisplayName::new(hostile).is_err(), "{hostile:?}");
+            assert!(DisplayName::from_stored(hostile).is_ok(), "{hostile:?}");
+        }
+        assert!(DisplayName::from_stored("a\nb").is_err());
+        assert!(DisplayName::new("Zürich ✓ 東京").is_ok());
     }
 
     #[test]

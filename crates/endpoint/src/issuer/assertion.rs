@@ -1,7 +1,6 @@
 //! JWT assertions signed with a client's key (RFC 7523): the jwt-bearer grant
 //! (§2.1) and `private_key_jwt` client authentication (§2.2).
 
-use base64ct::{Base64UrlUnpadded, Encoding};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
 use serde::{Deserialize, Deserializer};
 use tessera_mint::ecdsa;
@@ -149,7 +148,7 @@ impl Issuer {
             return Err(Ok(Refusal::Algorithm));
         }
         let claims = decode(assertion, &key, header.alg)?;
-        if header.alg == Algorithm::ES256 && !has_low_s(assertion) {
+        if header.alg == Algorithm::ES256 && !ecdsa::jws_has_low_s(assertion) {
             return Err(Ok(Refusal::HighS));
         }
 
@@ -231,14 +230,6 @@ impl Issuer {
                 .iter()
                 .any(|path| audience.strip_prefix(issuer) == Some(path))
     }
-}
-
-/// Whether the ES256 signature of a compact JWS (already verified) has a low `s`.
-fn has_low_s(assertion: &str) -> bool {
-    assertion
-        .rsplit_once('.')
-        .and_then(|(_, signature)| Base64UrlUnpadded::decode_vec(signature).ok())
-        .is_some_and(|signature| ecdsa::is_low_s(&signature))
 }
 
 /// Verifies the signature with the registered public key and reads the claims; the

@@ -180,7 +180,7 @@ impl<'a> UserRow<'a> {
         Ok(ServiceUser {
             id: checked("user id", self.id, UserId::new)?,
             username: checked("username", self.username, Username::new)?,
-            display_name: checked("display name", self.display_name, DisplayName::new)?,
+            display_name: checked("display name", self.display_name, DisplayName::from_stored)?,
             access_token_type: checked(
                 "access token type",
                 self.access_token_type,
@@ -370,7 +370,7 @@ impl<'a> ProjectRow<'a> {
     pub fn into_record(self) -> Result<Project, StoreError> {
         Ok(Project {
             id: checked("project id", self.id, ProjectId::new)?,
-            name: checked("project name", self.name, DisplayName::new)?,
+            name: checked("project name", self.name, DisplayName::from_stored)?,
             created_at: timestamp("project creation time", self.created_at)?,
         })
     }
@@ -432,7 +432,7 @@ impl<'a> ApiAppRow<'a> {
             client_id: checked("API app client ID", self.client_id, ClientId::new)?,
             app_id: checked("API app id", self.app_id, AppId::new)?,
             project_id: checked("project id", self.project_id, ProjectId::new)?,
-            name: checked("API app name", self.name, DisplayName::new)?,
+            name: checked("API app name", self.name, DisplayName::from_stored)?,
             credentials: credentials(
                 ["API app secret digest", "API app previous secret"],
                 self.secret_digest,
@@ -570,7 +570,7 @@ impl<'a> OrganizationRow<'a> {
     pub fn into_record(self) -> Result<Organization, StoreError> {
         Ok(Organization {
             id: checked("organization id", self.id, OrgId::new)?,
-            name: checked("organization name", self.name, DisplayName::new)?,
+            name: checked("organization name", self.name, DisplayName::from_stored)?,
             primary_domain: checked(
                 "organization primary domain",
                 self.primary_domain,
