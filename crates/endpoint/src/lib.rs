@@ -52,7 +52,7 @@ pub use issuer::{
 };
 pub use paths::{
     AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
-    OPENID_CONFIGURATION_PATH, REVOKE_PATH, ROUTES, TOKEN_PATH, USERINFO_PATH,
+    OPENID_CONFIGURATION_PATH, READY_PATH, REVOKE_PATH, ROUTES, TOKEN_PATH, USERINFO_PATH,
 };
 
 /// Parts that exist for the fuzz targets and benchmarks, which exercise them one by

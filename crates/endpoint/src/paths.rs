@@ -12,8 +12,11 @@ pub const INTROSPECT_PATH: &str = "/oauth/v2/introspect";
 pub const REVOKE_PATH: &str = "/oauth/v2/revoke";
 /// Path of the userinfo endpoint.
 pub const USERINFO_PATH: &str = "/oidc/v1/userinfo";
-/// Path of the health check.
+/// Path of the liveness check: 200 while the process serves and reaches its store.
 pub const HEALTH_PATH: &str = "/healthz";
+/// Path of the readiness check: 200 when the store can be read and written and a
+/// signing key is loaded.
+pub const READY_PATH: &str = "/readyz";
 /// Path of the JWK Set of the token signing keys.
 pub const KEYS_PATH: &str = "/oauth/v2/keys";
 /// Path of the OpenID Connect discovery document.
@@ -23,7 +26,7 @@ pub const OAUTH_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 
 /// Every path an endpoint answers at, relative to the issuer URL: mount these (each
 /// under the issuer URL's path) to route exactly Tessera's requests to it.
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 10] = [
     TOKEN_PATH,
     INTROSPECT_PATH,
     REVOKE_PATH,
@@ -33,4 +36,5 @@ pub const ROUTES: [&str; 9] = [
     OPENID_CONFIGURATION_PATH,
     OAUTH_METADATA_PATH,
     HEALTH_PATH,
+    READY_PATH,
 ];

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderName, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::service::Service as _;
 use serde_json::Value;
 use tessera_endpoint::{
     ClientAddr, ClientAddressSource, Issuer, Limit, ROUTES, ThrottleConfig, TokenEndpoint,
@@ -164,5 +165,34 @@ async fn behind_a_proxy_the_trusted_entry_counts_not_the_clients() -> TestResult
     // Another client behind the same proxy is not affected.
     let request = from("198.51.100.7", "198.51.100.8", secret.expose())?;
     assert_eq!(answer(&proxy, request).await?.0, StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
+async fn readiness_needs_a_signing_key_and_a_writable_store() -> TestResult {
+    // Without signing keys: not ready, and the answer says which check failed.
+    let (endpoint, _) = endpoint("https://auth.example.com").await?;
+    let response = endpoint.call(get("/readyz")).await?;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (_, body) = answer(&endpoint, get("/readyz")).await?;
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["checks"]["signing_key"], "failed");
+    assert_eq!(body["checks"]["store_read"], "ok");
+    assert_eq!(body["checks"]["store_write"], "ok");
+    // With a key ring: ready. Liveness never needed a key.
+    let store = Arc::new(MemoryStore::new());
+    let keys = tessera_mint::KeyManager::new(
+        store.clone(),
+        tessera_mint::MasterKey::generate()?,
+        tessera_mint::RotationPolicy::default(),
+    );
+    keys.refresh(OffsetDateTime::now_utc()).await?;
+    let minter = TokenMinter::new("https://auth.example.com").with_keys(keys.ring());
+    let ready = TokenEndpoint::new(Issuer::new(store, minter));
+    let (status, body) = answer(&ready, get("/readyz")).await?;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ready")), "{body}");
+    let (status, _) = answer(&endpoint, get("/healthz")).await?;
+    assert_eq!(status, StatusCode::OK);
     Ok(())
 }

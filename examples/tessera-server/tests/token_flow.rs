@@ -242,3 +242,23 @@ fn raw_request(server: &Server, request: &str) -> (String, serde_json::Value) {
     let (head, body) = response.split_once("\r\n\r\n").expect("HTTP response");
     (head.to_owned(), serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
 }
+
+#[tokio::test]
+async fn liveness_and_readiness_probes() {
+    let db = common::temp_db();
+    let server = common::Server::start(&db.url, &[]);
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let response = oauth2::reqwest::get(server.url(path)).await.expect("GET");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+        assert_eq!(body["status"], status, "{path}: {body}");
+    }
+    let response = oauth2::reqwest::get(server.url("/readyz")).await.expect("GET");
+    let body: serde_json::Value =
+        serde_json::from_slice(&response.bytes().await.expect("body")).expect("JSON");
+    assert_eq!(
+        body["checks"],
+        serde_json::json!({"store_read": "ok", "store_write": "ok", "signing_key": "ok"})
+    );
+}

@@ -28,7 +28,7 @@ use crate::error::{ErrorCode, OAuthError, json_response};
 use crate::issuer::{ClientCredentialsRequest, Issuer, JWT_BEARER_GRANT_TYPE};
 use crate::paths::{
     AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
-    OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
+    OPENID_CONFIGURATION_PATH, READY_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
 use address::{ClientAddr, ClientAddressSource};
 use form::Form;
@@ -95,6 +95,7 @@ enum Route {
     Revoke,
     Userinfo,
     Health,
+    Ready,
     Keys,
     Discovery,
     Authorize,
@@ -109,6 +110,7 @@ impl Route {
             REVOKE_PATH => Route::Revoke,
             USERINFO_PATH => Route::Userinfo,
             HEALTH_PATH => Route::Health,
+            READY_PATH => Route::Ready,
             KEYS_PATH => Route::Keys,
             OPENID_CONFIGURATION_PATH | OAUTH_METADATA_PATH => Route::Discovery,
             AUTHORIZE_PATH => Route::Authorize,
@@ -266,6 +268,10 @@ impl TokenEndpoint {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
                 Ok(self.health().await)
             }
+            Route::Ready => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(self.ready().await)
+            }
             Route::Keys => {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
                 Ok(response::keys(issuer))
@@ -364,6 +370,28 @@ impl TokenEndpoint {
             Err(_) => {}
         }
         result
+    }
+
+    /// Readiness: the store answers a read and a write, and a key signs JWTs now.
+    /// The write revokes a random token id that expires at once, which the purge
+    /// removes like any other.
+    async fn ready(&self) -> Response<ResponseBody> {
+        let issuer = &self.inner.issuer;
+        let store = issuer.store();
+        let read = store.ping().await;
+        let now = issuer.clock().now();
+        let write = match tessera_store::TokenId::generate() {
+            Ok(jti) => store.revoke_jti(&jti, now + time::Duration::seconds(1)).await,
+            Err(e) => Err(tessera_store::StoreError::Unavailable(Box::new(e))),
+        };
+        let signing =
+            issuer.minter().keys().is_some_and(|ring| ring.key_set().signing_key(now).is_some());
+        for (check, result) in [("store read", &read), ("store write", &write)] {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, check, "readiness: storage failed");
+            }
+        }
+        response::ready(read.is_ok(), write.is_ok(), signing)
     }
 
     async fn health(&self) -> Response<ResponseBody> {

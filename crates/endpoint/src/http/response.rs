@@ -100,6 +100,42 @@ pub(crate) fn discovery(issuer: &Issuer) -> Response<ResponseBody> {
     public_json(json_response(StatusCode::OK, &document))
 }
 
+/// The readiness check's answer: 200 `{"status":"ready","checks":{...}}` when every
+/// check passed, else 503 with `Retry-After` and the checks that failed.
+pub(crate) fn ready(
+    store_read: bool,
+    store_write: bool,
+    signing_key: bool,
+) -> Response<ResponseBody> {
+    #[derive(Serialize)]
+    struct Checks {
+        store_read: &'static str,
+        store_write: &'static str,
+        signing_key: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Ready {
+        status: &'static str,
+        checks: Checks,
+    }
+    let word = |ok: bool| if ok { "ok" } else { "failed" };
+    let all = store_read && store_write && signing_key;
+    let body = Ready {
+        status: if all { "ready" } else { "not_ready" },
+        checks: Checks {
+            store_read: word(store_read),
+            store_write: word(store_write),
+            signing_key: word(signing_key),
+        },
+    };
+    if all {
+        return json_response(StatusCode::OK, &body);
+    }
+    let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+    response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
 /// The health check's answer: 200 `{"status":"ok"}`, or 503 when storage is unreachable.
 pub(crate) fn health(reachable: bool) -> Response<ResponseBody> {
     #[derive(Serialize)]
