@@ -16,9 +16,17 @@ pub(crate) fn map(e: rusqlite::Error, what: &'static str) -> StoreError {
             {
                 StoreError::Conflict(what)
             }
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked | ErrorCode::CannotOpen => {
-                StoreError::Unavailable(Box::new(e))
-            }
+            // Faults of the machine an operator can fix (a busy or locked file, a full
+            // disk, a file made read-only, an I/O error): the request may succeed later,
+            // so it is answered 503 with Retry-After.
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::PermissionDenied
+            | ErrorCode::OutOfMemory => StoreError::Unavailable(Box::new(e)),
             ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
                 StoreError::Corrupt(format!("the database file is unreadable: {e}"))
             }
@@ -69,12 +77,20 @@ mod tests {
             map(failure(ffi::SQLITE_CONSTRAINT_NOTNULL), "token"),
             StoreError::Backend(_)
         ));
-        for code in [ffi::SQLITE_BUSY, ffi::SQLITE_LOCKED, ffi::SQLITE_CANTOPEN] {
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_PERM,
+        ] {
             let e = map(failure(code), "token");
             assert!(e.is_transient(), "{code}: {e:?}");
         }
         assert!(matches!(map(failure(ffi::SQLITE_NOTADB), "token"), StoreError::Corrupt(_)));
-        assert!(matches!(map(failure(ffi::SQLITE_IOERR), "token"), StoreError::Backend(_)));
+        assert!(matches!(map(failure(ffi::SQLITE_MISUSE), "token"), StoreError::Backend(_)));
         assert!(is_foreign_key_violation(&failure(ffi::SQLITE_CONSTRAINT_FOREIGNKEY)));
         assert!(is_busy(&failure(ffi::SQLITE_BUSY)));
         assert!(!is_busy(&failure(ffi::SQLITE_IOERR)));

@@ -514,13 +514,27 @@ pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
 
 /// The one mapping from storage failures to OAuth errors.
 pub(crate) fn store_error(err: StoreError) -> OAuthError {
+    // The whole chain: "storage backend unavailable: database or disk is full".
+    let cause = error_chain(&err);
     if err.is_transient() {
-        tracing::warn!(error = %err, client_address = client_address(), "storage unavailable");
+        tracing::warn!(error = %cause, client_address = client_address(), "storage unavailable");
         OAuthError::unavailable()
     } else {
-        tracing::error!(error = %err, client_address = client_address(), "storage failed");
+        tracing::error!(error = %cause, client_address = client_address(), "storage failed");
         OAuthError::server_error()
     }
+}
+
+/// An error with its sources, on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn mint_error(err: MintError) -> OAuthError {
