@@ -93,7 +93,7 @@ impl Fixture {
         let secret = ClientSecret::generate()?;
         let now = OffsetDateTime::now_utc();
         let mut user = ServiceUser::new(Username::new(CLIENT_ID)?, now)?;
-        user.credentials = Credentials::new(SecretDigest::of(&secret));
+        user.credentials = Credentials::new(SecretDigest::of(&secret)?);
         user.access_token_type = format;
         store.create_service_user(&user).await?;
         let keys = KeyManager::new(

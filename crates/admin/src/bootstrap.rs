@@ -6,8 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tessera_store::{
     AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, Credentials, DisplayName,
-    Project, ProjectId, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch,
-    TokenLifetime, Username,
+    Project, ProjectId, RandomError, RoleGrant, RoleKey, SecretDigest, ServiceUser,
+    ServiceUserPatch, TokenLifetime, Username,
 };
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -204,7 +204,7 @@ impl Admin {
             match store.service_user_by_username(&user.username).await? {
                 None => {
                     let mut user = user;
-                    user.credentials = Credentials::new(secret);
+                    user.credentials = Credentials::new(SecretDigest::of(&secret)?);
                     store.create_service_user(&user).await?;
                     applied.created += 1;
                 }
@@ -214,7 +214,7 @@ impl Admin {
                         access_token_type: Some(user.access_token_type),
                         token_lifetime: Some(user.token_lifetime),
                         enabled: Some(user.enabled),
-                        secret: changed_secret(existing.credentials.secret, secret),
+                        secret: changed_secret(existing.credentials.secret, &secret)?,
                         keep_previous_until: None,
                         ..ServiceUserPatch::at(now)
                     };
@@ -228,7 +228,7 @@ impl Admin {
                 }
             }
         }
-        for (app, existing) in apps {
+        for (app, existing, secret) in apps {
             match existing {
                 None => {
                     store.create_api_app(&app).await?;
@@ -238,10 +238,7 @@ impl Admin {
                     let patch = ApiAppPatch {
                         name: Some(app.name.clone()),
                         enabled: Some(app.enabled),
-                        secret: app
-                            .credentials
-                            .secret
-                            .and_then(|s| changed_secret(existing.credentials.secret, s)),
+                        secret: changed_secret(existing.credentials.secret, &secret)?,
                         keep_previous_until: None,
                         updated_at: now,
                     };
@@ -264,13 +261,14 @@ impl Admin {
         Ok(applied)
     }
 
-    /// The API apps of `document`, checked, each with the stored app of its client ID.
+    /// The API apps of `document`, checked, each with the stored app of its client ID
+    /// and the document's secret.
     async fn checked_apps(
         &self,
         document: &BootstrapDocument,
         projects: &[Project],
         now: OffsetDateTime,
-    ) -> Result<Vec<(ApiApp, Option<ApiApp>)>, AdminError> {
+    ) -> Result<Vec<(ApiApp, Option<ApiApp>, ClientSecret)>, AdminError> {
         let mut apps = Vec::with_capacity(document.api_apps.len());
         for (i, entry) in document.api_apps.iter().enumerate() {
             let fail = at(format!("api_apps[{i}] ({})", entry.client_id));
@@ -310,12 +308,12 @@ impl Admin {
                 app_id,
                 project_id,
                 name: display,
-                credentials: Credentials::new(SecretDigest::of(&secret)),
+                credentials: Credentials::new(SecretDigest::of(&secret)?),
                 enabled: entry.enabled.unwrap_or(true),
                 created_at: now,
                 updated_at: now,
             };
-            apps.push((app, existing));
+            apps.push((app, existing, secret));
         }
         Ok(apps)
     }
@@ -358,18 +356,26 @@ impl Admin {
     }
 }
 
-/// A service user as the document wants it.
+/// A service user as the document wants it, and its secret.
 struct Desired {
     user: ServiceUser,
-    secret: SecretDigest,
+    secret: ClientSecret,
 }
 
-/// The secret a bootstrap patch sets: the document's, when it differs from the stored
-/// one. A secret that differs replaces the stored one at once, dropping any previous
-/// secret; one that matches is left out of the patch, so that a previous secret kept
-/// by a regeneration with a grace period is left alone.
-fn changed_secret(stored: Option<SecretDigest>, file: SecretDigest) -> Option<SecretDigest> {
-    (stored != Some(file)).then_some(file)
+/// The secret a bootstrap patch sets: a digest of the document's, when it is not the
+/// stored one. A secret that differs replaces the stored one at once, dropping any
+/// previous secret; one that matches is left out of the patch, so that a previous
+/// secret kept by a regeneration with a grace period is left alone. (Digests are
+/// salted, so the stored digest is checked against the secret, not compared with a
+/// new digest.)
+fn changed_secret(
+    stored: Option<SecretDigest>,
+    file: &ClientSecret,
+) -> Result<Option<SecretDigest>, RandomError> {
+    if stored.is_some_and(|digest| digest.verify(file.expose())) {
+        return Ok(None);
+    }
+    SecretDigest::of(file).map(Some)
 }
 
 /// The projects of `document`, checked.
@@ -410,7 +416,7 @@ fn desired_user(entry: &BootstrapServiceUser, now: OffsetDateTime) -> Result<Des
         None => TokenLifetime::default(),
     };
     user.enabled = entry.enabled.unwrap_or(true);
-    Ok(Desired { user, secret: SecretDigest::of(&secret) })
+    Ok(Desired { user, secret })
 }
 
 /// Turns a reason into the [`AdminError::Bootstrap`] of the entry `label`.

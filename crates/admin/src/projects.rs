@@ -96,7 +96,7 @@ impl Admin {
             app_id: AppId::generate()?,
             project_id: new.project,
             name: new.name,
-            credentials: Credentials::new(SecretDigest::of(&secret)),
+            credentials: Credentials::new(SecretDigest::of(&secret)?),
             enabled: true,
             created_at: now,
             updated_at: now,
@@ -124,7 +124,7 @@ impl Admin {
         let now = self.now();
         let secret = ClientSecret::generate()?;
         let mut patch = ApiAppPatch::at(now);
-        patch.secret = Some(SecretDigest::of(&secret));
+        patch.secret = Some(SecretDigest::of(&secret)?);
         patch.keep_previous_until = grace.map(|g| g.until(now));
         let app = self
             .store

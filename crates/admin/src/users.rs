@@ -111,7 +111,7 @@ impl Admin {
         user.access_token_type = new.access_token_type;
         user.token_lifetime = new.token_lifetime;
         let secret = ClientSecret::generate()?;
-        user.credentials = Credentials::new(SecretDigest::of(&secret));
+        user.credentials = Credentials::new(SecretDigest::of(&secret)?);
         self.store
             .create_service_user(&user)
             .await
@@ -157,7 +157,7 @@ impl Admin {
         let now = self.now();
         let secret = ClientSecret::generate()?;
         let mut patch = ServiceUserPatch::at(now);
-        patch.secret = Some(SecretDigest::of(&secret));
+        patch.secret = Some(SecretDigest::of(&secret)?);
         patch.keep_previous_until = grace.map(|g| g.until(now));
         if revoke_tokens {
             patch.tokens_revoked_before = Some(revocation_cutoff(now));

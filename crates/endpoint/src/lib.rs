@@ -8,6 +8,8 @@
 //! - [`TokenEndpoint`]: the `Service` that reads requests, calls the issuer and
 //!   renders answers. It owns no socket: mount it in an existing hyper or axum
 //!   service (at any path), or let `tessera-server` run it.
+//! - [`Metrics`]: Prometheus counters and latency histograms of the endpoint, which
+//!   [`TokenEndpoint::with_metrics`] counts into and may answer `GET /metrics` with.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -41,6 +43,7 @@ mod paths;
 
 pub use error::{ErrorCode, OAuthError, REALM};
 pub use http::address::{ClientAddr, ClientAddressSource};
+pub use http::metrics::{METRICS_CONTENT_TYPE, METRICS_PATH, Metrics};
 pub use http::request::{CLIENT_ASSERTION_TYPE, MAX_AUTHORIZATION_LEN, bearer_token};
 pub use http::throttle::{KNOWN_ADDRESS_TTL, Limit, ThrottleConfig};
 pub use http::{DEFAULT_MAX_BODY, PeerEndpoint, ResponseBody, TokenEndpoint};

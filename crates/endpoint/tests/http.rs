@@ -105,7 +105,7 @@ async fn add_user(
     enabled: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut user = ServiceUser::new(Username::new(name)?, OffsetDateTime::now_utc())?;
-    user.credentials = Credentials::new(SecretDigest::of(secret));
+    user.credentials = Credentials::new(SecretDigest::of(secret)?);
     user.enabled = enabled;
     store.create_service_user(&user).await?;
     Ok(())

@@ -26,7 +26,7 @@ async fn setup(
     let store = Arc::new(MemoryStore::new());
     let secret = ClientSecret::generate()?;
     let mut user = ServiceUser::new(Username::new("svc")?, start)?;
-    user.credentials = Credentials::new(SecretDigest::of(&secret));
+    user.credentials = Credentials::new(SecretDigest::of(&secret)?);
     user.access_token_type = kind;
     user.token_lifetime = TokenLifetime::from_secs(600)?;
     store.create_service_user(&user).await?;

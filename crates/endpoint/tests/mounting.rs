@@ -28,7 +28,7 @@ async fn endpoint(
     let store = Arc::new(MemoryStore::new());
     let secret = ClientSecret::generate()?;
     let mut user = ServiceUser::new(Username::new("svc")?, OffsetDateTime::now_utc())?;
-    user.credentials = Credentials::new(SecretDigest::of(&secret));
+    user.credentials = Credentials::new(SecretDigest::of(&secret)?);
     store.create_service_user(&user).await?;
     Ok((TokenEndpoint::new(Issuer::new(store, TokenMinter::new(issuer))), secret))
 }

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use tessera_store::sql::rows::corrupt;
-use tessera_store::{AppId, StoreError};
+use tessera_store::{AppId, SecretDigest, StoreError};
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use crate::error::map;
 
-use self::Step::{FillAppIds, Sql};
+use self::Step::{FillAppIds, SaltSecrets, Sql};
 
 /// The key of the session-level advisory lock held around a migration run
 /// (`pg_advisory_lock(bigint)`): the bytes of `"tessera"` followed by 1. It is
@@ -29,6 +29,9 @@ pub(crate) enum Step {
     /// 18 digits from the operating system's random number generator, as the apps
     /// created since get).
     FillAppIds,
+    /// Salts every stored secret digest ([`salt_secrets`]): the salt is drawn per
+    /// digest from the operating system's random number generator.
+    SaltSecrets,
 }
 
 /// A migration: its steps, run in order in one transaction.
@@ -167,6 +170,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // before it are revoked. NULL, no cut-off, for every existing user (adding a
     // nullable column without a default rewrites no row).
     &[Sql("ALTER TABLE service_users ADD COLUMN tokens_revoked_before BIGINT;")],
+    // 7: salted secret digests. Every stored secret digest (the current and the
+    // previous secret of service users and API apps), the unsalted SHA-256 of the
+    // secret (32 bytes), becomes a salt of its own followed by SHA-256(salt ‖ that
+    // digest) (48 bytes, `SecretDigest`), so every secret keeps working. The tables
+    // are locked first, so that no row is written in between by an older instance.
+    &[Sql("LOCK TABLE service_users, api_apps IN SHARE ROW EXCLUSIVE MODE;"), SaltSecrets],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -285,6 +294,7 @@ async fn apply_missing(
             match step {
                 Sql(sql) => tx.batch_execute(sql).await.map_err(err)?,
                 FillAppIds => fill_app_ids(&tx).await?,
+                SaltSecrets => salt_secrets(&tx).await?,
             }
         }
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -317,6 +327,44 @@ async fn fill_app_ids(tx: &Transaction<'_>) -> Result<(), StoreError> {
         )
         .await
         .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The tables and key columns holding secret digests, and the digest columns.
+const SECRET_COLUMNS: [(&str, &str, &str); 4] = [
+    ("service_users", "id", "secret_digest"),
+    ("service_users", "id", "previous_secret_digest"),
+    ("api_apps", "client_id", "secret_digest"),
+    ("api_apps", "client_id", "previous_secret_digest"),
+];
+
+/// Replaces every unsalted secret digest (32 bytes: the SHA-256 of the secret) with
+/// a [`SecretDigest`] of it with a fresh salt ([`SecretDigest::from_unsalted`]), one
+/// salt per digest. A value of another length was unreadable before and is left as
+/// it is (reading it stays [`StoreError::Corrupt`]).
+async fn salt_secrets(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let err = |e| map(e, "schema migration");
+    for (table, key, column) in SECRET_COLUMNS {
+        let rows = tx
+            .query(
+                &format!("SELECT {key}, {column} FROM {table} WHERE octet_length({column}) = 32"),
+                &[],
+            )
+            .await
+            .map_err(err)?;
+        let update = tx
+            .prepare(&format!("UPDATE {table} SET {column} = $2 WHERE {key} = $1"))
+            .await
+            .map_err(err)?;
+        for row in rows {
+            let id: &str = row.try_get(0).map_err(|e| corrupt(table, e))?;
+            let unsalted: &[u8] = row.try_get(1).map_err(|e| corrupt(column, e))?;
+            let Ok(unsalted) = <[u8; 32]>::try_from(unsalted) else { continue };
+            let salted = SecretDigest::from_unsalted(&unsalted)
+                .map_err(|e| StoreError::Backend(Box::new(e)))?;
+            tx.execute(&update, &[&id, &&salted.as_bytes()[..]]).await.map_err(err)?;
+        }
     }
     Ok(())
 }

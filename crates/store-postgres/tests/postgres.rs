@@ -44,7 +44,7 @@ fn t0() -> OffsetDateTime {
 fn user_with_secret(name: &str) -> Result<(ServiceUser, ClientSecret), Box<dyn std::error::Error>> {
     let mut user = ServiceUser::new(Username::new(name)?, t0())?;
     let secret = ClientSecret::generate()?;
-    user.credentials.secret = Some(SecretDigest::of(&secret));
+    user.credentials.secret = Some(SecretDigest::of(&secret)?);
     Ok((user, secret))
 }
 
@@ -77,7 +77,7 @@ fn app_with_secret(
         app_id: AppId::generate()?,
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API")?,
-        credentials: Credentials::new(SecretDigest::of(&secret)),
+        credentials: Credentials::new(SecretDigest::of(&secret)?),
         enabled: true,
         created_at: t0(),
         updated_at: t0(),
@@ -617,7 +617,10 @@ async fn upgrading_from_version_4_gives_api_apps_app_ids() -> TestResult {
     assert_ne!(apps[0].app_id, apps[1].app_id, "each app has an app id of its own");
     let orders = &apps[0];
     assert_eq!((orders.client_id.as_str(), orders.name.as_str()), ("orders-api", "Orders API"));
-    assert_eq!(orders.credentials.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
+    // The unsalted digest of version 4, salted by migration 7 (it verifies the same
+    // secret).
+    let stored = orders.credentials.secret.ok_or("a secret")?;
+    assert_eq!(stored, SecretDigest::from_unsalted_with_salt(*stored.salt(), &[0xab; 32]));
     assert_eq!(apps[1].credentials.previous.map(|p| p.expires_at), Some(time_at(50)));
 
     // The column is NOT NULL, and another app may not take a stored app id.
@@ -984,7 +987,7 @@ async fn lookups_started_after_a_secret_changed_see_the_new_secret() -> TestResu
     server.create_service_user(&steady).await?;
     let replace = async |round: usize| {
         let mut patch = ServiceUserPatch::at(t0() + time::Duration::seconds(i64::try_from(round)?));
-        patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?));
+        patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?)?);
         let updated = server.update_service_user(&rotated.username, &patch).await?;
         assert_eq!(updated.credentials.secret, patch.secret);
         Ok(updated.credentials.secret)
@@ -1354,7 +1357,7 @@ async fn app_lookups_started_after_a_secret_changed_see_the_new_secret() -> Test
     server.create_api_app(&steady).await?;
     let replace = async |round: usize| {
         let mut patch = ApiAppPatch::at(t0() + time::Duration::seconds(i64::try_from(round)?));
-        patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?));
+        patch.secret = Some(SecretDigest::of(&ClientSecret::generate()?)?);
         let updated = server.update_api_app(&rotated.client_id, &patch).await?;
         assert_eq!(updated.credentials.secret, patch.secret);
         Ok(updated.credentials.secret)
@@ -1508,5 +1511,99 @@ async fn client_keys_and_used_assertions_survive_reconnecting() -> TestResult {
     assert!(!store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?, "a replay");
     assert_eq!(store.purge_expired_tokens(expiry).await?, 1);
     assert!(store.use_assertion(&user_owner.to_key(), "jti-1", expiry).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_from_version_6_salts_every_secret_digest() -> TestResult {
+    use sha2::{Digest, Sha256};
+    const SECRET: &str = "the-readme-example-secret-of-32-chars";
+    const PREVIOUS: &str = "a-previous-secret-still-in-its-grace";
+    const APP_SECRET: &str = "the-api-app-secret-of-at-least-32-ch";
+    let url = url_or_return!("upgrading_from_version_6_salts_every_secret_digest");
+    let schema = TestSchema::create_at_version(&url, 6).await?;
+    assert_eq!(migration_rows(&schema).await?, 6);
+    let unsalted = |secret: &str| -> Vec<u8> { Sha256::digest(secret.as_bytes()).to_vec() };
+    let client = schema.client().await?;
+    client
+        .execute(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+             previous_secret_digest, previous_secret_expires_at, tokens_revoked_before) \
+             VALUES ('100000000000000001', 'first', 'First', 'jwt', 60, $1, true, 10, 20, $2, \
+             2000000000, NULL), \
+             ('100000000000000002', 'second', 'Second', 'opaque', 60, $1, true, 10, 20, NULL, \
+             NULL, 30), \
+             ('100000000000000003', 'none', 'None', 'opaque', 60, NULL, true, 10, 20, NULL, \
+             NULL, NULL)",
+            &[&unsalted(SECRET), &unsalted(PREVIOUS)],
+        )
+        .await?;
+    client
+        .execute(
+            "INSERT INTO api_apps (client_id, project_id, name, secret_digest, enabled, \
+             created_at, updated_at, previous_secret_digest, previous_secret_expires_at, \
+             app_id) VALUES ('orders-api', 'zitadel', 'Orders API', $1, true, 0, 0, $2, \
+             2000000000, '200000000000000001')",
+            &[&unsalted(APP_SECRET), &unsalted(SECRET)],
+        )
+        .await?;
+
+    let store = schema.store().await?;
+    assert_eq!(migration_rows(&schema).await?, i64::try_from(SCHEMA_VERSION)?);
+    let now = time_at(1_900_000_000);
+    let first = store.service_user_by_username(&Username::new("first")?).await?.ok_or("first")?;
+    let second = store.service_user_by_username(&Username::new("second")?).await?.ok_or("2nd")?;
+    let app = store.api_app_by_client_id(&ClientId::new("orders-api")?).await?.ok_or("app")?;
+    // The same secrets authenticate after the upgrade.
+    assert!(first.credentials.matches(SECRET, now));
+    assert!(first.credentials.matches(PREVIOUS, now), "the previous secret too");
+    assert!(!first.credentials.matches(PREVIOUS, time_at(2_000_000_000)), "until its expiry");
+    assert!(second.credentials.matches(SECRET, now));
+    assert!(app.credentials.matches(APP_SECRET, now));
+    assert!(app.credentials.matches(SECRET, now), "the app's previous secret");
+    for wrong in ["", "wrong", APP_SECRET] {
+        assert!(!first.credentials.matches(wrong, now) && !second.credentials.matches(wrong, now));
+    }
+    let none = store.service_user_by_username(&Username::new("none")?).await?.ok_or("none")?;
+    assert_eq!(none.credentials, Credentials::NONE, "no secret stays no secret");
+    assert_eq!(second.tokens_revoked_before, Some(time_at(30)), "the other columns are kept");
+    // The list and the batched lookups read the same.
+    let listed = store.list_service_users().await?;
+    assert_eq!(listed, [first.clone(), none, second.clone()]);
+    assert_eq!(store.service_user_by_id(&first.id).await?.as_ref(), Some(&first));
+
+    // The stored bytes are salted: 48 bytes, not the unsalted digest, and the same
+    // secret is stored differently for each user (and each column).
+    let mut stored: Vec<Vec<u8>> = Vec::new();
+    for sql in [
+        "SELECT secret_digest FROM service_users WHERE username = 'first'",
+        "SELECT secret_digest FROM service_users WHERE username = 'second'",
+        "SELECT previous_secret_digest FROM api_apps",
+        "SELECT previous_secret_digest FROM service_users WHERE username = 'first'",
+        "SELECT secret_digest FROM api_apps",
+    ] {
+        stored.push(client.query_one(sql, &[]).await?.try_get(0)?);
+    }
+    for (i, bytes) in stored.iter().enumerate() {
+        assert_eq!(bytes.len(), SecretDigest::LEN, "{i}");
+        for secret in [SECRET, PREVIOUS, APP_SECRET] {
+            let old = unsalted(secret);
+            assert!(!bytes.windows(32).any(|w| w == old), "{i}: the unsalted digest is gone");
+        }
+    }
+    assert_ne!(stored[0], stored[1], "two users with one secret store different digests");
+    assert_ne!(stored[0], stored[2], "and so does an app");
+    assert_ne!(stored[0][..16], stored[1][..16], "each with a salt of its own");
+    let digest = first.credentials.secret.ok_or("a secret")?;
+    let old: [u8; 32] = Sha256::digest(SECRET.as_bytes()).into();
+    assert_eq!(
+        digest,
+        SecretDigest::from_unsalted_with_salt(*digest.salt(), &old),
+        "SHA-256(salt ‖ the old digest)"
+    );
+    // Another store connecting later migrates nothing again.
+    let again = schema.store().await?;
+    assert_eq!(again.service_user_by_id(&first.id).await?, Some(first));
     Ok(())
 }

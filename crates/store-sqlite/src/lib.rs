@@ -362,6 +362,47 @@ mod tests {
         Ok(())
     }
 
+    /// A database file that a release of schema version 8 (unsalted secret digests)
+    /// left opens with every secret salted, and the same secrets authenticate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_of_schema_version_8_opens_with_salted_secrets()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use sha2::{Digest, Sha256};
+        use tessera_store::Username;
+        const SECRET: &str = "one-secret-shared-by-two-service-users";
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path)?;
+            schema::migrate_with(&mut conn, &schema::MIGRATIONS[..8])?;
+            let unsalted: [u8; 32] = Sha256::digest(SECRET.as_bytes()).into();
+            conn.execute(
+                "INSERT INTO service_users (id, username, display_name, access_token_type, \
+                 token_lifetime_secs, secret_digest, enabled, created_at, updated_at) \
+                 VALUES ('100000000000000001', 'a', 'A', 'opaque', 60, ?1, 1, 0, 0), \
+                 ('100000000000000002', 'b', 'B', 'opaque', 60, ?1, 1, 0, 0)",
+                [&unsalted[..]],
+            )?;
+        }
+        let store = SqliteStore::open(&path).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut digests = Vec::new();
+        for name in ["a", "b"] {
+            let user =
+                store.service_user_by_username(&Username::new(name)?).await?.ok_or("a user")?;
+            assert!(user.credentials.matches(SECRET, now), "{name}: the secret still works");
+            assert!(!user.credentials.matches("another secret", now));
+            digests.push(user.credentials.secret.ok_or("a secret")?);
+        }
+        assert_ne!(digests[0], digests[1], "one secret, two stored digests");
+        drop(store);
+        // Opening again changes nothing: the migration ran once.
+        let store = SqliteStore::open(&path).await?;
+        let again = store.service_user_by_username(&Username::new("a")?).await?.ok_or("a user")?;
+        assert_eq!(again.credentials.secret, Some(digests[0]));
+        Ok(())
+    }
+
     /// A database file that a release of schema version 6 (before app ids and the
     /// organization) left, holding an API app, opens with the app given an app id
     /// and the organization table ready.
@@ -387,7 +428,12 @@ mod tests {
         assert_eq!(app.app_id.as_str().len(), 18, "{:?}", app.app_id);
         assert!(app.app_id.as_str().bytes().all(|b| b.is_ascii_digit()), "{:?}", app.app_id);
         assert_eq!((app.name.as_str(), app.enabled), ("Orders API", true));
-        assert_eq!(app.credentials.secret.map(|d| *d.as_bytes()), Some([0xab; 32]));
+        // The unsalted digest of version 6, salted by migration 9.
+        let stored = app.credentials.secret.ok_or("a secret")?;
+        assert_eq!(
+            stored,
+            tessera_store::SecretDigest::from_unsalted_with_salt(*stored.salt(), &[0xab; 32])
+        );
         assert_eq!(app.created_at.unix_timestamp(), 10);
         assert_eq!(store.list_api_apps().await?, vec![app.clone()]);
 

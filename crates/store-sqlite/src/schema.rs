@@ -4,11 +4,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
-use tessera_store::{AppId, StoreError};
+use tessera_store::{AppId, SecretDigest, StoreError};
 
 use crate::error::{is_busy, map};
 
-use self::Step::{FillAppIds, Sql};
+use self::Step::{FillAppIds, SaltSecrets, Sql};
 
 /// How long a connection waits for another one (in this or another process) to
 /// release a lock before it gives up with `SQLITE_BUSY`.
@@ -26,6 +26,10 @@ pub(crate) enum Step {
     /// 18 digits from the operating system's random number generator, which SQL
     /// cannot draw from).
     FillAppIds,
+    /// Salts every stored secret digest ([`salt_secrets`]): the salt is drawn per
+    /// digest from the operating system's random number generator, which SQL cannot
+    /// draw from.
+    SaltSecrets,
 }
 
 /// A migration: its steps, run in order in one transaction.
@@ -189,6 +193,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // 8: the revocation cut-off of a service user (unix seconds): its tokens issued
     // before it are revoked. NULL, no cut-off, for every existing user.
     &[Sql("ALTER TABLE service_users ADD COLUMN tokens_revoked_before INTEGER;")],
+    // 9: salted secret digests. Every stored secret digest (the current and the
+    // previous secret of service users and API apps), the unsalted SHA-256 of the
+    // secret (32 bytes), becomes a salt of its own followed by SHA-256(salt ‖ that
+    // digest) (48 bytes, `SecretDigest`), so every secret keeps working.
+    &[SaltSecrets],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -336,7 +345,45 @@ fn apply(conn: &Connection, step: &Step) -> Result<(), StoreError> {
     match step {
         Sql(sql) => conn.execute_batch(sql).map_err(|e| map(e, "schema migration")),
         FillAppIds => fill_app_ids(conn),
+        SaltSecrets => salt_secrets(conn),
     }
+}
+
+/// The tables and key columns holding secret digests, and the digest columns.
+pub(crate) const SECRET_COLUMNS: [(&str, &str, &str); 4] = [
+    ("service_users", "id", "secret_digest"),
+    ("service_users", "id", "previous_secret_digest"),
+    ("api_apps", "client_id", "secret_digest"),
+    ("api_apps", "client_id", "previous_secret_digest"),
+];
+
+/// Replaces every unsalted secret digest (32 bytes: the SHA-256 of the secret) with
+/// a [`SecretDigest`] of it with a fresh salt ([`SecretDigest::from_unsalted`]), one
+/// salt per digest. A value of another length was unreadable before and is left as
+/// it is (reading it stays [`StoreError::Corrupt`]).
+fn salt_secrets(conn: &Connection) -> Result<(), StoreError> {
+    let err = |e| map(e, "schema migration");
+    for (table, key, column) in SECRET_COLUMNS {
+        let rows: Vec<(String, Vec<u8>)> = conn
+            .prepare(&format!(
+                "SELECT {key}, {column} FROM {table} WHERE length({column}) = 32 \
+                 AND typeof({column}) = 'blob'"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect()
+            })
+            .map_err(err)?;
+        let mut update = conn
+            .prepare(&format!("UPDATE {table} SET {column} = ?2 WHERE {key} = ?1"))
+            .map_err(err)?;
+        for (id, unsalted) in rows {
+            let Ok(unsalted) = <[u8; 32]>::try_from(unsalted.as_slice()) else { continue };
+            let salted = SecretDigest::from_unsalted(&unsalted)
+                .map_err(|e| StoreError::Backend(Box::new(e)))?;
+            update.execute(rusqlite::params![id, &salted.as_bytes()[..]]).map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Gives every API app whose `app_id` is NULL a generated app id.
@@ -617,6 +664,101 @@ mod tests {
         )?;
         let cut_off = read("old")?.tokens_revoked_before.map(|t| t.unix_timestamp());
         assert_eq!(cut_off, Some(1_700_000_000));
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_8_salts_every_secret_digest() -> Result<(), Box<dyn std::error::Error>>
+    {
+        use sha2::{Digest, Sha256};
+        use tessera_store::{ApiApp, ServiceUser};
+        const SECRET: &str = "the-readme-example-secret-of-32-chars";
+        const PREVIOUS: &str = "a-previous-secret-still-in-its-grace";
+        const APP_SECRET: &str = "the-api-app-secret-of-at-least-32-ch";
+        let unsalted = |secret: &str| -> [u8; 32] { Sha256::digest(secret.as_bytes()).into() };
+        let mut conn = at_version(8)?;
+        conn.execute(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+             previous_secret_digest, previous_secret_expires_at, tokens_revoked_before) \
+             VALUES ('100000000000000001', 'first', 'First', 'jwt', 60, ?1, 1, 10, 20, ?2, \
+             2000000000, NULL), \
+             ('100000000000000002', 'second', 'Second', 'opaque', 60, ?1, 1, 10, 20, NULL, \
+             NULL, 30), \
+             ('100000000000000003', 'none', 'None', 'opaque', 60, NULL, 1, 10, 20, NULL, \
+             NULL, NULL)",
+            [&unsalted(SECRET)[..], &unsalted(PREVIOUS)[..]],
+        )?;
+        conn.execute(
+            "INSERT INTO api_apps (client_id, project_id, name, secret_digest, enabled, \
+             created_at, updated_at, previous_secret_digest, previous_secret_expires_at, \
+             app_id) VALUES ('orders-api', 'zitadel', 'Orders API', ?1, 1, 0, 0, ?2, \
+             2000000000, '200000000000000001')",
+            [&unsalted(APP_SECRET)[..], &unsalted(SECRET)[..]],
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+
+        let user = |name: &str| -> Result<ServiceUser, Box<dyn std::error::Error>> {
+            crate::rows::select_one::<crate::rows::Users>(
+                &conn,
+                "FROM service_users WHERE username = ?1",
+                [name],
+            )?
+            .ok_or_else(|| format!("the user {name} is kept").into())
+        };
+        let app: ApiApp = crate::rows::select_one::<crate::rows::Apps>(
+            &conn,
+            "FROM api_apps WHERE client_id = ?1",
+            ["orders-api"],
+        )?
+        .ok_or("the app is kept")?;
+        let now = time::OffsetDateTime::from_unix_timestamp(1_900_000_000)?;
+        let later = time::OffsetDateTime::from_unix_timestamp(2_000_000_000)?;
+        let (first, second) = (user("first")?, user("second")?);
+        // The same secrets authenticate after the upgrade.
+        assert!(first.credentials.matches(SECRET, now));
+        assert!(first.credentials.matches(PREVIOUS, now), "the previous secret too");
+        assert!(!first.credentials.matches(PREVIOUS, later), "until its expiry");
+        assert!(second.credentials.matches(SECRET, now));
+        assert!(app.credentials.matches(APP_SECRET, now));
+        assert!(app.credentials.matches(SECRET, now), "the app's previous secret");
+        for wrong in ["", "wrong", APP_SECRET] {
+            assert!(
+                !first.credentials.matches(wrong, now) && !second.credentials.matches(wrong, now)
+            );
+        }
+        assert_eq!(user("none")?.credentials, tessera_store::Credentials::NONE, "none stays none");
+        assert_eq!(second.tokens_revoked_before.map(|t| t.unix_timestamp()), Some(30));
+
+        // The stored bytes are salted: 48 bytes, not the unsalted digest, and the
+        // same secret is stored differently for each user (and each column).
+        let stored: Vec<Vec<u8>> = [
+            "SELECT secret_digest FROM service_users WHERE username = 'first'",
+            "SELECT secret_digest FROM service_users WHERE username = 'second'",
+            "SELECT previous_secret_digest FROM api_apps",
+            "SELECT previous_secret_digest FROM service_users WHERE username = 'first'",
+            "SELECT secret_digest FROM api_apps",
+        ]
+        .iter()
+        .map(|sql| conn.query_row(sql, [], |r| r.get(0)))
+        .collect::<Result<_, _>>()?;
+        for (i, bytes) in stored.iter().enumerate() {
+            assert_eq!(bytes.len(), tessera_store::SecretDigest::LEN, "{i}");
+            for secret in [SECRET, PREVIOUS, APP_SECRET] {
+                let old = unsalted(secret);
+                assert!(!bytes.windows(32).any(|w| w == old), "{i}: the unsalted digest is gone");
+            }
+        }
+        assert_ne!(stored[0], stored[1], "two users with one secret store different digests");
+        assert_ne!(stored[0], stored[2], "and so does an app");
+        assert_ne!(stored[0][..16], stored[1][..16], "each with a salt of its own");
+        let salt = first.credentials.secret.ok_or("a secret")?;
+        assert_eq!(
+            salt,
+            tessera_store::SecretDigest::from_unsalted_with_salt(*salt.salt(), &unsalted(SECRET)),
+            "SHA-256(salt ‖ the old digest)"
+        );
         Ok(())
     }
 

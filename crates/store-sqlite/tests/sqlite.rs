@@ -31,7 +31,7 @@ fn db_file() -> Result<(TempDir, PathBuf), std::io::Error> {
 fn user_with_secret(name: &str) -> Result<(ServiceUser, ClientSecret), Box<dyn std::error::Error>> {
     let mut user = ServiceUser::new(Username::new(name)?, t0())?;
     let secret = ClientSecret::generate()?;
-    user.credentials.secret = Some(SecretDigest::of(&secret));
+    user.credentials.secret = Some(SecretDigest::of(&secret)?);
     Ok((user, secret))
 }
 
@@ -64,7 +64,7 @@ fn app_with_secret(
         app_id: AppId::generate()?,
         project_id: project.id.clone(),
         name: DisplayName::new("Orders API")?,
-        credentials: Credentials::new(SecretDigest::of(&secret)),
+        credentials: Credentials::new(SecretDigest::of(&secret)?),
         enabled: true,
         created_at: t0(),
         updated_at: t0(),
@@ -207,7 +207,7 @@ async fn the_file_holds_no_plaintext_secret() -> TestResult {
     store.create_service_user(&user).await?;
     let second = ClientSecret::generate()?;
     let mut patch = ServiceUserPatch::at(t0());
-    patch.secret = Some(SecretDigest::of(&second));
+    patch.secret = Some(SecretDigest::of(&second)?);
     store.update_service_user(&user.username, &patch).await?;
 
     let read_all = || -> Result<Vec<u8>, std::io::Error> {

@@ -25,11 +25,11 @@ use crate::secret::{SecretDigest, verify_secrets};
 ///
 /// let (old, new) = (ClientSecret::generate()?, ClientSecret::generate()?);
 /// let now = OffsetDateTime::now_utc();
-/// let mut credentials = Credentials::new(SecretDigest::of(&old));
+/// let mut credentials = Credentials::new(SecretDigest::of(&old)?);
 /// assert!(credentials.matches(old.expose(), now));
 ///
 /// // A rotation with a grace period: the old secret works for five more minutes.
-/// credentials.rotate(SecretDigest::of(&new), Some(now + Duration::minutes(5)));
+/// credentials.rotate(SecretDigest::of(&new)?, Some(now + Duration::minutes(5)));
 /// assert!(credentials.matches(new.expose(), now));
 /// assert!(credentials.matches(old.expose(), now));
 /// assert!(!credentials.matches(old.expose(), now + Duration::minutes(6)));
@@ -129,7 +129,7 @@ mod tests {
     }
 
     fn digest(byte: u8) -> SecretDigest {
-        SecretDigest::from_bytes([byte; 32])
+        SecretDigest::from_bytes([byte; 48])
     }
 
     #[test]
@@ -173,8 +173,8 @@ mod tests {
             (ClientSecret::provided(&"n".repeat(32))?, ClientSecret::provided(&"o".repeat(32))?);
         assert!(!Credentials::NONE.matches("", t(100)), "no secret matches nothing");
         assert!(!Credentials::NONE.matches(new.expose(), t(100)));
-        let mut credentials = Credentials::new(SecretDigest::of(&old));
-        credentials.rotate(SecretDigest::of(&new), Some(t(200)));
+        let mut credentials = Credentials::new(SecretDigest::of(&old)?);
+        credentials.rotate(SecretDigest::of(&new)?, Some(t(200)));
         assert!(credentials.matches(new.expose(), t(300)), "the current secret does not expire");
         assert!(credentials.matches(old.expose(), t(199)));
         assert!(!credentials.matches(old.expose(), t(200)), "expired at its expiry");

@@ -41,8 +41,9 @@
 //!   the SQL backends share.
 //!
 //! Secrets are generated here: [`ClientSecret::generate`] draws 256 bits from the
-//! operating system's random number generator, and only the [`SecretDigest`]
-//! (SHA-256) is ever stored. Verification compares digests in constant time.
+//! operating system's random number generator, and only the [`SecretDigest`] is
+//! ever stored: a random salt of its own and `SHA-256(salt ‖ SHA-256(secret))`.
+//! Verification compares digests in constant time.
 //! Service users and API apps hold their secrets alike, as [`Credentials`]: the
 //! current digest and a [`PreviousSecret`] accepted until its grace period ends.
 //! [`Credentials::matches`] checks a presented secret against both with the same
@@ -53,7 +54,7 @@
 //! use tessera_store::{ClientSecret, SecretDigest};
 //!
 //! let secret = ClientSecret::generate()?;
-//! let digest = SecretDigest::of(&secret);
+//! let digest = SecretDigest::of(&secret)?;
 //! assert!(digest.verify(secret.expose()));
 //! assert!(!digest.verify("wrong"));
 //! assert_eq!(format!("{secret:?}"), "ClientSecret([redacted])");

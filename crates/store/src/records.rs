@@ -551,9 +551,9 @@ mod tests {
     #[test]
     fn rotation_keeps_at_most_one_previous_secret() -> Result<(), Box<dyn std::error::Error>> {
         let (a, b, c) = (
-            SecretDigest::from_bytes([1; 32]),
-            SecretDigest::from_bytes([2; 32]),
-            SecretDigest::from_bytes([3; 32]),
+            SecretDigest::from_bytes([1; 48]),
+            SecretDigest::from_bytes([2; 48]),
+            SecretDigest::from_bytes([3; 48]),
         );
         let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
         user.credentials.secret = Some(a);
@@ -601,9 +601,9 @@ mod tests {
         let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
         assert!(!user.credentials.matches("", t(100)), "no secret matches nothing");
         user.credentials.secret =
-            Some(SecretDigest::of(&crate::ClientSecret::provided(&"n".repeat(32))?));
+            Some(SecretDigest::of(&crate::ClientSecret::provided(&"n".repeat(32))?)?);
         user.credentials.previous = Some(PreviousSecret::new(
-            SecretDigest::of(&crate::ClientSecret::provided(&"o".repeat(32))?),
+            SecretDigest::of(&crate::ClientSecret::provided(&"o".repeat(32))?)?,
             t(200),
         ));
         assert!(user.credentials.matches(&"n".repeat(32), t(300)));

@@ -11,7 +11,8 @@
 //! | type | form | example |
 //! |---|---|---|
 //! | times (`OffsetDateTime`) | RFC 3339 string ([`time::serde::rfc3339`]) | `"2023-11-14T22:13:20Z"` |
-//! | [`SecretDigest`], [`TokenDigest`] | 64 lowercase hex digits (uppercase accepted) | `"9f86d08…0a08"` |
+//! | [`SecretDigest`] | 96 lowercase hex digits: the 16-byte salt, then the 32-byte hash (uppercase accepted; 64 digits, an unsalted digest of an earlier release, read as that digest salted) | `"5be0…c4d1"` |
+//! | [`TokenDigest`] | 64 lowercase hex digits (uppercase accepted) | `"9f86d08…0a08"` |
 //! | `SigningKeyRecord::sealed_private_key` | base64url without padding | `"AQIDBA"` |
 //! | [`DisplayName`] | string, checked as [`DisplayName::new`] does | `"Billing job"` |
 //! | [`TokenLifetime`] | whole seconds, 1 to 31 622 400 | `43200` |
@@ -41,10 +42,10 @@ use crate::keys::SigningAlgorithm;
 use crate::records::{DisplayName, TokenDigest, TokenLifetime};
 use crate::secret::SecretDigest;
 
-/// Lowercase hex of 32 bytes.
-fn hex(bytes: &[u8; 32]) -> String {
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
+    let mut out = String::with_capacity(2 * bytes.len());
     for b in bytes {
         out.push(char::from(DIGITS[usize::from(b >> 4)]));
         out.push(char::from(DIGITS[usize::from(b & 0xf)]));
@@ -52,14 +53,14 @@ fn hex(bytes: &[u8; 32]) -> String {
     out
 }
 
-/// 32 bytes from 64 hex digits of either case.
-fn unhex(value: &str) -> Option<[u8; 32]> {
+/// `N` bytes from `2 * N` hex digits of either case.
+fn unhex<const N: usize>(value: &str) -> Option<[u8; N]> {
     let digits = value.as_bytes();
-    if digits.len() != 64 {
+    if digits.len() != 2 * N {
         return None;
     }
     let nibble = |d: u8| char::from(d).to_digit(16).and_then(|n| u8::try_from(n).ok());
-    let mut out = [0u8; 32];
+    let mut out = [0u8; N];
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
@@ -96,12 +97,29 @@ impl Serialize for SecretDigest {
     }
 }
 
+/// Reads 96 hex digits (the salt, then the hash). 64 hex digits are the unsalted
+/// SHA-256 that releases before salting wrote: read as that digest salted with a
+/// fresh salt ([`SecretDigest::from_unsalted`]), so that a document written then
+/// still verifies the same secret (and is written in the salted form from then on).
 impl<'de> Deserialize<'de> for SecretDigest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        parsed(deserializer, "secret digest (64 hex digits)", |s| {
-            unhex(s).map(Self::from_bytes).ok_or("not 64 hex digits")
+        parsed(deserializer, "secret digest (96 hex digits)", |s| {
+            if let Some(bytes) = unhex::<{ SecretDigest::LEN }>(s) {
+                return Ok(Self::from_bytes(bytes));
+            }
+            let unsalted = unhex::<32>(s).ok_or(SecretFormError::NotHex)?;
+            Self::from_unsalted(&unsalted).map_err(|_| SecretFormError::NoSalt)
         })
     }
+}
+
+/// Why a serialized secret digest was refused.
+#[derive(Debug, thiserror::Error)]
+enum SecretFormError {
+    #[error("not 96 hex digits (nor the 64 of an unsalted digest)")]
+    NotHex,
+    #[error("no salt for an unsalted digest: the random number generator failed")]
+    NoSalt,
 }
 
 impl Serialize for TokenDigest {
@@ -224,12 +242,17 @@ mod tests {
     }
 
     const HEX_AB: &str = "abababababababababababababababababababababababababababababababab";
-    const HEX_CD: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+    /// A secret digest of 48 bytes 0xab: 96 hex digits.
+    const SALTED_AB: &str = "abababababababababababababababababababababababababababababababab\
+                             abababababababababababababababab";
+    /// A secret digest of 48 bytes 0xcd.
+    const SALTED_CD: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd\
+                             cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
     const T1: &str = "2023-11-14T22:13:20Z";
     const T2: &str = "2023-11-14T22:14:20Z";
 
     fn previous() -> PreviousSecret {
-        PreviousSecret::new(SecretDigest::from_bytes([0xcd; 32]), t(1_700_000_060))
+        PreviousSecret::new(SecretDigest::from_bytes([0xcd; 48]), t(1_700_000_060))
     }
 
     #[test]
@@ -241,7 +264,7 @@ mod tests {
             access_token_type: AccessTokenType::Jwt,
             token_lifetime: TokenLifetime::from_secs(600)?,
             credentials: Credentials {
-                secret: Some(SecretDigest::from_bytes([0xab; 32])),
+                secret: Some(SecretDigest::from_bytes([0xab; 48])),
                 previous: Some(previous()),
             },
             enabled: true,
@@ -257,8 +280,8 @@ mod tests {
                 "display_name": "Billing job",
                 "access_token_type": "jwt",
                 "token_lifetime": 600,
-                "secret": HEX_AB,
-                "previous_secret": {"digest": HEX_CD, "expires_at": T2},
+                "secret": SALTED_AB,
+                "previous_secret": {"digest": SALTED_CD, "expires_at": T2},
                 "enabled": true,
                 "created_at": T1,
                 "updated_at": T2,
@@ -304,7 +327,7 @@ mod tests {
         patch.access_token_type = Some(AccessTokenType::Opaque);
         patch.token_lifetime = Some(TokenLifetime::from_secs(60)?);
         patch.enabled = Some(false);
-        patch.secret = Some(SecretDigest::from_bytes([0xab; 32]));
+        patch.secret = Some(SecretDigest::from_bytes([0xab; 48]));
         patch.keep_previous_until = Some(t(1_700_000_060));
         patch.tokens_revoked_before = Some(t(1_700_000_000));
         round_trips(
@@ -314,7 +337,7 @@ mod tests {
                 "access_token_type": "opaque",
                 "token_lifetime": 60,
                 "enabled": false,
-                "secret": HEX_AB,
+                "secret": SALTED_AB,
                 "keep_previous_until": T2,
                 "tokens_revoked_before": T1,
                 "updated_at": T1,
@@ -324,18 +347,18 @@ mod tests {
 
     #[test]
     fn previous_secret() -> TestResult {
-        round_trips(&previous(), json!({"digest": HEX_CD, "expires_at": T2}))
+        round_trips(&previous(), json!({"digest": SALTED_CD, "expires_at": T2}))
     }
 
     #[test]
     fn credentials_are_two_fields_flattened_into_their_record() -> TestResult {
         let credentials = Credentials {
-            secret: Some(SecretDigest::from_bytes([0xab; 32])),
+            secret: Some(SecretDigest::from_bytes([0xab; 48])),
             previous: Some(previous()),
         };
         let form = json!({
-            "secret": HEX_AB,
-            "previous_secret": {"digest": HEX_CD, "expires_at": T2},
+            "secret": SALTED_AB,
+            "previous_secret": {"digest": SALTED_CD, "expires_at": T2},
         });
         round_trips(&credentials, form.clone())?;
         round_trips(&Credentials::NONE, json!({"secret": null, "previous_secret": null}))?;
@@ -354,7 +377,7 @@ mod tests {
         bad["secret"] = json!("abab");
         assert!(serde_json::from_value::<ServiceUser>(bad).is_err());
         let mut bad = written;
-        bad["previous_secret"] = json!({"digest": HEX_CD});
+        bad["previous_secret"] = json!({"digest": SALTED_CD});
         assert!(serde_json::from_value::<ServiceUser>(bad).is_err());
         Ok(())
     }
@@ -421,7 +444,7 @@ mod tests {
             project_id: project.id.clone(),
             name: DisplayName::new("Orders API")?,
             credentials: Credentials {
-                secret: Some(SecretDigest::from_bytes([0xab; 32])),
+                secret: Some(SecretDigest::from_bytes([0xab; 48])),
                 previous: Some(previous()),
             },
             enabled: false,
@@ -435,8 +458,8 @@ mod tests {
                 "app_id": "200000000000000009",
                 "project_id": "orders",
                 "name": "Orders API",
-                "secret": HEX_AB,
-                "previous_secret": {"digest": HEX_CD, "expires_at": T2},
+                "secret": SALTED_AB,
+                "previous_secret": {"digest": SALTED_CD, "expires_at": T2},
                 "enabled": false,
                 "created_at": T1,
                 "updated_at": T2,
@@ -446,14 +469,14 @@ mod tests {
         let mut patch = ApiAppPatch::at(t(1_700_000_060));
         patch.name = Some(DisplayName::new("Renamed")?);
         patch.enabled = Some(true);
-        patch.secret = Some(SecretDigest::from_bytes([0xcd; 32]));
+        patch.secret = Some(SecretDigest::from_bytes([0xcd; 48]));
         patch.keep_previous_until = Some(t(1_700_000_000));
         round_trips(
             &patch,
             json!({
                 "name": "Renamed",
                 "enabled": true,
-                "secret": HEX_CD,
+                "secret": SALTED_CD,
                 "keep_previous_until": T1,
                 "updated_at": T2,
             }),
@@ -561,8 +584,15 @@ mod tests {
             assert!(serde_json::from_value::<SecretDigest>(value.clone()).is_err(), "{value}");
             assert!(serde_json::from_value::<TokenDigest>(value.clone()).is_err(), "{value}");
         }
-        let upper = serde_json::from_value::<SecretDigest>(json!(HEX_AB.to_uppercase()));
-        assert_eq!(upper.ok(), Some(SecretDigest::from_bytes([0xab; 32])), "either case reads");
+        for value in
+            [json!("zz".repeat(48)), json!(SALTED_AB.to_owned() + "ab"), json!(&SALTED_AB[2..])]
+        {
+            assert!(serde_json::from_value::<SecretDigest>(value.clone()).is_err(), "{value}");
+        }
+        let upper = serde_json::from_value::<SecretDigest>(json!(SALTED_AB.to_uppercase()));
+        assert_eq!(upper.ok(), Some(SecretDigest::from_bytes([0xab; 48])), "either case reads");
+        let upper = serde_json::from_value::<TokenDigest>(json!(HEX_AB.to_uppercase()));
+        assert_eq!(upper.ok(), Some(TokenDigest::from_bytes([0xab; 32])), "either case reads");
         assert!(serde_json::from_value::<DisplayName>(json!("a\nb")).is_err());
         assert!(serde_json::from_value::<TokenLifetime>(json!(0)).is_err());
         assert!(serde_json::from_value::<TokenLifetime>(json!(-1)).is_err());
@@ -577,6 +607,57 @@ mod tests {
                 .is_err(),
             "times are RFC 3339 strings"
         );
+    }
+
+    #[test]
+    fn secret_digests_are_the_salt_then_the_hash() -> TestResult {
+        let secret = crate::ClientSecret::provided(&"s".repeat(32))?;
+        let digest = SecretDigest::of(&secret)?;
+        let written = serde_json::to_value(digest)?;
+        let text = written.as_str().unwrap_or_default();
+        assert_eq!(text.len(), 96);
+        assert!(text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{text}");
+        assert_eq!(text[..32], super::hex(digest.salt()), "the salt first");
+        let read: SecretDigest = serde_json::from_value(written)?;
+        assert_eq!(read, digest, "it reads back unchanged");
+        assert!(read.verify(secret.expose()));
+        // Two digests of one secret are written differently.
+        assert_ne!(
+            serde_json::to_value(SecretDigest::of(&secret)?)?,
+            serde_json::to_value(digest)?
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn unsalted_digests_of_earlier_releases_read_as_salted() -> TestResult {
+        use sha2::Digest as _;
+        let secret = crate::ClientSecret::provided(&"s".repeat(32))?;
+        let unsalted: [u8; 32] = sha2::Sha256::digest(secret.expose().as_bytes()).into();
+        let form = json!(super::hex(&unsalted));
+        let (a, b): (SecretDigest, SecretDigest) =
+            (serde_json::from_value(form.clone())?, serde_json::from_value(form.clone())?);
+        assert!(a.verify(secret.expose()) && b.verify(secret.expose()), "the same secret works");
+        assert!(!a.verify(&"t".repeat(32)));
+        assert_ne!(a, b, "each read draws a salt of its own");
+        assert_eq!(a, SecretDigest::from_unsalted_with_salt(*a.salt(), &unsalted));
+        let written = serde_json::to_value(a)?;
+        assert_eq!(written.as_str().map(str::len), Some(96), "written salted from then on");
+        // In a record too.
+        let user: ServiceUser = serde_json::from_value(json!({
+            "id": "100000000000000001",
+            "username": "billing-job",
+            "display_name": "Billing job",
+            "access_token_type": "jwt",
+            "token_lifetime": 600,
+            "secret": form,
+            "previous_secret": {"digest": form, "expires_at": T2},
+            "enabled": true,
+            "created_at": T1,
+            "updated_at": T1,
+        }))?;
+        assert!(user.credentials.matches(secret.expose(), t(1_700_000_000)));
+        Ok(())
     }
 
     #[test]

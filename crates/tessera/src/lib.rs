@@ -12,7 +12,10 @@
 //! - [`Tessera::authorize`]: bearer token checks for the host's own routes;
 //! - [`Tessera::admin`]: the administration operations (service users, secrets,
 //!   keys, projects, API apps, grants, bootstrap documents);
-//! - [`Tessera::issuer`]: the HTTP-free grant logic.
+//! - [`Tessera::issuer`]: the HTTP-free grant logic;
+//! - [`Tessera::metrics`]: Prometheus metrics of the endpoints and the signing keys,
+//!   to encode on a route of the host's or to add to the host's own registry (see
+//!   [Metrics](#metrics)).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -31,6 +34,36 @@
 //! let new_user = tessera::admin::NewServiceUser::new("billing-job".parse()?);
 //! let (user, secret) = tessera.admin().create_service_user(new_user).await?;
 //! # let _ = (user, secret);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Metrics
+//!
+//! The service counts what it answers in a [`Metrics`] (atomics, a few nanoseconds
+//! a request): requests by endpoint and status, latency histograms, tokens issued by
+//! type and algorithm, client authentication failures by method, throttled requests,
+//! storage errors by kind, and, from [`Tessera::maintenance`], the signing key's age
+//! and rotations. The service does not answer `GET /metrics` unless built with
+//! [`Builder::serve_metrics`]; an application that has a metrics endpoint of its own
+//! adds them to its registry instead:
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use tessera::{Config, MasterKey, Tessera};
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+//! # let tessera = Tessera::builder(Config::new("https://app.example.com/auth"))
+//! #     .store(Arc::new(tessera::store::MemoryStore::new()))
+//! #     .master_key(MasterKey::generate()?)
+//! #     .build()
+//! #     .await?;
+//! let mut registry = tessera::prometheus_client::registry::Registry::default();
+//! tessera.metrics().register(&mut registry);
+//! // Or the OpenMetrics text, for a route of the application's own:
+//! let mut text = String::new();
+//! tessera.metrics().encode(&mut text)?;
+//! assert!(text.contains("tessera_storage_errors_total{kind=\"transient\"} 0"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -61,10 +94,15 @@ pub use config::{
     SigningConfig, ThrottleSettings,
 };
 pub use database::{Database, DatabaseKind, chain};
+/// The Prometheus client library the metrics are written with, for
+/// [`Metrics::register`] into a registry of the application's.
+pub use prometheus_client;
 pub use tessera_admin as admin;
 pub use tessera_admin::Admin;
 pub use tessera_endpoint as endpoint;
-pub use tessera_endpoint::{ClientAddr, ClientAddressSource, ROUTES};
+pub use tessera_endpoint::{
+    ClientAddr, ClientAddressSource, METRICS_CONTENT_TYPE, Metrics, ROUTES,
+};
 pub use tessera_mint as mint;
 pub use tessera_mint::MasterKey;
 pub use tessera_scope as scope;
@@ -104,6 +142,7 @@ pub struct Builder {
     kind: Option<DatabaseKind>,
     master_key: Option<MasterKey>,
     master_key_file: Option<PathBuf>,
+    serve_metrics: bool,
 }
 
 impl std::fmt::Debug for Builder {
@@ -144,6 +183,14 @@ impl Builder {
         self
     }
 
+    /// Whether the service answers `GET /metrics` (relative to the issuer URL) with
+    /// [`Tessera::metrics`] in the OpenMetrics text format; off by default, as
+    /// metrics are for the operator, not for every client of the endpoint.
+    pub fn serve_metrics(mut self, serve: bool) -> Self {
+        self.serve_metrics = serve;
+        self
+    }
+
     /// Builds: checks the configuration, loads (or creates) the signing keys and the
     /// organization, and assembles the issuer and its service.
     ///
@@ -160,6 +207,9 @@ impl Builder {
         let keys = Arc::new(KeyManager::new(store.clone(), master, self.config.rotation_policy()));
         let report = keys.refresh(OffsetDateTime::now_utc()).await.map_err(Error::Keys)?;
         log_report(&report);
+        let metrics = Metrics::new();
+        let key_watch = KeyWatch::default();
+        key_watch.update(store.as_ref(), &keys, &metrics).await;
         let organization = init_organization(store.as_ref(), &self.config).await?;
         let minter = TokenMinter::new(self.config.issuer.clone())
             .with_keys(keys.ring())
@@ -173,9 +223,18 @@ impl Builder {
         let endpoint = TokenEndpoint::new(issuer)
             .with_max_body(self.config.http.max_body_bytes)
             .with_throttle(self.config.throttle_config())
-            .with_client_address(self.config.client_address_source()?);
+            .with_client_address(self.config.client_address_source()?)
+            .with_metrics(metrics.clone())
+            .serve_metrics(self.serve_metrics);
         let admin = Admin::new(endpoint.issuer().store().clone());
-        Ok(Tessera { endpoint, keys, admin, config: Arc::new(self.config) })
+        Ok(Tessera {
+            endpoint,
+            keys,
+            admin,
+            config: Arc::new(self.config),
+            metrics,
+            key_watch: Arc::new(key_watch),
+        })
     }
 }
 
@@ -186,12 +245,21 @@ pub struct Tessera {
     keys: Arc<KeyManager>,
     admin: Admin,
     config: Arc<Config>,
+    metrics: Metrics,
+    key_watch: Arc<KeyWatch>,
 }
 
 impl Tessera {
     /// Starts assembling a Tessera configured by `config`.
     pub fn builder(config: Config) -> Builder {
-        Builder { config, store: None, kind: None, master_key: None, master_key_file: None }
+        Builder {
+            config,
+            store: None,
+            kind: None,
+            master_key: None,
+            master_key_file: None,
+            serve_metrics: false,
+        }
     }
 
     /// The OAuth endpoints as a hyper and tower `Service`. For each connection,
@@ -217,6 +285,13 @@ impl Tessera {
         self.issuer().store()
     }
 
+    /// The metrics of the service and of the signing keys: encode them
+    /// ([`Metrics::encode`]) on a route of the application's, or add them to its
+    /// registry ([`Metrics::register`]). See [Metrics](crate#metrics).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// The configuration it was built with.
     pub fn config(&self) -> &Config {
         &self.config
@@ -230,6 +305,8 @@ impl Tessera {
     pub fn maintenance(&self) -> impl Future<Output = ()> + Send + 'static {
         let keys = self.keys.clone();
         let issuer = self.issuer().clone();
+        let metrics = self.metrics.clone();
+        let key_watch = self.key_watch.clone();
         async move {
             let mut refresh = tokio::time::interval(KEY_REFRESH_INTERVAL);
             let mut purge = tokio::time::interval(PURGE_INTERVAL);
@@ -241,7 +318,11 @@ impl Tessera {
             loop {
                 tokio::select! {
                     _ = refresh.tick() => match keys.refresh(OffsetDateTime::now_utc()).await {
-                        Ok(report) => log_report(&report),
+                        Ok(report) => {
+                            log_report(&report);
+                            metrics.record_key_rotations(report.created.len(), report.deleted.len());
+                            key_watch.update(issuer.store().as_ref(), &keys, &metrics).await;
+                        }
                         Err(e) => tracing::error!(
                             error = %chain(&e),
                             "signing key refresh failed; keeping the current keys"
@@ -359,6 +440,43 @@ async fn init_organization(store: &dyn Store, config: &Config) -> Result<Organiz
         );
     }
     Ok(organization)
+}
+
+/// The key that signed at the last look, so that the store is read for its
+/// activation time only when it changes.
+#[derive(Debug, Default)]
+struct KeyWatch {
+    kid: std::sync::Mutex<Option<String>>,
+}
+
+impl KeyWatch {
+    /// Sets the signing key's activation time in `metrics`, reading the key records
+    /// when the key that signs now is another than at the last look.
+    async fn update(&self, store: &dyn Store, keys: &KeyManager, metrics: &Metrics) {
+        let now = OffsetDateTime::now_utc();
+        let set = keys.ring().key_set();
+        let current = set.signing_key(now).map(|key| key.kid().to_owned());
+        let seen = self.kid.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if current == seen {
+            return;
+        }
+        let Some(kid) = current else {
+            metrics.set_signing_key_activated_at(None);
+            *self.kid.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            return;
+        };
+        match store.signing_keys().await {
+            Ok(records) => {
+                let activated = records
+                    .iter()
+                    .find(|record| record.kid == kid)
+                    .map(|record| record.activates_at.unix_timestamp());
+                metrics.set_signing_key_activated_at(activated);
+                *self.kid.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(kid);
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the signing keys for their age failed"),
+        }
+    }
 }
 
 fn log_report(report: &RefreshReport) {

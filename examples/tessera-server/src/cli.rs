@@ -165,6 +165,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
     pub(crate) listen: SocketAddr,
 
+    /// Address to serve Prometheus metrics at (GET /metrics) instead of the main
+    /// listener; without it, /metrics is answered on the main listener.
+    #[arg(long, env = "TESSERA_METRICS_LISTEN", value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<SocketAddr>,
+
     /// Issuer identifier, the base URL clients reach the server at
     /// (default: `http://<listen address>`).
     #[arg(long, env = "TESSERA_ISSUER")]

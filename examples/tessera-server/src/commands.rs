@@ -310,7 +310,7 @@ mod tests {
         assert!(!plain.text.contains("old client secret"));
 
         let expires_at = OffsetDateTime::from_unix_timestamp(1_700_000_000)?;
-        let previous = PreviousSecret::new(SecretDigest::of(&secret), expires_at);
+        let previous = PreviousSecret::new(SecretDigest::of(&secret)?, expires_at);
         let kept = secret_output("new secret for app", &fields, &secret, Some(&previous));
         assert_eq!(kept.json["previous_secret_expires_at"], "2023-11-14T22:13:20Z");
         assert_eq!(kept.json["client_secret"], "s".repeat(32));

@@ -13,10 +13,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tessera::endpoint::{ClientAddr, OAuthError, ResponseBody, TokenEndpoint};
+use tessera::endpoint::{ClientAddr, METRICS_PATH, OAuthError, ResponseBody, TokenEndpoint};
 use tessera::{
-    AssertionsConfig, ClientAddressConfig, Config, Database, DatabaseKind, HttpConfig, MasterKey,
-    OrganizationConfig, SigningConfig, Tessera, ThrottleSettings,
+    AssertionsConfig, ClientAddressConfig, Config, Database, DatabaseKind, HttpConfig,
+    METRICS_CONTENT_TYPE, MasterKey, Metrics, OrganizationConfig, SigningConfig, Tessera,
+    ThrottleSettings,
 };
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -49,15 +50,35 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
         .await
         .map_err(|e| CliError(format!("cannot listen on {}: {e}", args.listen)))?;
     let local = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| CliError(format!("cannot listen on {addr} for metrics: {e}")))?,
+        ),
+        None => None,
+    };
     let issuer_url = args.issuer.clone().unwrap_or_else(|| format!("http://{local}"));
     let config = config(&args, issuer_url.clone());
-    let mut builder = Tessera::builder(config.clone()).database(database);
+    // /metrics on the main listener unless it has a listener of its own.
+    let mut builder = Tessera::builder(config.clone())
+        .database(database)
+        .serve_metrics(metrics_listener.is_none());
     if let Some(master) = master {
         tracing::info!("master key from TESSERA_MASTER_KEY");
         builder = builder.master_key(master);
     }
     let tessera = builder.build().await.map_err(|e| CliError(e.to_string()))?;
     tokio::spawn(tessera.maintenance());
+    if let Some(listener) = metrics_listener {
+        let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;
+        tracing::info!("metrics served on http://{addr}{METRICS_PATH}");
+        tokio::spawn(metrics_loop(
+            listener,
+            tessera.metrics().clone(),
+            HttpLimits::from(&config.http),
+        ));
+    }
     tracing::info!(
         issuer = %issuer_url,
         signing_alg = %config.signing.algorithm,
@@ -226,6 +247,61 @@ async fn accept_loop(
         () = graceful.shutdown() => tracing::info!("all connections closed"),
         () = tokio::time::sleep(grace) => tracing::warn!("grace period over; closing remaining connections"),
     }
+}
+
+/// Serves `GET /metrics` (and nothing else) on a listener of its own: HTTP/1.1,
+/// a connection at a time per task, ended with the process.
+async fn metrics_loop(listener: TcpListener, metrics: Metrics, limits: HttpLimits) {
+    let connections = Arc::new(Semaphore::new(METRICS_CONNECTIONS));
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else { return };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let answer = metrics_answer(&metrics, &request);
+            async move { Ok::<_, Infallible>(answer) }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes)
+            .serve_connection(TokioIo::new(stream), service);
+        let deadline = limits.request_timeout;
+        tokio::spawn(async move {
+            // A scraper asks and leaves; nothing holds a slot past the request timeout.
+            let _ = tokio::time::timeout(deadline, connection).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Connections the metrics listener serves at once.
+const METRICS_CONNECTIONS: usize = 16;
+
+fn metrics_answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<ResponseBody> {
+    if request.uri().path() != METRICS_PATH {
+        return OAuthError::not_found().into_response();
+    }
+    if request.method() != http::Method::GET && request.method() != http::Method::HEAD {
+        return OAuthError::method_not_allowed("GET, HEAD").into_response();
+    }
+    let mut text = String::with_capacity(8 * 1024);
+    if metrics.encode(&mut text).is_err() {
+        return OAuthError::server_error().into_response();
+    }
+    let mut response = Response::new(ResponseBody::from(text));
+    let headers = response.headers_mut();
+    headers
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    response
 }
 
 /// When a connection last began or finished a request, and how many it is answering.

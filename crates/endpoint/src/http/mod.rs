@@ -4,6 +4,7 @@
 pub(crate) mod address;
 pub(crate) mod form;
 mod json;
+pub(crate) mod metrics;
 pub(crate) mod request;
 mod response;
 pub(crate) mod throttle;
@@ -32,6 +33,7 @@ use crate::paths::{
 };
 use address::{ClientAddr, ClientAddressSource};
 use form::Form;
+use metrics::{AuthLabel, METRICS_PATH, Metrics, RouteLabel, StorageErrorKind};
 use request::{
     BoxError, bearer_token, carries_client_credentials, form_param, read_credentials, read_form,
     require_method,
@@ -85,6 +87,10 @@ struct Inner {
     prefix: String,
     /// Whether the warning about requests without a client address was logged.
     warned_no_address: AtomicBool,
+    /// Where requests are counted, if anywhere.
+    metrics: Option<Metrics>,
+    /// Whether `GET /metrics` answers with them.
+    serve_metrics: bool,
 }
 
 /// What a request asks for.
@@ -99,6 +105,7 @@ enum Route {
     Keys,
     Discovery,
     Authorize,
+    Metrics,
 }
 
 impl Route {
@@ -114,8 +121,24 @@ impl Route {
             KEYS_PATH => Route::Keys,
             OPENID_CONFIGURATION_PATH | OAUTH_METADATA_PATH => Route::Discovery,
             AUTHORIZE_PATH => Route::Authorize,
+            METRICS_PATH => Route::Metrics,
             _ => return None,
         })
+    }
+
+    fn label(self) -> RouteLabel {
+        match self {
+            Route::Token => RouteLabel::Token,
+            Route::Introspect => RouteLabel::Introspect,
+            Route::Revoke => RouteLabel::Revoke,
+            Route::Userinfo => RouteLabel::Userinfo,
+            Route::Health => RouteLabel::Health,
+            Route::Ready => RouteLabel::Ready,
+            Route::Keys => RouteLabel::Keys,
+            Route::Discovery => RouteLabel::Discovery,
+            Route::Authorize => RouteLabel::Authorize,
+            Route::Metrics => RouteLabel::Metrics,
+        }
     }
 }
 
@@ -132,6 +155,8 @@ impl TokenEndpoint {
                 client_address: ClientAddressSource::default(),
                 prefix,
                 warned_no_address: AtomicBool::new(false),
+                metrics: None,
+                serve_metrics: false,
             }),
         }
     }
@@ -153,6 +178,30 @@ impl TokenEndpoint {
         self.rebuild(|inner| inner.client_address = source)
     }
 
+    /// Counts requests, issued tokens and failures in `metrics`, and answers
+    /// `GET /metrics` (relative to the issuer URL, like the other paths) with them in
+    /// the OpenMetrics text format, unless [`serve_metrics`](Self::serve_metrics)
+    /// turns that off. Without metrics (the default) nothing is counted and
+    /// `/metrics` is not found.
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        self.rebuild(|inner| {
+            inner.metrics = Some(metrics);
+            inner.serve_metrics = true;
+        })
+    }
+
+    /// Whether `GET /metrics` answers with the metrics of
+    /// [`with_metrics`](Self::with_metrics) (`false`: they are counted, and served
+    /// elsewhere, such as on a listener of their own with [`Metrics::encode`]).
+    pub fn serve_metrics(self, serve: bool) -> Self {
+        self.rebuild(|inner| inner.serve_metrics = serve && inner.metrics.is_some())
+    }
+
+    /// The metrics the endpoint counts in, if any.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.inner.metrics.as_ref()
+    }
+
     fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = Inner {
             issuer: self.inner.issuer.clone(),
@@ -161,6 +210,8 @@ impl TokenEndpoint {
             client_address: self.inner.client_address.clone(),
             prefix: self.inner.prefix.clone(),
             warned_no_address: AtomicBool::new(false),
+            metrics: self.inner.metrics.clone(),
+            serve_metrics: self.inner.serve_metrics,
         };
         change(&mut inner);
         Self { inner: Arc::new(inner) }
@@ -186,10 +237,11 @@ impl TokenEndpoint {
     }
 
     fn route_of(&self, path: &str) -> Option<Route> {
-        Route::of(path).or_else(|| {
+        let route = Route::of(path).or_else(|| {
             let prefix = self.inner.prefix.as_str();
             path.strip_prefix(prefix).filter(|_| !prefix.is_empty()).and_then(Route::of)
-        })
+        });
+        route.filter(|&r| r != Route::Metrics || self.inner.serve_metrics)
     }
 
     /// Answers one request. Every event logged while answering it carries its client
@@ -210,14 +262,40 @@ impl TokenEndpoint {
                  TokenEndpoint::for_peer, axum's ConnectInfo, or a ClientAddr extension"
             );
         }
-        match with_client_address(addr, self.route(request, addr)).await {
+        let Some(metrics) = &self.inner.metrics else {
+            let route = self.route_of(request.uri().path());
+            return match with_client_address(addr, self.route(route, request, addr)).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            };
+        };
+        let started = Instant::now();
+        let route = self.route_of(request.uri().path());
+        let response = match with_client_address(addr, self.route(route, request, addr)).await {
             Ok(response) => response,
-            Err(error) => error.into_response(),
-        }
+            Err(error) => {
+                match error.code() {
+                    ErrorCode::ServerError => {
+                        metrics.record_storage_error(StorageErrorKind::Other);
+                    }
+                    ErrorCode::TemporarilyUnavailable
+                        if error.status() == StatusCode::SERVICE_UNAVAILABLE =>
+                    {
+                        metrics.record_storage_error(StorageErrorKind::Transient);
+                    }
+                    _ => {}
+                }
+                error.into_response()
+            }
+        };
+        let label = route.map_or(RouteLabel::Unknown, Route::label);
+        metrics.record_request(label, response.status(), started.elapsed());
+        response
     }
 
     async fn route<B>(
         &self,
+        route: Option<Route>,
         request: Request<B>,
         addr: Option<IpAddr>,
     ) -> Result<Response<ResponseBody>, OAuthError>
@@ -225,7 +303,7 @@ impl TokenEndpoint {
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let Some(route) = self.route_of(request.uri().path()) else {
+        let Some(route) = route else {
             return Err(OAuthError::not_found());
         };
         let issuer = &self.inner.issuer;
@@ -246,7 +324,8 @@ impl TokenEndpoint {
                 // covers them whatever the hint says (RFC 7009 §2.1).
                 form_param(&form, "token_type_hint")?;
                 let (credentials, claimed) = read_credentials(&parts.headers, &form);
-                self.guarded(&claimed, addr, async {
+                let method = auth_label(&credentials);
+                self.guarded(&claimed, addr, method, async {
                     let credentials = credentials?;
                     if route == Route::Introspect {
                         let answer = issuer.introspect(&credentials, token).await?;
@@ -280,6 +359,10 @@ impl TokenEndpoint {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
                 Ok(response::discovery(issuer))
             }
+            Route::Metrics => {
+                require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
+                Ok(self.metrics_response())
+            }
             Route::Authorize => {
                 require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;
                 Err(OAuthError::new(
@@ -307,10 +390,12 @@ impl TokenEndpoint {
         match grant_type {
             "client_credentials" => {
                 let (credentials, claimed) = read_credentials(headers, form);
-                self.guarded(&claimed, addr, async {
+                let method = auth_label(&credentials);
+                self.guarded(&claimed, addr, method, async {
                     let credentials = credentials?;
                     let request = ClientCredentialsRequest { credentials, scope };
                     let response = issuer.client_credentials(request).await?;
+                    self.count_token(&response);
                     Ok(response::token_response(&response))
                 })
                 .await
@@ -324,10 +409,12 @@ impl TokenEndpoint {
                 } else {
                     (None, String::new())
                 };
-                self.guarded(&claimed, addr, async {
+                let method = credentials.as_ref().map_or(AuthLabel::JwtBearer, auth_label);
+                self.guarded(&claimed, addr, method, async {
                     let credentials = credentials.transpose()?;
                     let response =
                         issuer.jwt_bearer(credentials.as_ref(), assertion, scope).await?;
+                    self.count_token(&response);
                     Ok(response::token_response(&response))
                 })
                 .await
@@ -347,10 +434,23 @@ impl TokenEndpoint {
         &self,
         client_id: &str,
         addr: Option<IpAddr>,
+        method: AuthLabel,
         attempt: impl Future<Output = Result<T, OAuthError>>,
     ) -> Result<T, OAuthError> {
-        let Some(throttle) = &self.inner.throttle else { return attempt.await };
+        let metrics = self.inner.metrics.as_ref();
+        let Some(throttle) = &self.inner.throttle else {
+            let result = attempt.await;
+            if let (Some(metrics), Err(e)) = (metrics, &result)
+                && is_auth_failure(e)
+            {
+                metrics.record_auth_failure(method);
+            }
+            return result;
+        };
         if let Err(retry_after) = throttle.check(client_id, addr, Instant::now()) {
+            if let Some(metrics) = metrics {
+                metrics.record_throttled();
+            }
             tracing::warn!(
                 target: "tessera::audit",
                 event = "client_throttled",
@@ -363,13 +463,44 @@ impl TokenEndpoint {
         }
         let result = attempt.await;
         match &result {
-            Err(e) if matches!(e.code(), ErrorCode::InvalidClient | ErrorCode::InvalidGrant) => {
+            Err(e) if is_auth_failure(e) => {
                 throttle.failure(client_id, addr, Instant::now());
+                if let Some(metrics) = metrics {
+                    metrics.record_auth_failure(method);
+                }
             }
             Ok(_) => throttle.success(client_id, addr, Instant::now()),
             Err(_) => {}
         }
         result
+    }
+
+    /// Counts an issued token in the metrics, if any.
+    fn count_token(&self, response: &crate::issuer::TokenResponse) {
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.record_token(response.access_token.expose());
+        }
+    }
+
+    /// Counts a storage failure of a health or readiness check.
+    fn count_storage_error(&self, error: &tessera_store::StoreError) {
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.record_storage_error(if error.is_transient() {
+                StorageErrorKind::Transient
+            } else {
+                StorageErrorKind::Other
+            });
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    fn metrics_response(&self) -> Response<ResponseBody> {
+        let mut text = String::with_capacity(8 * 1024);
+        let encoded = self.inner.metrics.as_ref().map(|m| m.encode(&mut text));
+        match encoded {
+            Some(Ok(())) => response::metrics(text),
+            _ => OAuthError::server_error().into_response(),
+        }
     }
 
     /// Readiness: the store answers a read and a write, and a key signs JWTs now.
@@ -388,6 +519,7 @@ impl TokenEndpoint {
             issuer.minter().keys().is_some_and(|ring| ring.key_set().signing_key(now).is_some());
         for (check, result) in [("store read", &read), ("store write", &write)] {
             if let Err(e) = result {
+                self.count_storage_error(e);
                 tracing::warn!(error = %e, check, "readiness: storage failed");
             }
         }
@@ -398,6 +530,7 @@ impl TokenEndpoint {
         match self.inner.issuer.store().ping().await {
             Ok(()) => response::health(true),
             Err(e) => {
+                self.count_storage_error(&e);
                 tracing::warn!(
                     error = %e,
                     client_address = client_address(),
@@ -407,6 +540,17 @@ impl TokenEndpoint {
             }
         }
     }
+}
+
+/// Whether an error is a failed authentication, as the throttle counts them:
+/// `invalid_client`, or `invalid_grant` for an assertion grant.
+fn is_auth_failure(error: &OAuthError) -> bool {
+    matches!(error.code(), ErrorCode::InvalidClient | ErrorCode::InvalidGrant)
+}
+
+/// The `method` label of credentials as read.
+fn auth_label(credentials: &Result<crate::ClientCredentials, OAuthError>) -> AuthLabel {
+    credentials.as_ref().map_or(AuthLabel::Unknown, |c| AuthLabel::Method(c.method))
 }
 
 /// The path of an issuer URL without its trailing `/`: `/auth` for

@@ -149,6 +149,15 @@ pub(crate) fn health(reachable: bool) -> Response<ResponseBody> {
     }
 }
 
+/// The metrics, encoded: see [`Metrics::encode`](super::metrics::Metrics::encode).
+pub(crate) fn metrics(text: String) -> Response<ResponseBody> {
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(super::metrics::METRICS_CONTENT_TYPE));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// `200 OK` with an empty body, as revocation answers (RFC 7009 §2.2).
 pub(crate) fn empty_ok() -> Response<ResponseBody> {
     let mut response = Response::new(Full::new(Bytes::new()));

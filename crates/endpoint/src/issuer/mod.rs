@@ -82,7 +82,7 @@ pub struct AssertionPolicy {
 /// let store = Arc::new(MemoryStore::new());
 /// let secret = ClientSecret::generate()?;
 /// let mut user = ServiceUser::new(Username::new("billing-job")?, time::OffsetDateTime::now_utc())?;
-/// user.credentials = Credentials::new(SecretDigest::of(&secret));
+/// user.credentials = Credentials::new(SecretDigest::of(&secret)?);
 /// store.create_service_user(&user).await?;
 ///
 /// let issuer = Issuer::new(store, TokenMinter::new("https://auth.example.com"));
@@ -574,7 +574,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(at(1_700_000_000, 250)));
         let secret = ClientSecret::generate()?;
         let mut user = ServiceUser::new(Username::new("svc")?, clock.now())?;
-        user.credentials = Credentials::new(SecretDigest::of(&secret));
+        user.credentials = Credentials::new(SecretDigest::of(&secret)?);
         tessera_store::ServiceUserAdmin::create_service_user(&*store, &user).await?;
         let issuer =
             Issuer::new(store.clone(), TokenMinter::new("http://issuer")).with_clock(clock.clone());
@@ -690,7 +690,7 @@ mod tests {
         let svc = Username::new("svc")?;
         let new = ClientSecret::generate()?;
         let mut patch = ServiceUserPatch::at(f.clock.now());
-        patch.secret = Some(SecretDigest::of(&new));
+        patch.secret = Some(SecretDigest::of(&new)?);
         patch.keep_previous_until = Some(f.clock.now() + Duration::seconds(30));
         tessera_store::ServiceUserAdmin::update_service_user(&*f.store, &svc, &patch).await?;
         // The clock shows 1_700_000_000.250; the grace period ends at 1_700_000_030.

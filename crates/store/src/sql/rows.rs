@@ -13,10 +13,11 @@
 //! - times are unix seconds ([`unix`]); an optional time (a service user's
 //!   revocation cut-off, a token's revocation, a client key's expiry) is NULL when
 //!   absent;
-//! - digests are their 32 bytes; a client's [`Credentials`] (a service user's, an
-//!   API app's) are three columns, `secret_digest` and the previous secret's
-//!   `previous_secret_digest` and `previous_secret_expires_at`, these two both NULL
-//!   or both set;
+//! - token digests are their 32 bytes; secret digests their 48 bytes
+//!   ([`SecretDigest::as_bytes`]: the salt, then the salted hash); a client's
+//!   [`Credentials`] (a service user's, an API app's) are three columns,
+//!   `secret_digest` and the previous secret's `previous_secret_digest` and
+//!   `previous_secret_expires_at`, these two both NULL or both set;
 //! - a token's scopes are the space-separated list, its audience a JSON array of
 //!   strings, its roles a JSON object (role → organization id → primary domain);
 //! - a client key's owner is [`KeyOwner::to_key`]'s string;
@@ -61,8 +62,15 @@ fn digest_bytes(what: &str, bytes: &[u8]) -> Result<[u8; 32], StoreError> {
         .map_err(|_| corrupt(what, format_args!("{} bytes instead of 32", bytes.len())))
 }
 
+/// The 48 bytes of a secret digest column about `what` (the salt, then the hash).
 fn secret_digest(what: &str, bytes: Option<&[u8]>) -> Result<Option<SecretDigest>, StoreError> {
-    bytes.map(|b| digest_bytes(what, b).map(SecretDigest::from_bytes)).transpose()
+    bytes
+        .map(|b| {
+            <[u8; SecretDigest::LEN]>::try_from(b).map(SecretDigest::from_bytes).map_err(|_| {
+                corrupt(what, format_args!("{} bytes instead of {}", b.len(), SecretDigest::LEN))
+            })
+        })
+        .transpose()
 }
 
 /// A previous secret from its two columns, which are both NULL or both set.
@@ -596,7 +604,7 @@ mod tests {
         assert_eq!(UserRow::of(&user).into_record()?, user, "without a cut-off");
         assert_eq!(UserRow::of(&user).tokens_revoked_before, None, "no cut-off is NULL");
         user.credentials.previous =
-            Some(PreviousSecret::new(SecretDigest::from_bytes([7; 32]), testkit::t0()));
+            Some(PreviousSecret::new(SecretDigest::from_bytes([7; 48]), testkit::t0()));
         user.tokens_revoked_before = Some(testkit::t0() + Duration::seconds(30));
         assert_eq!(UserRow::of(&user).tokens_revoked_before, Some(1_700_000_030));
         assert_eq!(UserRow::of(&user).into_record()?, user);
@@ -631,11 +639,18 @@ mod tests {
         let (user, _) = testkit::sample_user("rows");
         let row = UserRow::of(&user);
         let short = [0u8; 31];
+        let unsalted = [0u8; 32];
         for bad in [
             UserRow { access_token_type: "paper", ..row.clone() },
             UserRow { username: "a b", ..row.clone() },
             UserRow { token_lifetime_secs: -1, ..row.clone() },
             UserRow { secret_digest: Some(&short), ..row.clone() },
+            UserRow { secret_digest: Some(&unsalted), ..row.clone() },
+            UserRow {
+                previous_secret_digest: Some(&unsalted),
+                previous_secret_expires_at: Some(5),
+                ..row.clone()
+            },
             UserRow { previous_secret_expires_at: Some(5), ..row.clone() },
             UserRow { created_at: i64::MAX, ..row.clone() },
             UserRow { tokens_revoked_before: Some(i64::MAX), ..row.clone() },

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::{
     AccessTokenType, ApiApp, ClientId, ClientKey, ClientSecret, DisplayName, IssuingStore,
-    KeyOwner, Project, ProjectId, RoleGrant, SecretDigest, ServiceUser, SigningAlgorithm,
-    StoreError, TokenDigest, TokenId, TokenLifetime, UserId,
+    KeyOwner, Project, ProjectId, RoleGrant, ServiceUser, SigningAlgorithm, StoreError,
+    TokenDigest, TokenId, TokenLifetime, UserId,
 };
 
 /// The issuing store under test, shared by the tasks of the concurrency checks.
@@ -226,7 +226,7 @@ pub async fn service_users_are_looked_up_by_username_and_id(backend: IssuingBack
     full.access_token_type = AccessTokenType::Jwt;
     full.token_lifetime = TokenLifetime::from_secs(600).expect("lifetime");
     full.enabled = false;
-    full.credentials.rotate(SecretDigest::of(&fresh_secret()), Some(at(60)));
+    full.credentials.rotate(super::digest_of(&fresh_secret()), Some(at(60)));
     full.tokens_revoked_before = Some(at(30));
     full.updated_at = at(5);
     seed_user(&backend, &full).await;
@@ -257,7 +257,7 @@ pub async fn api_apps_are_looked_up_by_client_id(backend: IssuingBackend) {
     }
     let (mut disabled, _) = sample_app(&project, "disabled-api");
     disabled.enabled = false;
-    disabled.credentials.rotate(SecretDigest::of(&fresh_secret()), Some(at(60)));
+    disabled.credentials.rotate(super::digest_of(&fresh_secret()), Some(at(60)));
     disabled.updated_at = at(5);
     assert!(seeded(backend.seed.seed_app(&disabled).await, "an API app"), "apps are kept");
     for app in [&app, &disabled] {

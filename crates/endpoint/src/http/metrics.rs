@@ -1,0 +1,569 @@
+//! Prometheus (OpenMetrics) metrics of the endpoint: what it answered, how fast,
+//! what it issued, and what failed.
+//!
+//! Every counter and histogram is a set of atomics. The label sets a request can
+//! produce are few and known (route × status, token type × algorithm, method), so
+//! each one's handle is created once, on first use, and kept in a fixed table: the
+//! request path indexes the table and increments an atomic, without hashing labels
+//! or taking a lock. The latency histogram is this module's own, lock-free
+//! ([`prometheus_client`]'s takes a mutex per observation).
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use http::StatusCode;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+use crate::issuer::AuthMethod;
+
+/// The path at which the endpoint answers with its metrics, when it serves them
+/// (relative to the issuer URL, like the other paths).
+pub const METRICS_PATH: &str = "/metrics";
+
+/// The content type of the metrics, as [`Metrics::encode`] writes them: the
+/// OpenMetrics text format, which Prometheus reads.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `endpoint` label of each route, in [`RouteLabel`] order.
+const ROUTE_NAMES: [&str; ROUTES] = [
+    "token",
+    "introspect",
+    "revoke",
+    "userinfo",
+    "health",
+    "ready",
+    "keys",
+    "discovery",
+    "authorize",
+    "metrics",
+    "unknown",
+];
+const ROUTES: usize = 11;
+
+/// The statuses the endpoint answers with, each with a slot of its own; any other
+/// status shares the last slot's path through the family (never hit today).
+const STATUSES: [u16; 14] = [200, 204, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 503, 0];
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// The same bounds in nanoseconds, for the request path's comparisons.
+const LATENCY_BUCKETS_NANOS: [u64; 16] = [
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+    250_000_000,
+    500_000_000,
+    1_000_000_000,
+    2_500_000_000,
+    5_000_000_000,
+    10_000_000_000,
+];
+
+/// The `method` label of authentication failures, in this order.
+const AUTH_METHODS: [&str; 5] =
+    ["client_secret_basic", "client_secret_post", "private_key_jwt", "jwt_bearer", "unknown"];
+
+/// The `token_type`/`algorithm` labels of issued tokens, in this order.
+const TOKEN_KINDS: [(&str, &str); 4] =
+    [("opaque", "none"), ("jwt", "ES256"), ("jwt", "RS256"), ("jwt", "EdDSA")];
+
+/// The route label of a request (the `endpoint` label of its metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RouteLabel {
+    Token = 0,
+    Introspect,
+    Revoke,
+    Userinfo,
+    Health,
+    Ready,
+    Keys,
+    Discovery,
+    Authorize,
+    Metrics,
+    Unknown,
+}
+
+/// Who failed to authenticate, as the `method` label says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthLabel {
+    /// A client authentication method.
+    Method(AuthMethod),
+    /// The assertion of the JWT bearer grant, without client authentication.
+    JwtBearer,
+    /// Credentials that could not be read (missing, malformed, or two methods).
+    Unknown,
+}
+
+impl AuthLabel {
+    fn index(self) -> usize {
+        match self {
+            AuthLabel::Method(AuthMethod::ClientSecretBasic) => 0,
+            AuthLabel::Method(AuthMethod::ClientSecretPost) => 1,
+            AuthLabel::Method(AuthMethod::PrivateKeyJwt) => 2,
+            AuthLabel::JwtBearer => 3,
+            AuthLabel::Unknown => 4,
+        }
+    }
+}
+
+/// The kind of a storage failure: `transient` (unreachable or busy, answered 503)
+/// or `other` (answered 500).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StorageErrorKind {
+    Transient,
+    Other,
+}
+
+type Labels = Vec<(&'static str, &'static str)>;
+type StatusLabels = (Labels, [(&'static str, u16); 1]);
+
+/// The metrics of a [`TokenEndpoint`](crate::TokenEndpoint) and of the key
+/// maintenance around it, in a Prometheus registry of their own.
+///
+/// Clones share the same counters. Give one to
+/// [`TokenEndpoint::with_metrics`](crate::TokenEndpoint::with_metrics); read them
+/// with [`encode`](Self::encode) (the OpenMetrics text that `GET /metrics`
+/// answers), or add them to the application's own registry with
+/// [`register`](Self::register).
+///
+/// | metric | type | labels |
+/// |---|---|---|
+/// | `tessera_http_requests_total` | counter | `endpoint`, `status` |
+/// | `tessera_http_request_duration_seconds` | histogram | `endpoint` |
+/// | `tessera_tokens_issued_total` | counter | `token_type`, `algorithm` |
+/// | `tessera_client_auth_failures_total` | counter | `method` |
+/// | `tessera_throttled_requests_total` | counter | |
+/// | `tessera_storage_errors_total` | counter | `kind` |
+/// | `tessera_signing_key_age_seconds` | gauge | |
+/// | `tessera_signing_key_rotations_total` | counter | `event` |
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    families: Families,
+    /// Route × status slot: the counter of that label set, once it was used.
+    requests: Box<[[OnceLock<Counter>; STATUSES.len()]; ROUTES]>,
+    latency: [OnceLock<LatencyHistogram>; ROUTES],
+    tokens: [OnceLock<Counter>; TOKEN_KINDS.len()],
+    auth_failures: [OnceLock<Counter>; AUTH_METHODS.len()],
+    throttled: Counter,
+    storage_transient: Counter,
+    storage_other: Counter,
+    key_created: Counter,
+    key_retired: Counter,
+    key: Arc<KeyAge>,
+}
+
+/// The families, shared by the endpoint's registry and any registry the
+/// application adds them to.
+#[derive(Clone)]
+struct Families {
+    requests: Family<StatusLabels, Counter>,
+    latency: Family<Labels, LatencyHistogram>,
+    tokens: Family<Labels, Counter>,
+    auth_failures: Family<Labels, Counter>,
+    storage_errors: Family<Labels, Counter>,
+    rotations: Family<Labels, Counter>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Metrics at zero, in a registry of their own.
+    pub fn new() -> Self {
+        let families = Families {
+            requests: Family::default(),
+            latency: Family::default(),
+            tokens: Family::default(),
+            auth_failures: Family::default(),
+            storage_errors: Family::default(),
+            rotations: Family::default(),
+        };
+        let throttled = Counter::default();
+        // The series alerts watch exist from the start, at zero.
+        let storage_transient =
+            families.storage_errors.get_or_create_owned(&vec![("kind", "transient")]);
+        let storage_other = families.storage_errors.get_or_create_owned(&vec![("kind", "other")]);
+        let key_created = families.rotations.get_or_create_owned(&vec![("event", "created")]);
+        let key_retired = families.rotations.get_or_create_owned(&vec![("event", "retired")]);
+        let key = Arc::new(KeyAge { activated_at: AtomicI64::new(i64::MIN) });
+        let mut registry = Registry::default();
+        register(&mut registry, &families, &throttled, &key);
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                families,
+                requests: Box::new(std::array::from_fn(|_| {
+                    std::array::from_fn(|_| OnceLock::new())
+                })),
+                latency: std::array::from_fn(|_| OnceLock::new()),
+                tokens: std::array::from_fn(|_| OnceLock::new()),
+                auth_failures: std::array::from_fn(|_| OnceLock::new()),
+                throttled,
+                storage_transient,
+                storage_other,
+                key_created,
+                key_retired,
+                key,
+            }),
+        }
+    }
+
+    /// Adds these metrics to `registry` (the application's own, with its prefix
+    /// and labels if it has any), so that one scrape reads them beside the
+    /// application's. The metrics stay shared: the endpoint keeps counting into them.
+    pub fn register(&self, registry: &mut Registry) {
+        let inner = &self.inner;
+        register(registry, &inner.families, &inner.throttled, &inner.key);
+    }
+
+    /// Writes the metrics in the OpenMetrics text format
+    /// ([`METRICS_CONTENT_TYPE`]), ending with `# EOF`.
+    pub fn encode(&self, out: &mut String) -> fmt::Result {
+        prometheus_client::encoding::text::encode(out, &self.inner.registry)
+    }
+
+    /// Counts the key refresh's created and retired signing keys
+    /// (`tessera_signing_key_rotations_total`).
+    pub fn record_key_rotations(&self, created: usize, retired: usize) {
+        self.inner.key_created.inc_by(created as u64);
+        self.inner.key_retired.inc_by(retired as u64);
+    }
+
+    /// Notes when the key that signs now started signing (its activation time, unix
+    /// seconds), from which `tessera_signing_key_age_seconds` is reported; `None`
+    /// when no key signs (the gauge is then absent).
+    pub fn set_signing_key_activated_at(&self, unix_seconds: Option<i64>) {
+        self.inner.key.activated_at.store(unix_seconds.unwrap_or(i64::MIN), Ordering::Relaxed);
+    }
+
+    /// Counts one answered request and its duration.
+    pub(crate) fn record_request(&self, route: RouteLabel, status: StatusCode, elapsed: Duration) {
+        let inner = &*self.inner;
+        let r = route as usize;
+        let code = status.as_u16();
+        let s = STATUSES.iter().position(|&known| known == code).unwrap_or(STATUSES.len() - 1);
+        let labels = || (vec![("endpoint", ROUTE_NAMES[r])], [("status", code)]);
+        if s == STATUSES.len() - 1 {
+            // A status without a slot of its own: through the family.
+            inner.families.requests.get_or_create(&labels()).inc();
+        } else {
+            inner.requests[r][s]
+                .get_or_init(|| inner.families.requests.get_or_create_owned(&labels()))
+                .inc();
+        }
+        inner.latency[r]
+            .get_or_init(|| {
+                inner.families.latency.get_or_create_owned(&vec![("endpoint", ROUTE_NAMES[r])])
+            })
+            .observe(elapsed);
+    }
+
+    /// Counts an issued token, of the type and algorithm its wire form shows.
+    pub(crate) fn record_token(&self, token: &str) {
+        let kind = token_kind(token);
+        let inner = &*self.inner;
+        inner.tokens[kind]
+            .get_or_init(|| {
+                let (token_type, algorithm) = TOKEN_KINDS[kind];
+                inner.families.tokens.get_or_create_owned(&vec![
+                    ("token_type", token_type),
+                    ("algorithm", algorithm),
+                ])
+            })
+            .inc();
+    }
+
+    /// Counts a failed client authentication.
+    pub(crate) fn record_auth_failure(&self, method: AuthLabel) {
+        let inner = &*self.inner;
+        let i = method.index();
+        inner.auth_failures[i]
+            .get_or_init(|| {
+                inner.families.auth_failures.get_or_create_owned(&vec![("method", AUTH_METHODS[i])])
+            })
+            .inc();
+    }
+
+    /// Counts a request refused by the throttle (429).
+    pub(crate) fn record_throttled(&self) {
+        self.inner.throttled.inc();
+    }
+
+    /// Counts a storage failure.
+    pub(crate) fn record_storage_error(&self, kind: StorageErrorKind) {
+        match kind {
+            StorageErrorKind::Transient => self.inner.storage_transient.inc(),
+            StorageErrorKind::Other => self.inner.storage_other.inc(),
+        };
+    }
+}
+
+fn register(registry: &mut Registry, families: &Families, throttled: &Counter, key: &Arc<KeyAge>) {
+    registry.register(
+        "tessera_http_requests",
+        "HTTP requests answered, by endpoint and status code",
+        families.requests.clone(),
+    );
+    registry.register(
+        "tessera_http_request_duration_seconds",
+        "Time to answer a request, by endpoint (from its head to its answer)",
+        families.latency.clone(),
+    );
+    registry.register(
+        "tessera_tokens_issued",
+        "Access tokens issued, by token type and signing algorithm (none for opaque tokens)",
+        families.tokens.clone(),
+    );
+    registry.register(
+        "tessera_client_auth_failures",
+        "Failed client authentications (invalid_client, or invalid_grant for an assertion), \
+         by method",
+        families.auth_failures.clone(),
+    );
+    registry.register(
+        "tessera_throttled_requests",
+        "Requests refused with 429 after too many failed authentications",
+        throttled.clone(),
+    );
+    registry.register(
+        "tessera_storage_errors",
+        "Storage failures while answering: transient (503, retried later) or other (500)",
+        families.storage_errors.clone(),
+    );
+    registry.register(
+        "tessera_signing_key_rotations",
+        "Signing keys this instance created, and retired keys it deleted",
+        families.rotations.clone(),
+    );
+    registry.register_collector(Box::new(key.clone()));
+}
+
+/// Which of [`TOKEN_KINDS`] a token on the wire is: an opaque token has no `.`; a
+/// JWT's header names its algorithm.
+fn token_kind(token: &str) -> usize {
+    let Some((header, _)) = token.split_once('.') else { return 0 };
+    let mut buf = [0u8; 192];
+    let Ok(json) = base64ct::Base64UrlUnpadded::decode(header, &mut buf) else { return 1 };
+    let alg =
+        json.windows(7).position(|w| w == b"\"alg\":\"").map_or(&[][..], |at| &json[at + 7..]);
+    if alg.starts_with(b"RS256\"") {
+        2
+    } else if alg.starts_with(b"EdDSA\"") {
+        3
+    } else {
+        1
+    }
+}
+
+use base64ct::Encoding as _;
+
+/// When the key that signs now was activated, for the age gauge computed at scrape.
+#[derive(Debug)]
+struct KeyAge {
+    /// Unix seconds, or `i64::MIN` when unknown.
+    activated_at: AtomicI64,
+}
+
+impl Collector for KeyAge {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let activated = self.activated_at.load(Ordering::Relaxed);
+        if activated == i64::MIN {
+            return Ok(());
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let gauge = ConstGauge::new(now.saturating_sub(activated).max(0));
+        let metric = encoder.encode_descriptor(
+            "tessera_signing_key_age_seconds",
+            "Seconds since the signing key in use started signing",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
+    }
+}
+
+/// A latency histogram of atomics: one counter per bucket (not cumulative; summed
+/// when encoded) and the sum in nanoseconds; the count is the buckets' sum.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LatencyHistogram {
+    inner: Arc<HistogramInner>,
+}
+
+#[derive(Debug, Default)]
+struct HistogramInner {
+    /// Per bucket, then the `+Inf` one.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl LatencyHistogram {
+    fn observe(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        let i = LATENCY_BUCKETS_NANOS.partition_point(|&bound| bound < nanos);
+        let inner = &*self.inner;
+        inner.buckets[i].fetch_add(1, Ordering::Relaxed);
+        inner.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> fmt::Result {
+        let inner = &*self.inner;
+        // Per bucket (the encoder sums them), and the count as their sum, so that
+        // it agrees with them whatever is observed meanwhile.
+        let mut count = 0;
+        let mut buckets = [(0.0, 0); LATENCY_BUCKETS.len() + 1];
+        for (i, slot) in buckets.iter_mut().enumerate() {
+            let n = inner.buckets[i].load(Ordering::Relaxed);
+            count += n;
+            let bound = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+            *slot = (bound, n);
+        }
+        let sum = inner.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(metrics: &Metrics) -> String {
+        let mut out = String::new();
+        metrics.encode(&mut out).expect("encode");
+        out
+    }
+
+    #[test]
+    fn requests_are_counted_by_endpoint_and_status() {
+        let metrics = Metrics::new();
+        metrics.record_request(RouteLabel::Token, StatusCode::OK, Duration::from_micros(300));
+        metrics.record_request(RouteLabel::Token, StatusCode::OK, Duration::from_millis(2));
+        metrics.record_request(RouteLabel::Token, StatusCode::UNAUTHORIZED, Duration::ZERO);
+        metrics.record_request(RouteLabel::Keys, StatusCode::IM_A_TEAPOT, Duration::ZERO);
+        let text = encoded(&metrics);
+        assert!(
+            text.contains("tessera_http_requests_total{endpoint=\"token\",status=\"200\"} 2\n")
+        );
+        assert!(
+            text.contains("tessera_http_requests_total{endpoint=\"token\",status=\"401\"} 1\n")
+        );
+        assert!(text.contains("tessera_http_requests_total{endpoint=\"keys\",status=\"418\"} 1\n"));
+        assert!(text.contains(
+            "tessera_http_request_duration_seconds_bucket{le=\"0.0005\",endpoint=\"token\"} 2\n"
+        ));
+        assert!(text.contains(
+            "tessera_http_request_duration_seconds_bucket{le=\"+Inf\",endpoint=\"token\"} 3\n"
+        ));
+        assert!(
+            text.contains("tessera_http_request_duration_seconds_count{endpoint=\"token\"} 3\n")
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_histogram_puts_a_bound_in_its_own_bucket() {
+        let histogram = LatencyHistogram::default();
+        histogram.observe(Duration::from_micros(100));
+        histogram.observe(Duration::from_micros(101));
+        histogram.observe(Duration::from_secs(60));
+        let inner = &histogram.inner;
+        assert_eq!(inner.buckets[0].load(Ordering::Relaxed), 1);
+        assert_eq!(inner.buckets[1].load(Ordering::Relaxed), 1);
+        assert_eq!(inner.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn token_kinds_come_from_the_wire_form() {
+        use base64ct::Base64UrlUnpadded;
+        let jwt = |header: &str| {
+            format!("{}.e30.sig", Base64UrlUnpadded::encode_string(header.as_bytes()))
+        };
+        assert_eq!(token_kind("AAAAsomeopaquetoken"), 0);
+        assert_eq!(token_kind(&jwt(r#"{"typ":"at+jwt","alg":"ES256","kid":"k"}"#)), 1);
+        assert_eq!(token_kind(&jwt(r#"{"alg":"RS256","typ":"JWT"}"#)), 2);
+        assert_eq!(token_kind(&jwt(r#"{"alg":"EdDSA"}"#)), 3);
+    }
+
+    #[test]
+    fn storage_errors_and_rotations_start_at_zero_and_key_age_appears_once_known() {
+        let metrics = Metrics::new();
+        let text = encoded(&metrics);
+        assert!(text.contains("tessera_storage_errors_total{kind=\"transient\"} 0\n"));
+        assert!(text.contains("tessera_signing_key_rotations_total{event=\"created\"} 0\n"));
+        assert!(!text.contains("tessera_signing_key_age_seconds"));
+        metrics.record_storage_error(StorageErrorKind::Other);
+        metrics.record_key_rotations(1, 2);
+        metrics.record_auth_failure(AuthLabel::Method(AuthMethod::ClientSecretPost));
+        metrics.record_throttled();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        metrics.set_signing_key_activated_at(Some(now - 100));
+        let text = encoded(&metrics);
+        assert!(text.contains("tessera_storage_errors_total{kind=\"other\"} 1\n"));
+        assert!(text.contains("tessera_signing_key_rotations_total{event=\"created\"} 1\n"));
+        assert!(text.contains("tessera_signing_key_rotations_total{event=\"retired\"} 2\n"));
+        assert!(
+            text.contains("tessera_client_auth_failures_total{method=\"client_secret_post\"} 1\n")
+        );
+        assert!(text.contains("tessera_throttled_requests_total 1\n"));
+        assert!(text.contains("# TYPE tessera_signing_key_age_seconds gauge\n"));
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_signing_key_age_seconds "))
+            .and_then(|v| v.parse::<i64>().ok())
+            .expect("age");
+        assert!((100..110).contains(&age), "{age}");
+    }
+
+    #[test]
+    fn metrics_register_into_another_registry() {
+        let metrics = Metrics::new();
+        metrics.record_throttled();
+        let mut registry = Registry::with_prefix("app");
+        metrics.register(&mut registry);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode");
+        assert!(out.contains("app_tessera_throttled_requests_total 1\n"), "{out}");
+    }
+}
