@@ -588,25 +588,6 @@ where
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for TokenEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        hyper::service::Service::call(&*self, request)
-    }
-}
-
 impl<B> hyper::service::Service<Request<B>> for PeerEndpoint
 where
     B: Body + Send + 'static,
@@ -625,24 +606,33 @@ where
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for PeerEndpoint
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
+/// The tower `Service` of a type whose hyper `Service` answers every request: ready
+/// at once, the same call.
+macro_rules! tower_service_from_hyper {
+    ($service:ty) => {
+        impl<B> tower_service::Service<Request<B>> for $service
+        where
+            B: Body + Send + 'static,
+            B::Data: Send,
+            B::Error: Into<BoxError>,
+        {
+            type Response = Response<ResponseBody>;
+            type Error = Infallible;
+            type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
+            fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        hyper::service::Service::call(&*self, request)
-    }
+            fn call(&mut self, request: Request<B>) -> Self::Future {
+                hyper::service::Service::call(&*self, request)
+            }
+        }
+    };
 }
+
+tower_service_from_hyper!(TokenEndpoint);
+tower_service_from_hyper!(PeerEndpoint);
 
 #[cfg(test)]
 mod tests {
