@@ -204,9 +204,12 @@ impl Throttle {
         }
     }
 
-    /// The key of the (client, address) pair alone.
+    /// The key of the (client, address) pair alone: one keyed hash, not three.
     fn pair_key(&self, client_id: &str, addr: Option<IpAddr>) -> Option<u64> {
-        self.keys(client_id, addr).0
+        let addr = addr.filter(|_| !client_id.is_empty()).map(prefix_64)?;
+        let mut hasher = self.hasher.build_hasher();
+        ("pair", client_id, addr).hash(&mut hasher);
+        Some(std::hash::Hasher::finish(&hasher))
     }
 
     /// The keys of the three tables; an IPv6 address counts by its /64 prefix, which
@@ -216,14 +219,7 @@ impl Throttle {
         client_id: &str,
         addr: Option<IpAddr>,
     ) -> (Option<u64>, Option<u64>, Option<u64>) {
-        let addr = addr.map(|a| match a {
-            IpAddr::V6(v6) => {
-                let mut octets = v6.octets();
-                octets[8..].fill(0);
-                IpAddr::from(octets)
-            }
-            v4 => v4,
-        });
+        let addr = addr.map(prefix_64);
         let hash = |value: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
             let mut hasher = self.hasher.build_hasher();
             value(&mut hasher);
@@ -236,6 +232,19 @@ impl Throttle {
             _ => None,
         };
         (pair, address, client)
+    }
+}
+
+/// An IPv6 address cut to its /64 prefix, which one host usually controls whole; an
+/// IPv4 address as it is.
+fn prefix_64(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        v4 => v4,
     }
 }
 
