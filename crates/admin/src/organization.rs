@@ -53,9 +53,7 @@ impl Admin {
         let current = match self.store.organization().await? {
             Some(org) => org,
             None => {
-                let name = DisplayName::new("Tessera").map_err(invalid("name"))?;
-                let domain = Domain::new("localhost").map_err(invalid("primary_domain"))?;
-                let candidate = Organization::generate(name, domain, self.now())?;
+                let candidate = Organization::for_issuer("http://localhost", self.now())?;
                 self.store.init_organization(&candidate).await?
             }
         };
@@ -71,9 +69,4 @@ impl Admin {
         );
         Ok(org)
     }
-}
-
-/// An [`AdminError::Invalid`] of `field`.
-fn invalid(field: &'static str) -> impl FnOnce(tessera_store::IdError) -> AdminError {
-    move |e| AdminError::Invalid { field, reason: e.to_string() }
 }

@@ -51,7 +51,6 @@ pub use issuer::{
     ASSERTION_ALGORITHMS, ActiveToken, AssertionPolicy, AuthMethod, CLOCK_SKEW_SECS, Caller,
     ClientCredentials, ClientCredentialsRequest, Introspection, Issuer, JWT_BEARER_GRANT_TYPE,
     MAX_ASSERTION_LIFETIME_SECS, MAX_TOKEN_LEN, PresentedSecret, TokenResponse, UserInfo,
-    default_organization,
 };
 pub use paths::{
     AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,

@@ -1,6 +1,19 @@
 /// A boxed error from a storage backend's driver.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// An error with its sources, on one line ("storage backend unavailable: database or
+/// disk is full"), for logs and command-line messages.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -276,6 +276,11 @@ string_newtype!(OrgId);
 pub struct Domain(Arc<str>);
 
 impl Domain {
+    /// `localhost`.
+    pub(crate) fn localhost() -> Self {
+        Self("localhost".into())
+    }
+
     /// Checks `value`, folds it to lower case and wraps it.
     pub fn new(value: &str) -> Result<Self, IdError> {
         const WHAT: &str = "domain";

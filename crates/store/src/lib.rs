@@ -88,7 +88,7 @@ pub use admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmi
 pub use client_keys::{ClientKey, KeyOwner};
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
 pub use credentials::{Credentials, PreviousSecret};
-pub use error::{BoxError, StoreError};
+pub use error::{BoxError, StoreError, error_chain};
 pub use ids::{
     AppId, ClientId, Domain, IdError, OrgId, ProjectId, RoleKey, TokenId, UserId, Username,
 };

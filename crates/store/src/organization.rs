@@ -35,6 +35,18 @@ impl Organization {
     ) -> Result<Self, RandomError> {
         Ok(Self { id: OrgId::generate()?, name, primary_domain, created_at: whole_seconds(now) })
     }
+
+    /// The organization a store gets when none was configured: a generated id, the name
+    /// `Tessera`, and the host of `issuer` as its primary domain (`localhost` when the
+    /// host is not a domain name, such as an IPv6 address).
+    pub fn for_issuer(issuer: &str, now: OffsetDateTime) -> Result<Self, RandomError> {
+        let host = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+        let host = host.split(['/', '?', '#']).next().unwrap_or_default();
+        let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
+        let host = host.split(':').next().unwrap_or_default();
+        let domain = Domain::new(host).unwrap_or_else(|_| Domain::localhost());
+        Self::generate(DisplayName::from_trusted("Tessera"), domain, now)
+    }
 }
 
 /// Storage of the organization, for role claims: one record per store. A backend

@@ -112,17 +112,7 @@ impl Database {
     }
 }
 
-/// An error with its sources, on one line.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use tessera_store::error_chain as chain;
 
 /// A URL with any password removed, fit for an error message.
 fn redact_url(url: &str) -> String {

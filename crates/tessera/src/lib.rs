@@ -419,9 +419,8 @@ fn master_key(
 
 /// The stored organization, or (when the store has none) one named as configured.
 async fn init_organization(store: &dyn Store, config: &Config) -> Result<Organization, Error> {
-    let mut candidate =
-        tessera_endpoint::default_organization(&config.issuer, OffsetDateTime::now_utc())
-            .map_err(|e| Error::Config(e.to_string()))?;
+    let mut candidate = Organization::for_issuer(&config.issuer, OffsetDateTime::now_utc())
+        .map_err(|e| Error::Config(e.to_string()))?;
     if let Some(name) = &config.organization.name {
         candidate.name =
             DisplayName::new(name).map_err(|e| Error::Config(format!("organization.name: {e}")))?;

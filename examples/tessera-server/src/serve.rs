@@ -309,35 +309,41 @@ fn metrics_answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Re
 /// from its last answer — is closed: a client that connects and says nothing (or only
 /// an HTTP/2 preface, or only pings) cannot hold a connection slot.
 struct Activity {
-    since: std::sync::Mutex<tokio::time::Instant>,
+    /// When it last began or finished a request, in milliseconds since `epoch`.
+    since: std::sync::atomic::AtomicU64,
     busy: std::sync::atomic::AtomicUsize,
+    epoch: tokio::time::Instant,
 }
 
 impl Activity {
     fn new() -> Self {
         Self {
-            since: std::sync::Mutex::new(tokio::time::Instant::now()),
+            since: std::sync::atomic::AtomicU64::new(0),
             busy: std::sync::atomic::AtomicUsize::new(0),
+            epoch: tokio::time::Instant::now(),
         }
     }
 
     fn touch(&self) {
-        *self.since.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            tokio::time::Instant::now();
+        let millis = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.since.store(millis, std::sync::atomic::Ordering::Release);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        let millis = self.since.load(std::sync::atomic::Ordering::Acquire);
+        self.epoch + Duration::from_millis(millis)
     }
 
     /// Completes once the connection has answered nothing for `idle`.
     async fn idle_for(&self, idle: Duration) {
         loop {
-            let since = *self.since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            tokio::time::sleep_until(since + idle).await;
+            tokio::time::sleep_until(self.last() + idle).await;
             if self.busy.load(std::sync::atomic::Ordering::Acquire) > 0 {
                 // Answering: the request timeout bounds that; look again later.
                 tokio::time::sleep(idle).await;
                 continue;
             }
-            let since = *self.since.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if since.elapsed() >= idle {
+            if self.last().elapsed() >= idle {
                 return;
             }
         }

@@ -11,8 +11,8 @@ use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
 use tessera_scope::{Scope, ScopeKind, ScopePolicy, ScopeSet};
 use tessera_store::{
-    ApiApp, Clock, Credentials, DisplayName, Domain, Organization, Project, ProjectId, RoleClaims,
-    ServiceUser, Store, StoreError, SystemClock, TokenId, Username,
+    ApiApp, Clock, Credentials, Organization, Project, ProjectId, RoleClaims, ServiceUser, Store,
+    StoreError, SystemClock, TokenId, Username,
 };
 use time::OffsetDateTime;
 
@@ -203,7 +203,8 @@ impl Issuer {
         if let Some(organization) = self.organization.get() {
             return Ok(organization.clone());
         }
-        let candidate = default_organization(self.minter.issuer(), self.clock.now())?;
+        let candidate = Organization::for_issuer(self.minter.issuer(), self.clock.now())
+            .map_err(|_| OAuthError::server_error())?;
         let stored = self.store.init_organization(&candidate).await.map_err(store_error)?;
         Ok(self.organization.get_or_init(|| stored).clone())
     }
@@ -489,20 +490,6 @@ impl std::fmt::Debug for Issuer {
     }
 }
 
-/// The organization a store gets when none was configured: named `Tessera`, with the
-/// issuer's host as its primary domain (`localhost` when the host is not a domain
-/// name, such as an IPv6 address).
-pub fn default_organization(issuer: &str, now: OffsetDateTime) -> Result<Organization, OAuthError> {
-    let host = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
-    let host = host.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = host.rsplit_once('@').map_or(host, |(_, host)| host);
-    let host = host.split(':').next().unwrap_or_default();
-    let failed = |_| OAuthError::server_error();
-    let domain = Domain::new(host).or_else(|_| Domain::new("localhost")).map_err(failed)?;
-    let name = DisplayName::new("Tessera").map_err(failed)?;
-    Organization::generate(name, domain, now).map_err(|_| OAuthError::server_error())
-}
-
 /// Whole seconds from `now` until `expires_at`, never negative. With the expiry
 /// truncated to whole seconds, a 12 hour lifetime gives 43199 unless the request
 /// arrived exactly on a second boundary.
@@ -515,7 +502,7 @@ pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
 /// The one mapping from storage failures to OAuth errors.
 pub(crate) fn store_error(err: StoreError) -> OAuthError {
     // The whole chain: "storage backend unavailable: database or disk is full".
-    let cause = error_chain(&err);
+    let cause = tessera_store::error_chain(&err);
     if err.is_transient() {
         tracing::warn!(error = %cause, client_address = client_address(), "storage unavailable");
         OAuthError::unavailable()
@@ -523,18 +510,6 @@ pub(crate) fn store_error(err: StoreError) -> OAuthError {
         tracing::error!(error = %cause, client_address = client_address(), "storage failed");
         OAuthError::server_error()
     }
-}
-
-/// An error with its sources, on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn mint_error(err: MintError) -> OAuthError {
