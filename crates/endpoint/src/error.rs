@@ -105,12 +105,65 @@ pub struct OAuthError {
     status: Option<StatusCode>,
     allow: Option<&'static str>,
     retry_after: Option<u64>,
+    /// The storage failure this error answers, for the metrics.
+    storage: Option<StorageErrorKind>,
+}
+
+/// The kind of a storage failure, as `tessera_storage_errors_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StorageErrorKind {
+    /// Unreachable, busy, or a fault of the machine (full disk, read-only file):
+    /// answered 503.
+    Unavailable,
+    /// Stored data this version cannot read.
+    Corrupt,
+    /// Any other failure of the backend.
+    Backend,
+    /// A failure that is not the backend's (a conflict or a missing record where
+    /// none was expected).
+    Other,
+}
+
+impl StorageErrorKind {
+    /// Every kind, in the order of [`StorageErrorKind::index`].
+    pub(crate) const ALL: [StorageErrorKind; 4] =
+        [Self::Unavailable, Self::Corrupt, Self::Backend, Self::Other];
+
+    pub(crate) fn of(error: &tessera_store::StoreError) -> Self {
+        use tessera_store::StoreError;
+        match error {
+            StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::Corrupt(_) => Self::Corrupt,
+            StoreError::Backend(_) => Self::Backend,
+            _ => Self::Other,
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Unavailable => "unavailable",
+            Self::Corrupt => "corrupt",
+            Self::Backend => "backend",
+            Self::Other => "other",
+        }
+    }
 }
 
 impl OAuthError {
     /// An error with `code` and `description`, answered with the code's status.
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into(), status: None, allow: None, retry_after: None }
+        Self {
+            code,
+            description: description.into(),
+            status: None,
+            allow: None,
+            retry_after: None,
+            storage: None,
+        }
     }
 
     /// `invalid_request`.
@@ -178,6 +231,17 @@ impl OAuthError {
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after = Some(secs);
         self
+    }
+
+    /// Marks the error as the answer to a storage failure of `kind`.
+    pub(crate) fn with_storage(mut self, kind: StorageErrorKind) -> Self {
+        self.storage = Some(kind);
+        self
+    }
+
+    /// The kind of storage failure this error answers, if it answers one.
+    pub(crate) fn storage(&self) -> Option<StorageErrorKind> {
+        self.storage
     }
 
     /// The error code.

@@ -19,14 +19,7 @@ pub(crate) fn map(e: rusqlite::Error, what: &'static str) -> StoreError {
             // Faults of the machine an operator can fix (a busy or locked file, a full
             // disk, a file made read-only, an I/O error): the request may succeed later,
             // so it is answered 503 with Retry-After.
-            ErrorCode::DatabaseBusy
-            | ErrorCode::DatabaseLocked
-            | ErrorCode::CannotOpen
-            | ErrorCode::DiskFull
-            | ErrorCode::ReadOnly
-            | ErrorCode::SystemIoFailure
-            | ErrorCode::PermissionDenied
-            | ErrorCode::OutOfMemory => StoreError::Unavailable(Box::new(e)),
+            code if is_fault(code) => StoreError::Unavailable(Box::new(e)),
             ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
                 StoreError::Corrupt(format!("the database file is unreadable: {e}"))
             }
@@ -39,6 +32,28 @@ pub(crate) fn map(e: rusqlite::Error, what: &'static str) -> StoreError {
         }
         _ => StoreError::Backend(Box::new(e)),
     }
+}
+
+/// Whether `code` is a fault of the machine an operator can fix (a busy or locked
+/// file, a full disk, a file made read-only, an I/O error).
+fn is_fault(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::CannotOpen
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::PermissionDenied
+            | ErrorCode::OutOfMemory
+    )
+}
+
+/// Whether `e` is a fault an operator can fix, worth answering 503 ([`map`] makes
+/// it [`StoreError::Unavailable`]).
+pub(crate) fn is_transient(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code().is_some_and(is_fault)
 }
 
 /// Whether `e` is a FOREIGN KEY violation.

@@ -20,7 +20,7 @@ use tessera_store::sql::rows::TokenRow;
 use tessera_store::{StoreError, TokenRecord};
 use tokio::sync::oneshot;
 
-use crate::error::{is_busy, is_foreign_key_violation, map};
+use crate::error::{is_foreign_key_violation, is_transient, map};
 use crate::rows::{insert_sql, token_values};
 use crate::{Inner, SqliteStore};
 
@@ -97,10 +97,11 @@ impl Inner {
 }
 
 /// One error reported to every record of a failed group: transient when the
-/// database was busy or locked, a backend failure otherwise.
+/// database was busy or locked or the machine failed (full disk, I/O error, a
+/// file made read-only), a backend failure otherwise, as [`map`] classifies it.
 fn shared_error(e: &rusqlite::Error) -> StoreError {
     let source = Box::new(std::io::Error::other(e.to_string()));
-    if is_busy(e) { StoreError::Unavailable(source) } else { StoreError::Backend(source) }
+    if is_transient(e) { StoreError::Unavailable(source) } else { StoreError::Backend(source) }
 }
 
 /// `INSERT INTO tokens ...`, made once.

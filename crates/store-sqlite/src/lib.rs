@@ -184,7 +184,11 @@ impl SqliteStore {
     /// Opens the database at `path`, creating the file if it is missing, switches it
     /// to WAL mode and applies any missing schema migrations.
     ///
-    /// Fails with [`StoreError::Unavailable`] when the file cannot be opened or stays
+    /// Opening commits one write (it rewrites the latest migration row), so that a
+    /// database this process cannot write is refused here, not at the first request.
+    ///
+    /// Fails with [`StoreError::Unavailable`] when the file cannot be opened, can be
+    /// opened for reading only, its `-wal` or `-shm` file cannot be written, or it stays
     /// locked by another process for more than 5 seconds, and with
     /// [`StoreError::Corrupt`] when it is not a SQLite database or its schema is
     /// newer than this build.

@@ -227,8 +227,37 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // so that a page changed by many commits is copied once.
     conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
         .map_err(|e| map(e, "database"))?;
+    refuse_read_only(&conn)?;
     migrate(&mut conn)?;
+    probe_write(&conn)?;
     Ok(conn)
+}
+
+/// Refuses a file SQLite could open only for reading (it falls back to that
+/// silently when the file is not writable): every write would fail later.
+fn refuse_read_only(conn: &Connection) -> Result<(), StoreError> {
+    match conn.is_readonly(rusqlite::MAIN_DB) {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(StoreError::Unavailable(Box::new(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the file can be opened for reading only (check its owner, mode and \
+             attributes, and that its file system is mounted writable)",
+        )))),
+        Err(e) => Err(map(e, "database")),
+    }
+}
+
+/// Commits one real write, so that a database whose log (`-wal`) or index
+/// (`-shm`) cannot be written is refused when it is opened rather than at the
+/// first request. It rewrites the latest migration row with its own values.
+fn probe_write(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE schema_migrations SET applied_at = applied_at
+         WHERE version = (SELECT MAX(version) FROM schema_migrations)",
+        [],
+    )
+    .map(drop)
+    .map_err(|e| map(e, "database"))
 }
 
 /// Opens a reader connection on a file the writer has already set up.

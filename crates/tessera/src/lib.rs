@@ -63,7 +63,7 @@
 //! // Or the OpenMetrics text, for a route of the application's own:
 //! let mut text = String::new();
 //! tessera.metrics().encode(&mut text)?;
-//! assert!(text.contains("tessera_storage_errors_total{kind=\"transient\"} 0"));
+//! assert!(text.contains("tessera_storage_errors_total{kind=\"unavailable\"} 0"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())

@@ -36,6 +36,12 @@ impl From<StoreError> for CliError {
     }
 }
 
+impl From<tessera::Error> for CliError {
+    fn from(value: tessera::Error) -> Self {
+        Self(tessera::chain(&value))
+    }
+}
+
 impl From<AdminError> for CliError {
     fn from(value: AdminError) -> Self {
         match value {
@@ -58,7 +64,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     }
     let admin = || async {
         let database = tessera::Database::open(&cli.database).await;
-        database.map(|d| Admin::new(d.store)).map_err(|e| CliError(e.to_string()))
+        database.map(|d| Admin::new(d.store)).map_err(CliError::from)
     };
     let output = match cli.command {
         Command::Serve(args) => return crate::serve::run(&cli.database, args).await,

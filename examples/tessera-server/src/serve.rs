@@ -33,10 +33,10 @@ use crate::{bootstrap, log_writer};
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
     init_logging("info");
-    let kind = DatabaseKind::of(database_url).map_err(|e| CliError(e.to_string()))?;
+    let kind = DatabaseKind::of(database_url)?;
     // Before connecting: a shared database needs the shared master key.
     let master = master_key(&kind)?;
-    let database = Database::open(database_url).await.map_err(|e| CliError(e.to_string()))?;
+    let database = Database::open(database_url).await?;
     if let Some(path) = &args.bootstrap {
         let applied = bootstrap::apply(&database.store, path).await?;
         tracing::info!(
@@ -68,7 +68,7 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
         tracing::info!("master key from TESSERA_MASTER_KEY");
         builder = builder.master_key(master);
     }
-    let tessera = builder.build().await.map_err(|e| CliError(e.to_string()))?;
+    let tessera = builder.build().await?;
     tokio::spawn(tessera.maintenance());
     if let Some(listener) = metrics_listener {
         let addr = listener.local_addr().map_err(|e| CliError(e.to_string()))?;

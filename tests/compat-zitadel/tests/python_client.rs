@@ -96,7 +96,9 @@ async fn python_sdk_client_credentials_and_web_tokens() {
     let output = Command::new(python)
         .arg(&script)
         .args(["--host", &server.base])
-        .args(["--client-id", &user.username, "--client-secret", &user.client_secret])
+        // `=`: a secret may start with `-`, which argparse would take for an option.
+        .arg(format!("--client-id={}", user.username))
+        .arg(format!("--client-secret={}", user.client_secret))
         .arg("--key-file")
         .arg(&key_path)
         .env("PYTHONDONTWRITEBYTECODE", "1")

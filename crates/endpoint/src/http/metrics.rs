@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
+use crate::error::StorageErrorKind;
 use crate::issuer::AuthMethod;
 
 /// The path at which the endpoint answers with its metrics, when it serves them
@@ -124,14 +125,6 @@ impl AuthLabel {
     }
 }
 
-/// The kind of a storage failure: `transient` (unreachable or busy, answered 503)
-/// or `other` (answered 500).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StorageErrorKind {
-    Transient,
-    Other,
-}
-
 type Labels = Vec<(&'static str, &'static str)>;
 type StatusLabels = (Labels, [(&'static str, u16); 1]);
 
@@ -168,8 +161,7 @@ struct Inner {
     tokens: [OnceLock<Counter>; TOKEN_KINDS.len()],
     auth_failures: [OnceLock<Counter>; AUTH_METHODS.len()],
     throttled: Counter,
-    storage_transient: Counter,
-    storage_other: Counter,
+    storage_errors: [Counter; StorageErrorKind::ALL.len()],
     key_created: Counter,
     key_retired: Counter,
     key: Arc<KeyAge>,
@@ -212,9 +204,8 @@ impl Metrics {
         };
         let throttled = Counter::default();
         // The series alerts watch exist from the start, at zero.
-        let storage_transient =
-            families.storage_errors.get_or_create_owned(&vec![("kind", "transient")]);
-        let storage_other = families.storage_errors.get_or_create_owned(&vec![("kind", "other")]);
+        let storage_errors = StorageErrorKind::ALL
+            .map(|kind| families.storage_errors.get_or_create_owned(&vec![("kind", kind.label())]));
         let key_created = families.rotations.get_or_create_owned(&vec![("event", "created")]);
         let key_retired = families.rotations.get_or_create_owned(&vec![("event", "retired")]);
         let key = Arc::new(KeyAge { activated_at: AtomicI64::new(i64::MIN) });
@@ -231,8 +222,7 @@ impl Metrics {
                 tokens: std::array::from_fn(|_| OnceLock::new()),
                 auth_failures: std::array::from_fn(|_| OnceLock::new()),
                 throttled,
-                storage_transient,
-                storage_other,
+                storage_errors,
                 key_created,
                 key_retired,
                 key,
@@ -323,10 +313,7 @@ impl Metrics {
 
     /// Counts a storage failure.
     pub(crate) fn record_storage_error(&self, kind: StorageErrorKind) {
-        match kind {
-            StorageErrorKind::Transient => self.inner.storage_transient.inc(),
-            StorageErrorKind::Other => self.inner.storage_other.inc(),
-        };
+        self.inner.storage_errors[kind.index()].inc();
     }
 }
 
@@ -530,17 +517,20 @@ mod tests {
     fn storage_errors_and_rotations_start_at_zero_and_key_age_appears_once_known() {
         let metrics = Metrics::new();
         let text = encoded(&metrics);
-        assert!(text.contains("tessera_storage_errors_total{kind=\"transient\"} 0\n"));
+        for kind in ["unavailable", "corrupt", "backend", "other"] {
+            assert!(text.contains(&format!("tessera_storage_errors_total{{kind=\"{kind}\"}} 0\n")));
+        }
         assert!(text.contains("tessera_signing_key_rotations_total{event=\"created\"} 0\n"));
         assert!(!text.contains("tessera_signing_key_age_seconds"));
-        metrics.record_storage_error(StorageErrorKind::Other);
+        metrics.record_storage_error(StorageErrorKind::Corrupt);
         metrics.record_key_rotations(1, 2);
         metrics.record_auth_failure(AuthLabel::Method(AuthMethod::ClientSecretPost));
         metrics.record_throttled();
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         metrics.set_signing_key_activated_at(Some(now - 100));
         let text = encoded(&metrics);
-        assert!(text.contains("tessera_storage_errors_total{kind=\"other\"} 1\n"));
+        assert!(text.contains("tessera_storage_errors_total{kind=\"corrupt\"} 1\n"));
+        assert!(text.contains("tessera_storage_errors_total{kind=\"backend\"} 0\n"));
         assert!(text.contains("tessera_signing_key_rotations_total{event=\"created\"} 1\n"));
         assert!(text.contains("tessera_signing_key_rotations_total{event=\"retired\"} 2\n"));
         assert!(

@@ -25,7 +25,7 @@ use http_body_util::Full;
 use tessera_scope::ScopeSet;
 
 use crate::context::{client_address, with_client_address};
-use crate::error::{ErrorCode, OAuthError, json_response};
+use crate::error::{ErrorCode, OAuthError, StorageErrorKind, json_response};
 use crate::issuer::{ClientCredentialsRequest, Issuer, JWT_BEARER_GRANT_TYPE};
 use crate::paths::{
     AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
@@ -33,7 +33,7 @@ use crate::paths::{
 };
 use address::{ClientAddr, ClientAddressSource};
 use form::Form;
-use metrics::{AuthLabel, METRICS_PATH, Metrics, RouteLabel, StorageErrorKind};
+use metrics::{AuthLabel, METRICS_PATH, Metrics, RouteLabel};
 use request::{
     BoxError, bearer_token, carries_client_credentials, form_param, read_credentials, read_form,
     require_method,
@@ -274,16 +274,8 @@ impl TokenEndpoint {
         let response = match with_client_address(addr, self.route(route, request, addr)).await {
             Ok(response) => response,
             Err(error) => {
-                match error.code() {
-                    ErrorCode::ServerError => {
-                        metrics.record_storage_error(StorageErrorKind::Other);
-                    }
-                    ErrorCode::TemporarilyUnavailable
-                        if error.status() == StatusCode::SERVICE_UNAVAILABLE =>
-                    {
-                        metrics.record_storage_error(StorageErrorKind::Transient);
-                    }
-                    _ => {}
+                if let Some(kind) = error.storage() {
+                    metrics.record_storage_error(kind);
                 }
                 error.into_response()
             }
@@ -485,11 +477,7 @@ impl TokenEndpoint {
     /// Counts a storage failure of a health or readiness check.
     fn count_storage_error(&self, error: &tessera_store::StoreError) {
         if let Some(metrics) = &self.inner.metrics {
-            metrics.record_storage_error(if error.is_transient() {
-                StorageErrorKind::Transient
-            } else {
-                StorageErrorKind::Other
-            });
+            metrics.record_storage_error(StorageErrorKind::of(error));
         }
     }
 
@@ -520,7 +508,11 @@ impl TokenEndpoint {
         for (check, result) in [("store read", &read), ("store write", &write)] {
             if let Err(e) = result {
                 self.count_storage_error(e);
-                tracing::warn!(error = %e, check, "readiness: storage failed");
+                tracing::warn!(
+                    error = %tessera_store::error_chain(e),
+                    check,
+                    "readiness: storage failed"
+                );
             }
         }
         response::ready(read.is_ok(), write.is_ok(), signing)
@@ -532,7 +524,7 @@ impl TokenEndpoint {
             Err(e) => {
                 self.count_storage_error(&e);
                 tracing::warn!(
-                    error = %e,
+                    error = %tessera_store::error_chain(&e),
                     client_address = client_address(),
                     "health check: storage unreachable"
                 );

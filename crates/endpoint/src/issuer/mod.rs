@@ -17,7 +17,7 @@ use tessera_store::{
 use time::OffsetDateTime;
 
 use crate::context::client_address;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::{ErrorCode, OAuthError, StorageErrorKind};
 
 pub(crate) use assertion::AssertionUse;
 pub use assertion::{
@@ -503,12 +503,13 @@ pub fn seconds_until(expires_at: OffsetDateTime, now: OffsetDateTime) -> u64 {
 pub(crate) fn store_error(err: StoreError) -> OAuthError {
     // The whole chain: "storage backend unavailable: database or disk is full".
     let cause = tessera_store::error_chain(&err);
+    let kind = StorageErrorKind::of(&err);
     if err.is_transient() {
         tracing::warn!(error = %cause, client_address = client_address(), "storage unavailable");
-        OAuthError::unavailable()
+        OAuthError::unavailable().with_storage(kind)
     } else {
         tracing::error!(error = %cause, client_address = client_address(), "storage failed");
-        OAuthError::server_error()
+        OAuthError::server_error().with_storage(kind)
     }
 }
 
