@@ -1,13 +1,13 @@
-//! Bootstrap documents: the service users, projects, API apps and grants a store
-//! should hold, applied idempotently, whole or not at all.
+//! Bootstrap documents: the service users, projects, API apps, grants and
+//! administrators a store should hold, applied idempotently, whole or not at all.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tessera_store::{
-    AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, Credentials, DisplayName,
-    Project, ProjectId, RandomError, RoleGrant, RoleKey, SecretDigest, ServiceUser,
-    ServiceUserPatch, TokenLifetime, Username,
+    AccessTokenType, AdminRole, Administrator, ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret,
+    Credentials, DisplayName, Project, ProjectId, RandomError, RoleGrant, RoleKey, SecretDigest,
+    ServiceUser, ServiceUserPatch, TokenLifetime, Username,
 };
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -24,7 +24,8 @@ use crate::{Admin, AdminError};
 ///   ],
 ///   "projects": [{"id": "orders", "name": "Orders"}],
 ///   "api_apps": [{"project": "orders", "client_id": "orders-api", "client_secret": "<at least 32 characters>"}],
-///   "grants": [{"username": "billing-job", "project": "orders", "role": "reader"}]
+///   "grants": [{"username": "billing-job", "project": "orders", "role": "reader"}],
+///   "administrators": [{"username": "billing-job", "role": "PROJECT_OWNER", "project": "orders"}]
 /// }
 /// ```
 ///
@@ -46,6 +47,9 @@ pub struct BootstrapDocument {
     /// Role grants.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<BootstrapGrant>,
+    /// Administrator roles: who may use the management API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub administrators: Vec<BootstrapAdministrator>,
 }
 
 /// A service user of a [`BootstrapDocument`]. A field left out takes its default
@@ -111,6 +115,20 @@ pub struct BootstrapGrant {
     pub role: String,
 }
 
+/// An administrator role of a [`BootstrapDocument`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapAdministrator {
+    /// The service user: in the document, or stored already.
+    pub username: String,
+    /// `IAM_OWNER`, `IAM_OWNER_VIEWER`, `ORG_OWNER`, `ORG_USER_MANAGER` or
+    /// `PROJECT_OWNER`.
+    pub role: String,
+    /// The project of a `PROJECT_OWNER` (left out: every project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+}
+
 /// A client secret chosen by an operator, as written in a bootstrap document; checked
 /// when the document is applied. `Debug` does not print it, and its memory is zeroed
 /// on drop.
@@ -151,7 +169,8 @@ impl<'de> Deserialize<'de> for ProvidedSecret {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Applied {
-    /// Records created: service users, projects, API apps and grants.
+    /// Records created: service users, projects, API apps, grants and
+    /// administrator roles.
     pub created: usize,
     /// Records changed to match the document.
     pub updated: usize,
@@ -184,6 +203,7 @@ impl Admin {
         let projects = checked_projects(document, now)?;
         let apps = self.checked_apps(document, &projects, now).await?;
         let grants = self.checked_grants(document, &desired, &projects).await?;
+        let administrators = self.checked_administrators(document, &desired, &projects).await?;
 
         let store = self.store.as_ref();
         let mut applied = Applied::default();
@@ -258,7 +278,46 @@ impl Admin {
                 applied.created += 1;
             }
         }
+        for (username, role, project) in administrators {
+            let user = self.service_user(&username).await?;
+            let admin = Administrator::new(user.id, role, project, now);
+            if store.add_administrator(&admin).await? {
+                applied.created += 1;
+            }
+        }
         Ok(applied)
+    }
+
+    /// The administrator roles of `document`, checked.
+    async fn checked_administrators(
+        &self,
+        document: &BootstrapDocument,
+        users: &[Desired],
+        projects: &[Project],
+    ) -> Result<Vec<(Username, AdminRole, Option<ProjectId>)>, AdminError> {
+        let mut list = Vec::with_capacity(document.administrators.len());
+        for (i, entry) in document.administrators.iter().enumerate() {
+            let fail = at(format!("administrators[{i}] ({} {})", entry.username, entry.role));
+            let username = parse_username(&entry.username).map_err(&fail)?;
+            let role: AdminRole = entry.role.parse().map_err(|e| fail(format!("{e}")))?;
+            let project =
+                entry.project.as_deref().map(parse_project_id).transpose().map_err(&fail)?;
+            if project.is_some() && !role.is_project_role() {
+                return Err(fail(format!("{role} is not held on a project")));
+            }
+            let user_known = users.iter().any(|d| d.user.username == username)
+                || self.store.service_user_by_username(&username).await?.is_some();
+            if !user_known {
+                return Err(fail(format!("service user {username} does not exist")));
+            }
+            if let Some(project) = &project
+                && !self.project_known(projects, project).await?
+            {
+                return Err(fail(format!("project {project} does not exist")));
+            }
+            list.push((username, role, project));
+        }
+        Ok(list)
     }
 
     /// The API apps of `document`, checked, each with the stored app of its client ID

@@ -39,6 +39,7 @@
 //!   [`Admin::with_clock`] (the system clock by default).
 #![forbid(unsafe_code)]
 
+mod access;
 mod bootstrap;
 mod error;
 mod keys;
@@ -54,9 +55,10 @@ use tessera_store::prelude::*;
 use tessera_store::{Clock, SystemClock};
 use time::OffsetDateTime;
 
+pub use access::{NamedAdministrator, NewPersonalAccessToken};
 pub use bootstrap::{
-    Applied, BootstrapApiApp, BootstrapDocument, BootstrapGrant, BootstrapProject,
-    BootstrapServiceUser, ProvidedSecret,
+    Applied, BootstrapAdministrator, BootstrapApiApp, BootstrapDocument, BootstrapGrant,
+    BootstrapProject, BootstrapServiceUser, ProvidedSecret,
 };
 pub use error::AdminError;
 pub use keys::{KeyFile, KeyFileKind, KeyType};

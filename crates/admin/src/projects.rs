@@ -85,18 +85,38 @@ impl Admin {
         &self,
         new: NewApiApp,
     ) -> Result<(ApiApp, ClientSecret), AdminError> {
+        let secret = ClientSecret::generate()?;
+        let app = self.create_app(new, Credentials::new(SecretDigest::of(&secret)?)).await?;
+        Ok((app, secret))
+    }
+
+    /// Creates an API app without a client secret: it authenticates with its keys
+    /// (`private_key_jwt`) only, until
+    /// [`regenerate_app_secret`](Self::regenerate_app_secret) gives it one. Errors as
+    /// [`create_api_app`](Self::create_api_app).
+    pub async fn create_api_app_without_secret(
+        &self,
+        new: NewApiApp,
+    ) -> Result<ApiApp, AdminError> {
+        self.create_app(new, Credentials::NONE).await
+    }
+
+    async fn create_app(
+        &self,
+        new: NewApiApp,
+        credentials: Credentials,
+    ) -> Result<ApiApp, AdminError> {
         let now = self.now();
         let client_id = match new.client_id {
             Some(id) => id,
             None => ClientId::generate(&new.project)?,
         };
-        let secret = ClientSecret::generate()?;
         let app = ApiApp {
             client_id,
             app_id: AppId::generate()?,
             project_id: new.project,
             name: new.name,
-            credentials: Credentials::new(SecretDigest::of(&secret)?),
+            credentials,
             enabled: true,
             created_at: now,
             updated_at: now,
@@ -110,7 +130,7 @@ impl Admin {
             }
             other => other.into(),
         })?;
-        Ok((app, secret))
+        Ok(app)
     }
 
     /// Generates a new client secret for the API app; as

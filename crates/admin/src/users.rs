@@ -104,19 +104,41 @@ impl Admin {
         &self,
         new: NewServiceUser,
     ) -> Result<(ServiceUser, ClientSecret), AdminError> {
+        let secret = ClientSecret::generate()?;
+        let user = self.create(new, Credentials::new(SecretDigest::of(&secret)?)).await?;
+        Ok((user, secret))
+    }
+
+    /// Creates a service user without a client secret: it authenticates only with a
+    /// key or a personal access token until
+    /// [`regenerate_user_secret`](Self::regenerate_user_secret) gives it one (as
+    /// ZITADEL's machine users are created).
+    ///
+    /// [`AdminError::AlreadyExists`] when the username is taken.
+    pub async fn create_service_user_without_secret(
+        &self,
+        new: NewServiceUser,
+    ) -> Result<ServiceUser, AdminError> {
+        self.create(new, Credentials::NONE).await
+    }
+
+    async fn create(
+        &self,
+        new: NewServiceUser,
+        credentials: Credentials,
+    ) -> Result<ServiceUser, AdminError> {
         let mut user = ServiceUser::new(new.username, self.now())?;
         if let Some(name) = new.display_name {
             user.display_name = name;
         }
         user.access_token_type = new.access_token_type;
         user.token_lifetime = new.token_lifetime;
-        let secret = ClientSecret::generate()?;
-        user.credentials = Credentials::new(SecretDigest::of(&secret)?);
+        user.credentials = credentials;
         self.store
             .create_service_user(&user)
             .await
             .map_err(AdminError::exists("service user", &user.username))?;
-        Ok((user, secret))
+        Ok(user)
     }
 
     /// Generates a new client secret for the user and returns the user as stored

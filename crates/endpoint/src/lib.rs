@@ -45,12 +45,14 @@ pub use error::{ErrorCode, OAuthError, REALM};
 pub use http::address::{ClientAddr, ClientAddressSource};
 pub use http::metrics::{METRICS_CONTENT_TYPE, METRICS_PATH, Metrics};
 pub use http::request::{CLIENT_ASSERTION_TYPE, MAX_AUTHORIZATION_LEN, bearer_token};
+pub use http::rpc::{MAX_RPC_BODY, RpcBody, RpcRequest, RpcService};
 pub use http::throttle::{KNOWN_ADDRESS_TTL, Limit, ThrottleConfig};
 pub use http::{DEFAULT_MAX_BODY, PeerEndpoint, ResponseBody, TokenEndpoint};
 pub use issuer::{
     ASSERTION_ALGORITHMS, ActiveToken, AssertionPolicy, AuthMethod, CLOCK_SKEW_SECS, Caller,
     ClientCredentials, ClientCredentialsRequest, Introspection, Issuer, JWT_BEARER_GRANT_TYPE,
-    MAX_ASSERTION_LIFETIME_SECS, MAX_TOKEN_LEN, PresentedSecret, TokenResponse, UserInfo,
+    MAX_ASSERTION_LIFETIME_SECS, MAX_TOKEN_LEN, PAT_NEVER_EXPIRES, PAT_SCOPE, PresentedSecret,
+    TokenResponse, UserInfo,
 };
 pub use paths::{
     AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,

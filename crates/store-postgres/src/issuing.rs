@@ -1,15 +1,18 @@
-//! The issuing core ([`IssuingStore`]): lookups of clients, projects, grants and
-//! client keys, token records, revoked JWT ids, used assertion ids and the upkeep.
+//! The issuing core ([`IssuingStore`]): lookups of clients, projects, grants,
+//! client keys and personal access tokens, token records, revoked JWT ids, used
+//! assertion ids and the upkeep.
 //!
 //! The lookups that every token request and introspection makes are batched (see
 //! [Several instances, one database](crate#several-instances-one-database)), and
 //! token records are committed in groups ([`group_commit`](crate::group_commit)).
 
 use async_trait::async_trait;
-use tessera_store::sql::rows::{ClientKeyRow, GrantRow, ProjectRow, TokenRow, unix};
+use tessera_store::sql::rows::{
+    ClientKeyRow, GrantRow, PersonalAccessTokenRow, ProjectRow, TokenRow, unix,
+};
 use tessera_store::{
-    ApiApp, ClientId, ClientKey, IssuingStore, Project, ProjectId, RoleGrant, ServiceUser,
-    StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
+    ApiApp, ClientId, ClientKey, IssuingStore, PersonalAccessToken, Project, ProjectId, RoleGrant,
+    ServiceUser, StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -159,6 +162,22 @@ impl IssuingStore for PostgresStore {
         .await
         .map_err(|e| map(e, USED_ASSERTION))?;
         Ok(inserted > 0)
+    }
+
+    async fn personal_access_token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM personal_access_tokens WHERE digest = $1",
+            PersonalAccessTokenRow::COLUMNS
+        );
+        let digest: &[u8] = digest.as_bytes();
+        query_opt(&self.client().await?, &sql, &[&digest])
+            .await
+            .map_err(|e| map(e, PersonalAccessTokenRow::WHAT))?
+            .map(|row| rows::personal_access_token(&row))
+            .transpose()
     }
 
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {

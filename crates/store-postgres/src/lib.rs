@@ -181,6 +181,7 @@
 //! [`StoreError::Corrupt`]; anything else is [`StoreError::Backend`].
 #![forbid(unsafe_code)]
 
+mod access;
 mod batch;
 mod client_keys;
 mod error;

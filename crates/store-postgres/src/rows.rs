@@ -6,12 +6,12 @@
 //! [`StoreError::Corrupt`], never a panic.
 
 use tessera_store::sql::rows::{
-    ApiAppRow, ClientKeyRow, GrantRow, OrganizationRow, ProjectRow, SigningKeyRow, TokenRow,
-    UserRow, corrupt,
+    AdministratorRow, ApiAppRow, ClientKeyRow, GrantRow, OrganizationRow, PersonalAccessTokenRow,
+    ProjectRow, SigningKeyRow, TokenRow, UserRow, corrupt,
 };
 use tessera_store::{
-    ApiApp, ClientKey, Organization, Project, RoleGrant, ServiceUser, SigningKeyRecord, StoreError,
-    TokenRecord,
+    Administrator, ApiApp, ClientKey, Organization, PersonalAccessToken, Project, RoleGrant,
+    ServiceUser, SigningKeyRecord, StoreError, TokenRecord,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
@@ -181,6 +181,30 @@ pub(crate) fn organization(row: &Row) -> Result<Organization, StoreError> {
         name: get(row, 1, "organization name")?,
         primary_domain: get(row, 2, "organization primary domain")?,
         created_at: get(row, 3, "organization creation time")?,
+    }
+    .into_record()
+}
+
+/// Reads an administrator role from the columns listed in [`AdministratorRow::COLUMNS`].
+pub(crate) fn administrator(row: &Row) -> Result<Administrator, StoreError> {
+    AdministratorRow {
+        user_id: get(row, 0, "user id")?,
+        role: get(row, 1, "administrator role")?,
+        project_id: get(row, 2, "administrator project id")?,
+        created_at: get(row, 3, "administrator creation time")?,
+    }
+    .into_record()
+}
+
+/// Reads a personal access token from the columns listed in
+/// [`PersonalAccessTokenRow::COLUMNS`].
+pub(crate) fn personal_access_token(row: &Row) -> Result<PersonalAccessToken, StoreError> {
+    PersonalAccessTokenRow {
+        id: get(row, 0, "personal access token id")?,
+        user_id: get(row, 1, "user id")?,
+        digest: get(row, 2, "personal access token digest")?,
+        created_at: get(row, 3, "personal access token creation time")?,
+        expires_at: get(row, 4, "personal access token expiry time")?,
     }
     .into_record()
 }

@@ -176,6 +176,27 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // digest) (48 bytes, `SecretDigest`), so every secret keeps working. The tables
     // are locked first, so that no row is written in between by an older instance.
     &[Sql("LOCK TABLE service_users, api_apps IN SHARE ROW EXCLUSIVE MODE;"), SaltSecrets],
+    // 8: administrators (the roles service users hold: a project role on one
+    // project, or with the project id '' on every project, which no project id can
+    // be; other roles always have '') and personal access tokens (opaque bearer
+    // tokens of a service user, stored as their digest only). Both go with their
+    // user (ON DELETE CASCADE). Projects are never deleted, so `project_id` needs no
+    // foreign key ('' could not have one).
+    &[Sql(r#"CREATE TABLE administrators (
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        role TEXT COLLATE "C" NOT NULL,
+        project_id TEXT COLLATE "C" NOT NULL DEFAULT '',
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (user_id, role, project_id)
+    );
+    CREATE TABLE personal_access_tokens (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        user_id TEXT COLLATE "C" NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        digest BYTEA NOT NULL UNIQUE,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT
+    );
+    CREATE INDEX personal_access_tokens_user_id ON personal_access_tokens(user_id);"#)],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -381,6 +402,107 @@ mod tests {
         for bad in ["", "Tessera", "1abc", "a-b", "a b", "a\"b", "pg_temp", &"a".repeat(64)] {
             assert!(check_schema_name(bad).is_err(), "{bad}");
         }
+    }
+
+    /// A schema that a release of version 7 left, holding a user, gains empty
+    /// tables of administrators and personal access tokens, which then hold the
+    /// user's roles and tokens and delete them with it.
+    #[cfg(feature = "testkit")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upgrading_from_version_7_adds_empty_access_tables()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use tessera_store::prelude::*;
+        use tessera_store::{
+            AdminRole, Administrator, PatId, PersonalAccessToken, TokenDigest, Username,
+        };
+
+        use crate::testkit::{TestSchema, url_or_skip};
+
+        let Some(url) = url_or_skip("upgrading_from_version_7_adds_empty_access_tables") else {
+            return Ok(());
+        };
+        let schema = TestSchema::create_at_version(&url, 7).await?;
+        let client = schema.client().await?;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO service_users (id, username, display_name, access_token_type, \
+                 token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+                 previous_secret_digest, previous_secret_expires_at, tokens_revoked_before) \
+                 VALUES ('100000000000000001', 'old', 'Old', 'jwt', 60, \
+                 decode('{}', 'hex'), true, 10, 20, NULL, NULL, NULL);",
+                "ab".repeat(48)
+            ))
+            .await?;
+
+        let store = schema.store().await?;
+        let versions: i64 =
+            client.query_one("SELECT count(*) FROM schema_migrations", &[]).await?.try_get(0)?;
+        assert_eq!(versions, i64::try_from(crate::SCHEMA_VERSION)?);
+        let old = store.service_user_by_username(&Username::new("old")?).await?.ok_or("kept")?;
+        assert_eq!((old.display_name.as_str(), old.updated_at.unix_timestamp()), ("Old", 20));
+        for table in ["administrators", "personal_access_tokens"] {
+            let rows: i64 = client
+                .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+                .await?
+                .try_get(0)?;
+            assert_eq!(rows, 0, "{table} starts empty");
+        }
+        let definitions: Vec<String> = client
+            .query(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 \
+                 AND tablename IN ('administrators', 'personal_access_tokens') ORDER BY indexdef",
+                &[&schema.name()],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let name = schema.name();
+        for (unique, table, columns) in [
+            (true, "administrators", "user_id, role, project_id"),
+            (true, "personal_access_tokens", "id"),
+            (true, "personal_access_tokens", "digest"),
+            (false, "personal_access_tokens", "user_id"),
+        ] {
+            let kind = if unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
+            let suffix = format!(" ON {name}.{table} USING btree ({columns})");
+            assert!(
+                definitions.iter().any(|d| d.starts_with(kind) && d.ends_with(&suffix)),
+                "no {kind} on {table} ({columns}) in {definitions:#?}"
+            );
+        }
+
+        let admin = Administrator::new(
+            old.id.clone(),
+            AdminRole::IamOwner,
+            None,
+            time::OffsetDateTime::from_unix_timestamp(30)?,
+        );
+        assert!(store.add_administrator(&admin).await?);
+        let token = PersonalAccessToken {
+            id: PatId::new("7")?,
+            user_id: old.id.clone(),
+            digest: TokenDigest::from_bytes([0xcd; 32]),
+            created_at: time::OffsetDateTime::from_unix_timestamp(50)?,
+            expires_at: None,
+        };
+        store.add_personal_access_token(&token).await?;
+        let project: String =
+            client.query_one("SELECT project_id FROM administrators", &[]).await?.try_get(0)?;
+        assert_eq!(project, "", "no project is ''");
+        assert_eq!(store.administrators().await?, [admin]);
+        assert_eq!(store.personal_access_token_by_digest(&token.digest).await?, Some(token));
+        store.delete_service_user(&old.username).await?;
+        let left: i64 = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM administrators) \
+                 + (SELECT count(*) FROM personal_access_tokens)",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        assert_eq!(left, 0, "deleting the user deletes its roles and tokens");
+        Ok(())
     }
 
     #[test]

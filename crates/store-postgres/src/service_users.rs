@@ -4,8 +4,9 @@
 //! namespace advisory lock before it checks the apps and inserts, so that no other
 //! instance can create an app of that name in between. A patch reads the row
 //! `FOR UPDATE`, applies it and writes it back, so concurrent patches (from any
-//! instance) never lose one another. Deleting a user deletes its tokens and grants
-//! with it (`ON DELETE CASCADE`) and its client keys in the same transaction.
+//! instance) never lose one another. Deleting a user deletes its tokens, grants,
+//! administrator roles and personal access tokens with it (`ON DELETE CASCADE`,
+//! which PostgreSQL always enforces) and its client keys in the same transaction.
 
 use std::sync::LazyLock;
 
@@ -101,7 +102,8 @@ impl ServiceUserAdmin for PostgresStore {
     async fn delete_service_user(&self, username: &Username) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| map(e, USER))?;
-        // The user first: its tokens and grants go with it (ON DELETE CASCADE), and
+        // The user first: its tokens, grants, administrator roles and personal
+        // access tokens go with it (ON DELETE CASCADE), and
         // this waits for a client key being added for it to commit (it holds the
         // row FOR KEY SHARE), so that the next statement deletes that key too. The
         // owner of a user's keys is `KeyOwner::to_key`'s form, `user:{id}`.

@@ -1,5 +1,6 @@
-//! The issuing core ([`IssuingStore`]): lookups of clients, projects, grants and
-//! client keys, token records, revoked JWT ids, used assertion ids and the upkeep.
+//! The issuing core ([`IssuingStore`]): lookups of clients, projects, grants,
+//! client keys and personal access tokens, token records, revoked JWT ids, used
+//! assertion ids and the upkeep.
 //!
 //! Lookups run on the calling thread when they can (see the crate's documentation);
 //! writes run on the writer connection. Token records are committed in groups
@@ -9,13 +10,15 @@ use async_trait::async_trait;
 use rusqlite::{Connection, TransactionBehavior, params};
 use tessera_store::sql::rows::{TokenRow, unix};
 use tessera_store::{
-    ApiApp, ClientId, ClientKey, IssuingStore, Project, ProjectId, RoleGrant, ServiceUser,
-    StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
+    ApiApp, ClientId, ClientKey, IssuingStore, PersonalAccessToken, Project, ProjectId, RoleGrant,
+    ServiceUser, StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 
 use crate::error::map;
-use crate::rows::{Apps, ClientKeys, Grants, Projects, Tokens, Users, select_all, select_one};
+use crate::rows::{
+    Apps, ClientKeys, Grants, PersonalAccessTokens, Projects, Tokens, Users, select_all, select_one,
+};
 use crate::{REVOKED_JTI, SqliteStore, USED_ASSERTION};
 
 /// The user with the username `username`.
@@ -174,6 +177,21 @@ impl IssuingStore for SqliteStore {
                 .and_then(|mut stmt| stmt.execute(params![issuer, jti, unix(expires_at)]))
                 .map_err(|e| map(e, USED_ASSERTION))?;
             Ok(inserted > 0)
+        })
+        .await
+    }
+
+    async fn personal_access_token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let digest = *digest;
+        self.read(move |conn| {
+            select_one::<PersonalAccessTokens>(
+                conn,
+                "FROM personal_access_tokens WHERE digest = ?1",
+                [&digest.as_bytes()[..]],
+            )
         })
         .await
     }

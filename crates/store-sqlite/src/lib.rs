@@ -119,6 +119,7 @@
 //! [`StoreError::Backend`]: tessera_store::StoreError::Backend
 #![forbid(unsafe_code)]
 
+mod access;
 mod client_keys;
 mod error;
 mod group_commit;

@@ -8,12 +8,12 @@
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Params, Row, ToSql};
 use tessera_store::sql::rows::{
-    ApiAppRow, ClientKeyRow, GrantRow, OrganizationRow, ProjectRow, SigningKeyRow, TokenRow,
-    UserRow, corrupt,
+    AdministratorRow, ApiAppRow, ClientKeyRow, GrantRow, OrganizationRow, PersonalAccessTokenRow,
+    ProjectRow, SigningKeyRow, TokenRow, UserRow, corrupt,
 };
 use tessera_store::{
-    ApiApp, ClientKey, Organization, Project, RoleGrant, ServiceUser, SigningKeyRecord, StoreError,
-    TokenRecord,
+    Administrator, ApiApp, ClientKey, Organization, PersonalAccessToken, Project, RoleGrant,
+    ServiceUser, SigningKeyRecord, StoreError, TokenRecord,
 };
 
 use crate::error::map;
@@ -283,6 +283,45 @@ impl Table for Organizations {
             name: text(row, 1, "organization name")?,
             primary_domain: text(row, 2, "organization primary domain")?,
             created_at: int(row, 3, "organization creation time")?,
+        }
+        .into_record()
+    }
+}
+
+/// Administrator roles: `administrators`.
+pub(crate) struct Administrators;
+
+impl Table for Administrators {
+    type Record = Administrator;
+    const COLUMNS: &'static str = AdministratorRow::COLUMNS;
+    const WHAT: &'static str = AdministratorRow::WHAT;
+
+    fn read(row: &Row<'_>) -> Result<Administrator, StoreError> {
+        AdministratorRow {
+            user_id: text(row, 0, "user id")?,
+            role: text(row, 1, "administrator role")?,
+            project_id: text(row, 2, "administrator project id")?,
+            created_at: int(row, 3, "administrator creation time")?,
+        }
+        .into_record()
+    }
+}
+
+/// Personal access tokens: `personal_access_tokens`.
+pub(crate) struct PersonalAccessTokens;
+
+impl Table for PersonalAccessTokens {
+    type Record = PersonalAccessToken;
+    const COLUMNS: &'static str = PersonalAccessTokenRow::COLUMNS;
+    const WHAT: &'static str = PersonalAccessTokenRow::WHAT;
+
+    fn read(row: &Row<'_>) -> Result<PersonalAccessToken, StoreError> {
+        PersonalAccessTokenRow {
+            id: text(row, 0, "personal access token id")?,
+            user_id: text(row, 1, "user id")?,
+            digest: blob(row, 2, "personal access token digest")?,
+            created_at: int(row, 3, "personal access token creation time")?,
+            expires_at: int_or_null(row, 4, "personal access token expiry time")?,
         }
         .into_record()
     }

@@ -198,6 +198,26 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // secret (32 bytes), becomes a salt of its own followed by SHA-256(salt ‖ that
     // digest) (48 bytes, `SecretDigest`), so every secret keeps working.
     &[SaltSecrets],
+    // 10: administrators (the roles service users hold: a project role on one
+    // project, or with the project id '' on every project, which no project id can
+    // be; other roles always have '') and personal access tokens (opaque bearer
+    // tokens of a service user, stored as their digest only). Projects are never
+    // deleted, so `project_id` needs no foreign key ('' could not have one).
+    &[Sql("CREATE TABLE administrators (
+        user_id TEXT NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        project_id TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, role, project_id)
+    );
+    CREATE TABLE personal_access_tokens (
+        id TEXT PRIMARY KEY NOT NULL,
+        user_id TEXT NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
+        digest BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER
+    );
+    CREATE INDEX personal_access_tokens_user_id ON personal_access_tokens(user_id);")],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -788,6 +808,92 @@ mod tests {
             tessera_store::SecretDigest::from_unsalted_with_salt(*salt.salt(), &unsalted(SECRET)),
             "SHA-256(salt ‖ the old digest)"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_9_adds_empty_access_tables() -> Result<(), Box<dyn std::error::Error>>
+    {
+        use tessera_store::{AdminRole, PatId, PersonalAccessToken, TokenDigest};
+        let mut conn = at_version(9)?;
+        conn.execute_batch(&format!(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+             previous_secret_digest, previous_secret_expires_at, tokens_revoked_before) \
+             VALUES ('100000000000000001', 'old', 'Old', 'jwt', 60, x'{}', 1, 10, 20, NULL, \
+             NULL, NULL);
+             INSERT INTO projects (id, name, created_at) VALUES ('orders', 'Orders', 0);",
+            "ab".repeat(48)
+        ))?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let old = crate::rows::select_one::<crate::rows::Users>(
+            &conn,
+            "FROM service_users WHERE username = ?1",
+            ["old"],
+        )?
+        .ok_or("the user is kept")?;
+        assert_eq!((old.display_name.as_str(), old.updated_at.unix_timestamp()), ("Old", 20));
+        for table in ["administrators", "personal_access_tokens"] {
+            let rows: i64 =
+                conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            assert_eq!(rows, 0, "{table} starts empty");
+        }
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' \
+                 AND tbl_name IN ('administrators', 'personal_access_tokens') \
+                 AND sql IS NOT NULL ORDER BY name",
+            )?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(indexes, ["personal_access_tokens_user_id"]);
+        let default: String = conn.query_row(
+            "SELECT dflt_value FROM pragma_table_info('administrators') WHERE name = 'project_id'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(default, "''", "no project is ''");
+
+        // The old user can hold roles and tokens now; they read back into records.
+        conn.execute_batch(&format!(
+            "INSERT INTO administrators (user_id, role, created_at) \
+             VALUES ('100000000000000001', 'ORG_OWNER', 30);
+             INSERT INTO administrators VALUES ('100000000000000001', 'PROJECT_OWNER', \
+             'orders', 40);
+             INSERT INTO personal_access_tokens VALUES ('7', '100000000000000001', x'{}', 50, \
+             NULL);",
+            "cd".repeat(32)
+        ))?;
+        let roles = crate::rows::select_all::<crate::rows::Administrators>(
+            &conn,
+            "FROM administrators ORDER BY user_id, role, project_id",
+            [],
+        )?;
+        let roles: Vec<_> = roles.into_iter().map(|a| (a.role, a.project_id)).collect();
+        let orders = tessera_store::ProjectId::new("orders")?;
+        assert_eq!(roles, [(AdminRole::OrgOwner, None), (AdminRole::ProjectOwner, Some(orders))]);
+        let token = crate::rows::select_one::<crate::rows::PersonalAccessTokens>(
+            &conn,
+            "FROM personal_access_tokens WHERE digest = ?1",
+            [&[0xcd; 32][..]],
+        )?;
+        assert_eq!(
+            token,
+            Some(PersonalAccessToken {
+                id: PatId::new("7")?,
+                user_id: old.id.clone(),
+                digest: TokenDigest::from_bytes([0xcd; 32]),
+                created_at: time::OffsetDateTime::from_unix_timestamp(50)?,
+                expires_at: None,
+            })
+        );
+        // The digest is unique.
+        let taken = conn.execute(
+            "INSERT INTO personal_access_tokens VALUES ('8', '100000000000000001', ?1, 60, NULL)",
+            [&[0xcd; 32][..]],
+        );
+        assert!(taken.is_err(), "a taken digest is refused");
         Ok(())
     }
 

@@ -5,13 +5,16 @@
 //! connection (or process) can create an app of that name in between. A patch is
 //! read, applied and written back in one such transaction, so concurrent patches
 //! (from any process) never lose one another. Deleting a user deletes its tokens,
-//! grants and client keys in the transaction that deletes it.
+//! grants, client keys, administrator roles and personal access tokens in the
+//! transaction that deletes it.
 
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use rusqlite::{TransactionBehavior, params};
-use tessera_store::sql::rows::{ClientKeyRow, GrantRow, TokenRow, UserRow};
+use tessera_store::sql::rows::{
+    AdministratorRow, ClientKeyRow, GrantRow, PersonalAccessTokenRow, TokenRow, UserRow,
+};
 use tessera_store::{ServiceUser, ServiceUserAdmin, ServiceUserPatch, StoreError, Username};
 
 use crate::error::map;
@@ -98,8 +101,9 @@ impl ServiceUserAdmin for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| map(e, USER))?;
-            // ON DELETE CASCADE would remove the tokens and grants too; deleting them
-            // explicitly keeps the contract independent of the foreign_keys pragma.
+            // ON DELETE CASCADE would remove the tokens, grants, administrator roles
+            // and personal access tokens too; deleting them explicitly keeps the
+            // contract independent of the foreign_keys pragma.
             // No foreign key refers to a user from `client_keys`: the owner column is
             // `KeyOwner::to_key`'s form, `user:{id}`.
             for (sql, what) in [
@@ -117,6 +121,16 @@ impl ServiceUserAdmin for SqliteStore {
                     "DELETE FROM client_keys WHERE owner IN \
                      (SELECT 'user:' || id FROM service_users WHERE username = ?1)",
                     ClientKeyRow::WHAT,
+                ),
+                (
+                    "DELETE FROM administrators WHERE user_id IN \
+                     (SELECT id FROM service_users WHERE username = ?1)",
+                    AdministratorRow::WHAT,
+                ),
+                (
+                    "DELETE FROM personal_access_tokens WHERE user_id IN \
+                     (SELECT id FROM service_users WHERE username = ?1)",
+                    PersonalAccessTokenRow::WHAT,
                 ),
             ] {
                 tx.prepare_cached(sql)

@@ -249,6 +249,25 @@ impl AppId {
 
 string_newtype!(AppId);
 
+/// The id of a personal access token: 1 to 64 characters from `A-Z a-z 0-9 - _`;
+/// generated ids are 18 decimal digits, as ZITADEL's.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PatId(Arc<str>);
+
+impl PatId {
+    /// A new random id: 18 decimal digits.
+    pub fn generate() -> Result<Self, RandomError> {
+        Ok(Self(eighteen_digits()?.into()))
+    }
+
+    /// Checks `value` and wraps it.
+    pub fn new(value: &str) -> Result<Self, IdError> {
+        AppId::checked(value, "personal access token id").map(Self)
+    }
+}
+
+string_newtype!(PatId);
+
 /// The id of the organization that owns every resource of a server (ZITADEL's
 /// resource owner): 1 to 64 characters from `A-Z a-z 0-9 - _`; generated ids are 18
 /// decimal digits.

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::access::PersonalAccessToken;
 use crate::client_keys::ClientKey;
 use crate::error::StoreError;
 use crate::ids::{ClientId, ProjectId, TokenId, UserId, Username};
@@ -265,6 +266,17 @@ pub trait IssuingStore: Send + Sync {
     ) -> Result<bool, StoreError> {
         let _ = (issuer, jti, expires_at);
         Ok(false)
+    }
+
+    /// The personal access token with this digest, active or not.
+    ///
+    /// Without an override: `None` (the backend stores no personal access token).
+    async fn personal_access_token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let _ = digest;
+        Ok(None)
     }
 
     /// Deletes the token records, revoked JWT ids and used assertion ids that

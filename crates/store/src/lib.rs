@@ -62,6 +62,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod access;
 pub mod admin;
 mod client_keys;
 mod clock;
@@ -84,13 +85,17 @@ mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use access::{
+    AccessAdmin, AdminRole, Administrator, PAT_LEN, PersonalAccessToken, generate_pat,
+    sort_administrators,
+};
 pub use admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
 pub use client_keys::{ClientKey, KeyOwner};
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
 pub use credentials::{Credentials, PreviousSecret};
 pub use error::{BoxError, StoreError, error_chain};
 pub use ids::{
-    AppId, ClientId, Domain, IdError, OrgId, ProjectId, RoleKey, TokenId, UserId, Username,
+    AppId, ClientId, Domain, IdError, OrgId, PatId, ProjectId, RoleKey, TokenId, UserId, Username,
 };
 pub use issuing::IssuingStore;
 pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
@@ -109,6 +114,7 @@ pub use store::Store;
 /// Every storage trait, to bring their methods into scope at once:
 /// `use tessera_store::prelude::*;`.
 pub mod prelude {
+    pub use crate::access::AccessAdmin;
     pub use crate::admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
     pub use crate::issuing::IssuingStore;
     pub use crate::keys::SigningKeyStore;

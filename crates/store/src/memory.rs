@@ -7,11 +7,14 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::access::{
+    AccessAdmin, AdminRole, Administrator, PersonalAccessToken, sort_administrators,
+};
 use crate::admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
 use crate::client_keys::{ClientKey, KeyOwner};
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
-use crate::ids::{ClientId, Domain, ProjectId, TokenId, UserId, Username};
+use crate::ids::{ClientId, Domain, PatId, ProjectId, TokenId, UserId, Username};
 use crate::issuing::IssuingStore;
 use crate::keys::{SigningKeyRecord, SigningKeyStore};
 use crate::organization::{Organization, OrganizationStore};
@@ -57,6 +60,9 @@ struct Users {
     apps: BTreeMap<ClientId, ApiApp>,
     grants: BTreeSet<RoleGrant>,
     client_keys: BTreeMap<String, ClientKey>,
+    administrators: Vec<Administrator>,
+    pats: HashMap<PatId, PersonalAccessToken>,
+    pat_by_digest: HashMap<TokenDigest, PatId>,
 }
 
 impl Users {
@@ -78,6 +84,9 @@ impl Default for Users {
             apps: BTreeMap::new(),
             grants: BTreeSet::new(),
             client_keys: BTreeMap::new(),
+            administrators: Vec::new(),
+            pats: HashMap::new(),
+            pat_by_digest: HashMap::new(),
         }
     }
 }
@@ -241,6 +250,14 @@ impl IssuingStore for MemoryStore {
         Ok(self.users().client_keys.get(key_id).cloned())
     }
 
+    async fn personal_access_token_by_digest(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let users = self.users();
+        Ok(users.pat_by_digest.get(digest).and_then(|id| users.pats.get(id)).cloned())
+    }
+
     async fn use_assertion(
         &self,
         issuer: &str,
@@ -309,6 +326,15 @@ impl ServiceUserAdmin for MemoryStore {
             users.grants.retain(|g| g.user_id != user.id);
             let owner = KeyOwner::ServiceUser(user.id.clone());
             users.client_keys.retain(|_, k| k.owner != owner);
+            users.administrators.retain(|a| a.user_id != user.id);
+            let Users { pats, pat_by_digest, .. } = &mut *users;
+            pats.retain(|_, t| {
+                let keep = t.user_id != user.id;
+                if !keep {
+                    pat_by_digest.remove(&t.digest);
+                }
+                keep
+            });
             user
         };
         self.remove_tokens_where(|e| e.shape.user_id == removed.id);
@@ -423,6 +449,97 @@ impl ClientKeyAdmin for MemoryStore {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+#[async_trait]
+impl AccessAdmin for MemoryStore {
+    async fn add_administrator(&self, admin: &Administrator) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        if !users.name_by_id.contains_key(&admin.user_id) {
+            return Err(StoreError::NotFound("service user"));
+        }
+        if let Some(project) = &admin.project_id
+            && !users.projects.contains_key(project)
+        {
+            return Err(StoreError::NotFound("project"));
+        }
+        if users
+            .administrators
+            .iter()
+            .any(|a| a.is(&admin.user_id, admin.role, admin.project_id.as_ref()))
+        {
+            return Ok(false);
+        }
+        users.administrators.push(admin.clone());
+        sort_administrators(&mut users.administrators);
+        Ok(true)
+    }
+
+    async fn remove_administrator(
+        &self,
+        user_id: &UserId,
+        role: AdminRole,
+        project_id: Option<&ProjectId>,
+    ) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        let before = users.administrators.len();
+        users.administrators.retain(|a| !a.is(user_id, role, project_id));
+        Ok(users.administrators.len() < before)
+    }
+
+    async fn administrators(&self) -> Result<Vec<Administrator>, StoreError> {
+        Ok(self.users().administrators.clone())
+    }
+
+    async fn administrator_roles_of(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<Administrator>, StoreError> {
+        Ok(self.users().administrators.iter().filter(|a| &a.user_id == user_id).cloned().collect())
+    }
+
+    async fn add_personal_access_token(
+        &self,
+        token: &PersonalAccessToken,
+    ) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        if !users.name_by_id.contains_key(&token.user_id) {
+            return Err(StoreError::NotFound("service user"));
+        }
+        if users.pats.contains_key(&token.id) || users.pat_by_digest.contains_key(&token.digest) {
+            return Err(StoreError::Conflict("personal access token"));
+        }
+        users.pat_by_digest.insert(token.digest, token.id.clone());
+        users.pats.insert(token.id.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn personal_access_tokens_of(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<PersonalAccessToken>, StoreError> {
+        let mut tokens: Vec<PersonalAccessToken> =
+            self.users().pats.values().filter(|t| &t.user_id == user_id).cloned().collect();
+        tokens.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(tokens)
+    }
+
+    async fn remove_personal_access_token(
+        &self,
+        user_id: &UserId,
+        id: &PatId,
+    ) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        match users.pats.get(id) {
+            Some(token) if &token.user_id == user_id => {
+                let digest = token.digest;
+                users.pats.remove(id);
+                users.pat_by_digest.remove(&digest);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! [`Store`]: a complete backend, every storage trait at once.
 
+use crate::access::AccessAdmin;
 use crate::admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
 use crate::issuing::IssuingStore;
 use crate::keys::SigningKeyStore;
@@ -31,6 +32,7 @@ pub trait Store:
     + ProjectAdmin
     + ClientKeyAdmin
     + OrganizationAdmin
+    + AccessAdmin
 {
 }
 
@@ -42,5 +44,6 @@ impl<T> Store for T where
         + ProjectAdmin
         + ClientKeyAdmin
         + OrganizationAdmin
+        + AccessAdmin
 {
 }

@@ -96,8 +96,20 @@ use crate::{
     Username,
 };
 
+mod access;
 mod issuing;
 
+pub use access::{
+    access_added_concurrently_is_all_kept,
+    access_added_while_its_user_is_deleted_does_not_outlive_it, access_goes_with_its_user,
+    administrators_are_granted_once_and_listed_in_order, administrators_are_removed_only_when_held,
+    administrators_need_their_user_and_project,
+    personal_access_tokens_are_removed_only_by_their_user,
+    personal_access_tokens_are_unique_and_need_their_user,
+    personal_access_tokens_read_back_in_order, sample_personal_access_token,
+    shared_access_added_through_both_is_all_kept, shared_access_is_seen_through_the_other,
+    shared_access_racing_a_delete_does_not_outlive_it,
+};
 pub use issuing::{
     IntoSharedIssuingStore, IntoSharedSeed, IssuingBackend, Seed, SharedIssuingStore, SharedSeed,
     StoreSeed, api_apps_are_looked_up_by_client_id, assertion_ids_are_used_once_until_purged,
@@ -121,8 +133,9 @@ pub type SharedStore = Arc<dyn Store>;
 ///
 /// The store may be any [`Store`](crate::Store) value, or a [`SharedStore`].
 ///
-/// Besides the checks of the administration traits, signing keys and the
-/// organization, it runs every check of
+/// Besides the checks of the administration traits (administrators and personal
+/// access tokens among them), signing keys and the organization, it runs every
+/// check of
 /// [`issuing_conformance_suite!`](crate::issuing_conformance_suite), seeding the
 /// store through its administration traits ([`StoreSeed`]).
 #[macro_export]
@@ -174,6 +187,15 @@ macro_rules! conformance_suite {
             organization_racing_inits_agree,
             organization_update_keeps_the_id,
             organization_concurrent_updates_are_atomic,
+            administrators_are_granted_once_and_listed_in_order,
+            administrators_need_their_user_and_project,
+            administrators_are_removed_only_when_held,
+            personal_access_tokens_read_back_in_order,
+            personal_access_tokens_are_unique_and_need_their_user,
+            personal_access_tokens_are_removed_only_by_their_user,
+            access_goes_with_its_user,
+            access_added_concurrently_is_all_kept,
+            access_added_while_its_user_is_deleted_does_not_outlive_it,
         );
         $crate::issuing_conformance_suite!(@checks complete $make);
     };
@@ -304,6 +326,9 @@ macro_rules! conformance_suite_shared {
             shared_changes_are_seen_through_the_other,
             shared_deletes_are_seen_through_the_other,
             shared_additions_racing_a_delete_do_not_outlive_it,
+            shared_access_is_seen_through_the_other,
+            shared_access_added_through_both_is_all_kept,
+            shared_access_racing_a_delete_does_not_outlive_it,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

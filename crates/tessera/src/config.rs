@@ -52,6 +52,14 @@ pub struct Config {
     /// Which scopes clients may ask for.
     #[serde(default)]
     pub scopes: ScopesConfig,
+    /// Whether the management API (ZITADEL's v2 services) is answered beside the
+    /// OAuth endpoints (default `true`). Only administrators reach it.
+    #[serde(default = "yes")]
+    pub management_api: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Config {
@@ -66,6 +74,7 @@ impl Config {
             assertions: AssertionsConfig::default(),
             organization: OrganizationConfig::default(),
             scopes: ScopesConfig::default(),
+            management_api: true,
         }
     }
 

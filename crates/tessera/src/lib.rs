@@ -103,6 +103,8 @@ pub use tessera_endpoint as endpoint;
 pub use tessera_endpoint::{
     ClientAddr, ClientAddressSource, METRICS_CONTENT_TYPE, Metrics, ROUTES,
 };
+pub use tessera_management as management;
+pub use tessera_management::ManagementApi;
 pub use tessera_mint as mint;
 pub use tessera_mint::MasterKey;
 pub use tessera_scope as scope;
@@ -227,6 +229,12 @@ impl Builder {
             .with_metrics(metrics.clone())
             .serve_metrics(self.serve_metrics);
         let admin = Admin::new(endpoint.issuer().store().clone());
+        let endpoint = if self.config.management_api {
+            let api = ManagementApi::new(endpoint.issuer().clone(), admin.clone());
+            endpoint.with_rpc(Arc::new(api))
+        } else {
+            endpoint
+        };
         Ok(Tessera {
             endpoint,
             keys,

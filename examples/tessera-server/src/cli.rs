@@ -47,6 +47,67 @@ pub(crate) enum Command {
     /// Show or change the organization that owns every user, project and app.
     #[command(subcommand)]
     Organization(OrganizationCommand),
+    /// Manage the administrators: service users who may use the management API.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Grant an administrator role to a service user.
+    Add {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        /// IAM_OWNER, IAM_OWNER_VIEWER, ORG_OWNER, ORG_USER_MANAGER or PROJECT_OWNER.
+        #[arg(long)]
+        role: String,
+        /// The project of a PROJECT_OWNER (default: every project).
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// List the administrators and their roles.
+    List,
+    /// Take a role (or, without --role, every role) from a service user.
+    Remove {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        /// The role to take (default: every role the user holds).
+        #[arg(long)]
+        role: Option<String>,
+        /// The project of a PROJECT_OWNER role to take.
+        #[arg(long)]
+        project: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PatCommand {
+    /// Create a personal access token; prints it once.
+    Add {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        /// Days until the token stops being accepted (default: never).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_600))]
+        expires: Option<u32>,
+    },
+    /// List the personal access tokens of a service user (never the tokens).
+    List {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+    },
+    /// Remove a personal access token; it stops working at once.
+    Remove {
+        /// The service user.
+        #[arg(long)]
+        username: String,
+        /// The token id.
+        #[arg(long)]
+        token_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +402,9 @@ pub(crate) enum ServiceUserCommand {
     /// Manage the key pairs a service user signs assertions with (JWT profile).
     #[command(subcommand)]
     Key(UserKeyCommand),
+    /// Manage the personal access tokens of a service user.
+    #[command(subcommand)]
+    Pat(PatCommand),
     /// Change settings of a service user.
     Set {
         /// The service user.

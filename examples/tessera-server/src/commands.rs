@@ -75,6 +75,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Organization(command) => {
             crate::organization::organization(&admin().await?, command).await?
         }
+        Command::Admin(command) => crate::access::administrators(&admin().await?, command).await?,
     };
     print(&output, cli.json);
     Ok(())
@@ -156,6 +157,7 @@ async fn service_user(admin: &Admin, command: ServiceUserCommand) -> Result<Outp
             })
         }
         ServiceUserCommand::Key(command) => crate::client_keys::user_key(admin, command).await,
+        ServiceUserCommand::Pat(command) => crate::access::pat(admin, command).await,
         ServiceUserCommand::Set {
             username,
             access_token_type,

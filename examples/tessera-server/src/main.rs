@@ -6,6 +6,7 @@
 //! service users in the same database, also while a server is running on it.
 #![forbid(unsafe_code)]
 
+mod access;
 mod bootstrap;
 mod cli;
 mod client_keys;

@@ -45,9 +45,10 @@ const ROUTE_NAMES: [&str; ROUTES] = [
     "discovery",
     "authorize",
     "metrics",
+    "management",
     "unknown",
 ];
-const ROUTES: usize = 11;
+const ROUTES: usize = 12;
 
 /// The statuses the endpoint answers with, each with a slot of its own; any other
 /// status shares the last slot's path through the family (never hit today).
@@ -99,6 +100,7 @@ pub(crate) enum RouteLabel {
     Discovery,
     Authorize,
     Metrics,
+    Management,
     Unknown,
 }
 

@@ -7,6 +7,7 @@ mod json;
 pub(crate) mod metrics;
 pub(crate) mod request;
 mod response;
+pub(crate) mod rpc;
 pub(crate) mod throttle;
 
 use std::convert::Infallible;
@@ -91,6 +92,8 @@ struct Inner {
     metrics: Option<Metrics>,
     /// Whether `GET /metrics` answers with them.
     serve_metrics: bool,
+    /// The RPC service answered beside the endpoints, if any.
+    rpc: Option<Arc<dyn rpc::RpcService>>,
 }
 
 /// What a request asks for.
@@ -106,6 +109,7 @@ enum Route {
     Discovery,
     Authorize,
     Metrics,
+    Rpc,
 }
 
 impl Route {
@@ -138,6 +142,7 @@ impl Route {
             Route::Discovery => RouteLabel::Discovery,
             Route::Authorize => RouteLabel::Authorize,
             Route::Metrics => RouteLabel::Metrics,
+            Route::Rpc => RouteLabel::Management,
         }
     }
 }
@@ -157,6 +162,7 @@ impl TokenEndpoint {
                 warned_no_address: AtomicBool::new(false),
                 metrics: None,
                 serve_metrics: false,
+                rpc: None,
             }),
         }
     }
@@ -190,6 +196,14 @@ impl TokenEndpoint {
         })
     }
 
+    /// Answers the calls of `service` beside the endpoints, on the paths it
+    /// [handles](rpc::RpcService::handles) that are not the endpoints' own: with the
+    /// same client address, log context and metrics (`endpoint="management"`). The
+    /// body is read up to [`MAX_RPC_BODY`](rpc::MAX_RPC_BODY).
+    pub fn with_rpc(self, service: Arc<dyn rpc::RpcService>) -> Self {
+        self.rebuild(|inner| inner.rpc = Some(service))
+    }
+
     /// Whether `GET /metrics` answers with the metrics of
     /// [`with_metrics`](Self::with_metrics) (`false`: they are counted, and served
     /// elsewhere, such as on a listener of their own with [`Metrics::encode`]).
@@ -212,6 +226,7 @@ impl TokenEndpoint {
             warned_no_address: AtomicBool::new(false),
             metrics: self.inner.metrics.clone(),
             serve_metrics: self.inner.serve_metrics,
+            rpc: self.inner.rpc.clone(),
         };
         change(&mut inner);
         Self { inner: Arc::new(inner) }
@@ -241,7 +256,19 @@ impl TokenEndpoint {
             let prefix = self.inner.prefix.as_str();
             path.strip_prefix(prefix).filter(|_| !prefix.is_empty()).and_then(Route::of)
         });
-        route.filter(|&r| r != Route::Metrics || self.inner.serve_metrics)
+        route.filter(|&r| r != Route::Metrics || self.inner.serve_metrics).or_else(|| {
+            let rpc = self.inner.rpc.as_ref()?;
+            rpc.handles(self.relative(path)).then_some(Route::Rpc)
+        })
+    }
+
+    /// `path` without the issuer URL's path before it, if it has it.
+    fn relative<'a>(&self, path: &'a str) -> &'a str {
+        let prefix = self.inner.prefix.as_str();
+        match path.strip_prefix(prefix) {
+            Some(rest) if !prefix.is_empty() && rest.starts_with('/') => rest,
+            _ => path,
+        }
     }
 
     /// Answers one request. Every event logged while answering it carries its client
@@ -354,6 +381,21 @@ impl TokenEndpoint {
             Route::Metrics => {
                 require_method(request.method(), &[Method::GET, Method::HEAD], "GET, HEAD")?;
                 Ok(self.metrics_response())
+            }
+            Route::Rpc => {
+                let Some(service) = self.inner.rpc.as_ref() else {
+                    return Err(OAuthError::not_found());
+                };
+                let (parts, body) = request.into_parts();
+                let body = rpc::read_body(&parts.headers, body, rpc::MAX_RPC_BODY).await;
+                let call = rpc::RpcRequest {
+                    method: parts.method,
+                    path: self.relative(parts.uri.path()).to_owned(),
+                    headers: parts.headers,
+                    body,
+                    client_address: addr,
+                };
+                Ok(service.call(call).await)
             }
             Route::Authorize => {
                 require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;

@@ -24,7 +24,9 @@ pub use assertion::{
     ASSERTION_ALGORITHMS, CLOCK_SKEW_SECS, JWT_BEARER_GRANT_TYPE, MAX_ASSERTION_LIFETIME_SECS,
 };
 pub use credentials::{AuthMethod, ClientCredentials, PresentedSecret};
-pub use tokens::{ActiveToken, Caller, Introspection, MAX_TOKEN_LEN, UserInfo};
+pub use tokens::{
+    ActiveToken, Caller, Introspection, MAX_TOKEN_LEN, PAT_NEVER_EXPIRES, PAT_SCOPE, UserInfo,
+};
 
 /// A client credentials token request (RFC 6749 §4.4.2), already parsed.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 use tessera_mint::AccessTokenClaims;
 use tessera_scope::{RESOURCE_OWNER_SCOPE, ScopeSet, StandardScope};
 use tessera_store::{
-    AccessTokenType, ApiApp, ClientId, Organization, RoleClaims, ServiceUser, TokenDigest, TokenId,
-    UserId,
+    AccessTokenType, ApiApp, ClientId, Organization, PAT_LEN, PatId, ProjectId, RoleClaims,
+    ServiceUser, TokenDigest, TokenId, UserId,
 };
 
 use crate::context::client_address;
@@ -70,9 +70,20 @@ pub struct ActiveToken {
     pub iat: i64,
     /// Not before (unix seconds).
     pub nbf: i64,
-    /// Expiry (unix seconds).
+    /// Expiry (unix seconds); [`PAT_NEVER_EXPIRES`] for a personal access token
+    /// without expiry.
     pub exp: i64,
+    /// The id of a personal access token; `None` for a token from a grant.
+    pub personal_access_token: Option<PatId>,
 }
+
+/// The expiry shown for a personal access token that never expires:
+/// 9999-12-31T23:59:59Z, as ZITADEL writes "no expiry" in key files.
+pub const PAT_NEVER_EXPIRES: i64 = 253_402_300_799;
+
+/// The scopes of a personal access token: the user's identity at userinfo, and the
+/// server's own API (the management API) in its audience.
+pub const PAT_SCOPE: &str = "openid profile urn:zitadel:iam:org:project:id:zitadel:aud";
 
 /// The answer to an introspection request.
 #[derive(Debug, Clone)]
@@ -170,6 +181,27 @@ impl Issuer {
                 iat: claims.iat,
                 nbf: claims.nbf,
                 exp: claims.exp,
+                personal_access_token: None,
+            }
+        } else if token.len() == PAT_LEN {
+            let digest = TokenDigest::of(token);
+            let found =
+                self.store().personal_access_token_by_digest(&digest).await.map_err(store_error)?;
+            let Some(pat) = found.filter(|p| p.is_active(now)) else { return Ok(None) };
+            let Ok(jti) = TokenId::new(pat.id.as_str()) else { return Ok(None) };
+            let Ok(scopes) = ScopeSet::parse(PAT_SCOPE) else { return Ok(None) };
+            Candidate {
+                format: AccessTokenType::Opaque,
+                jti,
+                digest: Some(digest),
+                user_id: pat.user_id,
+                scopes,
+                audience: vec![ProjectId::reserved().to_string()],
+                roles: RoleClaims::default(),
+                iat: pat.created_at.unix_timestamp(),
+                nbf: pat.created_at.unix_timestamp(),
+                exp: pat.expires_at.map_or(PAT_NEVER_EXPIRES, |at| at.unix_timestamp()),
+                personal_access_token: Some(pat.id),
             }
         } else {
             let digest = TokenDigest::of(token);
@@ -186,6 +218,7 @@ impl Issuer {
                 iat: record.issued_at.unix_timestamp(),
                 nbf: record.issued_at.unix_timestamp(),
                 exp: record.expires_at.unix_timestamp(),
+                personal_access_token: None,
             }
         };
         let user =
@@ -238,6 +271,13 @@ impl Issuer {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "the token was not issued to this client or its project",
+            ));
+        }
+        if active.personal_access_token.is_some() {
+            // RFC 7009 §2.2.1: a server that does not revoke a kind of token says so.
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedTokenType,
+                "personal access tokens are removed through the management API or the CLI",
             ));
         }
         let now = self.clock().now();
@@ -307,6 +347,7 @@ struct Candidate {
     iat: i64,
     nbf: i64,
     exp: i64,
+    personal_access_token: Option<PatId>,
 }
 
 impl Candidate {
@@ -323,6 +364,7 @@ impl Candidate {
             iat: self.iat,
             nbf: self.nbf,
             exp: self.exp,
+            personal_access_token: self.personal_access_token,
         }
     }
 }

@@ -21,7 +21,11 @@
 //! - a token's scopes are the space-separated list, its audience a JSON array of
 //!   strings, its roles a JSON object (role → organization id → primary domain);
 //! - a client key's owner is [`KeyOwner::to_key`]'s string;
-//! - algorithms and token types are their names (`ES256`, `opaque`).
+//! - algorithms, token types and administrator roles are their names (`ES256`,
+//!   `opaque`, `IAM_OWNER`);
+//! - an administrator role held on no project has the project id `''`
+//!   ([`AdministratorRow::NO_PROJECT`]), which no project id can be, so that the
+//!   column can be part of the primary key and sorts before every project.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -29,10 +33,13 @@ use std::fmt;
 use tessera_scope::ScopeSet;
 use time::OffsetDateTime;
 
+use crate::access::{Administrator, PersonalAccessToken};
 use crate::client_keys::{ClientKey, KeyOwner};
 use crate::credentials::{Credentials, PreviousSecret};
 use crate::error::StoreError;
-use crate::ids::{AppId, ClientId, Domain, OrgId, ProjectId, RoleKey, TokenId, UserId, Username};
+use crate::ids::{
+    AppId, ClientId, Domain, OrgId, PatId, ProjectId, RoleKey, TokenId, UserId, Username,
+};
 use crate::keys::SigningKeyRecord;
 use crate::organization::Organization;
 use crate::projects::{ApiApp, Project, RoleClaims, RoleGrant};
@@ -545,6 +552,109 @@ impl<'a> ClientKeyRow<'a> {
     }
 }
 
+/// A row of `administrators`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdministratorRow<'a> {
+    /// `user_id`.
+    pub user_id: &'a str,
+    /// `role`: the role's name ([`AdminRole::as_str`](crate::AdminRole::as_str)).
+    pub role: &'a str,
+    /// `project_id`: the project of a project role, [`NO_PROJECT`](Self::NO_PROJECT)
+    /// for none.
+    pub project_id: &'a str,
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+}
+
+impl<'a> AdministratorRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "user_id, role, project_id, created_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "administrator";
+    /// The `project_id` of a role held on no project.
+    pub const NO_PROJECT: &'static str = "";
+
+    /// The row of `admin`.
+    pub fn of(admin: &'a Administrator) -> Self {
+        Self {
+            user_id: admin.user_id.as_str(),
+            role: admin.role.as_str(),
+            project_id: Self::project_column(admin.project_id.as_ref()),
+            created_at: unix(admin.created_at),
+        }
+    }
+
+    /// The `project_id` column of `project`.
+    pub fn project_column(project: Option<&'a ProjectId>) -> &'a str {
+        project.map_or(Self::NO_PROJECT, ProjectId::as_str)
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<Administrator, StoreError> {
+        let project_id = if self.project_id == Self::NO_PROJECT {
+            None
+        } else {
+            Some(checked("administrator project id", self.project_id, ProjectId::new)?)
+        };
+        Ok(Administrator {
+            user_id: checked("user id", self.user_id, UserId::new)?,
+            role: checked("administrator role", self.role, str::parse)?,
+            project_id,
+            created_at: timestamp("administrator creation time", self.created_at)?,
+        })
+    }
+}
+
+/// A row of `personal_access_tokens`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonalAccessTokenRow<'a> {
+    /// `id`.
+    pub id: &'a str,
+    /// `user_id`.
+    pub user_id: &'a str,
+    /// `digest`: the [`TokenDigest`]'s 32 bytes.
+    pub digest: &'a [u8],
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+    /// `expires_at`, unix seconds; NULL: never.
+    pub expires_at: Option<i64>,
+}
+
+impl<'a> PersonalAccessTokenRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str = "id, user_id, digest, created_at, expires_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "personal access token";
+
+    /// The row of `token`.
+    pub fn of(token: &'a PersonalAccessToken) -> Self {
+        Self {
+            id: token.id.as_str(),
+            user_id: token.user_id.as_str(),
+            digest: token.digest.as_bytes(),
+            created_at: unix(token.created_at),
+            expires_at: token.expires_at.map(unix),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<PersonalAccessToken, StoreError> {
+        Ok(PersonalAccessToken {
+            id: checked("personal access token id", self.id, PatId::new)?,
+            user_id: checked("user id", self.user_id, UserId::new)?,
+            digest: TokenDigest::from_bytes(digest_bytes(
+                "personal access token digest",
+                self.digest,
+            )?),
+            created_at: timestamp("personal access token creation time", self.created_at)?,
+            expires_at: self
+                .expires_at
+                .map(|secs| timestamp("personal access token expiry time", secs))
+                .transpose()?,
+        })
+    }
+}
+
 /// The row of `organization` (besides its `singleton` key, always 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrganizationRow<'a> {
@@ -631,6 +741,20 @@ mod tests {
         assert_eq!(ClientKeyRow::of(&client_key).into_record()?, client_key);
         let org = testkit::sample_organization("Acme", "acme.example");
         assert_eq!(OrganizationRow::of(&org).into_record()?, org);
+
+        let mut admin =
+            Administrator::new(user.id.clone(), crate::AdminRole::OrgOwner, None, testkit::t0());
+        assert_eq!(AdministratorRow::of(&admin).project_id, "", "no project is ''");
+        assert_eq!(AdministratorRow::of(&admin).into_record()?, admin);
+        admin.role = crate::AdminRole::ProjectOwner;
+        admin.project_id = Some(project.id.clone());
+        assert_eq!(AdministratorRow::of(&admin).role, "PROJECT_OWNER");
+        assert_eq!(AdministratorRow::of(&admin).into_record()?, admin);
+        let mut pat = testkit::sample_personal_access_token(&user, "100000000000000001", "pat", 5);
+        assert_eq!(PersonalAccessTokenRow::of(&pat).into_record()?, pat);
+        pat.expires_at = None;
+        assert_eq!(PersonalAccessTokenRow::of(&pat).expires_at, None, "no expiry is NULL");
+        assert_eq!(PersonalAccessTokenRow::of(&pat).into_record()?, pat);
         Ok(())
     }
 
@@ -675,5 +799,27 @@ mod tests {
         let org = testkit::sample_organization("Acme", "acme.example");
         let bad = OrganizationRow { primary_domain: "not a domain", ..OrganizationRow::of(&org) };
         assert!(matches!(bad.into_record(), Err(StoreError::Corrupt(_))));
+        let admin =
+            Administrator::new(user.id.clone(), crate::AdminRole::IamOwner, None, testkit::t0());
+        let row = AdministratorRow::of(&admin);
+        for bad in [
+            AdministratorRow { role: "iam_owner", ..row.clone() },
+            AdministratorRow { role: "", ..row.clone() },
+            AdministratorRow { project_id: "a b", ..row.clone() },
+            AdministratorRow { user_id: "", ..row.clone() },
+        ] {
+            let result = bad.clone().into_record();
+            assert!(matches!(result, Err(StoreError::Corrupt(_))), "{bad:?}: {result:?}");
+        }
+        let pat = testkit::sample_personal_access_token(&user, "1", "pat", 0);
+        let row = PersonalAccessTokenRow::of(&pat);
+        for bad in [
+            PersonalAccessTokenRow { digest: &short, ..row.clone() },
+            PersonalAccessTokenRow { id: "a/b", ..row.clone() },
+            PersonalAccessTokenRow { expires_at: Some(i64::MAX), ..row.clone() },
+        ] {
+            let result = bad.clone().into_record();
+            assert!(matches!(result, Err(StoreError::Corrupt(_))), "{bad:?}: {result:?}");
+        }
     }
 }

@@ -1,0 +1,876 @@
+//! `zitadel.user.v2.UserService`, for machine users (Tessera's service users).
+
+use serde::{Deserialize, Serialize};
+use tessera_admin::{NewServiceUser, ServiceUserUpdate};
+use tessera_store::{
+    AccessTokenType, DisplayName, Organization, PatId, PersonalAccessToken, ServiceUser, UserId,
+    Username,
+};
+use time::OffsetDateTime;
+
+use crate::auth::Permission;
+use crate::connect::{Code, Status};
+use crate::json::{
+    Details, Handler, ListDetails, ListQuery, Pagination, Timestamp, U64, text_matches, unary,
+};
+use crate::{Context, admin_status};
+
+/// The service's name.
+pub const SERVICE: &str = "zitadel.user.v2.UserService";
+
+/// The method of `service`/`method`, if it is one of this service's.
+pub(crate) fn find(service: &str, method: &str) -> Option<Handler> {
+    if service != SERVICE {
+        return None;
+    }
+    Some(match method {
+        "CreateUser" => unary!(create_user),
+        "GetUserByID" => unary!(get_user_by_id),
+        "ListUsers" => unary!(list_users),
+        "UpdateUser" => unary!(update_user),
+        "DeactivateUser" => unary!(deactivate_user),
+        "ReactivateUser" => unary!(reactivate_user),
+        "DeleteUser" => unary!(delete_user),
+        "AddSecret" => unary!(add_secret),
+        "AddPersonalAccessToken" => unary!(add_personal_access_token),
+        "RemovePersonalAccessToken" => unary!(remove_personal_access_token),
+        "ListPersonalAccessTokens" => unary!(list_personal_access_tokens),
+        _ => return None,
+    })
+}
+
+/// `Machine` of a create or update request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MachineInput {
+    /// The display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A description; Tessera keeps none (docs/management-api.md).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `ACCESS_TOKEN_TYPE_BEARER` (opaque) or `ACCESS_TOKEN_TYPE_JWT`.
+    #[serde(default)]
+    pub access_token_type: Option<TokenTypeName>,
+}
+
+/// ZITADEL's access token types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenTypeName {
+    /// An opaque token.
+    #[serde(rename = "ACCESS_TOKEN_TYPE_BEARER")]
+    Bearer,
+    /// A JWT.
+    #[serde(rename = "ACCESS_TOKEN_TYPE_JWT")]
+    Jwt,
+}
+
+impl From<AccessTokenType> for TokenTypeName {
+    fn from(value: AccessTokenType) -> Self {
+        match value {
+            AccessTokenType::Jwt => Self::Jwt,
+            _ => Self::Bearer,
+        }
+    }
+}
+
+impl From<TokenTypeName> for AccessTokenType {
+    fn from(value: TokenTypeName) -> Self {
+        match value {
+            TokenTypeName::Jwt => AccessTokenType::Jwt,
+            TokenTypeName::Bearer => AccessTokenType::Opaque,
+        }
+    }
+}
+
+/// `CreateUserRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// The organization: Tessera's own, or left out.
+    #[serde(default)]
+    pub organization_id: Option<String>,
+    /// A user id to use; generated when left out.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The username, also the client ID.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A human user: refused.
+    #[serde(default)]
+    pub human: Option<serde_json::Value>,
+    /// The machine user.
+    #[serde(default)]
+    pub machine: Option<MachineInput>,
+}
+
+/// `CreateUserResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUserResponse {
+    /// The new user's id.
+    pub id: String,
+    /// When it was created.
+    pub creation_date: Timestamp,
+}
+
+/// A request naming one user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserIdRequest {
+    /// The user's id.
+    #[serde(default)]
+    pub user_id: String,
+}
+
+/// `GetUserByIDResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetUserResponse {
+    /// The user's details.
+    pub details: Details,
+    /// The user.
+    pub user: User,
+}
+
+/// ZITADEL's `User`, of a machine user.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Its id.
+    pub user_id: String,
+    /// Its details.
+    pub details: Details,
+    /// `USER_STATE_ACTIVE` or `USER_STATE_INACTIVE`.
+    pub state: &'static str,
+    /// Its username.
+    pub username: String,
+    /// `username@primary-domain`.
+    pub login_names: Vec<String>,
+    /// `username@primary-domain`.
+    pub preferred_login_name: String,
+    /// The machine user's settings.
+    pub machine: MachineUser,
+}
+
+/// ZITADEL's `MachineUser`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineUser {
+    /// The display name.
+    pub name: String,
+    /// Always empty: Tessera keeps no description.
+    pub description: String,
+    /// Whether a client secret is set.
+    pub has_secret: bool,
+    /// The kind of access token it receives.
+    pub access_token_type: TokenTypeName,
+}
+
+/// `Details` of a service user.
+fn details(user: &ServiceUser, organization: &Organization) -> Details {
+    Details {
+        sequence: U64(0),
+        change_date: Timestamp(user.updated_at),
+        resource_owner: organization.id.to_string(),
+        creation_date: Timestamp(user.created_at),
+    }
+}
+
+/// Details of a change made now.
+fn changed(cx: Context<'_>, organization: &Organization) -> Details {
+    let now = Timestamp(cx.admin.now());
+    Details {
+        sequence: U64(0),
+        change_date: now,
+        resource_owner: organization.id.to_string(),
+        creation_date: now,
+    }
+}
+
+fn user_view(user: &ServiceUser, organization: &Organization) -> User {
+    let login = format!("{}@{}", user.username, organization.primary_domain);
+    User {
+        user_id: user.id.to_string(),
+        details: details(user, organization),
+        state: if user.enabled { "USER_STATE_ACTIVE" } else { "USER_STATE_INACTIVE" },
+        username: user.username.to_string(),
+        login_names: vec![login.clone()],
+        preferred_login_name: login,
+        machine: MachineUser {
+            name: user.display_name.to_string(),
+            description: String::new(),
+            has_secret: user.credentials.secret.is_some(),
+            access_token_type: user.access_token_type.into(),
+        },
+    }
+}
+
+pub(crate) async fn organization(cx: Context<'_>) -> Result<Organization, Status> {
+    cx.admin
+        .organization()
+        .await
+        .map_err(admin_status)?
+        .ok_or_else(|| Status::new(Code::FailedPrecondition, "the organization is not set up"))
+}
+
+/// Checks a request's organization id: Tessera's own, or none.
+pub(crate) fn check_organization(
+    given: Option<&str>,
+    organization: &Organization,
+) -> Result<(), Status> {
+    match given {
+        Some(id) if !id.is_empty() && id != organization.id.as_str() => {
+            Err(Status::not_found(format!("organization {id} not found")))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn parse_user_id(value: &str) -> Result<UserId, Status> {
+    if value.is_empty() {
+        return Err(Status::invalid("userId is required"));
+    }
+    // An id that cannot be stored names no user.
+    UserId::new(value).map_err(|_| Status::not_found(format!("service user {value} not found")))
+}
+
+async fn user_by_id(cx: Context<'_>, id: &str) -> Result<ServiceUser, Status> {
+    let id = parse_user_id(id)?;
+    cx.admin.service_user_by_id(&id).await.map_err(admin_status)
+}
+
+/// `CreateUser`: a machine user, with no secret until `AddSecret`.
+pub async fn create_user(
+    cx: Context<'_>,
+    request: CreateUserRequest,
+) -> Result<CreateUserResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    if request.human.is_some() {
+        return Err(Status::invalid(
+            "human users are not supported: Tessera serves machine users (service users) only",
+        ));
+    }
+    let Some(machine) = request.machine else {
+        return Err(Status::invalid("machine is required"));
+    };
+    let organization = organization(cx).await?;
+    check_organization(request.organization_id.as_deref(), &organization)?;
+    if request.user_id.as_deref().is_some_and(|id| !id.is_empty()) {
+        return Err(Status::invalid("userId: ids are generated by Tessera; leave it out"));
+    }
+    let username = request
+        .username
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| Status::invalid("username is required"))?;
+    let username =
+        Username::new(&username).map_err(|e| Status::invalid(format!("username: {e}")))?;
+    let mut new = NewServiceUser::new(username.clone());
+    if let Some(name) = machine.name.as_deref().filter(|n| !n.is_empty()) {
+        new.display_name =
+            Some(DisplayName::new(name).map_err(|e| Status::invalid(format!("name: {e}")))?);
+    }
+    if let Some(kind) = machine.access_token_type {
+        new.access_token_type = kind.into();
+    }
+    // No secret until AddSecret, as ZITADEL creates machine users.
+    let user = cx.admin.create_service_user_without_secret(new).await.map_err(admin_status)?;
+    cx.audit("CreateUser", user.id.as_str());
+    Ok(CreateUserResponse { id: user.id.to_string(), creation_date: Timestamp(user.created_at) })
+}
+
+/// `GetUserByID`.
+pub async fn get_user_by_id(
+    cx: Context<'_>,
+    request: UserIdRequest,
+) -> Result<GetUserResponse, Status> {
+    cx.principal.require(&Permission::UserRead)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    let organization = organization(cx).await?;
+    Ok(GetUserResponse {
+        details: details(&user, &organization),
+        user: user_view(&user, &organization),
+    })
+}
+
+/// `ListUsersRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListUsersRequest {
+    /// Paging.
+    #[serde(default)]
+    pub query: ListQuery,
+    /// `USER_FIELD_NAME_*`.
+    #[serde(default)]
+    pub sorting_column: Option<String>,
+    /// Filters, all of which must match.
+    #[serde(default)]
+    pub queries: Vec<SearchQuery>,
+}
+
+/// `SearchQuery`: one filter (exactly one field set).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchQuery {
+    /// By username.
+    #[serde(default)]
+    pub user_name_query: Option<TextQuery>,
+    /// By display name.
+    #[serde(default)]
+    pub display_name_query: Option<DisplayNameQuery>,
+    /// By id.
+    #[serde(default)]
+    pub in_user_ids_query: Option<InUserIds>,
+    /// By type.
+    #[serde(default)]
+    pub type_query: Option<TypeQuery>,
+    /// By state.
+    #[serde(default)]
+    pub state_query: Option<StateQuery>,
+    /// By organization.
+    #[serde(default)]
+    pub organization_id_query: Option<OrganizationIdQuery>,
+    /// All of these.
+    #[serde(default)]
+    pub and_query: Option<Queries>,
+    /// Any of these.
+    #[serde(default)]
+    pub or_query: Option<Queries>,
+    /// Not this.
+    #[serde(default)]
+    pub not_query: Option<NotQuery>,
+}
+
+/// `UserNameQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TextQuery {
+    /// The text.
+    #[serde(default)]
+    pub user_name: String,
+    /// `TEXT_QUERY_METHOD_*` (default: equals).
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `DisplayNameQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisplayNameQuery {
+    /// The text.
+    #[serde(default)]
+    pub display_name: String,
+    /// `TEXT_QUERY_METHOD_*` (default: equals).
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// `InUserIDQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InUserIds {
+    /// The ids.
+    #[serde(default)]
+    pub user_ids: Vec<String>,
+}
+
+/// `TypeQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TypeQuery {
+    /// `TYPE_MACHINE` or `TYPE_HUMAN`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+/// `StateQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StateQuery {
+    /// `USER_STATE_*`.
+    #[serde(default)]
+    pub state: String,
+}
+
+/// `OrganizationIdQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrganizationIdQuery {
+    /// The organization.
+    #[serde(default)]
+    pub organization_id: String,
+}
+
+/// `AndQuery` or `OrQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Queries {
+    /// The filters.
+    #[serde(default)]
+    pub queries: Vec<SearchQuery>,
+}
+
+/// `NotQuery`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotQuery {
+    /// The filter.
+    #[serde(default)]
+    pub query: Option<Box<SearchQuery>>,
+}
+
+impl SearchQuery {
+    /// Whether `user` matches; `invalid_argument` for a malformed filter.
+    fn matches(&self, user: &ServiceUser, organization: &Organization) -> Result<bool, Status> {
+        let mut set = 0;
+        let mut all = true;
+        if let Some(q) = &self.user_name_query {
+            set += 1;
+            all &= text_matches(user.username.as_str(), &q.user_name, q.method.as_deref())?;
+        }
+        if let Some(q) = &self.display_name_query {
+            set += 1;
+            all &= text_matches(user.display_name.as_str(), &q.display_name, q.method.as_deref())?;
+        }
+        if let Some(q) = &self.in_user_ids_query {
+            set += 1;
+            all &= q.user_ids.iter().any(|id| id == user.id.as_str());
+        }
+        if let Some(q) = &self.type_query {
+            set += 1;
+            all &= match q.kind.as_str() {
+                "TYPE_MACHINE" => true,
+                "TYPE_HUMAN" => false,
+                other => return Err(Status::invalid(format!("unknown user type {other:?}"))),
+            };
+        }
+        if let Some(q) = &self.state_query {
+            set += 1;
+            all &= match q.state.as_str() {
+                "USER_STATE_ACTIVE" => user.enabled,
+                "USER_STATE_INACTIVE" => !user.enabled,
+                "USER_STATE_DELETED" | "USER_STATE_LOCKED" | "USER_STATE_INITIAL" => false,
+                other => return Err(Status::invalid(format!("unknown user state {other:?}"))),
+            };
+        }
+        if let Some(q) = &self.organization_id_query {
+            set += 1;
+            all &= q.organization_id == organization.id.as_str();
+        }
+        if let Some(q) = &self.and_query {
+            set += 1;
+            for query in &q.queries {
+                all &= query.matches(user, organization)?;
+            }
+        }
+        if let Some(q) = &self.or_query {
+            set += 1;
+            let mut any = false;
+            for query in &q.queries {
+                any |= query.matches(user, organization)?;
+            }
+            all &= any;
+        }
+        if let Some(q) = &self.not_query {
+            set += 1;
+            let inner =
+                q.query.as_ref().ok_or_else(|| Status::invalid("notQuery.query is required"))?;
+            all &= !inner.matches(user, organization)?;
+        }
+        if set != 1 {
+            return Err(Status::invalid("each query sets exactly one filter"));
+        }
+        Ok(all)
+    }
+}
+
+/// `ListUsersResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListUsersResponse {
+    /// The listing's details.
+    pub details: ListDetails,
+    /// The sorting column used.
+    pub sorting_column: String,
+    /// The page.
+    pub result: Vec<User>,
+}
+
+/// `ListUsers`: filters, sorting, offset and limit.
+pub async fn list_users(
+    cx: Context<'_>,
+    request: ListUsersRequest,
+) -> Result<ListUsersResponse, Status> {
+    cx.principal.require(&Permission::UserRead)?;
+    let organization = organization(cx).await?;
+    let mut users = Vec::new();
+    for user in cx.admin.service_users().await.map_err(admin_status)? {
+        let mut keep = true;
+        for query in &request.queries {
+            keep &= query.matches(&user, &organization)?;
+        }
+        if keep {
+            users.push(user);
+        }
+    }
+    let column = request.sorting_column.as_deref().unwrap_or("USER_FIELD_NAME_UNSPECIFIED");
+    match column {
+        "USER_FIELD_NAME_UNSPECIFIED" | "USER_FIELD_NAME_CREATION_DATE" => {
+            users.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
+        }
+        "USER_FIELD_NAME_USER_NAME" => {}
+        "USER_FIELD_NAME_DISPLAY_NAME" => {
+            users.sort_by(|a, b| a.display_name.as_str().cmp(b.display_name.as_str()));
+        }
+        "USER_FIELD_NAME_STATE" => users.sort_by_key(|u| !u.enabled),
+        "USER_FIELD_NAME_TYPE" => {}
+        "USER_FIELD_NAME_FIRST_NAME"
+        | "USER_FIELD_NAME_LAST_NAME"
+        | "USER_FIELD_NAME_NICK_NAME"
+        | "USER_FIELD_NAME_EMAIL" => {}
+        other => return Err(Status::invalid(format!("unknown sorting column {other}"))),
+    }
+    let total = users.len() as u64;
+    let page = request.query.page(users)?;
+    Ok(ListUsersResponse {
+        details: ListDetails {
+            total_result: U64(total),
+            processed_sequence: U64(0),
+            timestamp: Timestamp(cx.admin.now()),
+        },
+        sorting_column: column.to_owned(),
+        result: page.iter().map(|u| user_view(u, &organization)).collect(),
+    })
+}
+
+/// `UpdateUserRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// The user.
+    #[serde(default)]
+    pub user_id: String,
+    /// A new username: refused (the username is the client ID).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Human fields: refused.
+    #[serde(default)]
+    pub human: Option<serde_json::Value>,
+    /// Machine fields.
+    #[serde(default)]
+    pub machine: Option<MachineInput>,
+}
+
+/// `UpdateUserResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateUserResponse {
+    /// When the change was made.
+    pub change_date: Timestamp,
+}
+
+/// `UpdateUser`: the machine user's name and access token type.
+pub async fn update_user(
+    cx: Context<'_>,
+    request: UpdateUserRequest,
+) -> Result<UpdateUserResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    if request.human.is_some() {
+        return Err(Status::invalid("human fields are not supported: this is a machine user"));
+    }
+    let user = user_by_id(cx, &request.user_id).await?;
+    if let Some(username) = request.username.as_deref().filter(|u| *u != user.username.as_str()) {
+        return Err(Status::invalid(format!(
+            "username: {username:?}: the username is the client ID and cannot change"
+        )));
+    }
+    let machine = request.machine.unwrap_or_default();
+    let mut update = ServiceUserUpdate::default();
+    if let Some(name) = machine.name.as_deref() {
+        update.display_name =
+            Some(DisplayName::new(name).map_err(|e| Status::invalid(format!("name: {e}")))?);
+    }
+    update.access_token_type = machine.access_token_type.map(Into::into);
+    let updated =
+        cx.admin.update_service_user(&user.username, update).await.map_err(admin_status)?;
+    cx.audit("UpdateUser", updated.id.as_str());
+    Ok(UpdateUserResponse { change_date: Timestamp(updated.updated_at) })
+}
+
+/// A response with the details of a change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetailsResponse {
+    /// The change.
+    pub details: Details,
+}
+
+async fn set_enabled(
+    cx: Context<'_>,
+    request: UserIdRequest,
+    enabled: bool,
+) -> Result<DetailsResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    if user.enabled == enabled {
+        let state = if enabled { "active" } else { "inactive" };
+        return Err(Status::new(
+            Code::FailedPrecondition,
+            format!("user {} is {state} already", user.id),
+        ));
+    }
+    let user = cx.admin.set_user_enabled(&user.username, enabled).await.map_err(admin_status)?;
+    let organization = organization(cx).await?;
+    cx.audit(if enabled { "ReactivateUser" } else { "DeactivateUser" }, user.id.as_str());
+    Ok(DetailsResponse { details: details(&user, &organization) })
+}
+
+/// `DeactivateUser`: the user cannot authenticate and its tokens are inactive.
+pub async fn deactivate_user(
+    cx: Context<'_>,
+    request: UserIdRequest,
+) -> Result<DetailsResponse, Status> {
+    set_enabled(cx, request, false).await
+}
+
+/// `ReactivateUser`.
+pub async fn reactivate_user(
+    cx: Context<'_>,
+    request: UserIdRequest,
+) -> Result<DetailsResponse, Status> {
+    set_enabled(cx, request, true).await
+}
+
+/// `DeleteUser`: the user with its tokens, grants, keys, roles and personal access
+/// tokens.
+pub async fn delete_user(
+    cx: Context<'_>,
+    request: UserIdRequest,
+) -> Result<DetailsResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    if user.id == cx.principal.user.id {
+        return Err(Status::new(Code::FailedPrecondition, "a user cannot delete itself"));
+    }
+    cx.admin.delete_service_user(&user.username).await.map_err(admin_status)?;
+    let organization = organization(cx).await?;
+    cx.audit("DeleteUser", user.id.as_str());
+    Ok(DetailsResponse { details: changed(cx, &organization) })
+}
+
+/// `AddSecretResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddSecretResponse {
+    /// When the secret was made.
+    pub creation_date: Timestamp,
+    /// The secret, shown only here.
+    pub client_secret: String,
+}
+
+/// `AddSecret`: a new client secret; the old one stops working at once.
+pub async fn add_secret(
+    cx: Context<'_>,
+    request: UserIdRequest,
+) -> Result<AddSecretResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    let (user, secret) =
+        cx.admin.regenerate_user_secret(&user.username, None).await.map_err(admin_status)?;
+    cx.audit("AddSecret", user.id.as_str());
+    Ok(AddSecretResponse {
+        creation_date: Timestamp(user.updated_at),
+        client_secret: secret.expose().to_owned(),
+    })
+}
+
+/// `AddPersonalAccessTokenRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddPatRequest {
+    /// The user.
+    #[serde(default)]
+    pub user_id: String,
+    /// When the token stops working; none: never.
+    #[serde(default)]
+    pub expiration_date: Option<Timestamp>,
+}
+
+/// `AddPersonalAccessTokenResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddPatResponse {
+    /// When it was made.
+    pub creation_date: Timestamp,
+    /// Its id.
+    pub token_id: String,
+    /// The token, shown only here.
+    pub token: String,
+}
+
+/// `AddPersonalAccessToken`.
+pub async fn add_personal_access_token(
+    cx: Context<'_>,
+    request: AddPatRequest,
+) -> Result<AddPatResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    let created = cx
+        .admin
+        .add_personal_access_token(&user, request.expiration_date.map(|t| t.0))
+        .await
+        .map_err(admin_status)?;
+    cx.audit("AddPersonalAccessToken", created.record.id.as_str());
+    Ok(AddPatResponse {
+        creation_date: Timestamp(created.record.created_at),
+        token_id: created.record.id.to_string(),
+        token: created.token.as_str().to_owned(),
+    })
+}
+
+/// `RemovePersonalAccessTokenRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemovePatRequest {
+    /// The user.
+    #[serde(default)]
+    pub user_id: String,
+    /// The token.
+    #[serde(default)]
+    pub token_id: String,
+}
+
+/// A response with the time of a deletion.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionResponse {
+    /// When the resource was removed.
+    pub deletion_date: Timestamp,
+}
+
+/// `RemovePersonalAccessToken`: the token stops working at once.
+pub async fn remove_personal_access_token(
+    cx: Context<'_>,
+    request: RemovePatRequest,
+) -> Result<DeletionResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    let id = PatId::new(&request.token_id).map_err(|_| {
+        Status::not_found(format!("personal access token {} not found", request.token_id))
+    })?;
+    cx.admin.remove_personal_access_token(&user, &id).await.map_err(admin_status)?;
+    cx.audit("RemovePersonalAccessToken", id.as_str());
+    Ok(DeletionResponse { deletion_date: Timestamp(cx.admin.now()) })
+}
+
+/// `ListPersonalAccessTokensRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListPatsRequest {
+    /// Paging.
+    #[serde(default)]
+    pub pagination: ListQuery,
+    /// `PERSONAL_ACCESS_TOKEN_FIELD_NAME_*` (creation date is the only order kept).
+    #[serde(default)]
+    pub sorting_column: Option<String>,
+    /// Filters; a user id filter is required (Tessera lists one user's tokens).
+    #[serde(default)]
+    pub filters: Vec<PatFilter>,
+}
+
+/// `PersonalAccessTokensSearchFilter`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatFilter {
+    /// By user.
+    #[serde(default)]
+    pub user_id_filter: Option<IdFilter>,
+    /// By token.
+    #[serde(default)]
+    pub token_id_filter: Option<IdFilter>,
+    /// By organization.
+    #[serde(default)]
+    pub organization_id_filter: Option<IdFilter>,
+}
+
+/// `IDFilter`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdFilter {
+    /// The id.
+    #[serde(default)]
+    pub id: String,
+}
+
+/// `PersonalAccessToken` as listed (never the token).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatView {
+    /// When it was made.
+    pub creation_date: Timestamp,
+    /// Same as its creation: tokens do not change.
+    pub change_date: Timestamp,
+    /// Its id.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// The organization.
+    pub organization_id: String,
+    /// When it stops working; 9999-12-31T23:59:59Z when never.
+    pub expiration_date: Timestamp,
+}
+
+/// `ListPersonalAccessTokensResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListPatsResponse {
+    /// Paging.
+    pub pagination: Pagination,
+    /// The page.
+    pub result: Vec<PatView>,
+}
+
+fn never() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(tessera_endpoint::PAT_NEVER_EXPIRES)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// `ListPersonalAccessTokens` of one user (a `userIdFilter` names it).
+pub async fn list_personal_access_tokens(
+    cx: Context<'_>,
+    request: ListPatsRequest,
+) -> Result<ListPatsResponse, Status> {
+    cx.principal.require(&Permission::UserRead)?;
+    let organization = organization(cx).await?;
+    let user_id = request
+        .filters
+        .iter()
+        .find_map(|f| f.user_id_filter.as_ref())
+        .ok_or_else(|| Status::invalid("filters: a userIdFilter is required"))?;
+    let user = user_by_id(cx, &user_id.id).await?;
+    let mut tokens: Vec<PersonalAccessToken> =
+        cx.admin.personal_access_tokens(&user).await.map_err(admin_status)?;
+    for filter in &request.filters {
+        if let Some(f) = &filter.token_id_filter {
+            tokens.retain(|t| t.id.as_str() == f.id);
+        }
+        if let Some(f) = &filter.organization_id_filter {
+            tokens.retain(|_| f.id == organization.id.as_str());
+        }
+    }
+    let (pagination, page) = request.pagination.paginate(tokens)?;
+    Ok(ListPatsResponse {
+        pagination,
+        result: page
+            .iter()
+            .map(|t| PatView {
+                creation_date: Timestamp(t.created_at),
+                change_date: Timestamp(t.created_at),
+                id: t.id.to_string(),
+                user_id: t.user_id.to_string(),
+                organization_id: organization.id.to_string(),
+                expiration_date: Timestamp(t.expires_at.unwrap_or_else(never)),
+            })
+            .collect(),
+    })
+}
