@@ -96,10 +96,19 @@ enum Mode {
     EdDsa,
     Rs256,
     Introspect,
+    /// The management API's `GetUserByID`, with a bearer token of an administrator.
+    GetUser,
 }
 
 impl Mode {
-    const ALL: [Mode; 5] = [Mode::Opaque, Mode::Es256, Mode::EdDsa, Mode::Rs256, Mode::Introspect];
+    const ALL: [Mode; 6] =
+        [Mode::Opaque, Mode::Es256, Mode::EdDsa, Mode::Rs256, Mode::Introspect, Mode::GetUser];
+
+    /// Whether the floor server has this mode (a mode without one is compared with
+    /// Tessera's `introspect` on the same store: `report::baseline_mode`).
+    fn has_floor(self) -> bool {
+        self != Mode::GetUser
+    }
 
     /// The name, also the floor's `--mode`.
     fn name(self) -> &'static str {
@@ -109,6 +118,7 @@ impl Mode {
             Mode::EdDsa => "jwt-eddsa",
             Mode::Rs256 => "jwt-rs256",
             Mode::Introspect => "introspect",
+            Mode::GetUser => "get-user",
         }
     }
 
@@ -125,7 +135,7 @@ impl Mode {
     fn token_type(self) -> &'static str {
         match self {
             Mode::Es256 | Mode::EdDsa | Mode::Rs256 => "jwt",
-            Mode::Opaque | Mode::Introspect => "opaque",
+            Mode::Opaque | Mode::Introspect | Mode::GetUser => "opaque",
         }
     }
 }
@@ -173,9 +183,11 @@ impl Config {
 fn all_configs(postgres: Option<&str>) -> Vec<Config> {
     let mut configs = Vec::new();
     for mode in Mode::ALL {
-        configs.push(Config { mode, database: None, instances: 1 });
+        if mode.has_floor() {
+            configs.push(Config { mode, database: None, instances: 1 });
+        }
         configs.push(Config { mode, database: Some(Database::Memory), instances: 1 });
-        if matches!(mode, Mode::Opaque | Mode::Introspect) {
+        if matches!(mode, Mode::Opaque | Mode::Introspect | Mode::GetUser) {
             configs.push(Config { mode, database: Some(Database::Sqlite), instances: 1 });
             if let Some(url) = postgres {
                 let db = Database::Postgres(url.to_owned());
@@ -193,7 +205,16 @@ fn all_configs(postgres: Option<&str>) -> Vec<Config> {
 fn select(configs: Vec<Config>, only: Option<&str>) -> Vec<Config> {
     let Some(only) = only else { return configs };
     let patterns: Vec<&str> = only.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-    let chosen = |c: &Config| patterns.iter().any(|p| c.name().contains(p));
+    let named = |c: &Config| patterns.iter().any(|p| c.name().contains(p));
+    // A mode without a floor brings its baseline on the same store along.
+    let baselines: Vec<(Mode, Option<Database>)> = configs
+        .iter()
+        .filter(|c| named(c) && !c.mode.has_floor())
+        .map(|c| (Mode::Introspect, c.database.clone()))
+        .collect();
+    let chosen = |c: &Config| {
+        named(c) || (c.instances == 1 && baselines.contains(&(c.mode, c.database.clone())))
+    };
     let modes: Vec<Mode> = configs.iter().filter(|c| chosen(c)).map(|c| c.mode).collect();
     configs
         .into_iter()
@@ -492,7 +513,13 @@ fn try_measure(
             .map_err(|e| format!("instance {} did not start: {e}", instance + 1))?;
         servers.push(server);
     }
-    let (path, authorization, body) = provision(config.mode, servers)?;
+    let (path, authorization, body, content_type) = if config.mode == Mode::GetUser {
+        let (authorization, body) = provision_get_user(servers)?;
+        (GET_USER_PATH, authorization, body, http1::JSON)
+    } else {
+        let (path, authorization, body) = provision(config.mode, servers)?;
+        (path, authorization, body, http1::FORM)
+    };
     check_running(servers)?;
     let idle = total_memory(servers)?;
     let mut load = Load {
@@ -500,6 +527,7 @@ fn try_measure(
         path: path.into(),
         authorization,
         body,
+        content_type,
         connections: context.args.connections,
         duration: Duration::from_secs(context.args.warmup),
     };
@@ -624,17 +652,77 @@ fn tessera_command(config: &Config, db: &Database, context: &Context) -> Result<
 
 /// The bootstrap file: the load's service user with the mode's token type, the
 /// project, and its API app.
+///
+/// For the management API, the service user is an administrator (`IAM_OWNER_VIEWER`:
+/// it reads), and [`OTHER_USERS`] more users fill the store around it.
 fn bootstrap_file(mode: Mode) -> serde_json::Value {
+    let mut users = vec![serde_json::json!({
+        "username": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "display_name": "Load harness",
+        "access_token_type": mode.token_type(),
+    })];
+    let mut administrators = Vec::new();
+    if mode == Mode::GetUser {
+        administrators.push(serde_json::json!({"username": CLIENT_ID, "role": "IAM_OWNER_VIEWER"}));
+        users.extend((0..OTHER_USERS).map(|i| {
+            serde_json::json!({
+                "username": format!("bench-user-{i:05}"),
+                "client_secret": CLIENT_SECRET,
+            })
+        }));
+    }
     serde_json::json!({
-        "service_users": [{
-            "username": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "display_name": "Load harness",
-            "access_token_type": mode.token_type(),
-        }],
+        "service_users": users,
         "projects": [{ "id": PROJECT_ID, "name": "Load harness" }],
         "api_apps": [{ "project": PROJECT_ID, "client_id": API_CLIENT_ID, "client_secret": API_CLIENT_SECRET }],
+        "administrators": administrators,
     })
+}
+
+/// The users besides the load's own in the store of the management API's load.
+const OTHER_USERS: usize = 1000;
+
+/// The management API's `GetUserByID`.
+const GET_USER_PATH: &str = "/zitadel.user.v2.UserService/GetUserByID";
+
+/// The management API's `ListUsers`, with which the load finds its user's id.
+const LIST_USERS_PATH: &str = "/zitadel.user.v2.UserService/ListUsers";
+
+/// The token request of an administrator: the server's own API in the audience.
+const API_TOKEN_BODY: &str = "grant_type=client_credentials&scope=openid+urn%3Azitadel%3Aiam%3Aorg%3Aproject%3Aid%3Azitadel%3Aaud";
+
+/// Checks the management API's load on every server: an administrator's token, then
+/// the id of the load's user, then `GetUserByID` of it. Returns the bearer
+/// `Authorization` value and the JSON body of the load.
+fn provision_get_user(servers: &[Server]) -> Result<(String, String), String> {
+    let first = servers.first().ok_or("no server")?;
+    let client = basic_authorization(CLIENT_ID, CLIENT_SECRET);
+    let response = http1::post_form(first.addr, TOKEN_PATH, &client, API_TOKEN_BODY)?;
+    let bad = |what: &str, r: &http1::Response| format!("{what} answered {} {}", r.status, r.body);
+    let json: serde_json::Value =
+        serde_json::from_str(&response.body).map_err(|_| bad("the token request", &response))?;
+    let token = json["access_token"].as_str().ok_or_else(|| bad("the token request", &response))?;
+    let bearer = format!("Bearer {token}");
+    let query = serde_json::json!({"queries": [{"userNameQuery": {"userName": CLIENT_ID}}]});
+    let listed =
+        http1::post(first.addr, LIST_USERS_PATH, http1::JSON, &bearer, &query.to_string())?;
+    let json: serde_json::Value =
+        serde_json::from_str(&listed.body).map_err(|_| bad("ListUsers", &listed))?;
+    let user_id = json["result"][0]["userId"].as_str().ok_or_else(|| bad("ListUsers", &listed))?;
+    if json["details"]["totalResult"] != "1" {
+        return Err(bad("ListUsers", &listed));
+    }
+    let body = serde_json::json!({ "userId": user_id }).to_string();
+    for server in servers {
+        let got = http1::post(server.addr, GET_USER_PATH, http1::JSON, &bearer, &body)?;
+        let json: serde_json::Value =
+            serde_json::from_str(&got.body).map_err(|_| bad("GetUserByID", &got))?;
+        if got.status != 200 || json["user"]["username"] != CLIENT_ID {
+            return Err(bad("GetUserByID", &got));
+        }
+    }
+    Ok((bearer, body))
 }
 
 /// Checks that every server answers the load's request correctly, and returns the
@@ -705,12 +793,15 @@ mod tests {
                 "floor/introspect",
                 "memory/introspect",
                 "sqlite/introspect",
+                "memory/get-user",
+                "sqlite/get-user",
             ]
         );
         let with_pg = names(&all_configs(Some("postgres://localhost/bench")));
         assert!(with_pg.contains(&"postgres/opaque-x2".to_owned()));
         assert!(with_pg.contains(&"postgres/introspect".to_owned()));
-        assert_eq!(with_pg.len(), all.len() + 3);
+        assert!(with_pg.contains(&"postgres/get-user".to_owned()));
+        assert_eq!(with_pg.len(), all.len() + 4);
     }
 
     #[test]
@@ -723,6 +814,10 @@ mod tests {
             ["floor/jwt-eddsa", "memory/jwt-eddsa", "floor/jwt-rs256", "memory/jwt-rs256"]
         );
         assert!(select(all_configs(None), Some("nothing")).is_empty());
+        // The management API's load brings its baseline along: introspection on the
+        // same store, with its floor.
+        let chosen = names(&select(all_configs(None), Some("sqlite/get-user")));
+        assert_eq!(chosen, ["floor/introspect", "sqlite/introspect", "sqlite/get-user"]);
     }
 
     #[test]
@@ -734,5 +829,9 @@ mod tests {
             "opaque"
         );
         assert_eq!(file["api_apps"][0]["project"], PROJECT_ID);
+        assert_eq!(file["administrators"], serde_json::json!([]));
+        let managed = bootstrap_file(Mode::GetUser);
+        assert_eq!(managed["administrators"][0]["username"], CLIENT_ID);
+        assert_eq!(managed["service_users"].as_array().map(Vec::len), Some(OTHER_USERS + 1));
     }
 }

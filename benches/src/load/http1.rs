@@ -25,8 +25,26 @@ pub fn post_form(
     authorization: &str,
     body: &str,
 ) -> Result<Response, String> {
+    post(addr, path, FORM, authorization, body)
+}
+
+/// The content type of a form body.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The content type of a JSON body.
+pub const JSON: &str = "application/json";
+
+/// `POST path` to `addr` with a `body` of `content_type` and the given
+/// `Authorization` value, on a connection closed after the response.
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    authorization: &str,
+    body: &str,
+) -> Result<Response, String> {
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
          Authorization: {authorization}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );

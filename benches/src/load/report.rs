@@ -107,19 +107,43 @@ impl Row {
 
 /// Fills in [`Row::floor_requests_per_sec`] and [`Row::ratio`] of every Tessera row
 /// from the floor row of its mode.
+///
+/// A mode without a floor ([`baseline_mode`]) is compared with the Tessera row of its
+/// baseline mode on the same store instead.
 pub fn compute_ratios(rows: &mut [Row]) {
     let floors: Vec<(String, f64)> = rows
         .iter()
         .filter(|r| r.is_floor())
         .filter_map(|r| Some((r.mode.clone(), r.requests_per_sec?)))
         .collect();
+    let tessera: Vec<(String, Option<String>, f64)> = rows
+        .iter()
+        .filter(|r| !r.is_floor() && r.instances == 1)
+        .filter_map(|r| Some((r.mode.clone(), r.store.clone(), r.requests_per_sec?)))
+        .collect();
     for row in rows.iter_mut().filter(|r| !r.is_floor()) {
-        let floor = floors.iter().find(|(mode, _)| *mode == row.mode).map(|(_, rps)| *rps);
+        let floor = match baseline_mode(&row.mode) {
+            None => floors.iter().find(|(mode, _)| *mode == row.mode).map(|(_, rps)| *rps),
+            Some(baseline) => tessera
+                .iter()
+                .find(|(mode, store, _)| mode == baseline && *store == row.store)
+                .map(|(_, _, rps)| *rps),
+        };
         row.floor_requests_per_sec = floor;
         row.ratio = match (row.requests_per_sec, floor) {
             (Some(rps), Some(floor)) if floor > 0.0 => Some(rps / floor),
             _ => None,
         };
+    }
+}
+
+/// The mode a mode without a floor is compared with, on the same store: the
+/// management API's `get-user` with `introspect` (both check a token and read a
+/// user); `None` for a mode the floor serves.
+pub fn baseline_mode(mode: &str) -> Option<&'static str> {
+    match mode {
+        "get-user" => Some("introspect"),
+        _ => None,
     }
 }
 
@@ -241,6 +265,9 @@ pub fn table(rows: &[Row]) -> String {
         let mut notes = Vec::new();
         if row.instances > 1 {
             notes.push(format!("{} instances", row.instances));
+        }
+        if let (Some(baseline), Some(store)) = (baseline_mode(&row.mode), row.store.as_deref()) {
+            notes.push(format!("ratio to {store}/{baseline}"));
         }
         if let Some(spread) = &row.spread {
             let mut note = format!(

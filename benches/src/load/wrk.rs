@@ -48,8 +48,10 @@ pub struct Load {
     pub path: String,
     /// The `Authorization` header value.
     pub authorization: String,
-    /// The form-encoded request body.
+    /// The request body.
     pub body: String,
+    /// Its content type ([`FORM`](super::http1::FORM) or [`JSON`](super::http1::JSON)).
+    pub content_type: &'static str,
     /// Open keep-alive connections, in total.
     pub connections: u32,
     /// How long the load lasts.
@@ -74,7 +76,7 @@ pub fn script(load: &Load) -> String {
 wrk.method = "POST"
 wrk.path = {path}
 wrk.body = {body}
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Content-Type"] = {content_type}
 wrk.headers["Authorization"] = {authorization}
 
 local targets = {{ {targets} }}
@@ -100,6 +102,7 @@ end
         path = lua_string(&load.path),
         body = lua_string(&load.body),
         authorization = lua_string(&load.authorization),
+        content_type = lua_string(load.content_type),
         targets = targets.join(", "),
     )
 }
@@ -302,6 +305,7 @@ mod tests {
             path: "/oauth/v2/token".into(),
             authorization: "Basic eDp5".into(),
             body: "grant_type=client_credentials".into(),
+            content_type: super::super::http1::FORM,
             connections: 32,
             duration: Duration::from_secs(1),
         };

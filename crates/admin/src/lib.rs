@@ -32,9 +32,11 @@
 //!   any, so a bad document changes nothing.
 //! - **Secrets are shown once.** Generated secrets and private keys are returned to the
 //!   caller and never logged or stored in clear: the store keeps digests and public keys.
-//! - **Audit events.** Changes of credentials and of the organization are logged with
+//! - **Audit events.** Changes of credentials, of administrators, of project roles,
+//!   deletions of projects and changes of the organization are logged with
 //!   [`tracing`] under the target `tessera::audit` (`event = "secret_regenerated"`,
-//!   `"client_key_added"`, `"organization_updated"`).
+//!   `"client_key_added"`, `"project_role_added"`, `"project_deleted"`,
+//!   `"organization_updated"`, …).
 //! - **Injectable time.** Every timestamp comes from the [`Clock`] given to
 //!   [`Admin::with_clock`] (the system clock by default).
 #![forbid(unsafe_code)]

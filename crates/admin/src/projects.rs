@@ -2,7 +2,7 @@
 
 use tessera_store::{
     ApiApp, ApiAppPatch, AppId, ClientId, ClientSecret, Credentials, DisplayName, Project,
-    ProjectId, RoleGrant, RoleKey, SecretDigest, StoreError, Username,
+    ProjectId, ProjectRole, RoleGrant, RoleKey, SecretDigest, StoreError, Username,
 };
 
 use crate::{Admin, AdminError, Grace};
@@ -73,6 +73,112 @@ impl Admin {
     /// Every project, ordered by id (the reserved `zitadel` among them).
     pub async fn projects(&self) -> Result<Vec<Project>, AdminError> {
         Ok(self.store.list_projects().await?)
+    }
+
+    /// Deletes a project with its API apps and their client keys, its roles, the
+    /// grants of its roles and the administrator roles held on it, in one atomic
+    /// change. Tokens issued with the project in their audience stay valid until they
+    /// expire or are revoked; new tokens name it no more. Logs the audit event
+    /// `project_deleted`.
+    ///
+    /// [`AdminError::NotFound`] when it does not exist; [`AdminError::Invalid`] (of
+    /// `project`) for the reserved project `zitadel`, the server's own API, which is
+    /// never deleted.
+    pub async fn delete_project(&self, id: &ProjectId) -> Result<(), AdminError> {
+        if id.is_reserved() {
+            return Err(reserved_project());
+        }
+        self.store.delete_project(id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => AdminError::NotFound { what: "project", id: id.to_string() },
+            StoreError::Conflict("reserved project") => reserved_project(),
+            other => other.into(),
+        })?;
+        tracing::info!(target: "tessera::audit", event = "project_deleted", project_id = %id);
+        Ok(())
+    }
+
+    /// Defines the role `key` in `project` and returns it as stored. Logs the audit
+    /// event `project_role_added`.
+    ///
+    /// [`AdminError::NotFound`] when the project does not exist;
+    /// [`AdminError::AlreadyExists`] when it has a role of this key.
+    pub async fn add_project_role(
+        &self,
+        project: &ProjectId,
+        key: RoleKey,
+        display_name: DisplayName,
+        group: Option<DisplayName>,
+    ) -> Result<ProjectRole, AdminError> {
+        let role = ProjectRole::new(project.clone(), key, display_name, group, self.now());
+        self.store.add_project_role(&role).await.map_err(|e| match e {
+            StoreError::NotFound(_) => {
+                AdminError::NotFound { what: "project", id: project.to_string() }
+            }
+            StoreError::Conflict(_) => {
+                AdminError::AlreadyExists { what: "project role", id: role_id(project, &role.key) }
+            }
+            other => other.into(),
+        })?;
+        tracing::info!(
+            target: "tessera::audit",
+            event = "project_role_added",
+            project_id = %project,
+            role = %role.key,
+        );
+        Ok(role)
+    }
+
+    /// Sets the display name and the group (`None`: none) of the role `key` of
+    /// `project`, and returns it as stored afterwards. Logs the audit event
+    /// `project_role_updated`.
+    ///
+    /// [`AdminError::NotFound`] when the project has no such role.
+    pub async fn update_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+        display_name: DisplayName,
+        group: Option<DisplayName>,
+    ) -> Result<ProjectRole, AdminError> {
+        let role = self
+            .store
+            .update_project_role(project, key, &display_name, group.as_ref(), self.now())
+            .await
+            .map_err(AdminError::not_found("project role", &role_id(project, key)))?;
+        tracing::info!(
+            target: "tessera::audit",
+            event = "project_role_updated",
+            project_id = %project,
+            role = %key,
+        );
+        Ok(role)
+    }
+
+    /// Removes the role `key` of `project` with every grant of it in that project,
+    /// in one atomic change; returns whether the role existed (when it did not,
+    /// nothing changes). Logs the audit event `project_role_removed` when it did.
+    pub async fn remove_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+    ) -> Result<bool, AdminError> {
+        let removed = self.store.remove_project_role(project, key).await?;
+        if removed {
+            tracing::info!(
+                target: "tessera::audit",
+                event = "project_role_removed",
+                project_id = %project,
+                role = %key,
+            );
+        }
+        Ok(removed)
+    }
+
+    /// The roles of `project`, ordered by key; [`AdminError::NotFound`] when the
+    /// project does not exist.
+    pub async fn project_roles(&self, project: &ProjectId) -> Result<Vec<ProjectRole>, AdminError> {
+        self.project(project).await?;
+        Ok(self.store.project_roles(project).await?)
     }
 
     /// Creates an API app of a project with a newly generated client secret, and
@@ -245,5 +351,119 @@ impl Admin {
     ) -> Result<RoleGrant, AdminError> {
         let user = self.service_user(username).await?;
         Ok(RoleGrant { user_id: user.id, project_id: project.clone(), role: role.clone() })
+    }
+}
+
+/// The identifier of the role `key` of `project` in errors: `orders/reader`.
+fn role_id(project: &ProjectId, key: &RoleKey) -> String {
+    format!("{project}/{key}")
+}
+
+/// The refusal to delete the reserved project.
+fn reserved_project() -> AdminError {
+    AdminError::Invalid {
+        field: "project",
+        reason: format!("{} is the server's own API and cannot be deleted", ProjectId::RESERVED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_store::{AdminRole, MemoryStore, Store};
+
+    use super::*;
+    use crate::NewServiceUser;
+
+    fn admin() -> Admin {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        Admin::new(store)
+    }
+
+    fn display(value: &str) -> DisplayName {
+        DisplayName::new(value).expect("a valid name")
+    }
+
+    fn key(value: &str) -> RoleKey {
+        RoleKey::new(value).expect("a valid role key")
+    }
+
+    #[tokio::test]
+    async fn project_roles_are_added_updated_listed_and_removed()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let admin = admin();
+        let project = admin
+            .create_project(NewProject { id: Some(ProjectId::new("orders")?), name: display("O") })
+            .await?;
+        let reader =
+            admin.add_project_role(&project.id, key("reader"), display("Reader"), None).await?;
+        assert_eq!(reader.created_at, tessera_store::whole_seconds(reader.created_at));
+        let taken = admin.add_project_role(&project.id, key("reader"), display("R"), None).await;
+        assert!(
+            matches!(taken, Err(AdminError::AlreadyExists { what: "project role", ref id }) if id == "orders/reader"),
+            "{taken:?}"
+        );
+        let ghost = ProjectId::new("ghost")?;
+        let missing = admin.add_project_role(&ghost, key("reader"), display("R"), None).await;
+        assert!(
+            matches!(missing, Err(AdminError::NotFound { what: "project", .. })),
+            "{missing:?}"
+        );
+        assert!(matches!(
+            admin.project_roles(&ghost).await,
+            Err(AdminError::NotFound { what: "project", .. })
+        ));
+
+        let updated = admin
+            .update_project_role(&project.id, &key("reader"), display("Reads"), Some(display("G")))
+            .await?;
+        assert_eq!(updated.group, Some(display("G")));
+        assert_eq!(admin.project_roles(&project.id).await?, [updated]);
+        let missing =
+            admin.update_project_role(&project.id, &key("writer"), display("W"), None).await;
+        assert!(matches!(missing, Err(AdminError::NotFound { what: "project role", .. })));
+
+        let (user, _) = admin.create_service_user(NewServiceUser::new(Username::new("u")?)).await?;
+        assert!(admin.add_grant(&user.username, &project.id, &key("reader")).await?);
+        assert!(admin.remove_project_role(&project.id, &key("reader")).await?);
+        assert!(admin.grants_of(&user.username).await?.is_empty(), "its grants go with it");
+        assert!(!admin.remove_project_role(&project.id, &key("reader")).await?);
+        assert!(admin.project_roles(&project.id).await?.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn projects_are_deleted_but_the_reserved_one() -> Result<(), Box<dyn std::error::Error>> {
+        let admin = admin();
+        let reserved = admin.delete_project(&ProjectId::reserved()).await;
+        assert!(matches!(reserved, Err(AdminError::Invalid { field: "project", .. })));
+        let project = admin.create_project(NewProject { id: None, name: display("Gone") }).await?;
+        let (app, _) = admin
+            .create_api_app(NewApiApp {
+                project: project.id.clone(),
+                name: display("Gone API"),
+                client_id: None,
+            })
+            .await?;
+        let (user, _) = admin.create_service_user(NewServiceUser::new(Username::new("u")?)).await?;
+        admin.add_project_role(&project.id, key("reader"), display("Reader"), None).await?;
+        admin.add_grant(&user.username, &project.id, &key("reader")).await?;
+        admin.add_administrator(&user.username, AdminRole::ProjectOwner, Some(&project.id)).await?;
+
+        admin.delete_project(&project.id).await?;
+        assert!(matches!(
+            admin.project(&project.id).await,
+            Err(AdminError::NotFound { what: "project", .. })
+        ));
+        assert!(matches!(
+            admin.api_app(&app.client_id).await,
+            Err(AdminError::NotFound { what: "API app", .. })
+        ));
+        assert!(admin.grants_of(&user.username).await?.is_empty());
+        assert!(admin.administrator_roles(&user.id).await?.is_empty());
+        let again = admin.delete_project(&project.id).await;
+        assert!(matches!(again, Err(AdminError::NotFound { what: "project", .. })), "{again:?}");
+        Ok(())
     }
 }

@@ -15,6 +15,9 @@ pub struct NewServiceUser {
     pub username: Username,
     /// Its human-readable name; the username when `None`.
     pub display_name: Option<DisplayName>,
+    /// What it is for, in free text: at most 500 characters, no control or invisible
+    /// formatting characters ([`ServiceUser::check_description`]); none when `None`.
+    pub description: Option<String>,
     /// The kind of access token it receives (opaque by default).
     pub access_token_type: AccessTokenType,
     /// How long its access tokens live (12 hours by default).
@@ -28,6 +31,7 @@ impl NewServiceUser {
         Self {
             username,
             display_name: None,
+            description: None,
             access_token_type: AccessTokenType::default(),
             token_lifetime: TokenLifetime::default(),
         }
@@ -39,6 +43,9 @@ impl NewServiceUser {
 pub struct ServiceUserUpdate {
     /// New human-readable name.
     pub display_name: Option<DisplayName>,
+    /// New description, checked as [`NewServiceUser::description`] is; `Some("")`
+    /// removes it.
+    pub description: Option<String>,
     /// New kind of access token.
     pub access_token_type: Option<AccessTokenType>,
     /// New access token lifetime.
@@ -99,7 +106,8 @@ impl Admin {
     /// the secret is shown only here (the store keeps its digest).
     ///
     /// [`AdminError::AlreadyExists`] when the username is taken, by a service user or
-    /// as an API app's client ID.
+    /// as an API app's client ID; [`AdminError::Invalid`] (of `description`) when the
+    /// description is too long or holds a control or invisible formatting character.
     pub async fn create_service_user(
         &self,
         new: NewServiceUser,
@@ -127,9 +135,15 @@ impl Admin {
         new: NewServiceUser,
         credentials: Credentials,
     ) -> Result<ServiceUser, AdminError> {
+        if let Some(description) = &new.description {
+            check_description(description)?;
+        }
         let mut user = ServiceUser::new(new.username, self.now())?;
         if let Some(name) = new.display_name {
             user.display_name = name;
+        }
+        if let Some(description) = new.description {
+            user.description = description;
         }
         user.access_token_type = new.access_token_type;
         user.token_lifetime = new.token_lifetime;
@@ -200,14 +214,39 @@ impl Admin {
         Ok((user, secret))
     }
 
-    /// Changes the user's settings and returns it as stored afterwards.
+    /// Removes the user's client secret, and the previous one kept by a regeneration
+    /// with a grace period, and returns the user as stored afterwards. Both stop
+    /// working at once, on every server sharing the store; the user authenticates
+    /// only with a key or a personal access token until
+    /// [`regenerate_user_secret`](Self::regenerate_user_secret) gives it a secret
+    /// again. Removing the secret of a user without one changes nothing but its
+    /// update time. Logs the audit event `secret_removed`.
+    pub async fn remove_user_secret(&self, username: &Username) -> Result<ServiceUser, AdminError> {
+        let mut patch = ServiceUserPatch::at(self.now());
+        patch.clear_secret = true;
+        let user = self
+            .store
+            .update_service_user(username, &patch)
+            .await
+            .map_err(AdminError::not_found("service user", username))?;
+        tracing::info!(target: "tessera::audit", event = "secret_removed", client_id = %user.username);
+        Ok(user)
+    }
+
+    /// Changes the user's settings and returns it as stored afterwards;
+    /// [`AdminError::Invalid`] (of `description`) when the new description is too
+    /// long or holds a control or invisible formatting character.
     pub async fn update_service_user(
         &self,
         username: &Username,
         update: ServiceUserUpdate,
     ) -> Result<ServiceUser, AdminError> {
+        if let Some(description) = &update.description {
+            check_description(description)?;
+        }
         let mut patch = ServiceUserPatch::at(self.now());
         patch.display_name = update.display_name;
+        patch.description = update.description;
         patch.access_token_type = update.access_token_type;
         patch.token_lifetime = update.token_lifetime;
         patch.enabled = update.enabled;
@@ -265,6 +304,13 @@ impl Admin {
     }
 }
 
+/// Checks a description ([`ServiceUser::check_description`]); an invalid one is
+/// [`AdminError::Invalid`] of `description`.
+fn check_description(description: &str) -> Result<(), AdminError> {
+    ServiceUser::check_description(description)
+        .map_err(|e| AdminError::Invalid { field: "description", reason: e.to_string() })
+}
+
 /// The cut-off that revokes every token issued until `now`: tokens carry their issue
 /// time in whole seconds, so the cut-off is the start of the next second (tokens issued
 /// in the rest of this second are revoked too).
@@ -280,4 +326,75 @@ pub(crate) fn log_revoked(user: &ServiceUser) {
         client_id = %user.username,
         issued_before = user.tokens_revoked_before.map(|t| t.unix_timestamp()),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tessera_store::{MemoryStore, Store};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_removed_secret_and_its_predecessor_stop_working()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let admin = Admin::new(store);
+        let name = Username::new("robot")?;
+        let (_, first) = admin.create_service_user(NewServiceUser::new(name.clone())).await?;
+        let (_, second) = admin.regenerate_user_secret(&name, Some(Grace::from_secs(60)?)).await?;
+        let user = admin.remove_user_secret(&name).await?;
+        assert_eq!(user.credentials, Credentials::NONE);
+        let stored = admin.service_user(&name).await?;
+        assert_eq!(stored, user);
+        for secret in [&first, &second] {
+            assert!(!stored.credentials.matches(secret.expose(), admin.now()));
+        }
+        let missing = admin.remove_user_secret(&Username::new("ghost")?).await;
+        assert!(matches!(missing, Err(AdminError::NotFound { what: "service user", .. })));
+        let (again, third) = admin.regenerate_user_secret(&name, None).await?;
+        assert!(again.credentials.matches(third.expose(), admin.now()), "a secret again");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn descriptions_are_checked_before_anything_is_written()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let admin = Admin::new(store);
+        let name = Username::new("described")?;
+        let mut new = NewServiceUser::new(name.clone());
+        for bad in ["x".repeat(501), "two\nlines".to_owned(), "hidden\u{2066}text".to_owned()] {
+            new.description = Some(bad.clone());
+            let refused = admin.create_service_user(new.clone()).await;
+            assert!(
+                matches!(refused, Err(AdminError::Invalid { field: "description", .. })),
+                "{bad:?}: {refused:?}"
+            );
+        }
+        assert!(admin.service_users().await?.is_empty(), "nothing was created");
+
+        new.description = Some("Exports invoices".to_owned());
+        let (user, _) = admin.create_service_user(new).await?;
+        assert_eq!(user.description, "Exports invoices");
+        assert_eq!(admin.service_user(&name).await?.description, "Exports invoices");
+
+        let refused = admin
+            .update_service_user(
+                &name,
+                ServiceUserUpdate {
+                    description: Some("\u{202E}".to_owned()),
+                    enabled: Some(false),
+                    ..ServiceUserUpdate::default()
+                },
+            )
+            .await;
+        assert!(matches!(refused, Err(AdminError::Invalid { field: "description", .. })));
+        assert_eq!(admin.service_user(&name).await?, user, "a refused update writes nothing");
+        let update =
+            ServiceUserUpdate { description: Some(String::new()), ..ServiceUserUpdate::default() };
+        assert_eq!(admin.update_service_user(&name, update).await?.description, "");
+        Ok(())
+    }
 }

@@ -19,6 +19,10 @@ pub enum Permission {
     ProjectRead(Option<ProjectId>),
     /// Change a project, its roles, apps and authorizations (`None`: create one).
     ProjectWrite(Option<ProjectId>),
+    /// Read the role grants (authorizations) of a project (`None`: a listing).
+    AuthorizationRead(Option<ProjectId>),
+    /// Grant or take a project's roles.
+    AuthorizationWrite(ProjectId),
     /// Read the administrators.
     AdminRead,
     /// Grant or take a role (a project role: on this project).
@@ -56,6 +60,11 @@ impl Principal {
     pub fn may_read_project(&self, id: &ProjectId) -> bool {
         self.may(&Permission::ProjectRead(Some(id.clone())))
     }
+
+    /// Whether the caller may see the role grants of project `id`.
+    pub fn may_read_authorizations(&self, id: &ProjectId) -> bool {
+        self.may(&Permission::AuthorizationRead(Some(id.clone())))
+    }
 }
 
 /// The permission table (docs/management-api.md).
@@ -68,25 +77,33 @@ fn allows(held: &Administrator, permission: &Permission) -> bool {
     };
     match held.role {
         AdminRole::IamOwner => true,
-        AdminRole::IamOwnerViewer => {
-            matches!(permission, P::UserRead | P::ProjectRead(_) | P::AdminRead)
-        }
+        AdminRole::IamOwnerViewer => matches!(
+            permission,
+            P::UserRead | P::ProjectRead(_) | P::AuthorizationRead(_) | P::AdminRead
+        ),
         AdminRole::OrgOwner => match permission {
             P::AdminWrite(role, _) => {
                 !matches!(role, AdminRole::IamOwner | AdminRole::IamOwnerViewer)
             }
             _ => true,
         },
-        AdminRole::OrgUserManager => {
-            matches!(permission, P::UserRead | P::UserWrite | P::ProjectRead(_))
-        }
+        AdminRole::OrgUserManager => matches!(
+            permission,
+            P::UserRead
+                | P::UserWrite
+                | P::ProjectRead(_)
+                | P::AuthorizationRead(_)
+                | P::AuthorizationWrite(_)
+        ),
         AdminRole::ProjectOwner => match permission {
             P::UserRead => true,
             // A listing: each project in it is checked on its own.
             P::ProjectRead(None) => true,
-            P::ProjectRead(project @ Some(_)) | P::ProjectWrite(project @ Some(_)) => {
-                on_project(project)
-            }
+            P::ProjectRead(project @ Some(_))
+            | P::ProjectWrite(project @ Some(_))
+            | P::AuthorizationRead(project @ Some(_)) => on_project(project),
+            P::AuthorizationRead(None) => true,
+            P::AuthorizationWrite(project) => on_project(&Some(project.clone())),
             // Creating a project is the organization's business.
             P::ProjectWrite(None) => held.project_id.is_none(),
             // The owners of a project manage its owners.
@@ -172,6 +189,11 @@ mod tests {
         assert!(!billing.may(&P::AdminWrite(AdminRole::OrgOwner, None)));
         assert!(users.may(&P::UserWrite) && users.may(&P::ProjectRead(project("billing"))));
         assert!(!users.may(&P::ProjectWrite(project("billing"))) && !users.may(&P::AdminRead));
+        let billing_id = ProjectId::new("billing").expect("project id");
+        assert!(users.may(&P::AuthorizationWrite(billing_id.clone())));
+        assert!(billing.may(&P::AuthorizationWrite(billing_id.clone())));
+        assert!(!billing.may(&P::AuthorizationWrite(ProjectId::new("orders").expect("id"))));
+        assert!(!viewer.may(&P::AuthorizationWrite(billing_id)));
         assert!(billing.may(&P::ProjectWrite(project("billing"))));
         assert!(!billing.may(&P::ProjectWrite(project("orders"))));
         assert!(!billing.may(&P::ProjectRead(project("orders"))));

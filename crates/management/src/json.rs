@@ -157,9 +157,11 @@ impl ListQuery {
 }
 
 /// Whether `text` matches `wanted` with ZITADEL's text method
-/// (`TEXT_QUERY_METHOD_*` or `TEXT_FILTER_METHOD_*`; default: equals).
+/// (`TEXT_QUERY_METHOD_*` or `TEXT_FILTER_METHOD_*`; default: equals); the
+/// `…_IGNORE_CASE` methods ignore ASCII case.
 pub(crate) fn text_matches(text: &str, wanted: &str, method: Option<&str>) -> Result<bool, Status> {
-    let (lower_text, lower_wanted) = (text.to_lowercase(), wanted.to_lowercase());
+    // ASCII case only, as the store compares (so that every listing agrees).
+    let (lower_text, lower_wanted) = (text.to_ascii_lowercase(), wanted.to_ascii_lowercase());
     let name = method.unwrap_or("TEXT_QUERY_METHOD_EQUALS");
     let kind = name
         .strip_prefix("TEXT_QUERY_METHOD_")

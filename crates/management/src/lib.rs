@@ -22,8 +22,10 @@
 pub mod administrators;
 pub mod applications;
 mod auth;
+pub mod authorizations;
 pub mod connect;
 pub mod json;
+pub mod projects;
 pub mod users;
 
 use std::sync::Arc;
@@ -79,7 +81,9 @@ impl ManagementApi {
     ) -> Result<serde_json::Value, Status> {
         let (service, method) = split_path(path)?;
         let found = users::find(service, method)
+            .or_else(|| projects::find(service, method))
             .or_else(|| applications::find(service, method))
+            .or_else(|| authorizations::find(service, method))
             .or_else(|| administrators::find(service, method));
         let Some(call) = found else {
             return Err(unknown(service, method));

@@ -1,19 +1,21 @@
 //! `zitadel.user.v2.UserService`, for machine users (Tessera's service users).
 
+use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
-use tessera_admin::{NewServiceUser, ServiceUserUpdate};
+use tessera_admin::{AdminError, KeyType, NewServiceUser, ServiceUserUpdate};
 use tessera_store::{
-    AccessTokenType, DisplayName, Organization, PatId, PersonalAccessToken, ServiceUser, UserId,
-    Username,
+    AccessTokenType, DisplayName, KeyOwner, Organization, PatId, PersonalAccessToken, ServiceUser,
+    TextMatch, TextMethod, UserFilter, UserId, UserOrder, UserPageQuery, Username,
 };
 use time::OffsetDateTime;
 
 use crate::auth::Permission;
 use crate::connect::{Code, Status};
 use crate::json::{
-    Details, Handler, ListDetails, ListQuery, Pagination, Timestamp, U64, text_matches, unary,
+    DEFAULT_LIMIT, Details, Handler, ListDetails, ListQuery, MAX_LIMIT, Pagination, Timestamp, U64,
+    unary,
 };
-use crate::{Context, admin_status};
+use crate::{Context, admin_status, store_status};
 
 /// The service's name.
 pub const SERVICE: &str = "zitadel.user.v2.UserService";
@@ -32,9 +34,13 @@ pub(crate) fn find(service: &str, method: &str) -> Option<Handler> {
         "ReactivateUser" => unary!(reactivate_user),
         "DeleteUser" => unary!(delete_user),
         "AddSecret" => unary!(add_secret),
+        "RemoveSecret" => unary!(remove_secret),
         "AddPersonalAccessToken" => unary!(add_personal_access_token),
         "RemovePersonalAccessToken" => unary!(remove_personal_access_token),
         "ListPersonalAccessTokens" => unary!(list_personal_access_tokens),
+        "AddKey" => unary!(add_key),
+        "RemoveKey" => unary!(remove_key),
+        "ListKeys" => unary!(list_keys),
         _ => return None,
     })
 }
@@ -46,7 +52,7 @@ pub struct MachineInput {
     /// The display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// A description; Tessera keeps none (docs/management-api.md).
+    /// A description: at most 500 characters.
     #[serde(default)]
     pub description: Option<String>,
     /// `ACCESS_TOKEN_TYPE_BEARER` (opaque) or `ACCESS_TOKEN_TYPE_JWT`.
@@ -159,7 +165,7 @@ pub struct User {
 pub struct MachineUser {
     /// The display name.
     pub name: String,
-    /// Always empty: Tessera keeps no description.
+    /// Its description.
     pub description: String,
     /// Whether a client secret is set.
     pub has_secret: bool,
@@ -199,7 +205,7 @@ fn user_view(user: &ServiceUser, organization: &Organization) -> User {
         preferred_login_name: login,
         machine: MachineUser {
             name: user.display_name.to_string(),
-            description: String::new(),
+            description: user.description.clone(),
             has_secret: user.credentials.secret.is_some(),
             access_token_type: user.access_token_type.into(),
         },
@@ -273,6 +279,7 @@ pub async fn create_user(
     if let Some(kind) = machine.access_token_type {
         new.access_token_type = kind.into();
     }
+    new.description = machine.description.filter(|d| !d.is_empty());
     // No secret until AddSecret, as ZITADEL creates machine users.
     let user = cx.admin.create_service_user_without_secret(new).await.map_err(admin_status)?;
     cx.audit("CreateUser", user.id.as_str());
@@ -420,68 +427,82 @@ pub struct NotQuery {
 }
 
 impl SearchQuery {
-    /// Whether `user` matches; `invalid_argument` for a malformed filter.
-    fn matches(&self, user: &ServiceUser, organization: &Organization) -> Result<bool, Status> {
-        let mut set = 0;
-        let mut all = true;
+    /// The store's filter for this query; `invalid_argument` for a malformed one.
+    fn filter(&self, organization: &Organization) -> Result<UserFilter, Status> {
+        let nothing = || UserFilter::IdIn(Vec::new());
+        let mut set = Vec::new();
         if let Some(q) = &self.user_name_query {
-            set += 1;
-            all &= text_matches(user.username.as_str(), &q.user_name, q.method.as_deref())?;
+            set.push(UserFilter::Username(text_match(&q.user_name, q.method.as_deref())?));
         }
         if let Some(q) = &self.display_name_query {
-            set += 1;
-            all &= text_matches(user.display_name.as_str(), &q.display_name, q.method.as_deref())?;
+            set.push(UserFilter::DisplayName(text_match(&q.display_name, q.method.as_deref())?));
         }
         if let Some(q) = &self.in_user_ids_query {
-            set += 1;
-            all &= q.user_ids.iter().any(|id| id == user.id.as_str());
+            // An id that cannot be stored names no user.
+            set.push(UserFilter::IdIn(
+                q.user_ids.iter().filter_map(|id| UserId::new(id).ok()).collect(),
+            ));
         }
         if let Some(q) = &self.type_query {
-            set += 1;
-            all &= match q.kind.as_str() {
-                "TYPE_MACHINE" => true,
-                "TYPE_HUMAN" => false,
+            set.push(match q.kind.as_str() {
+                "TYPE_MACHINE" => UserFilter::All,
+                "TYPE_HUMAN" => nothing(),
                 other => return Err(Status::invalid(format!("unknown user type {other:?}"))),
-            };
+            });
         }
         if let Some(q) = &self.state_query {
-            set += 1;
-            all &= match q.state.as_str() {
-                "USER_STATE_ACTIVE" => user.enabled,
-                "USER_STATE_INACTIVE" => !user.enabled,
-                "USER_STATE_DELETED" | "USER_STATE_LOCKED" | "USER_STATE_INITIAL" => false,
+            set.push(match q.state.as_str() {
+                "USER_STATE_ACTIVE" => UserFilter::Enabled(true),
+                "USER_STATE_INACTIVE" => UserFilter::Enabled(false),
+                "USER_STATE_DELETED" | "USER_STATE_LOCKED" | "USER_STATE_INITIAL" => nothing(),
                 other => return Err(Status::invalid(format!("unknown user state {other:?}"))),
-            };
+            });
         }
         if let Some(q) = &self.organization_id_query {
-            set += 1;
-            all &= q.organization_id == organization.id.as_str();
+            set.push(if q.organization_id == organization.id.as_str() {
+                UserFilter::All
+            } else {
+                nothing()
+            });
         }
         if let Some(q) = &self.and_query {
-            set += 1;
-            for query in &q.queries {
-                all &= query.matches(user, organization)?;
-            }
+            let all = q.queries.iter().map(|q| q.filter(organization));
+            set.push(UserFilter::And(all.collect::<Result<_, _>>()?));
         }
         if let Some(q) = &self.or_query {
-            set += 1;
-            let mut any = false;
-            for query in &q.queries {
-                any |= query.matches(user, organization)?;
-            }
-            all &= any;
+            let any = q.queries.iter().map(|q| q.filter(organization));
+            set.push(UserFilter::Or(any.collect::<Result<_, _>>()?));
         }
         if let Some(q) = &self.not_query {
-            set += 1;
             let inner =
                 q.query.as_ref().ok_or_else(|| Status::invalid("notQuery.query is required"))?;
-            all &= !inner.matches(user, organization)?;
+            set.push(UserFilter::Not(Box::new(inner.filter(organization)?)));
         }
-        if set != 1 {
-            return Err(Status::invalid("each query sets exactly one filter"));
+        match (set.pop(), set.is_empty()) {
+            (Some(filter), true) => Ok(filter),
+            _ => Err(Status::invalid("each query sets exactly one filter")),
         }
-        Ok(all)
     }
+}
+
+/// The store's text match for ZITADEL's text query.
+fn text_match(text: &str, method: Option<&str>) -> Result<TextMatch, Status> {
+    let name = method.unwrap_or("TEXT_QUERY_METHOD_EQUALS");
+    let kind = name
+        .strip_prefix("TEXT_QUERY_METHOD_")
+        .ok_or_else(|| Status::invalid(format!("unknown text query method {name}")))?;
+    let method = match kind {
+        "EQUALS" => TextMethod::Equals,
+        "EQUALS_IGNORE_CASE" => TextMethod::EqualsIgnoreCase,
+        "STARTS_WITH" => TextMethod::StartsWith,
+        "STARTS_WITH_IGNORE_CASE" => TextMethod::StartsWithIgnoreCase,
+        "CONTAINS" => TextMethod::Contains,
+        "CONTAINS_IGNORE_CASE" => TextMethod::ContainsIgnoreCase,
+        "ENDS_WITH" => TextMethod::EndsWith,
+        "ENDS_WITH_IGNORE_CASE" => TextMethod::EndsWithIgnoreCase,
+        _ => return Err(Status::invalid(format!("unknown text query method {name}"))),
+    };
+    Ok(TextMatch::new(text, method))
 }
 
 /// `ListUsersResponse`.
@@ -496,50 +517,50 @@ pub struct ListUsersResponse {
     pub result: Vec<User>,
 }
 
-/// `ListUsers`: filters, sorting, offset and limit.
+/// `ListUsers`: filters, sorting, offset and limit, all in the store: a page of
+/// 100 reads 100 users, however many there are.
 pub async fn list_users(
     cx: Context<'_>,
     request: ListUsersRequest,
 ) -> Result<ListUsersResponse, Status> {
     cx.principal.require(&Permission::UserRead)?;
     let organization = organization(cx).await?;
-    let mut users = Vec::new();
-    for user in cx.admin.service_users().await.map_err(admin_status)? {
-        let mut keep = true;
-        for query in &request.queries {
-            keep &= query.matches(&user, &organization)?;
-        }
-        if keep {
-            users.push(user);
-        }
-    }
+    let filters = request.queries.iter().map(|q| q.filter(&organization));
+    let filter = UserFilter::And(filters.collect::<Result<_, _>>()?);
     let column = request.sorting_column.as_deref().unwrap_or("USER_FIELD_NAME_UNSPECIFIED");
-    match column {
-        "USER_FIELD_NAME_UNSPECIFIED" | "USER_FIELD_NAME_CREATION_DATE" => {
-            users.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
-        }
-        "USER_FIELD_NAME_USER_NAME" => {}
-        "USER_FIELD_NAME_DISPLAY_NAME" => {
-            users.sort_by(|a, b| a.display_name.as_str().cmp(b.display_name.as_str()));
-        }
-        "USER_FIELD_NAME_STATE" => users.sort_by_key(|u| !u.enabled),
-        "USER_FIELD_NAME_TYPE" => {}
-        "USER_FIELD_NAME_FIRST_NAME"
+    let order = match column {
+        "USER_FIELD_NAME_UNSPECIFIED" | "USER_FIELD_NAME_CREATION_DATE" => UserOrder::CreatedAt,
+        "USER_FIELD_NAME_USER_NAME" => UserOrder::Username,
+        "USER_FIELD_NAME_DISPLAY_NAME" => UserOrder::DisplayName,
+        "USER_FIELD_NAME_STATE" => UserOrder::Enabled,
+        // Every user is a machine; machines have no first, last or nick name or email.
+        "USER_FIELD_NAME_TYPE"
+        | "USER_FIELD_NAME_FIRST_NAME"
         | "USER_FIELD_NAME_LAST_NAME"
         | "USER_FIELD_NAME_NICK_NAME"
-        | "USER_FIELD_NAME_EMAIL" => {}
+        | "USER_FIELD_NAME_EMAIL" => UserOrder::CreatedAt,
         other => return Err(Status::invalid(format!("unknown sorting column {other}"))),
+    };
+    let query = request.query;
+    if query.limit > MAX_LIMIT {
+        return Err(Status::invalid(format!("query.limit: at most {MAX_LIMIT}")));
     }
-    let total = users.len() as u64;
-    let page = request.query.page(users)?;
+    let page = UserPageQuery {
+        filter,
+        order,
+        descending: !query.asc,
+        offset: query.offset.0,
+        limit: if query.limit == 0 { DEFAULT_LIMIT } else { query.limit },
+    };
+    let found = cx.admin.store().service_users_page(&page).await.map_err(|e| store_status(&e))?;
     Ok(ListUsersResponse {
         details: ListDetails {
-            total_result: U64(total),
+            total_result: U64(found.total),
             processed_sequence: U64(0),
             timestamp: Timestamp(cx.admin.now()),
         },
         sorting_column: column.to_owned(),
-        result: page.iter().map(|u| user_view(u, &organization)).collect(),
+        result: found.users.iter().map(|u| user_view(u, &organization)).collect(),
     })
 }
 
@@ -569,7 +590,7 @@ pub struct UpdateUserResponse {
     pub change_date: Timestamp,
 }
 
-/// `UpdateUser`: the machine user's name and access token type.
+/// `UpdateUser`: the machine user's name, description and access token type.
 pub async fn update_user(
     cx: Context<'_>,
     request: UpdateUserRequest,
@@ -591,6 +612,7 @@ pub async fn update_user(
             Some(DisplayName::new(name).map_err(|e| Status::invalid(format!("name: {e}")))?);
     }
     update.access_token_type = machine.access_token_type.map(Into::into);
+    update.description = machine.description;
     let updated =
         cx.admin.update_service_user(&user.username, update).await.map_err(admin_status)?;
     cx.audit("UpdateUser", updated.id.as_str());
@@ -684,6 +706,21 @@ pub async fn add_secret(
     })
 }
 
+/// `RemoveSecret`: the user authenticates with keys or tokens only; a user without a
+/// secret is not an error, as in ZITADEL.
+pub async fn remove_secret(
+    cx: Context<'_>,
+    request: UserIdRequest,
+) -> Result<DeletionResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    if user.credentials.secret.is_some() || user.credentials.previous.is_some() {
+        cx.admin.remove_user_secret(&user.username).await.map_err(admin_status)?;
+        cx.audit("RemoveSecret", user.id.as_str());
+    }
+    Ok(DeletionResponse { deletion_date: Timestamp(cx.admin.now()) })
+}
+
 /// `AddPersonalAccessTokenRequest`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -758,8 +795,12 @@ pub async fn remove_personal_access_token(
     let id = PatId::new(&request.token_id).map_err(|_| {
         Status::not_found(format!("personal access token {} not found", request.token_id))
     })?;
-    cx.admin.remove_personal_access_token(&user, &id).await.map_err(admin_status)?;
-    cx.audit("RemovePersonalAccessToken", id.as_str());
+    match cx.admin.remove_personal_access_token(&user, &id).await {
+        Ok(()) => cx.audit("RemovePersonalAccessToken", id.as_str()),
+        // As in ZITADEL: removing a token that is not there is not an error.
+        Err(AdminError::NotFound { .. }) => {}
+        Err(e) => return Err(admin_status(e)),
+    }
     Ok(DeletionResponse { deletion_date: Timestamp(cx.admin.now()) })
 }
 
@@ -870,6 +911,204 @@ pub async fn list_personal_access_tokens(
                 user_id: t.user_id.to_string(),
                 organization_id: organization.id.to_string(),
                 expiration_date: Timestamp(t.expires_at.unwrap_or_else(never)),
+            })
+            .collect(),
+    })
+}
+
+/// `AddKeyRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddKeyRequest {
+    /// The user.
+    #[serde(default)]
+    pub user_id: String,
+    /// When the key stops working; none: never.
+    #[serde(default)]
+    pub expiration_date: Option<Timestamp>,
+    /// A public key to register: refused (Tessera generates the key pair).
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+/// `AddKeyResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddKeyResponse {
+    /// When it was made.
+    pub creation_date: Timestamp,
+    /// Its id.
+    pub key_id: String,
+    /// The key file (with the private key), base64: shown only here.
+    pub key_content: String,
+}
+
+/// `AddKey`: an RSA key pair for the JWT profile; the key file is returned once.
+pub async fn add_key(cx: Context<'_>, request: AddKeyRequest) -> Result<AddKeyResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    if request.public_key.as_deref().is_some_and(|k| !k.is_empty()) {
+        return Err(Status::invalid(
+            "publicKey: registering a public key is not supported; leave it out and a key \
+             pair is generated",
+        ));
+    }
+    let user = user_by_id(cx, &request.user_id).await?;
+    let owner = KeyOwner::ServiceUser(user.id.clone());
+    let (key, file) = cx
+        .admin
+        .add_client_key(&owner, KeyType::Rsa, request.expiration_date.map(|t| t.0))
+        .await
+        .map_err(admin_status)?;
+    let json = serde_json::to_vec(&file)
+        .map_err(|_| Status::new(Code::Internal, "the key file could not be encoded"))?;
+    cx.audit("AddKey", &key.key_id);
+    Ok(AddKeyResponse {
+        creation_date: Timestamp(key.created_at),
+        key_id: key.key_id,
+        key_content: Base64::encode_string(&json),
+    })
+}
+
+/// `RemoveKeyRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RemoveKeyRequest {
+    /// The user.
+    #[serde(default)]
+    pub user_id: String,
+    /// The key.
+    #[serde(default)]
+    pub key_id: String,
+}
+
+/// `RemoveKey`: assertions signed with it stop working at once; a key the user does
+/// not have is not an error, as in ZITADEL.
+pub async fn remove_key(
+    cx: Context<'_>,
+    request: RemoveKeyRequest,
+) -> Result<DeletionResponse, Status> {
+    cx.principal.require(&Permission::UserWrite)?;
+    let user = user_by_id(cx, &request.user_id).await?;
+    if request.key_id.is_empty() {
+        return Err(Status::invalid("keyId is required"));
+    }
+    let owner = KeyOwner::ServiceUser(user.id.clone());
+    match cx.admin.remove_client_key(&owner, &request.key_id).await {
+        Ok(()) => cx.audit("RemoveKey", &request.key_id),
+        Err(AdminError::NotFound { .. }) => {}
+        Err(e) => return Err(admin_status(e)),
+    }
+    Ok(DeletionResponse { deletion_date: Timestamp(cx.admin.now()) })
+}
+
+/// `ListKeysRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListKeysRequest {
+    /// Paging.
+    #[serde(default)]
+    pub pagination: ListQuery,
+    /// `KEY_FIELD_NAME_*`.
+    #[serde(default)]
+    pub sorting_column: Option<String>,
+    /// Filters; a user id filter is required (Tessera lists one user's keys).
+    #[serde(default)]
+    pub filters: Vec<KeyFilter>,
+}
+
+/// `KeysSearchFilter`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyFilter {
+    /// By key.
+    #[serde(default)]
+    pub key_id_filter: Option<IdFilter>,
+    /// By user.
+    #[serde(default)]
+    pub user_id_filter: Option<IdFilter>,
+    /// By organization.
+    #[serde(default)]
+    pub organization_id_filter: Option<IdFilter>,
+    /// By creation date: accepted, not applied.
+    #[serde(default)]
+    pub created_date_filter: Option<serde_json::Value>,
+    /// By expiration date: accepted, not applied.
+    #[serde(default)]
+    pub expiration_date_filter: Option<serde_json::Value>,
+}
+
+/// ZITADEL's `Key` as listed (never the private key).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    /// When it was made.
+    pub creation_date: Timestamp,
+    /// Same as its creation: keys do not change.
+    pub change_date: Timestamp,
+    /// Its id.
+    pub id: String,
+    /// Its user.
+    pub user_id: String,
+    /// The organization.
+    pub organization_id: String,
+    /// When it stops working; 9999-12-31T23:59:59Z when never.
+    pub expiration_date: Timestamp,
+}
+
+/// `ListKeysResponse`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListKeysResponse {
+    /// Paging.
+    pub pagination: Pagination,
+    /// The page.
+    pub result: Vec<KeyView>,
+}
+
+/// `ListKeys` of one user (a `userIdFilter` names it).
+pub async fn list_keys(
+    cx: Context<'_>,
+    request: ListKeysRequest,
+) -> Result<ListKeysResponse, Status> {
+    cx.principal.require(&Permission::UserRead)?;
+    let organization = organization(cx).await?;
+    let user_id = request
+        .filters
+        .iter()
+        .find_map(|f| f.user_id_filter.as_ref())
+        .ok_or_else(|| Status::invalid("filters: a userIdFilter is required"))?;
+    let user = user_by_id(cx, &user_id.id).await?;
+    let owner = KeyOwner::ServiceUser(user.id.clone());
+    let mut keys = cx.admin.client_keys(&owner).await.map_err(admin_status)?;
+    for filter in &request.filters {
+        if let Some(f) = &filter.key_id_filter {
+            keys.retain(|k| k.key_id == f.id);
+        }
+        if let Some(f) = &filter.organization_id_filter {
+            keys.retain(|_| f.id == organization.id.as_str());
+        }
+    }
+    match request.sorting_column.as_deref().unwrap_or("KEY_FIELD_NAME_CREATED_DATE") {
+        "KEY_FIELD_NAME_UNSPECIFIED" | "KEY_FIELD_NAME_CREATED_DATE" => {}
+        "KEY_FIELD_NAME_ID" => keys.sort_by(|a, b| a.key_id.cmp(&b.key_id)),
+        "KEY_FIELD_NAME_KEY_EXPIRATION_DATE" => {
+            keys.sort_by_key(|k| k.expires_at.unwrap_or_else(never));
+        }
+        "KEY_FIELD_NAME_USER_ID" | "KEY_FIELD_NAME_ORGANIZATION_ID" => {}
+        other => return Err(Status::invalid(format!("unknown sorting column {other}"))),
+    }
+    let (pagination, page) = request.pagination.paginate(keys)?;
+    Ok(ListKeysResponse {
+        pagination,
+        result: page
+            .iter()
+            .map(|k| KeyView {
+                creation_date: Timestamp(k.created_at),
+                change_date: Timestamp(k.created_at),
+                id: k.key_id.clone(),
+                user_id: user.id.to_string(),
+                organization_id: organization.id.to_string(),
+                expiration_date: Timestamp(k.expires_at.unwrap_or_else(never)),
             })
             .collect(),
     })

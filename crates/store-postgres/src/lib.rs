@@ -31,8 +31,8 @@
 //! - token signing keys, their private halves sealed with the master key
 //!   (`signing_keys`);
 //! - projects (`projects`, which always holds the reserved project `zitadel` of the
-//!   server's own API), their API apps (`api_apps`) and the roles granted to service
-//!   users in them (`role_grants`);
+//!   server's own API), the roles defined in them (`project_roles`), their API apps
+//!   (`api_apps`) and the roles granted to service users in them (`role_grants`);
 //! - the public keys that service users and API apps sign client assertions with
 //!   (`client_keys`), and the assertion ids already used (`used_assertions`), until
 //!   they expire;
@@ -136,6 +136,10 @@
 //!   the same kind: of several instances racing to rotate from the same newest key,
 //!   exactly one succeeds;
 //! - deleting a user deletes its tokens and grants with it (`ON DELETE CASCADE`);
+//! - deleting a project locks its row `FOR UPDATE` first, which every addition that
+//!   refers to a project (an API app, a grant, a role, a project owner) reads
+//!   `FOR KEY SHARE`: the delete waits for those under way and deletes what they
+//!   added in later statements, and later ones find no project;
 //! - a client key's owner is a user or an app, which no foreign key can refer to:
 //!   adding a key reads the owner's row `FOR KEY SHARE` before the insert, and
 //!   deleting a user or an app deletes its row first (waiting for such an insert to

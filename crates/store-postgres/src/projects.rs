@@ -7,23 +7,37 @@
 //! (a unique constraint holds that too).
 //! A patch of an API app reads its row `FOR UPDATE`, applies it and writes it back.
 //! Deleting an API app deletes its client keys in the same transaction.
+//!
+//! Adding a project role reads its project `FOR KEY SHARE` before the insert, as
+//! adding an API app, a grant or a project owner does; removing a role deletes its
+//! grants in the transaction that deletes it. Deleting a project first locks its row
+//! `FOR UPDATE`: that waits for every such addition holding the row to commit, and
+//! makes every later one wait for the delete and then find no project. It then
+//! deletes, in later statements of the same transaction (each of which sees what
+//! those additions committed), the API apps with their client keys, the grants, the
+//! roles and the administrator roles held on the project, and the project last.
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use std::sync::LazyLock;
 
-use tessera_store::sql::rows::{ApiAppRow, GrantRow, ProjectRow};
+use tessera_store::sql::rows::{
+    AdministratorRow, ApiAppRow, ClientKeyRow, GrantRow, ProjectRoleRow, ProjectRow, corrupt, unix,
+};
 use tessera_store::{
     ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectAdmin, ProjectId,
-    RoleGrant, StoreError,
+    ProjectRole, RoleGrant, RoleKey, StoreError,
 };
+use time::OffsetDateTime;
 
 use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
-use crate::rows::{app_values, insert_sql};
+use crate::rows::{app_values, insert_sql, project_role_values};
 use crate::{NAMESPACE_LOCK, PostgresStore, USER, exec, lock, query, query_bool, query_opt, rows};
 
 const PROJECT: &str = ProjectRow::WHAT;
+/// What a failure on `project_roles` is about.
+const PROJECT_ROLE: &str = ProjectRoleRow::WHAT;
 /// What a failure on `api_apps` is about.
 pub(crate) const API_APP: &str = ApiAppRow::WHAT;
 const CLIENT_ID: &str = "client ID";
@@ -265,5 +279,140 @@ impl ProjectAdmin for PostgresStore {
         .await
         .map_err(|e| map(e, GRANT))?;
         Ok(deleted > 0)
+    }
+
+    async fn add_project_role(&self, role: &ProjectRole) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        // The foreign key would refuse a missing project too, but without saying so;
+        // check it first, locking the row so that it cannot go away before the insert
+        // commits.
+        let tx = client.transaction().await.map_err(|e| map(e, PROJECT_ROLE))?;
+        if !project_exists(&tx, role.project_id.as_str()).await? {
+            return Err(StoreError::NotFound(PROJECT));
+        }
+        let row = ProjectRoleRow::of(role);
+        exec(
+            &tx,
+            &insert_sql("project_roles", ProjectRoleRow::COLUMNS, 6),
+            &project_role_values(&row),
+        )
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                StoreError::NotFound(PROJECT)
+            } else {
+                map(e, PROJECT_ROLE)
+            }
+        })?;
+        tx.commit().await.map_err(|e| map(e, PROJECT_ROLE))
+    }
+
+    async fn update_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+        display_name: &DisplayName,
+        group: Option<&DisplayName>,
+        now: OffsetDateTime,
+    ) -> Result<ProjectRole, StoreError> {
+        let sql = format!(
+            "UPDATE project_roles SET display_name = $3, group_name = $4, updated_at = $5 \
+             WHERE project_id = $1 AND key = $2 RETURNING {}",
+            ProjectRoleRow::COLUMNS
+        );
+        let group = group.map(DisplayName::as_str);
+        query_opt(
+            &self.client().await?,
+            &sql,
+            &[&project.as_str(), &key.as_str(), &display_name.as_str(), &group, &unix(now)],
+        )
+        .await
+        .map_err(|e| map(e, PROJECT_ROLE))?
+        .map(|row| rows::project_role(&row))
+        .transpose()?
+        .ok_or(StoreError::NotFound(PROJECT_ROLE))
+    }
+
+    async fn remove_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+    ) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, PROJECT_ROLE))?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&project.as_str(), &key.as_str()];
+        let deleted =
+            exec(&tx, "DELETE FROM project_roles WHERE project_id = $1 AND key = $2", &params)
+                .await
+                .map_err(|e| map(e, PROJECT_ROLE))?;
+        if deleted == 0 {
+            // Dropping the transaction rolls it back (nothing was deleted anyway).
+            return Ok(false);
+        }
+        exec(&tx, "DELETE FROM role_grants WHERE project_id = $1 AND role = $2", &params)
+            .await
+            .map_err(|e| map(e, GRANT))?;
+        tx.commit().await.map_err(|e| map(e, PROJECT_ROLE))?;
+        Ok(true)
+    }
+
+    async fn project_roles(&self, project: &ProjectId) -> Result<Vec<ProjectRole>, StoreError> {
+        // `key` has the "C" collation: keys in byte order.
+        let sql = format!(
+            "SELECT {} FROM project_roles WHERE project_id = $1 ORDER BY key",
+            ProjectRoleRow::COLUMNS
+        );
+        let rows = query(&self.client().await?, &sql, &[&project.as_str()])
+            .await
+            .map_err(|e| map(e, PROJECT_ROLE))?;
+        rows::all(&rows, rows::project_role)
+    }
+
+    async fn delete_project(&self, id: &ProjectId) -> Result<(), StoreError> {
+        if id.is_reserved() {
+            return Err(StoreError::Conflict("reserved project"));
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| map(e, PROJECT))?;
+        // FOR UPDATE waits for the additions holding the row FOR KEY SHARE (an app,
+        // a grant, a role, a project owner being added) to commit, and holds off new
+        // ones until this transaction ends; they then find no project.
+        let found =
+            query_opt(&tx, "SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", &[&id.as_str()])
+                .await
+                .map_err(|e| map(e, PROJECT))?;
+        if found.is_none() {
+            return Err(StoreError::NotFound(PROJECT));
+        }
+        // The apps first: this waits for a client key being added for one of them to
+        // commit (it holds the app's row FOR KEY SHARE), so that the next statement
+        // deletes that key too. The owner of an app's keys is `KeyOwner::to_key`'s
+        // form, `app:{client_id}`.
+        let owners: Vec<String> = query(
+            &tx,
+            "DELETE FROM api_apps WHERE project_id = $1 RETURNING 'app:' || client_id",
+            &[&id.as_str()],
+        )
+        .await
+        .map_err(|e| map(e, API_APP))?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(|e| corrupt("API app client ID", e))?;
+        if !owners.is_empty() {
+            exec(&tx, "DELETE FROM client_keys WHERE owner = ANY($1)", &[&owners])
+                .await
+                .map_err(|e| map(e, ClientKeyRow::WHAT))?;
+        }
+        for (sql, what) in [
+            ("DELETE FROM role_grants WHERE project_id = $1", GRANT),
+            ("DELETE FROM project_roles WHERE project_id = $1", PROJECT_ROLE),
+            ("DELETE FROM administrators WHERE project_id = $1", AdministratorRow::WHAT),
+            ("DELETE FROM projects WHERE id = $1", PROJECT),
+        ] {
+            exec(&tx, sql, &[&id.as_str()]).await.map_err(|e| map(e, what))?;
+        }
+        tx.commit().await.map_err(|e| map(e, PROJECT))
     }
 }

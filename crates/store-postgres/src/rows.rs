@@ -7,11 +7,11 @@
 
 use tessera_store::sql::rows::{
     AdministratorRow, ApiAppRow, ClientKeyRow, GrantRow, OrganizationRow, PersonalAccessTokenRow,
-    ProjectRow, SigningKeyRow, TokenRow, UserRow, corrupt,
+    ProjectRoleRow, ProjectRow, SigningKeyRow, TokenRow, UserRow, corrupt,
 };
 use tessera_store::{
-    Administrator, ApiApp, ClientKey, Organization, PersonalAccessToken, Project, RoleGrant,
-    ServiceUser, SigningKeyRecord, StoreError, TokenRecord,
+    Administrator, ApiApp, ClientKey, Organization, PersonalAccessToken, Project, ProjectRole,
+    RoleGrant, ServiceUser, SigningKeyRecord, StoreError, TokenRecord,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, ToSql};
@@ -40,12 +40,13 @@ pub(crate) fn user(row: &Row) -> Result<ServiceUser, StoreError> {
         previous_secret_digest: get(row, 9, "previous secret")?,
         previous_secret_expires_at: get(row, 10, "previous secret")?,
         tokens_revoked_before: get(row, 11, "token revocation cut-off")?,
+        description: get(row, 12, "description")?,
     }
     .into_record()
 }
 
 /// The values of `row`, in the order of [`UserRow::COLUMNS`].
-pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [Param<'a>; 12] {
+pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [Param<'a>; 13] {
     [
         &row.id,
         &row.username,
@@ -59,6 +60,7 @@ pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [Param<'a>; 12] {
         &row.previous_secret_digest,
         &row.previous_secret_expires_at,
         &row.tokens_revoked_before,
+        &row.description,
     ]
 }
 
@@ -159,6 +161,31 @@ pub(crate) fn grant(row: &Row) -> Result<RoleGrant, StoreError> {
         role: get(row, 2, "role")?,
     }
     .into_record()
+}
+
+/// Reads a project role from the columns listed in [`ProjectRoleRow::COLUMNS`].
+pub(crate) fn project_role(row: &Row) -> Result<ProjectRole, StoreError> {
+    ProjectRoleRow {
+        project_id: get(row, 0, "project id")?,
+        key: get(row, 1, "project role key")?,
+        display_name: get(row, 2, "project role name")?,
+        group_name: get(row, 3, "project role group")?,
+        created_at: get(row, 4, "project role creation time")?,
+        updated_at: get(row, 5, "project role update time")?,
+    }
+    .into_record()
+}
+
+/// The values of `row`, in the order of [`ProjectRoleRow::COLUMNS`].
+pub(crate) fn project_role_values<'a>(row: &'a ProjectRoleRow<'_>) -> [Param<'a>; 6] {
+    [
+        &row.project_id,
+        &row.key,
+        &row.display_name,
+        &row.group_name,
+        &row.created_at,
+        &row.updated_at,
+    ]
 }
 
 /// Reads a client key from the columns listed in [`ClientKeyRow::COLUMNS`].

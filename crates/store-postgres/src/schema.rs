@@ -180,8 +180,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // project, or with the project id '' on every project, which no project id can
     // be; other roles always have '') and personal access tokens (opaque bearer
     // tokens of a service user, stored as their digest only). Both go with their
-    // user (ON DELETE CASCADE). Projects are never deleted, so `project_id` needs no
-    // foreign key ('' could not have one).
+    // user (ON DELETE CASCADE). `project_id` has no foreign key ('' could not
+    // have one): deleting a project deletes the roles held on it explicitly.
     &[Sql(r#"CREATE TABLE administrators (
         user_id TEXT COLLATE "C" NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
         role TEXT COLLATE "C" NOT NULL,
@@ -197,6 +197,26 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         expires_at BIGINT
     );
     CREATE INDEX personal_access_tokens_user_id ON personal_access_tokens(user_id);"#)],
+    // 9: the roles defined in projects (the group NULL for none). Projects can be
+    // deleted from now on: deleting one deletes its roles, API apps (and their
+    // client keys), grants and the administrator roles held on it in the same
+    // transaction, so no foreign key needs to cascade.
+    &[Sql(r#"CREATE TABLE project_roles (
+        project_id TEXT COLLATE "C" NOT NULL REFERENCES projects(id),
+        key TEXT COLLATE "C" NOT NULL,
+        display_name TEXT NOT NULL,
+        group_name TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (project_id, key)
+    );"#)],
+    // 10: the description of a service user, '' (none) for every existing user
+    // (a constant default rewrites no row).
+    &[Sql("ALTER TABLE service_users ADD COLUMN description TEXT NOT NULL DEFAULT '';")],
+    // 11: pages of service users ordered by creation time read the index in order
+    // (ties broken by id, in the "C" collation of the column), instead of sorting
+    // every user for each page.
+    &[Sql("CREATE INDEX service_users_created_at ON service_users(created_at, id);")],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -502,6 +522,105 @@ mod tests {
             .await?
             .try_get(0)?;
         assert_eq!(left, 0, "deleting the user deletes its roles and tokens");
+        Ok(())
+    }
+
+    /// A schema that a release of version 8 left, holding a project with an app, a
+    /// grant and a project owner, gains an empty table of project roles, and the
+    /// project can be deleted with everything it holds.
+    #[cfg(feature = "testkit")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upgrading_from_version_8_adds_project_roles() -> Result<(), Box<dyn std::error::Error>>
+    {
+        use tessera_store::prelude::*;
+        use tessera_store::{ClientId, DisplayName, ProjectId, ProjectRole, RoleKey, Username};
+
+        use crate::testkit::{TestSchema, url_or_skip};
+
+        let Some(url) = url_or_skip("upgrading_from_version_8_adds_project_roles") else {
+            return Ok(());
+        };
+        let schema = TestSchema::create_at_version(&url, 8).await?;
+        let client = schema.client().await?;
+        client
+            .batch_execute(
+                "INSERT INTO projects (id, name, created_at) VALUES ('orders', 'Orders', 5); \
+                 INSERT INTO service_users (id, username, display_name, access_token_type, \
+                 token_lifetime_secs, secret_digest, enabled, created_at, updated_at) \
+                 VALUES ('100000000000000001', 'old', 'Old', 'jwt', 60, NULL, true, 10, 20); \
+                 INSERT INTO api_apps (client_id, project_id, name, secret_digest, enabled, \
+                 created_at, updated_at, app_id) \
+                 VALUES ('orders-api', 'orders', 'Orders API', NULL, true, 0, 0, '7'); \
+                 INSERT INTO role_grants VALUES ('100000000000000001', 'orders', 'reader'); \
+                 INSERT INTO administrators VALUES ('100000000000000001', 'PROJECT_OWNER', \
+                 'orders', 30);",
+            )
+            .await?;
+
+        let store = schema.store().await?;
+        let orders = ProjectId::new("orders")?;
+        assert!(store.project_roles(&orders).await?.is_empty(), "no roles after the upgrade");
+        let role = ProjectRole::new(
+            orders.clone(),
+            RoleKey::new("reader")?,
+            DisplayName::new("Reader")?,
+            None,
+            time::OffsetDateTime::from_unix_timestamp(40)?,
+        );
+        store.add_project_role(&role).await?;
+        assert_eq!(store.project_roles(&orders).await?, [role]);
+        store.delete_project(&orders).await?;
+        let left: i64 = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM projects WHERE id = 'orders') \
+                 + (SELECT count(*) FROM api_apps) + (SELECT count(*) FROM role_grants) \
+                 + (SELECT count(*) FROM administrators) + (SELECT count(*) FROM project_roles)",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        assert_eq!(left, 0, "the project goes with everything it holds");
+        assert!(store.api_app_by_client_id(&ClientId::new("orders-api")?).await?.is_none());
+        assert!(store.service_user_by_username(&Username::new("old")?).await?.is_some());
+        Ok(())
+    }
+
+    /// A schema that a release of version 9 left, holding a user, gives it an empty
+    /// description, which a patch then sets.
+    #[cfg(feature = "testkit")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upgrading_from_version_9_gives_users_an_empty_description()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use tessera_store::prelude::*;
+        use tessera_store::{ServiceUserPatch, Username};
+
+        use crate::testkit::{TestSchema, url_or_skip};
+
+        let test = "upgrading_from_version_9_gives_users_an_empty_description";
+        let Some(url) = url_or_skip(test) else {
+            return Ok(());
+        };
+        let schema = TestSchema::create_at_version(&url, 9).await?;
+        let client = schema.client().await?;
+        client
+            .batch_execute(
+                "INSERT INTO service_users (id, username, display_name, access_token_type, \
+                 token_lifetime_secs, secret_digest, enabled, created_at, updated_at) \
+                 VALUES ('100000000000000001', 'old', 'Old', 'jwt', 60, NULL, true, 10, 20);",
+            )
+            .await?;
+        let store = schema.store().await?;
+        let name = Username::new("old")?;
+        let old = store.service_user_by_username(&name).await?.ok_or("kept")?;
+        assert_eq!((old.description.as_str(), old.display_name.as_str()), ("", "Old"));
+        let mut patch = ServiceUserPatch::at(time::OffsetDateTime::from_unix_timestamp(30)?);
+        patch.description = Some("Exports invoices".to_owned());
+        store.update_service_user(&name, &patch).await?;
+        let stored: String = client
+            .query_one("SELECT description FROM service_users WHERE username = 'old'", &[])
+            .await?
+            .try_get(0)?;
+        assert_eq!(stored, "Exports invoices");
         Ok(())
     }
 

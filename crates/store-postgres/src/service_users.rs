@@ -12,8 +12,12 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use tessera_store::sql::paging::{Dialect, Param, UserPageSql};
 use tessera_store::sql::rows::{UserRow, corrupt};
-use tessera_store::{ServiceUser, ServiceUserAdmin, ServiceUserPatch, StoreError, Username};
+use tessera_store::{
+    ServiceUser, ServiceUserAdmin, ServiceUserPatch, StoreError, UserPage, UserPageQuery, Username,
+};
+use tokio_postgres::IsolationLevel;
 
 use crate::error::map;
 use crate::rows::{insert_sql, user_values};
@@ -23,7 +27,7 @@ use crate::{
 
 /// `INSERT INTO service_users ...`, made once.
 static INSERT_USER: LazyLock<String> =
-    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 12));
+    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 13));
 
 /// The user `WHERE <condition>`, `condition` naming `$1`.
 async fn user_where<C: GenericClient>(
@@ -37,6 +41,20 @@ async fn user_where<C: GenericClient>(
         .map_err(|e| map(e, USER))?
         .map(|row| rows::user(&row))
         .transpose()
+}
+
+/// `params` as the driver binds them.
+fn values(params: &[Param]) -> Vec<crate::rows::Param<'_>> {
+    params
+        .iter()
+        .map(|param| -> crate::rows::Param<'_> {
+            match param {
+                Param::Text(text) => text,
+                Param::Texts(texts) => texts,
+                Param::Int(n) => n,
+            }
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -59,6 +77,33 @@ impl ServiceUserAdmin for PostgresStore {
         rows::all(&rows, rows::user)
     }
 
+    async fn service_users_page(&self, query: &UserPageQuery) -> Result<UserPage, StoreError> {
+        let sql = UserPageSql::new(query, Dialect::Postgres);
+        let mut client = self.client().await?;
+        // One snapshot for the count and the page: a repeatable-read transaction.
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(|e| map(e, USER))?;
+        // The statements vary with the filter: prepared unnamed, not cached.
+        let total: i64 = tx
+            .query_one(sql.count.as_str(), &values(&sql.count_params))
+            .await
+            .map_err(|e| map(e, USER))?
+            .try_get(0)
+            .map_err(|e| corrupt("count of users", e))?;
+        let rows = tx
+            .query(sql.page.as_str(), &values(&sql.page_params))
+            .await
+            .map_err(|e| map(e, USER))?;
+        tx.commit().await.map_err(|e| map(e, USER))?;
+        let total = u64::try_from(total).map_err(|e| corrupt("count of users", e))?;
+        Ok(UserPage { users: rows::all(&rows, rows::user)?, total })
+    }
+
     async fn update_service_user(
         &self,
         username: &Username,
@@ -78,7 +123,7 @@ impl ServiceUserAdmin for PostgresStore {
             "UPDATE service_users SET display_name = $2, access_token_type = $3, \
              token_lifetime_secs = $4, secret_digest = $5, enabled = $6, updated_at = $7, \
              previous_secret_digest = $8, previous_secret_expires_at = $9, \
-             tokens_revoked_before = $10 \
+             tokens_revoked_before = $10, description = $11 \
              WHERE id = $1",
             &[
                 &row.id,
@@ -91,6 +136,7 @@ impl ServiceUserAdmin for PostgresStore {
                 &row.previous_secret_digest,
                 &row.previous_secret_expires_at,
                 &row.tokens_revoked_before,
+                &row.description,
             ],
         )
         .await

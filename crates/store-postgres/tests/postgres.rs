@@ -517,6 +517,8 @@ async fn the_schema_has_an_index_for_every_lookup() -> TestResult {
         (false, "used_assertions", "expires_at"),
         (true, "schema_migrations", "version"),
         (true, "organization", "singleton"),
+        (true, "project_roles", "project_id, key"),
+        (false, "service_users", "created_at, id"),
     ] {
         let kind = if unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
         let suffix = format!(" ON {name}.{table} USING btree ({columns})");

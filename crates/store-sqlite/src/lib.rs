@@ -25,8 +25,8 @@
 //! - token signing keys, their private halves sealed with the master key
 //!   (`signing_keys`);
 //! - projects (`projects`, which always holds the reserved project `zitadel` of the
-//!   server's own API), their API apps (`api_apps`) and the roles granted to service
-//!   users in them (`role_grants`);
+//!   server's own API), the roles defined in them (`project_roles`), their API apps
+//!   (`api_apps`) and the roles granted to service users in them (`role_grants`);
 //! - the public keys that service users and API apps sign client assertions with
 //!   (`client_keys`), and the assertion ids already used (`used_assertions`), until
 //!   they expire;
@@ -69,7 +69,8 @@
 //! insert, so two processes cannot claim one name as both. Likewise adding a client
 //! key checks its owner (a user or an app: no foreign key can refer to either) in
 //! the transaction of the insert, and deleting the owner deletes its keys in the
-//! transaction of the delete. A used assertion id is recorded with one
+//! transaction of the delete. Deleting a project deletes its API apps (with their
+//! keys), grants, roles and the administrator roles held on it in its transaction. A used assertion id is recorded with one
 //! `INSERT ... ON CONFLICT DO NOTHING`, so of several processes recording the same
 //! id exactly one is told it was first. The organization is stored with an
 //! `INSERT ... ON CONFLICT DO NOTHING` and read back in one immediate transaction,

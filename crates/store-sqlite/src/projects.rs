@@ -7,24 +7,39 @@
 //! unique index holds that too). A patch is read, applied and written back in one
 //! such transaction. Deleting an API app deletes its client keys in the same
 //! transaction.
+//!
+//! Adding a project role checks its project in the `BEGIN IMMEDIATE` transaction of
+//! the insert, as adding an API app or a grant does; removing a role deletes its
+//! grants in the transaction that deletes it. Deleting a project deletes, in one
+//! such transaction, the client keys of its API apps, its apps, grants, roles and
+//! the administrator roles held on it, then the project: write transactions are
+//! serialized across connections and processes, so nothing added for the project
+//! by another one outlives it.
 
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, TransactionBehavior, params};
-use tessera_store::sql::rows::{ApiAppRow, GrantRow, ProjectRow};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tessera_store::sql::rows::{
+    AdministratorRow, ApiAppRow, ClientKeyRow, GrantRow, ProjectRoleRow, ProjectRow, unix,
+};
 use tessera_store::{
     ApiApp, ApiAppPatch, ClientId, DisplayName, KeyOwner, Project, ProjectAdmin, ProjectId,
-    RoleGrant, StoreError,
+    ProjectRole, RoleGrant, RoleKey, StoreError,
 };
+use time::OffsetDateTime;
 
 use crate::client_keys::delete_keys_of;
 use crate::error::{is_foreign_key_violation, map};
 use crate::issuing::app_by_client_id;
-use crate::rows::{Apps, Projects, app_values, insert_sql, select_all};
+use crate::rows::{
+    Apps, ProjectRoles, Projects, Table, app_values, insert_sql, project_role_values, select_all,
+};
 use crate::{SqliteStore, USER};
 
 const PROJECT: &str = ProjectRow::WHAT;
+/// What a failure on `project_roles` is about.
+const PROJECT_ROLE: &str = ProjectRoleRow::WHAT;
 /// What a failure on `api_apps` is about.
 pub(crate) const API_APP: &str = ApiAppRow::WHAT;
 const CLIENT_ID: &str = "client ID";
@@ -237,6 +252,138 @@ impl ProjectAdmin for SqliteStore {
                 .and_then(|mut stmt| stmt.execute(params![row.user_id, row.project_id, row.role]))
                 .map_err(|e| map(e, GRANT))?;
             Ok(deleted > 0)
+        })
+        .await
+    }
+
+    async fn add_project_role(&self, role: &ProjectRole) -> Result<(), StoreError> {
+        let role = role.clone();
+        self.write(move |conn| {
+            // The foreign key would refuse a missing project too, but only with the
+            // pragma on and without saying so; check it in the same transaction.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, PROJECT_ROLE))?;
+            if !project_exists(&tx, role.project_id.as_str())? {
+                return Err(StoreError::NotFound(PROJECT));
+            }
+            let row = ProjectRoleRow::of(&role);
+            tx.prepare_cached(&insert_sql("project_roles", ProjectRoleRow::COLUMNS, 6))
+                .and_then(|mut stmt| stmt.execute(&project_role_values(&row)[..]))
+                .map_err(|e| map(e, PROJECT_ROLE))?;
+            tx.commit().map_err(|e| map(e, PROJECT_ROLE))
+        })
+        .await
+    }
+
+    async fn update_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+        display_name: &DisplayName,
+        group: Option<&DisplayName>,
+        now: OffsetDateTime,
+    ) -> Result<ProjectRole, StoreError> {
+        let (project, key) = (project.clone(), key.clone());
+        let (display_name, group) = (display_name.clone(), group.cloned());
+        self.write(move |conn| {
+            let sql = format!(
+                "UPDATE project_roles SET display_name = ?3, group_name = ?4, updated_at = ?5 \
+                 WHERE project_id = ?1 AND key = ?2 RETURNING {}",
+                ProjectRoleRow::COLUMNS
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut stmt| {
+                    stmt.query_row(
+                        params![
+                            project.as_str(),
+                            key.as_str(),
+                            display_name.as_str(),
+                            group.as_ref().map(DisplayName::as_str),
+                            unix(now),
+                        ],
+                        |row| Ok(ProjectRoles::read(row)),
+                    )
+                    .optional()
+                })
+                .map_err(|e| map(e, PROJECT_ROLE))?
+                .ok_or(StoreError::NotFound(PROJECT_ROLE))?
+        })
+        .await
+    }
+
+    async fn remove_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+    ) -> Result<bool, StoreError> {
+        let (project, key) = (project.clone(), key.clone());
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, PROJECT_ROLE))?;
+            let deleted = tx
+                .prepare_cached("DELETE FROM project_roles WHERE project_id = ?1 AND key = ?2")
+                .and_then(|mut stmt| stmt.execute([project.as_str(), key.as_str()]))
+                .map_err(|e| map(e, PROJECT_ROLE))?;
+            if deleted == 0 {
+                // Dropping the transaction rolls it back (nothing was deleted anyway).
+                return Ok(false);
+            }
+            tx.prepare_cached("DELETE FROM role_grants WHERE project_id = ?1 AND role = ?2")
+                .and_then(|mut stmt| stmt.execute([project.as_str(), key.as_str()]))
+                .map_err(|e| map(e, GRANT))?;
+            tx.commit().map_err(|e| map(e, PROJECT_ROLE))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn project_roles(&self, project: &ProjectId) -> Result<Vec<ProjectRole>, StoreError> {
+        let project = project.clone();
+        self.read(move |conn| {
+            // TEXT compares with the BINARY collation: keys in byte order.
+            select_all::<ProjectRoles>(
+                conn,
+                "FROM project_roles WHERE project_id = ?1 ORDER BY key",
+                [project.as_str()],
+            )
+        })
+        .await
+    }
+
+    async fn delete_project(&self, id: &ProjectId) -> Result<(), StoreError> {
+        if id.is_reserved() {
+            return Err(StoreError::Conflict("reserved project"));
+        }
+        let id = id.clone();
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| map(e, PROJECT))?;
+            if !project_exists(&tx, id.as_str())? {
+                return Err(StoreError::NotFound(PROJECT));
+            }
+            // What refers to the project first, the project last (the foreign keys of
+            // `api_apps`, `role_grants` and `project_roles` do not cascade). The owner
+            // of an app's keys is `KeyOwner::to_key`'s form, `app:{client_id}`.
+            for (sql, what) in [
+                (
+                    "DELETE FROM client_keys WHERE owner IN \
+                     (SELECT 'app:' || client_id FROM api_apps WHERE project_id = ?1)",
+                    ClientKeyRow::WHAT,
+                ),
+                ("DELETE FROM api_apps WHERE project_id = ?1", API_APP),
+                ("DELETE FROM role_grants WHERE project_id = ?1", GRANT),
+                ("DELETE FROM project_roles WHERE project_id = ?1", PROJECT_ROLE),
+                ("DELETE FROM administrators WHERE project_id = ?1", AdministratorRow::WHAT),
+                ("DELETE FROM projects WHERE id = ?1", PROJECT),
+            ] {
+                tx.prepare_cached(sql)
+                    .and_then(|mut stmt| stmt.execute([id.as_str()]))
+                    .map_err(|e| map(e, what))?;
+            }
+            tx.commit().map_err(|e| map(e, PROJECT))
         })
         .await
     }

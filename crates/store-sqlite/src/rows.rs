@@ -9,11 +9,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, Params, Row, ToSql};
 use tessera_store::sql::rows::{
     AdministratorRow, ApiAppRow, ClientKeyRow, GrantRow, OrganizationRow, PersonalAccessTokenRow,
-    ProjectRow, SigningKeyRow, TokenRow, UserRow, corrupt,
+    ProjectRoleRow, ProjectRow, SigningKeyRow, TokenRow, UserRow, corrupt,
 };
 use tessera_store::{
-    Administrator, ApiApp, ClientKey, Organization, PersonalAccessToken, Project, RoleGrant,
-    ServiceUser, SigningKeyRecord, StoreError, TokenRecord,
+    Administrator, ApiApp, ClientKey, Organization, PersonalAccessToken, Project, ProjectRole,
+    RoleGrant, ServiceUser, SigningKeyRecord, StoreError, TokenRecord,
 };
 
 use crate::error::map;
@@ -37,6 +37,14 @@ fn value<'r>(row: &'r Row<'_>, idx: usize, what: &str) -> Result<ValueRef<'r>, S
 
 fn text<'r>(row: &'r Row<'_>, idx: usize, what: &str) -> Result<&'r str, StoreError> {
     value(row, idx, what)?.as_str().map_err(|e| corrupt(what, e))
+}
+
+fn text_or_null<'r>(
+    row: &'r Row<'_>,
+    idx: usize,
+    what: &str,
+) -> Result<Option<&'r str>, StoreError> {
+    value(row, idx, what)?.as_str_or_null().map_err(|e| corrupt(what, e))
 }
 
 fn blob<'r>(row: &'r Row<'_>, idx: usize, what: &str) -> Result<&'r [u8], StoreError> {
@@ -86,13 +94,14 @@ impl Table for Users {
             previous_secret_digest: blob_or_null(row, 9, "previous secret")?,
             previous_secret_expires_at: int_or_null(row, 10, "previous secret")?,
             tokens_revoked_before: int_or_null(row, 11, "token revocation cut-off")?,
+            description: text(row, 12, "description")?,
         }
         .into_record()
     }
 }
 
 /// The values of `row`, in the order of [`UserRow::COLUMNS`].
-pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [&'a dyn ToSql; 12] {
+pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [&'a dyn ToSql; 13] {
     [
         &row.id,
         &row.username,
@@ -106,6 +115,7 @@ pub(crate) fn user_values<'a>(row: &'a UserRow<'_>) -> [&'a dyn ToSql; 12] {
         &row.previous_secret_digest,
         &row.previous_secret_expires_at,
         &row.tokens_revoked_before,
+        &row.description,
     ]
 }
 
@@ -246,6 +256,39 @@ impl Table for Grants {
         }
         .into_record()
     }
+}
+
+/// Roles of projects: `project_roles`.
+pub(crate) struct ProjectRoles;
+
+impl Table for ProjectRoles {
+    type Record = ProjectRole;
+    const COLUMNS: &'static str = ProjectRoleRow::COLUMNS;
+    const WHAT: &'static str = ProjectRoleRow::WHAT;
+
+    fn read(row: &Row<'_>) -> Result<ProjectRole, StoreError> {
+        ProjectRoleRow {
+            project_id: text(row, 0, "project id")?,
+            key: text(row, 1, "project role key")?,
+            display_name: text(row, 2, "project role name")?,
+            group_name: text_or_null(row, 3, "project role group")?,
+            created_at: int(row, 4, "project role creation time")?,
+            updated_at: int(row, 5, "project role update time")?,
+        }
+        .into_record()
+    }
+}
+
+/// The values of `row`, in the order of [`ProjectRoleRow::COLUMNS`].
+pub(crate) fn project_role_values<'a>(row: &'a ProjectRoleRow<'_>) -> [&'a dyn ToSql; 6] {
+    [
+        &row.project_id,
+        &row.key,
+        &row.display_name,
+        &row.group_name,
+        &row.created_at,
+        &row.updated_at,
+    ]
 }
 
 /// Client keys: `client_keys`.

@@ -201,8 +201,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     // 10: administrators (the roles service users hold: a project role on one
     // project, or with the project id '' on every project, which no project id can
     // be; other roles always have '') and personal access tokens (opaque bearer
-    // tokens of a service user, stored as their digest only). Projects are never
-    // deleted, so `project_id` needs no foreign key ('' could not have one).
+    // tokens of a service user, stored as their digest only). `project_id` has no
+    // foreign key ('' could not have one): deleting a project deletes the roles
+    // held on it explicitly.
     &[Sql("CREATE TABLE administrators (
         user_id TEXT NOT NULL REFERENCES service_users(id) ON DELETE CASCADE,
         role TEXT NOT NULL,
@@ -218,6 +219,24 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         expires_at INTEGER
     );
     CREATE INDEX personal_access_tokens_user_id ON personal_access_tokens(user_id);")],
+    // 11: the roles defined in projects (the group NULL for none). Projects can be
+    // deleted from now on: deleting one deletes its roles, API apps (and their
+    // client keys), grants and the administrator roles held on it in the same
+    // transaction, so no foreign key needs to cascade.
+    &[Sql("CREATE TABLE project_roles (
+        project_id TEXT NOT NULL REFERENCES projects(id),
+        key TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        group_name TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (project_id, key)
+    );")],
+    // 12: the description of a service user, '' (none) for every existing user.
+    &[Sql("ALTER TABLE service_users ADD COLUMN description TEXT NOT NULL DEFAULT '';")],
+    // 13: pages of service users ordered by creation time read the index in order
+    // (ties broken by id), instead of sorting every user for each page.
+    &[Sql("CREATE INDEX service_users_created_at ON service_users(created_at, id);")],
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -894,6 +913,104 @@ mod tests {
             [&[0xcd; 32][..]],
         );
         assert!(taken.is_err(), "a taken digest is refused");
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_10_adds_empty_project_roles() -> Result<(), Box<dyn std::error::Error>>
+    {
+        let mut conn = at_version(10)?;
+        conn.execute_batch(
+            "INSERT INTO projects (id, name, created_at) VALUES ('orders', 'Orders', 5);",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let rows: i64 = conn.query_row("SELECT count(*) FROM project_roles", [], |r| r.get(0))?;
+        assert_eq!(rows, 0, "project_roles starts empty");
+        let key: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_index_info('sqlite_autoindex_project_roles_1')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        assert_eq!(key, ["project_id", "key"], "one key per project");
+        conn.execute_batch(
+            "INSERT INTO project_roles VALUES ('orders', 'reader', 'Reader', NULL, 10, 20);
+             INSERT INTO project_roles VALUES ('orders', 'writer', 'Writer', 'Editors', 10, 20);",
+        )?;
+        let roles = crate::rows::select_all::<crate::rows::ProjectRoles>(
+            &conn,
+            "FROM project_roles WHERE project_id = ?1 ORDER BY key",
+            ["orders"],
+        )?;
+        let read: Vec<(&str, Option<&str>, i64)> = roles
+            .iter()
+            .map(|r| {
+                (
+                    r.key.as_str(),
+                    r.group.as_ref().map(|g| g.as_str()),
+                    r.updated_at.unix_timestamp(),
+                )
+            })
+            .collect();
+        assert_eq!(read, [("reader", None, 20), ("writer", Some("Editors"), 20)]);
+        let taken = conn
+            .execute("INSERT INTO project_roles VALUES ('orders', 'reader', 'R', NULL, 0, 0)", []);
+        assert!(taken.is_err(), "a taken key is refused");
+        Ok(())
+    }
+
+    #[test]
+    fn upgrading_from_version_11_gives_users_an_empty_description()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut conn = at_version(11)?;
+        conn.execute_batch(
+            "INSERT INTO service_users (id, username, display_name, access_token_type, \
+             token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
+             previous_secret_digest, previous_secret_expires_at, tokens_revoked_before) \
+             VALUES ('100000000000000001', 'old', 'Old', 'jwt', 60, NULL, 1, 10, 20, NULL, \
+             NULL, 30);",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(current_version(&conn)?, i64::try_from(MIGRATIONS.len())?);
+        let column: (bool, String) = conn.query_row(
+            "SELECT \"notnull\", dflt_value FROM pragma_table_info('service_users') \
+             WHERE name = 'description'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        assert_eq!(column, (true, "''".to_owned()), "NOT NULL DEFAULT ''");
+        let old = crate::rows::select_one::<crate::rows::Users>(
+            &conn,
+            "FROM service_users WHERE username = ?1",
+            ["old"],
+        )?
+        .ok_or("the user is kept")?;
+        assert_eq!(old.description, "", "an existing user has no description");
+        assert_eq!(old.tokens_revoked_before.map(|t| t.unix_timestamp()), Some(30));
+        Ok(())
+    }
+
+    #[test]
+    fn pages_of_users_read_an_index_in_order() -> Result<(), Box<dyn std::error::Error>> {
+        use tessera_store::sql::paging::{Dialect, UserPageSql};
+        use tessera_store::{UserOrder, UserPageQuery};
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        for (order, index) in [
+            (UserOrder::CreatedAt, "service_users_created_at"),
+            (UserOrder::Username, "sqlite_autoindex_service_users_2"),
+        ] {
+            for descending in [false, true] {
+                let query = UserPageQuery { order, descending, ..UserPageQuery::first(100) };
+                let sql = UserPageSql::new(&query, Dialect::Sqlite);
+                let plan: Vec<String> = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.page))?
+                    .query_map(rusqlite::params![100, 0], |r| r.get(3))?
+                    .collect::<Result<_, _>>()?;
+                let plan = plan.join("; ");
+                assert!(plan.contains(index), "{order:?}: {plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{order:?}: no sort: {plan}");
+            }
+        }
         Ok(())
     }
 

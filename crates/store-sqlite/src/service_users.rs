@@ -11,21 +11,64 @@
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, TransactionBehavior, params, params_from_iter};
+use tessera_store::sql::paging::{Dialect, Param, UserPageSql, json_array};
 use tessera_store::sql::rows::{
-    AdministratorRow, ClientKeyRow, GrantRow, PersonalAccessTokenRow, TokenRow, UserRow,
+    AdministratorRow, ClientKeyRow, GrantRow, PersonalAccessTokenRow, TokenRow, UserRow, corrupt,
 };
-use tessera_store::{ServiceUser, ServiceUserAdmin, ServiceUserPatch, StoreError, Username};
+use tessera_store::{
+    ServiceUser, ServiceUserAdmin, ServiceUserPatch, StoreError, UserPage, UserPageQuery, Username,
+};
 
 use crate::error::map;
 use crate::issuing::user_by_username;
 use crate::projects::client_id_is_app;
-use crate::rows::{Users, insert_sql, select_all, user_values};
+use crate::rows::{Table, Users, insert_sql, select_all, user_values};
 use crate::{SqliteStore, USER};
 
 /// `INSERT INTO service_users ...`, made once.
 static INSERT_USER: LazyLock<String> =
-    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 12));
+    LazyLock::new(|| insert_sql("service_users", UserRow::COLUMNS, 13));
+
+/// The values of `params` as SQLite binds them: a list as the text of a JSON array,
+/// which the statement reads with `json_each`.
+fn values(params: &[Param]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|param| match param {
+            Param::Text(text) => Value::Text(text.clone()),
+            Param::Texts(texts) => Value::Text(json_array(texts)),
+            Param::Int(n) => Value::Integer(*n),
+        })
+        .collect()
+}
+
+/// The page of users `sql` selects, and the count of all that match, read in one
+/// transaction: both from the same state of the file.
+fn users_page(conn: &Connection, sql: &UserPageSql) -> Result<UserPage, StoreError> {
+    let err = |e| map(e, USER);
+    let tx = conn.unchecked_transaction().map_err(err)?;
+    // Built for each query (filters vary): not kept in the statement cache.
+    let total: i64 = tx
+        .prepare(&sql.count)
+        .and_then(|mut stmt| {
+            stmt.query_row(params_from_iter(values(&sql.count_params)), |row| row.get(0))
+        })
+        .map_err(err)?;
+    let users = tx
+        .prepare(&sql.page)
+        .and_then(|mut stmt| {
+            stmt.query_map(params_from_iter(values(&sql.page_params)), |row| Ok(Users::read(row)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(err)?
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit().map_err(err)?;
+    let total = u64::try_from(total).map_err(|e| corrupt("count of users", e))?;
+    Ok(UserPage { users, total })
+}
 
 #[async_trait]
 impl ServiceUserAdmin for SqliteStore {
@@ -52,6 +95,11 @@ impl ServiceUserAdmin for SqliteStore {
             .await
     }
 
+    async fn service_users_page(&self, query: &UserPageQuery) -> Result<UserPage, StoreError> {
+        let sql = UserPageSql::new(query, Dialect::Sqlite);
+        self.read(move |conn| users_page(conn, &sql)).await
+    }
+
     async fn update_service_user(
         &self,
         username: &Username,
@@ -71,7 +119,7 @@ impl ServiceUserAdmin for SqliteStore {
                 "UPDATE service_users SET display_name = ?2, access_token_type = ?3, \
                  token_lifetime_secs = ?4, secret_digest = ?5, enabled = ?6, updated_at = ?7, \
                  previous_secret_digest = ?8, previous_secret_expires_at = ?9, \
-                 tokens_revoked_before = ?10 \
+                 tokens_revoked_before = ?10, description = ?11 \
                  WHERE id = ?1",
             )
             .and_then(|mut stmt| {
@@ -86,6 +134,7 @@ impl ServiceUserAdmin for SqliteStore {
                     row.previous_secret_digest,
                     row.previous_secret_expires_at,
                     row.tokens_revoked_before,
+                    row.description,
                 ])
             })
             .map_err(|e| map(e, USER))?;

@@ -89,7 +89,10 @@ pub use access::{
     AccessAdmin, AdminRole, Administrator, PAT_LEN, PersonalAccessToken, generate_pat,
     sort_administrators,
 };
-pub use admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
+pub use admin::{
+    ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin, TextMatch, TextMethod,
+    UserFilter, UserOrder, UserPage, UserPageQuery,
+};
 pub use client_keys::{ClientKey, KeyOwner};
 pub use clock::{Clock, ManualClock, SystemClock, whole_seconds};
 pub use credentials::{Credentials, PreviousSecret};
@@ -101,7 +104,7 @@ pub use issuing::IssuingStore;
 pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
 pub use memory::MemoryStore;
 pub use organization::{Organization, OrganizationStore};
-pub use projects::{ApiApp, ApiAppPatch, Project, RoleClaims, RoleGrant};
+pub use projects::{ApiApp, ApiAppPatch, Project, ProjectRole, RoleClaims, RoleGrant};
 pub use records::{
     AccessTokenType, DisplayName, OPAQUE_TOKEN_LEN, ServiceUser, ServiceUserPatch,
     TOKEN_PREFIX_LEN, TokenDigest, TokenLifetime, TokenRecord,

@@ -10,15 +10,18 @@ use time::OffsetDateTime;
 use crate::access::{
     AccessAdmin, AdminRole, Administrator, PersonalAccessToken, sort_administrators,
 };
-use crate::admin::{ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin};
+use crate::admin::{
+    ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin, UserFilter, UserPage,
+    UserPageQuery,
+};
 use crate::client_keys::{ClientKey, KeyOwner};
 use crate::clock::whole_seconds;
 use crate::error::StoreError;
-use crate::ids::{ClientId, Domain, PatId, ProjectId, TokenId, UserId, Username};
+use crate::ids::{ClientId, Domain, PatId, ProjectId, RoleKey, TokenId, UserId, Username};
 use crate::issuing::IssuingStore;
 use crate::keys::{SigningKeyRecord, SigningKeyStore};
 use crate::organization::{Organization, OrganizationStore};
-use crate::projects::{ApiApp, ApiAppPatch, Project, RoleGrant};
+use crate::projects::{ApiApp, ApiAppPatch, Project, ProjectRole, RoleGrant};
 use crate::records::DisplayName;
 use crate::records::{ServiceUser, ServiceUserPatch, TokenDigest, TokenRecord};
 
@@ -59,6 +62,8 @@ struct Users {
     projects: BTreeMap<ProjectId, Project>,
     apps: BTreeMap<ClientId, ApiApp>,
     grants: BTreeSet<RoleGrant>,
+    /// Roles by project, then key: a project's roles are one range, in key order.
+    roles: BTreeMap<(ProjectId, RoleKey), ProjectRole>,
     client_keys: BTreeMap<String, ClientKey>,
     administrators: Vec<Administrator>,
     pats: HashMap<PatId, PersonalAccessToken>,
@@ -83,6 +88,7 @@ impl Default for Users {
             projects: BTreeMap::from([(reserved.id.clone(), reserved)]),
             apps: BTreeMap::new(),
             grants: BTreeSet::new(),
+            roles: BTreeMap::new(),
             client_keys: BTreeMap::new(),
             administrators: Vec::new(),
             pats: HashMap::new(),
@@ -306,6 +312,21 @@ impl ServiceUserAdmin for MemoryStore {
         Ok(all)
     }
 
+    async fn service_users_page(&self, query: &UserPageQuery) -> Result<UserPage, StoreError> {
+        // Only the users the filter matches are copied out of the lock; the order and
+        // the page are the shared ones.
+        let matched: Vec<ServiceUser> = self
+            .users()
+            .by_name
+            .values()
+            .filter(|user| query.filter.matches(user))
+            .cloned()
+            .collect();
+        let UserPageQuery { order, descending, offset, limit, .. } = *query;
+        let rest = UserPageQuery { filter: UserFilter::All, order, descending, offset, limit };
+        Ok(rest.page_of(matched))
+    }
+
     async fn update_service_user(
         &self,
         username: &Username,
@@ -418,6 +439,82 @@ impl ProjectAdmin for MemoryStore {
 
     async fn remove_grant(&self, grant: &RoleGrant) -> Result<bool, StoreError> {
         Ok(self.users_mut().grants.remove(grant))
+    }
+
+    async fn add_project_role(&self, role: &ProjectRole) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        if !users.projects.contains_key(&role.project_id) {
+            return Err(StoreError::NotFound("project"));
+        }
+        let key = (role.project_id.clone(), role.key.clone());
+        if users.roles.contains_key(&key) {
+            return Err(StoreError::Conflict("project role"));
+        }
+        // Times are stored in whole seconds, as the other backends store them.
+        let stored = ProjectRole {
+            created_at: whole_seconds(role.created_at),
+            updated_at: whole_seconds(role.updated_at),
+            ..role.clone()
+        };
+        users.roles.insert(key, stored);
+        Ok(())
+    }
+
+    async fn update_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+        display_name: &DisplayName,
+        group: Option<&DisplayName>,
+        now: OffsetDateTime,
+    ) -> Result<ProjectRole, StoreError> {
+        let mut users = self.users_mut();
+        let role = users
+            .roles
+            .get_mut(&(project.clone(), key.clone()))
+            .ok_or(StoreError::NotFound("project role"))?;
+        role.display_name = display_name.clone();
+        role.group = group.cloned();
+        role.updated_at = whole_seconds(now);
+        Ok(role.clone())
+    }
+
+    async fn remove_project_role(
+        &self,
+        project: &ProjectId,
+        key: &RoleKey,
+    ) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        if users.roles.remove(&(project.clone(), key.clone())).is_none() {
+            return Ok(false);
+        }
+        users.grants.retain(|g| !(&g.project_id == project && &g.role == key));
+        Ok(true)
+    }
+
+    async fn project_roles(&self, project: &ProjectId) -> Result<Vec<ProjectRole>, StoreError> {
+        Ok(self.users().roles.values().filter(|r| &r.project_id == project).cloned().collect())
+    }
+
+    async fn delete_project(&self, id: &ProjectId) -> Result<(), StoreError> {
+        if id.is_reserved() {
+            return Err(StoreError::Conflict("reserved project"));
+        }
+        let mut users = self.users_mut();
+        users.projects.remove(id).ok_or(StoreError::NotFound("project"))?;
+        let Users { apps, client_keys, grants, roles, administrators, .. } = &mut *users;
+        apps.retain(|client_id, app| {
+            let keep = &app.project_id != id;
+            if !keep {
+                let owner = KeyOwner::ApiApp(client_id.clone());
+                client_keys.retain(|_, k| k.owner != owner);
+            }
+            keep
+        });
+        grants.retain(|g| &g.project_id != id);
+        roles.retain(|(project, _), _| project != id);
+        administrators.retain(|a| a.project_id.as_ref() != Some(id));
+        Ok(())
     }
 }
 

@@ -117,6 +117,42 @@ impl ApiApp {
     }
 }
 
+/// A role defined in a project: the key that grants ([`RoleGrant`]) and role
+/// scopes name, with a human-readable name and an optional group to show it under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ProjectRole {
+    /// The project it belongs to.
+    pub project_id: ProjectId,
+    /// Its key, unique within the project.
+    pub key: RoleKey,
+    /// Human-readable name.
+    pub display_name: DisplayName,
+    /// The group it is shown under, if any.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub group: Option<DisplayName>,
+    /// When it was created (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
+    pub created_at: OffsetDateTime,
+    /// When it last changed (whole seconds).
+    #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
+    pub updated_at: OffsetDateTime,
+}
+
+impl ProjectRole {
+    /// The role `key` of `project_id`, created (and last changed) at `now`.
+    pub fn new(
+        project_id: ProjectId,
+        key: RoleKey,
+        display_name: DisplayName,
+        group: Option<DisplayName>,
+        now: OffsetDateTime,
+    ) -> Self {
+        let now = whole_seconds(now);
+        Self { project_id, key, display_name, group, created_at: now, updated_at: now }
+    }
+}
+
 /// A role of a project granted to a service user.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

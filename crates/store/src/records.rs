@@ -25,6 +25,11 @@ pub struct ServiceUser {
     pub username: Username,
     /// Human-readable name.
     pub display_name: DisplayName,
+    /// What the user is for, in free text; empty when none was given (and for users
+    /// stored before descriptions existed). The store keeps it as given: the
+    /// administration checks it ([`ServiceUser::check_description`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub description: String,
     /// Which kind of access token the user receives.
     pub access_token_type: AccessTokenType,
     /// How long its access tokens live.
@@ -54,13 +59,17 @@ pub struct ServiceUser {
 }
 
 impl ServiceUser {
+    /// The longest description, in characters.
+    pub const MAX_DESCRIPTION_CHARS: usize = 500;
+
     /// A new enabled user with a fresh id, opaque tokens, the default lifetime, no
-    /// secret and no revocation cut-off.
+    /// description, no secret and no revocation cut-off.
     pub fn new(username: Username, now: OffsetDateTime) -> Result<Self, RandomError> {
         let now = whole_seconds(now);
         Ok(Self {
             id: UserId::generate()?,
             display_name: DisplayName::from_username(&username),
+            description: String::new(),
             username,
             access_token_type: AccessTokenType::default(),
             token_lifetime: TokenLifetime::default(),
@@ -72,10 +81,34 @@ impl ServiceUser {
         })
     }
 
+    /// Checks a description: at most [`MAX_DESCRIPTION_CHARS`](Self::MAX_DESCRIPTION_CHARS)
+    /// characters, with no control character (line breaks and tabs included) and no
+    /// invisible formatting character, the rules of [`DisplayName::new`]. Unlike a
+    /// display name it may be empty (no description).
+    pub fn check_description(value: &str) -> Result<(), IdError> {
+        const WHAT: &str = "description";
+        if value.chars().count() > Self::MAX_DESCRIPTION_CHARS {
+            return Err(IdError::Length { what: WHAT, max: Self::MAX_DESCRIPTION_CHARS });
+        }
+        if value.chars().any(char::is_control) {
+            return Err(IdError::Character { what: WHAT, allowed: "printable characters" });
+        }
+        if value.chars().any(is_formatting) {
+            return Err(IdError::Character {
+                what: WHAT,
+                allowed: "visible characters (no bidirectional or zero-width formatting)",
+            });
+        }
+        Ok(())
+    }
+
     /// Applies a patch in place (as a backend does when it stores one).
     pub fn apply(&mut self, patch: &ServiceUserPatch) {
         if let Some(v) = &patch.display_name {
             self.display_name = v.clone();
+        }
+        if let Some(v) = &patch.description {
+            self.description.clone_from(v);
         }
         if let Some(v) = patch.access_token_type {
             self.access_token_type = v;
@@ -88,6 +121,8 @@ impl ServiceUser {
         }
         if let Some(v) = patch.secret {
             self.credentials.rotate(v, patch.keep_previous_until);
+        } else if patch.clear_secret {
+            self.credentials = Credentials::NONE;
         }
         if let Some(v) = patch.tokens_revoked_before {
             self.tokens_revoked_before = Some(whole_seconds(v));
@@ -103,6 +138,9 @@ pub struct ServiceUserPatch {
     /// New display name.
     #[cfg_attr(feature = "serde", serde(default))]
     pub display_name: Option<DisplayName>,
+    /// New description (`Some("")` removes it). The store keeps it as given.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub description: Option<String>,
     /// New access token type.
     #[cfg_attr(feature = "serde", serde(default))]
     pub access_token_type: Option<AccessTokenType>,
@@ -124,6 +162,14 @@ pub struct ServiceUserPatch {
     /// `secret`.
     #[cfg_attr(feature = "serde", serde(default, with = "time::serde::rfc3339::option"))]
     pub keep_previous_until: Option<OffsetDateTime>,
+    /// Remove the user's secrets: when `true`, the current and the previous secret
+    /// are dropped ([`Credentials::NONE`]) and stop working at once; the user then
+    /// authenticates only with a key or a personal access token until a later patch
+    /// sets a [`secret`](Self::secret). `false` (the default) leaves them as they are.
+    /// When [`secret`](Self::secret) is set too, `secret` wins: the secret is
+    /// replaced as usual and this field is ignored.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub clear_secret: bool,
     /// Set the user's [`tokens_revoked_before`](ServiceUser::tokens_revoked_before)
     /// to this time (truncated to whole seconds): its tokens issued before it are
     /// revoked. A patch can only set the cut-off, never clear it; the value of a
@@ -141,11 +187,13 @@ impl ServiceUserPatch {
     pub fn at(updated_at: OffsetDateTime) -> Self {
         Self {
             display_name: None,
+            description: None,
             access_token_type: None,
             token_lifetime: None,
             enabled: None,
             secret: None,
             keep_previous_until: None,
+            clear_secret: false,
             tokens_revoked_before: None,
             updated_at,
         }
@@ -593,6 +641,63 @@ mod tests {
         patch.keep_previous_until = Some(t(300));
         fresh.apply(&patch);
         assert_eq!(fresh.credentials.previous, None, "no secret before, nothing to keep");
+        Ok(())
+    }
+
+    #[test]
+    fn descriptions_are_set_by_patches_and_checked_like_display_names()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
+        assert_eq!(user.description, "", "none at first");
+        let mut patch = ServiceUserPatch::at(t(200));
+        patch.description = Some("Nightly billing export".to_owned());
+        user.apply(&patch);
+        assert_eq!(user.description, "Nightly billing export");
+        user.apply(&ServiceUserPatch::at(t(300)));
+        assert_eq!(user.description, "Nightly billing export", "a patch without it keeps it");
+        patch.description = Some(String::new());
+        user.apply(&patch);
+        assert_eq!(user.description, "", "an empty one removes it");
+
+        for good in ["", "Exports invoices — nightly", "Ünïcödé ✓", &"x".repeat(500)] {
+            assert!(ServiceUser::check_description(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "x".repeat(501),
+            "two\nlines".to_owned(),
+            "tab\there".to_owned(),
+            "right-to-left \u{202E}override".to_owned(),
+            "zero\u{200B}width".to_owned(),
+        ] {
+            assert!(ServiceUser::check_description(&bad).is_err(), "{bad:?}");
+        }
+        assert!(ServiceUser::check_description(&"é".repeat(500)).is_ok(), "characters, not bytes");
+        Ok(())
+    }
+
+    #[test]
+    fn clearing_drops_both_secrets_unless_a_new_one_is_set()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let (a, b) = (SecretDigest::from_bytes([1; 48]), SecretDigest::from_bytes([2; 48]));
+        let mut user = ServiceUser::new(Username::new("u")?, t(100))?;
+        user.credentials = Credentials::new(a);
+        user.credentials.previous = Some(PreviousSecret::new(b, t(300)));
+        let mut both = ServiceUserPatch::at(t(200));
+        both.clear_secret = true;
+        both.secret = Some(b);
+        let mut rotated = user.clone();
+        rotated.apply(&both);
+        assert_eq!(rotated.credentials, Credentials::new(b), "a new secret wins");
+
+        let mut clear = ServiceUserPatch::at(t(210));
+        clear.clear_secret = true;
+        clear.keep_previous_until = Some(t(999));
+        user.apply(&clear);
+        assert_eq!(user.credentials, Credentials::NONE, "current and previous are gone");
+        assert!(!user.credentials.matches("anything", t(250)));
+        assert_eq!(user.updated_at, t(210));
+        user.apply(&clear);
+        assert_eq!(user.credentials, Credentials::NONE, "clearing nothing changes nothing");
         Ok(())
     }
 

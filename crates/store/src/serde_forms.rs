@@ -216,9 +216,10 @@ mod tests {
 
     use crate::{
         AccessTokenType, ApiApp, ApiAppPatch, AppId, ClientId, ClientKey, Credentials, DisplayName,
-        Domain, KeyOwner, OrgId, Organization, PreviousSecret, Project, ProjectId, RoleClaims,
-        RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch, SigningAlgorithm,
-        SigningKeyRecord, TokenDigest, TokenId, TokenLifetime, TokenRecord, UserId, Username,
+        Domain, KeyOwner, OrgId, Organization, PreviousSecret, Project, ProjectId, ProjectRole,
+        RoleClaims, RoleGrant, RoleKey, SecretDigest, ServiceUser, ServiceUserPatch,
+        SigningAlgorithm, SigningKeyRecord, TokenDigest, TokenId, TokenLifetime, TokenRecord,
+        UserId, Username,
     };
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -261,6 +262,7 @@ mod tests {
             id: UserId::new("100000000000000001")?,
             username: Username::new("billing-job")?,
             display_name: DisplayName::new("Billing job")?,
+            description: "Exports invoices".to_owned(),
             access_token_type: AccessTokenType::Jwt,
             token_lifetime: TokenLifetime::from_secs(600)?,
             credentials: Credentials {
@@ -278,6 +280,7 @@ mod tests {
                 "id": "100000000000000001",
                 "username": "billing-job",
                 "display_name": "Billing job",
+                "description": "Exports invoices",
                 "access_token_type": "jwt",
                 "token_lifetime": 600,
                 "secret": SALTED_AB,
@@ -288,18 +291,25 @@ mod tests {
                 "tokens_revoked_before": T2,
             }),
         )?;
-        let fresh =
-            ServiceUser { credentials: Credentials::NONE, tokens_revoked_before: None, ..user };
+        let fresh = ServiceUser {
+            description: String::new(),
+            credentials: Credentials::NONE,
+            tokens_revoked_before: None,
+            ..user
+        };
         let mut written = serde_json::to_value(&fresh)?;
         assert_eq!(written["secret"], Value::Null);
         assert_eq!(written["tokens_revoked_before"], Value::Null, "no cut-off is null");
+        assert_eq!(written["description"], "", "no description is empty");
         round_trips(&fresh, written.clone())?;
-        // Absent optional fields read as `None` (a user written before the cut-off
-        // existed reads back without one).
+        // Absent optional fields read as `None`, an absent description as empty (a
+        // user written before the cut-off or the description existed reads back
+        // without one).
         if let Some(fields) = written.as_object_mut() {
             fields.remove("secret");
             fields.remove("previous_secret");
             fields.remove("tokens_revoked_before");
+            fields.remove("description");
         }
         assert_eq!(serde_json::from_value::<ServiceUser>(written)?, fresh);
         Ok(())
@@ -312,11 +322,13 @@ mod tests {
             &patch,
             json!({
                 "display_name": null,
+                "description": null,
                 "access_token_type": null,
                 "token_lifetime": null,
                 "enabled": null,
                 "secret": null,
                 "keep_previous_until": null,
+                "clear_secret": false,
                 "tokens_revoked_before": null,
                 "updated_at": T1,
             }),
@@ -324,21 +336,25 @@ mod tests {
         let sparse: ServiceUserPatch = serde_json::from_value(json!({"updated_at": T1}))?;
         assert_eq!(sparse, patch, "fields left out change nothing");
         patch.display_name = Some(DisplayName::new("Renamed")?);
+        patch.description = Some("New purpose".to_owned());
         patch.access_token_type = Some(AccessTokenType::Opaque);
         patch.token_lifetime = Some(TokenLifetime::from_secs(60)?);
         patch.enabled = Some(false);
         patch.secret = Some(SecretDigest::from_bytes([0xab; 48]));
         patch.keep_previous_until = Some(t(1_700_000_060));
         patch.tokens_revoked_before = Some(t(1_700_000_000));
+        patch.clear_secret = true;
         round_trips(
             &patch,
             json!({
                 "display_name": "Renamed",
+                "description": "New purpose",
                 "access_token_type": "opaque",
                 "token_lifetime": 60,
                 "enabled": false,
                 "secret": SALTED_AB,
                 "keep_previous_until": T2,
+                "clear_secret": true,
                 "tokens_revoked_before": T1,
                 "updated_at": T1,
             }),
@@ -493,6 +509,36 @@ mod tests {
             &grant,
             json!({"user_id": "100000000000000001", "project_id": "orders", "role": "reader"}),
         )
+    }
+
+    #[test]
+    fn project_role() -> TestResult {
+        let mut role = ProjectRole::new(
+            ProjectId::new("orders")?,
+            RoleKey::new("reader")?,
+            DisplayName::new("Reader")?,
+            Some(DisplayName::new("Readers")?),
+            t(1_700_000_000),
+        );
+        role.updated_at = t(1_700_000_060);
+        let written = json!({
+            "project_id": "orders",
+            "key": "reader",
+            "display_name": "Reader",
+            "group": "Readers",
+            "created_at": T1,
+            "updated_at": T2,
+        });
+        round_trips(&role, written.clone())?;
+        role.group = None;
+        let mut ungrouped = written;
+        ungrouped["group"] = Value::Null;
+        round_trips(&role, ungrouped.clone())?;
+        if let Some(fields) = ungrouped.as_object_mut() {
+            fields.remove("group");
+        }
+        assert_eq!(serde_json::from_value::<ProjectRole>(ungrouped)?, role, "no group: none");
+        Ok(())
     }
 
     #[test]

@@ -98,6 +98,8 @@ use crate::{
 
 mod access;
 mod issuing;
+mod projects;
+mod users;
 
 pub use access::{
     access_added_concurrently_is_all_kept,
@@ -119,6 +121,18 @@ pub use issuing::{
     token_concurrent_inserts_lose_nothing, token_concurrent_revocations_keep_one_time,
     token_duplicate_digest_conflicts, token_insert_and_lookup, token_purge_removes_only_expired,
     token_revoke_is_idempotent, token_roles_read_back,
+};
+pub use projects::{
+    project_additions_racing_its_delete_do_not_outlive_it,
+    project_roles_are_removed_with_their_grants, project_roles_are_unique_and_listed_in_order,
+    project_roles_are_updated_in_place, projects_are_deleted_with_what_they_hold,
+    sample_project_role, shared_project_additions_racing_its_delete_do_not_outlive_it,
+    shared_project_changes_are_seen_through_the_other,
+};
+pub use users::{
+    shared_user_pages_agree_across_stores, user_pages_are_ordered_both_ways,
+    user_pages_are_taken_by_offset_and_limit, user_pages_filter_by_every_kind,
+    user_pages_filter_with_nested_filters,
 };
 
 /// The store under test, shared by the tasks of the concurrency checks.
@@ -162,6 +176,7 @@ macro_rules! conformance_suite {
             service_user_concurrent_patches_lose_nothing,
             service_user_concurrent_rotations_form_one_chain,
             service_user_revocation_cut_off_is_stored_and_replaced,
+            service_user_secret_is_cleared_at_once,
             secret_regenerated_during_authentication_never_lets_old_through,
             signing_keys_are_ordered_and_read_back,
             signing_key_insert_is_compare_and_insert,
@@ -196,6 +211,15 @@ macro_rules! conformance_suite {
             access_goes_with_its_user,
             access_added_concurrently_is_all_kept,
             access_added_while_its_user_is_deleted_does_not_outlive_it,
+            project_roles_are_unique_and_listed_in_order,
+            project_roles_are_updated_in_place,
+            project_roles_are_removed_with_their_grants,
+            projects_are_deleted_with_what_they_hold,
+            project_additions_racing_its_delete_do_not_outlive_it,
+            user_pages_filter_by_every_kind,
+            user_pages_filter_with_nested_filters,
+            user_pages_are_ordered_both_ways,
+            user_pages_are_taken_by_offset_and_limit,
         );
         $crate::issuing_conformance_suite!(@checks complete $make);
     };
@@ -315,6 +339,7 @@ macro_rules! conformance_suite_shared {
     (@guarded $make:expr) => {
         $crate::conformance_suite_shared!(@tests $make;
             shared_secret_regenerated_through_one_stops_at_once_through_the_other,
+            shared_secret_cleared_through_one_stops_at_once_through_the_other,
             shared_revocation_cut_off_set_through_one_is_seen_through_the_other,
             shared_token_revoked_through_one_is_revoked_through_the_other,
             shared_replayed_assertion_through_the_other_is_refused,
@@ -329,6 +354,9 @@ macro_rules! conformance_suite_shared {
             shared_access_is_seen_through_the_other,
             shared_access_added_through_both_is_all_kept,
             shared_access_racing_a_delete_does_not_outlive_it,
+            shared_project_changes_are_seen_through_the_other,
+            shared_project_additions_racing_its_delete_do_not_outlive_it,
+            shared_user_pages_agree_across_stores,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -472,6 +500,16 @@ pub async fn service_user_create_and_lookup(store: SharedStore) {
     assert_eq!(missing, None, "an unknown username must not be found");
     let missing = store.service_user_by_id(&UserId::generate().expect("id")).await.expect("lookup");
     assert_eq!(missing, None, "an unknown id must not be found");
+
+    let (mut described, _) = sample_user("described");
+    described.description = "Exports invoices — nightly, 'quoted' \"too\"".to_owned();
+    store.create_service_user(&described).await.expect("create");
+    let by_name = store.service_user_by_username(&described.username).await.expect("lookup");
+    assert_eq!(by_name.as_ref(), Some(&described), "a description must read back unchanged");
+    let by_id = store.service_user_by_id(&described.id).await.expect("lookup");
+    assert_eq!(by_id.as_ref(), Some(&described), "a description must read back by id");
+    let listed = store.list_service_users().await.expect("list");
+    assert_eq!(listed, [user, described], "and listed");
 }
 
 /// A second user with a taken username is a conflict and changes nothing.
@@ -495,13 +533,26 @@ pub async fn service_user_update_applies_patch(store: SharedStore) {
     patch.access_token_type = Some(AccessTokenType::Jwt);
     patch.token_lifetime = Some(TokenLifetime::from_secs(600).expect("lifetime"));
     patch.display_name = Some(DisplayName::new("Patched name").expect("name"));
+    patch.description = Some("Patched purpose".to_owned());
     patch.enabled = Some(false);
     let updated = store.update_service_user(&user.username, &patch).await.expect("update");
     let mut expected = user.clone();
     expected.apply(&patch);
     assert_eq!(updated, expected, "update must return the patched user");
+    assert_eq!(updated.description, "Patched purpose");
     let stored = store.service_user_by_username(&user.username).await.expect("lookup");
-    assert_eq!(stored, Some(expected), "the patch must be stored");
+    assert_eq!(stored, Some(expected.clone()), "the patch must be stored");
+
+    let mut unrelated = ServiceUserPatch::at(t0() + Duration::seconds(20));
+    unrelated.enabled = Some(true);
+    let updated = store.update_service_user(&user.username, &unrelated).await.expect("update");
+    assert_eq!(updated.description, "Patched purpose", "a patch without it keeps it");
+    let mut removed = ServiceUserPatch::at(t0() + Duration::seconds(30));
+    removed.description = Some(String::new());
+    let updated = store.update_service_user(&user.username, &removed).await.expect("update");
+    assert_eq!(updated.description, "", "an empty description removes it");
+    let stored = store.service_user_by_id(&user.id).await.expect("lookup");
+    assert_eq!(stored, Some(updated), "the removal must be stored");
 }
 
 /// Once a new secret is stored, the old digest is gone.
@@ -629,6 +680,61 @@ pub async fn service_user_regenerating_without_grace_clears_the_previous_secret(
         |p, t| stored.credentials.matches(p, t),
         [&first, &second, &third],
     );
+}
+
+/// Patches the user `name` with `clear_secret` (and `secret`, when given) at `at`;
+/// returns the user as stored afterwards, checked against the returned record and
+/// `apply`, by username, by id and in the list.
+async fn clear_user_secret(
+    store: &SharedStore,
+    name: &Username,
+    secret: Option<SecretDigest>,
+    at: OffsetDateTime,
+) -> ServiceUser {
+    let before = store.service_user_by_username(name).await.expect("lookup").expect("user");
+    let mut patch = ServiceUserPatch::at(at);
+    patch.clear_secret = true;
+    patch.secret = secret;
+    let updated = store.update_service_user(name, &patch).await.expect("update");
+    let mut expected = before;
+    expected.apply(&patch);
+    assert_eq!(updated, expected, "update must return the patched user");
+    let by_name = store.service_user_by_username(name).await.expect("lookup");
+    assert_eq!(by_name.as_ref(), Some(&expected), "the patch must be stored (by username)");
+    let by_id = store.service_user_by_id(&expected.id).await.expect("lookup");
+    assert_eq!(by_id.as_ref(), Some(&expected), "the patch must be stored (by id)");
+    let listed = store.list_service_users().await.expect("list");
+    assert!(listed.contains(&expected), "the patch must be stored (listed): {listed:?}");
+    expected
+}
+
+/// A patch with `clear_secret` removes the current and the previous secret at
+/// once, and changes nothing else; with a new `secret` too, the new secret wins;
+/// a later patch with a secret gives the user one again.
+pub async fn service_user_secret_is_cleared_at_once(store: SharedStore) {
+    let (user, first) = create(&store, "cleared").await;
+    let (_, second) = rotate_user(&store, &user.username, Some(at(60)), at(1)).await;
+    let cleared = clear_user_secret(&store, &user.username, None, at(2)).await;
+    assert_eq!(cleared.credentials, Credentials::NONE, "no secret, no previous secret");
+    for secret in [&first, &second] {
+        assert!(!cleared.credentials.matches(secret.expose(), at(3)), "no secret works");
+    }
+    let untouched = ServiceUser {
+        credentials: Credentials::NONE,
+        updated_at: at(2),
+        ..store.service_user_by_id(&user.id).await.expect("lookup").expect("user")
+    };
+    assert_eq!(cleared, untouched, "nothing else changes");
+    let again = clear_user_secret(&store, &user.username, None, at(3)).await;
+    assert_eq!(again.credentials, Credentials::NONE, "clearing no secret is no error");
+
+    let third = fresh_secret();
+    let winner = clear_user_secret(&store, &user.username, Some(digest_of(&third)), at(4)).await;
+    assert!(winner.credentials.matches(third.expose(), at(5)), "a new secret wins");
+    assert_eq!(winner.credentials.previous, None);
+    let (after, fourth) = rotate_user(&store, &user.username, Some(at(90)), at(6)).await;
+    assert!(after.credentials.matches(fourth.expose(), at(7)));
+    assert!(after.credentials.matches(third.expose(), at(7)), "rotations work as before");
 }
 
 /// The checks after a second rotation within a grace period (60 s, then 90 s at
@@ -1339,8 +1445,8 @@ fn at(secs: i64) -> OffsetDateTime {
     t0() + Duration::seconds(secs)
 }
 
-/// Six patches of one user, each of another field (one a rotation with a grace
-/// period, one a revocation cut-off), run at once through `stores` in turn: the
+/// Seven patches of one user, each of another field (one a rotation with a grace
+/// period, one a revocation cut-off, one a description), run at once through `stores` in turn: the
 /// user as stored afterwards holds every one of them, and is what the patch that
 /// ran last returned.
 async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
@@ -1348,7 +1454,7 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
         let (user, old) = create(&stores[0], &format!("patched-{round}")).await;
         let new = fresh_secret();
         let mut patches: Vec<ServiceUserPatch> =
-            (1..=6).map(|i| ServiceUserPatch::at(at(i))).collect();
+            (1..=7).map(|i| ServiceUserPatch::at(at(i))).collect();
         patches[0].display_name = Some(DisplayName::new("Renamed").expect("name"));
         patches[1].access_token_type = Some(AccessTokenType::Jwt);
         patches[2].token_lifetime = Some(TokenLifetime::from_secs(600).expect("lifetime"));
@@ -1357,6 +1463,7 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
         patches[4].secret = Some(new_digest);
         patches[4].keep_previous_until = Some(at(60));
         patches[5].tokens_revoked_before = Some(at(30));
+        patches[6].description = Some("Described".to_owned());
         let returned = at_once(patches.iter().enumerate().map(|(i, patch)| {
             let (store, name, patch) = (nth(stores, i), user.username.clone(), patch.clone());
             async move { store.update_service_user(&name, &patch).await.expect("update") }
@@ -1380,6 +1487,7 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
         );
         assert!(stored.credentials.matches(old.expose(), at(59)), "{lost}: {stored:?}");
         assert_eq!(stored.tokens_revoked_before, Some(at(30)), "{lost}: {stored:?}");
+        assert_eq!(stored.description, "Described", "{lost}: {stored:?}");
         assert!(returned.contains(&stored), "the last patch returns the user as stored");
         // Each patch returns the user with its own change (and maybe others).
         let own = [
@@ -1389,8 +1497,9 @@ async fn user_patches_lose_nothing(stores: &[SharedStore], rounds: usize) {
             !returned[3].enabled,
             returned[4].credentials.secret == Some(new_digest),
             returned[5].tokens_revoked_before == Some(at(30)),
+            returned[6].description == "Described",
         ];
-        assert_eq!(own, [true; 6], "a patch returned a user without its change");
+        assert_eq!(own, [true; 7], "a patch returned a user without its change");
     }
 }
 
@@ -1761,6 +1870,23 @@ pub async fn shared_secret_regenerated_through_one_stops_at_once_through_the_oth
     }
     let (updated, _) = rotate_app(&b, &app.client_id, Some(at(60)), at(2)).await;
     assert_eq!(a.api_app_by_client_id(&app.client_id).await.expect("lookup"), Some(updated));
+}
+
+/// A secret removed through one store stops working at once through the other, with
+/// the previous secret.
+pub async fn shared_secret_cleared_through_one_stops_at_once_through_the_other(
+    [a, b]: [SharedStore; 2],
+) {
+    let (user, first) = create(&a, "shared-cleared").await;
+    let (_, second) = rotate_user(&a, &user.username, Some(at(60)), at(1)).await;
+    let cleared = clear_user_secret(&b, &user.username, None, at(2)).await;
+    for _ in 0..20 {
+        let seen = a.service_user_by_username(&user.username).await.expect("lookup").expect("user");
+        assert_eq!(seen, cleared, "cleared through the other store");
+        for secret in [&first, &second] {
+            assert!(!seen.credentials.matches(secret.expose(), at(3)), "a removed secret worked");
+        }
+    }
 }
 
 /// A revocation cut-off set through one store is seen through the other at once, by

@@ -169,6 +169,7 @@ async fn service_user(admin: &Admin, command: ServiceUserCommand) -> Result<Outp
             let name = parse_username(&username)?;
             let update = ServiceUserUpdate {
                 display_name: display_name.as_deref().map(parse_display_name).transpose()?,
+                description: None,
                 access_token_type,
                 token_lifetime: token_lifetime.map(parse_lifetime).transpose()?,
                 enabled,

@@ -11,70 +11,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::path::Path;
+use std::process::{Command, Stdio};
 
+use common::python::venv_python;
 use common::{Server, create_api_app, create_user, field, temp_db, user_key};
 use openidconnect::TokenIntrospectionResponse as _;
 use serde_json::Value;
 use zitadel::oidc::introspection::{AuthorityAuthentication, introspect};
 
 /// The package, exactly as pip installs it.
-const PACKAGE: &str = "zitadel-client==4.1.9";
-
 /// The scope the SDK's authenticators ask for by default besides `openid`.
 const API_SCOPE: &str = "urn:zitadel:iam:org:project:id:zitadel:aud";
-
-/// Panics with everything a failed command printed.
-fn check(what: &str, output: std::io::Result<Output>) {
-    let output = output.unwrap_or_else(|e| panic!("{what}: could not run: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The Python interpreter of a virtual environment holding [`PACKAGE`], created and
-/// installed on first use.
-fn venv_python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let dir = common::target_dir().join("compat-venv");
-        let python = dir.join("bin").join("python");
-        let marker = dir.join(format!("{}.installed", PACKAGE.replace("==", "-")));
-        if marker.is_file() && python.is_file() {
-            return python;
-        }
-        let started = Instant::now();
-        if dir.exists() {
-            // A previous install did not finish: start over.
-            std::fs::remove_dir_all(&dir)
-                .unwrap_or_else(|e| panic!("remove the unfinished {}: {e}", dir.display()));
-        }
-        let base = std::env::var_os("TESSERA_TEST_PYTHON").unwrap_or_else(|| "python3".into());
-        check(
-            &format!("{} -m venv {}", base.to_string_lossy(), dir.display()),
-            Command::new(&base).arg("-m").arg("venv").arg(&dir).stdin(Stdio::null()).output(),
-        );
-        check(
-            &format!("pip install {PACKAGE} (into {})", dir.display()),
-            Command::new(&python)
-                .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input"])
-                .arg(PACKAGE)
-                .stdin(Stdio::null())
-                .output(),
-        );
-        std::fs::write(&marker, format!("{PACKAGE}\n"))
-            .unwrap_or_else(|e| panic!("write {}: {e}", marker.display()));
-        eprintln!("created {} with {PACKAGE} in {:.1?}", dir.display(), started.elapsed());
-        python
-    })
-}
 
 /// A client-credentials token and two key-file tokens obtained within one second
 /// by the Python SDK are all accepted and active for an API app of the audience

@@ -5,7 +5,7 @@ mod assertion;
 mod credentials;
 mod tokens;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
@@ -113,12 +113,29 @@ pub struct Issuer {
 /// At most this many project ids are remembered as existing.
 const MAX_KNOWN_PROJECTS: usize = 4096;
 
-/// Ids of projects found in the store. A store never deletes a project, so a
-/// project found once exists for good: the audience of a token needs no lookup of
-/// a project seen before. Only ids are kept; roles read their project afresh, since
-/// its name goes into the claim.
+/// How long a project found in the store is taken to exist without another lookup.
+const KNOWN_PROJECT_TTL: time::Duration = time::Duration::SECOND;
+
+/// Ids of projects found in the store, each with the time it was found, so that the
+/// audience of a token needs no lookup of a project seen a moment ago.
+///
+/// Projects can be deleted (through any process sharing the store), so a project
+/// found once may be gone later, and this memo can only be short-lived: an id is
+/// taken to exist for [`KNOWN_PROJECT_TTL`] after its lookup, then looked up again.
+/// A project deleted is thus dropped from the audiences of tokens issued at most a
+/// second after the deletion returns, on every server alike, while the hot path (a
+/// token request whose audience names an existing project) still costs one lookup
+/// per project and second instead of one per request. Dropping the memo instead
+/// would cost a store round trip per request (a network round trip with PostgreSQL);
+/// keeping entries for good, as before projects could be deleted, would keep a
+/// deleted project in new tokens' audiences until the process restarts.
+///
+/// The reserved project `zitadel` exists in every store and can never be deleted,
+/// so it is never looked up for the audience. Only ids are kept; roles read their
+/// project afresh, since its name goes into the claim. A missing project is not
+/// remembered: it is looked up every time, so one created later is found at once.
 #[derive(Default)]
-struct KnownProjects(RwLock<HashSet<ProjectId>>);
+struct KnownProjects(RwLock<HashMap<ProjectId, OffsetDateTime>>);
 
 /// A client that authenticates with a client secret: a service user, or an API app
 /// (introspection and revocation). [`Issuer::check_credentials`] checks both alike.
@@ -150,14 +167,34 @@ impl SecretClient for ApiApp {
 }
 
 impl KnownProjects {
-    fn contains(&self, id: &ProjectId) -> bool {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).contains(id)
+    /// Whether a lookup at `found_at` still vouches for the project at `now`. A
+    /// clock that went back makes it look up again rather than trust it longer.
+    fn fresh(found_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+        found_at <= now && now - found_at < KNOWN_PROJECT_TTL
     }
 
-    fn insert(&self, id: &ProjectId) {
+    /// Whether the project `id` is known to exist at `now`.
+    fn contains(&self, id: &ProjectId, now: OffsetDateTime) -> bool {
+        id.is_reserved()
+            || self
+                .0
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(id)
+                .is_some_and(|found_at| Self::fresh(*found_at, now))
+    }
+
+    /// Remembers that the project `id` was found at `now`.
+    fn insert(&self, id: &ProjectId, now: OffsetDateTime) {
+        if id.is_reserved() {
+            return;
+        }
         let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        if known.len() < MAX_KNOWN_PROJECTS {
-            known.insert(id.clone());
+        if known.len() >= MAX_KNOWN_PROJECTS && !known.contains_key(id) {
+            known.retain(|_, found_at| Self::fresh(*found_at, now));
+        }
+        if known.len() < MAX_KNOWN_PROJECTS || known.contains_key(id) {
+            known.insert(id.clone(), now);
         }
     }
 }
@@ -359,9 +396,9 @@ impl Issuer {
     /// project. With no project in the audience, the audience is the client ID. The
     /// scopes that remain are the ones granted, in the order requested.
     ///
-    /// Projects are never deleted, so a project id found once is remembered and not
-    /// looked up again for the audience; a missing one is looked up every time, and
-    /// role scopes always read their projects afresh.
+    /// A project id found is remembered for a second and not looked up again for
+    /// the audience meanwhile ([`KnownProjects`]); a missing one is looked up every
+    /// time, and role scopes always read their projects afresh.
     async fn resolve_projects(
         &self,
         scopes: ScopeSet,
@@ -380,6 +417,8 @@ impl Issuer {
         let mut audience: Vec<ProjectId> = Vec::new();
         let mut projects: Vec<Project> = Vec::new();
         let mut dropped: Vec<Scope> = Vec::new();
+        // Taken before the lookups: what they find is remembered from this time on.
+        let now = self.clock.now();
         for scope in &scopes {
             let ScopeKind::ProjectAudience(project) = scope.kind() else { continue };
             let Ok(id) = ProjectId::new(project.id()) else {
@@ -389,13 +428,13 @@ impl Issuer {
             if audience.contains(&id) {
                 continue;
             }
-            if !with_roles && self.known_projects.contains(&id) {
+            if !with_roles && self.known_projects.contains(&id, now) {
                 audience.push(id);
                 continue;
             }
             match self.store.project_by_id(&id).await.map_err(store_error)? {
                 Some(project) => {
-                    self.known_projects.insert(&id);
+                    self.known_projects.insert(&id, now);
                     audience.push(id);
                     projects.push(project);
                 }
@@ -768,6 +807,42 @@ mod tests {
         );
         let (_, record) = issue(with_role).await?;
         assert_eq!(record.roles.0["reader"], expected, "the project's name is not in the claim");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_deleted_project_leaves_the_audience_within_a_second()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use tessera_store::{DisplayName, IssuingStore, ProjectAdmin};
+        let f = fixture().await?;
+        let aud = "urn:zitadel:iam:org:project:id:brief:aud";
+        let audience = || async {
+            let request = request("svc", f.secret.expose(), Some(aud));
+            let response = f.issuer.client_credentials(request).await?;
+            let digest = TokenDigest::of(response.access_token.expose());
+            let record = f.store.token_by_digest(&digest).await?.ok_or("no record")?;
+            Ok::<_, Box<dyn std::error::Error>>(record.audience)
+        };
+        let id = ProjectId::new("brief")?;
+        f.store
+            .create_project(&Project::new(id.clone(), DisplayName::new("Brief")?, f.clock.now()))
+            .await?;
+        assert_eq!(audience().await?, ["brief"], "found, and remembered");
+        f.store.delete_project(&id).await?;
+        f.clock.advance(Duration::milliseconds(999));
+        assert_eq!(audience().await?, ["brief"], "remembered for a second");
+        f.clock.advance(Duration::milliseconds(1));
+        assert_eq!(audience().await?, ["svc"], "then looked up again: gone");
+        assert_eq!(audience().await?, ["svc"], "and a missing project is not remembered");
+
+        // A clock that went back does not stretch the memo.
+        f.store
+            .create_project(&Project::new(id.clone(), DisplayName::new("Brief")?, f.clock.now()))
+            .await?;
+        assert_eq!(audience().await?, ["brief"]);
+        f.store.delete_project(&id).await?;
+        f.clock.set(f.clock.now() - Duration::minutes(5));
+        assert_eq!(audience().await?, ["svc"]);
         Ok(())
     }
 

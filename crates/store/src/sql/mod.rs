@@ -9,10 +9,14 @@
 //!   a panic. The SQL itself, and how a driver reads a column, stay in the backends.
 //! - [`GroupQueue`]: the calls waiting for the next group commit (or batched
 //!   lookup), and the handover of the one runner that takes them in batches.
+//! - [`paging`]: the statements of a page of service users
+//!   ([`UserPageQuery`](crate::UserPageQuery)), its filter a condition with bound
+//!   parameters, for either backend's dialect.
 //!
 //! [`StoreError::Corrupt`]: crate::StoreError::Corrupt
 
 mod group;
+pub mod paging;
 pub mod rows;
 
 pub use group::GroupQueue;

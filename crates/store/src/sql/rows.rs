@@ -21,6 +21,8 @@
 //! - a token's scopes are the space-separated list, its audience a JSON array of
 //!   strings, its roles a JSON object (role → organization id → primary domain);
 //! - a client key's owner is [`KeyOwner::to_key`]'s string;
+//! - a project role's group is NULL when it has none, a service user's description
+//!   `''` (the column is never NULL);
 //! - algorithms, token types and administrator roles are their names (`ES256`,
 //!   `opaque`, `IAM_OWNER`);
 //! - an administrator role held on no project has the project id `''`
@@ -42,7 +44,7 @@ use crate::ids::{
 };
 use crate::keys::SigningKeyRecord;
 use crate::organization::Organization;
-use crate::projects::{ApiApp, Project, RoleClaims, RoleGrant};
+use crate::projects::{ApiApp, Project, ProjectRole, RoleClaims, RoleGrant};
 use crate::records::{
     AccessTokenType, DisplayName, ServiceUser, TokenDigest, TokenLifetime, TokenRecord,
 };
@@ -155,13 +157,15 @@ pub struct UserRow<'a> {
     pub previous_secret_expires_at: Option<i64>,
     /// `tokens_revoked_before`, unix seconds: the revocation cut-off, NULL for none.
     pub tokens_revoked_before: Option<i64>,
+    /// `description`: `''` for none.
+    pub description: &'a str,
 }
 
 impl<'a> UserRow<'a> {
     /// The columns, in the order of the fields.
     pub const COLUMNS: &'static str = "id, username, display_name, access_token_type, \
          token_lifetime_secs, secret_digest, enabled, created_at, updated_at, \
-         previous_secret_digest, previous_secret_expires_at, tokens_revoked_before";
+         previous_secret_digest, previous_secret_expires_at, tokens_revoked_before, description";
     /// What a row is, for errors.
     pub const WHAT: &'static str = "service user";
 
@@ -182,6 +186,7 @@ impl<'a> UserRow<'a> {
             previous_secret_digest,
             previous_secret_expires_at,
             tokens_revoked_before: user.tokens_revoked_before.map(unix),
+            description: &user.description,
         }
     }
 
@@ -196,6 +201,7 @@ impl<'a> UserRow<'a> {
             id: checked("user id", self.id, UserId::new)?,
             username: checked("username", self.username, Username::new)?,
             display_name: checked("display name", self.display_name, DisplayName::from_stored)?,
+            description: self.description.to_owned(),
             access_token_type: checked(
                 "access token type",
                 self.access_token_type,
@@ -497,6 +503,62 @@ impl<'a> GrantRow<'a> {
     }
 }
 
+/// A row of `project_roles`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRoleRow<'a> {
+    /// `project_id`.
+    pub project_id: &'a str,
+    /// `key`.
+    pub key: &'a str,
+    /// `display_name`.
+    pub display_name: &'a str,
+    /// `group_name`: the group, NULL for none.
+    pub group_name: Option<&'a str>,
+    /// `created_at`, unix seconds.
+    pub created_at: i64,
+    /// `updated_at`, unix seconds.
+    pub updated_at: i64,
+}
+
+impl<'a> ProjectRoleRow<'a> {
+    /// The columns, in the order of the fields.
+    pub const COLUMNS: &'static str =
+        "project_id, key, display_name, group_name, created_at, updated_at";
+    /// What a row is, for errors.
+    pub const WHAT: &'static str = "project role";
+
+    /// The row of `role`.
+    pub fn of(role: &'a ProjectRole) -> Self {
+        Self {
+            project_id: role.project_id.as_str(),
+            key: role.key.as_str(),
+            display_name: role.display_name.as_str(),
+            group_name: role.group.as_ref().map(DisplayName::as_str),
+            created_at: unix(role.created_at),
+            updated_at: unix(role.updated_at),
+        }
+    }
+
+    /// Checks the columns into a record.
+    pub fn into_record(self) -> Result<ProjectRole, StoreError> {
+        Ok(ProjectRole {
+            project_id: checked("project id", self.project_id, ProjectId::new)?,
+            key: checked("project role key", self.key, RoleKey::new)?,
+            display_name: checked(
+                "project role name",
+                self.display_name,
+                DisplayName::from_stored,
+            )?,
+            group: self
+                .group_name
+                .map(|group| checked("project role group", group, DisplayName::from_stored))
+                .transpose()?,
+            created_at: timestamp("project role creation time", self.created_at)?,
+            updated_at: timestamp("project role update time", self.updated_at)?,
+        })
+    }
+}
+
 /// A row of `client_keys`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientKeyRow<'a> {
@@ -718,6 +780,9 @@ mod tests {
         user.tokens_revoked_before = Some(testkit::t0() + Duration::seconds(30));
         assert_eq!(UserRow::of(&user).tokens_revoked_before, Some(1_700_000_030));
         assert_eq!(UserRow::of(&user).into_record()?, user);
+        user.description = "Exports invoices".to_owned();
+        assert_eq!(UserRow::of(&user).description, "Exports invoices");
+        assert_eq!(UserRow::of(&user).into_record()?, user);
 
         let mut token = testkit::sample_token(&user, "token", 60);
         token.roles.insert(&RoleKey::new("reader")?, &testkit::sample_organization("A", "a.b"));
@@ -736,6 +801,18 @@ mod tests {
             role: RoleKey::new("reader")?,
         };
         assert_eq!(GrantRow::of(&grant).into_record()?, grant);
+        let mut role = ProjectRole::new(
+            project.id.clone(),
+            RoleKey::new("reader")?,
+            DisplayName::new("Reader")?,
+            None,
+            testkit::t0(),
+        );
+        assert_eq!(ProjectRoleRow::of(&role).group_name, None, "no group is NULL");
+        assert_eq!(ProjectRoleRow::of(&role).into_record()?, role);
+        role.group = Some(DisplayName::new("Readers")?);
+        role.updated_at += Duration::seconds(5);
+        assert_eq!(ProjectRoleRow::of(&role).into_record()?, role);
         let client_key =
             testkit::sample_client_key(KeyOwner::ApiApp(app.client_id.clone()), "key-1", 0);
         assert_eq!(ClientKeyRow::of(&client_key).into_record()?, client_key);
@@ -796,6 +873,23 @@ mod tests {
         let key = testkit::sample_client_key(KeyOwner::ServiceUser(user.id.clone()), "k", 0);
         let bad = ClientKeyRow { owner: "nobody:1".into(), ..ClientKeyRow::of(&key) };
         assert!(matches!(bad.into_record(), Err(StoreError::Corrupt(_))));
+        let role = ProjectRole::new(
+            ProjectId::reserved(),
+            RoleKey::new("reader").unwrap_or_else(|e| panic!("{e}")),
+            DisplayName::new("Reader").unwrap_or_else(|e| panic!("{e}")),
+            None,
+            testkit::t0(),
+        );
+        let row = ProjectRoleRow::of(&role);
+        for bad in [
+            ProjectRoleRow { key: "a b", ..row.clone() },
+            ProjectRoleRow { display_name: "", ..row.clone() },
+            ProjectRoleRow { group_name: Some("tab\t"), ..row.clone() },
+            ProjectRoleRow { updated_at: i64::MAX, ..row.clone() },
+        ] {
+            let result = bad.clone().into_record();
+            assert!(matches!(result, Err(StoreError::Corrupt(_))), "{bad:?}: {result:?}");
+        }
         let org = testkit::sample_organization("Acme", "acme.example");
         let bad = OrganizationRow { primary_domain: "not a domain", ..OrganizationRow::of(&org) };
         assert!(matches!(bad.into_record(), Err(StoreError::Corrupt(_))));
