@@ -299,7 +299,13 @@ impl Admin {
         for (i, entry) in document.administrators.iter().enumerate() {
             let fail = at(format!("administrators[{i}] ({} {})", entry.username, entry.role));
             let username = parse_username(&entry.username).map_err(&fail)?;
-            let role: AdminRole = entry.role.parse().map_err(|e| fail(format!("{e}")))?;
+            let role: AdminRole = entry.role.parse().map_err(|_| {
+                fail(format!(
+                    "unknown administrator role {:?} (roles: IAM_OWNER, IAM_OWNER_VIEWER, \
+                     ORG_OWNER, ORG_USER_MANAGER, PROJECT_OWNER)",
+                    entry.role
+                ))
+            })?;
             let project =
                 entry.project.as_deref().map(parse_project_id).transpose().map_err(&fail)?;
             if project.is_some() && !role.is_project_role() {

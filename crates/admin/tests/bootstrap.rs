@@ -263,3 +263,63 @@ fn documents_refuse_unknown_and_missing_fields_and_hide_secrets() -> TestResult 
     assert_eq!(document(&written)?, parsed, "a document round-trips");
     Ok(())
 }
+
+#[tokio::test]
+async fn administrators_are_granted_once_and_bad_ones_are_named() -> TestResult {
+    on_each_backend(|World { admin, .. }| async move {
+        let doc = document(&format!(
+            r#"{{
+              "service_users": [{{"username": "ops", "client_secret": "{SECRET}"}}],
+              "projects": [{{"id": "orders", "name": "Orders"}}],
+              "administrators": [
+                {{"username": "ops", "role": "IAM_OWNER"}},
+                {{"username": "ops", "role": "PROJECT_OWNER", "project": "orders"}}
+              ]
+            }}"#
+        ))?;
+        let applied = admin.apply_bootstrap(&doc).await?;
+        assert_eq!(applied.created, 4, "a user, a project, two roles");
+        assert_eq!(admin.apply_bootstrap(&doc).await?.created, 0, "idempotent");
+        let roles: Vec<(String, Option<String>)> = admin
+            .administrators()
+            .await?
+            .into_iter()
+            .map(|a| {
+                let admin = a.administrator;
+                (admin.role.to_string(), admin.project_id.map(|p| p.to_string()))
+            })
+            .collect();
+        assert_eq!(
+            roles,
+            [("IAM_OWNER".to_owned(), None), ("PROJECT_OWNER".to_owned(), Some("orders".to_owned()))]
+        );
+
+        for (bad, message) in [
+            (
+                r#"{"administrators": [{"username": "ops", "role": "ROOT"}]}"#,
+                "bootstrap: administrators[0] (ops ROOT): unknown administrator role",
+            ),
+            (
+                r#"{"administrators": [{"username": "ghost", "role": "IAM_OWNER"}]}"#,
+                "bootstrap: administrators[0] (ghost IAM_OWNER): service user ghost does not exist",
+            ),
+            (
+                r#"{"administrators": [{"username": "ops", "role": "ORG_OWNER", "project": "orders"}]}"#,
+                "bootstrap: administrators[0] (ops ORG_OWNER): ORG_OWNER is not held on a project",
+            ),
+            (
+                r#"{"administrators": [{"username": "ops", "role": "PROJECT_OWNER", "project": "ghost"}]}"#,
+                "bootstrap: administrators[0] (ops PROJECT_OWNER): project ghost does not exist",
+            ),
+        ] {
+            let error = admin.apply_bootstrap(&document(bad)?).await.err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.starts_with(message)),
+                "{bad}: {error:?}"
+            );
+        }
+        assert_eq!(admin.administrators().await?.len(), 2, "nothing written");
+        Ok(())
+    })
+    .await
+}

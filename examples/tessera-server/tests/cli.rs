@@ -158,3 +158,81 @@ fn the_default_database_is_a_file_in_the_working_directory() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(dir.path().join("tessera.db").exists(), "tessera.db created in the working directory");
 }
+
+#[test]
+fn administrators_and_personal_access_tokens_from_the_cli() {
+    let db = temp_db();
+    let ops = create_user(&db.url, "ops", &[]);
+    let added = cli_json(&db.url, &["admin", "add", "--username", "ops", "--role", "IAM_OWNER"]);
+    assert_eq!(added["role"], "IAM_OWNER");
+    assert_eq!(added["added"], true);
+    assert_eq!(added["user_id"], ops.user_id.as_str());
+    let again = cli_json(&db.url, &["admin", "add", "--username", "ops", "--role", "IAM_OWNER"]);
+    assert_eq!(again["added"], false, "held already: nothing changes");
+    cli_json(&db.url, &["project", "create", "--name", "Orders", "--id", "orders"]);
+    cli_json(
+        &db.url,
+        &["admin", "add", "--username", "ops", "--role", "PROJECT_OWNER", "--project", "orders"],
+    );
+    let listed = cli_json(&db.url, &["admin", "list"]);
+    let roles: Vec<(&str, &str)> = listed["administrators"]
+        .as_array()
+        .expect("administrators")
+        .iter()
+        .map(|a| (a["role"].as_str().unwrap_or(""), a["project_id"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(roles, [("IAM_OWNER", ""), ("PROJECT_OWNER", "orders")]);
+    let text = cli(&db.url, &["admin", "list"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("ops\tIAM_OWNER"));
+
+    for (args, expected) in [
+        (vec!["admin", "add", "--username", "ops", "--role", "ROOT"], "--role"),
+        (vec!["admin", "add", "--username", "ghost", "--role", "IAM_OWNER"], "not found"),
+        (
+            vec!["admin", "add", "--username", "ops", "--role", "ORG_OWNER", "--project", "orders"],
+            "not held on a project",
+        ),
+        (vec!["admin", "remove", "--username", "ops", "--role", "ORG_OWNER"], "not found"),
+        (vec!["service-user", "pat", "add", "--username", "ghost"], "not found"),
+        (
+            vec!["service-user", "pat", "remove", "--username", "ops", "--token-id", "1"],
+            "not found",
+        ),
+    ] {
+        let output = cli(&db.url, &args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} should fail");
+        assert!(
+            stderr.lines().any(|l| l.starts_with("error:") && l.contains(expected)),
+            "{args:?}: {stderr}"
+        );
+    }
+    let removed = cli_json(&db.url, &["admin", "remove", "--username", "ops"]);
+    assert_eq!(removed["removed"], 2, "every role, without --role");
+    assert_eq!(cli_json(&db.url, &["admin", "list"])["administrators"], serde_json::json!([]));
+
+    // Personal access tokens: shown once, listed without the token, removed.
+    let pat =
+        cli_json(&db.url, &["service-user", "pat", "add", "--username", "ops", "--expires", "30"]);
+    let token = pat["token"].as_str().expect("token").to_owned();
+    assert_eq!(token.len(), 64);
+    let token_id = pat["token_id"].as_str().expect("token_id").to_owned();
+    assert!(pat["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    let listed = cli_json(&db.url, &["service-user", "pat", "list", "--username", "ops"]);
+    assert_eq!(listed["tokens"][0]["token_id"], token_id.as_str());
+    assert!(!listed.to_string().contains(&token), "never listed");
+    let text = cli(&db.url, &["service-user", "pat", "list", "--username", "ops"]);
+    assert!(!String::from_utf8_lossy(&text.stdout).contains(&token));
+    cli_json(
+        &db.url,
+        &["service-user", "pat", "remove", "--username", "ops", "--token-id", &token_id],
+    );
+    let listed = cli_json(&db.url, &["service-user", "pat", "list", "--username", "ops"]);
+    assert_eq!(listed["tokens"], serde_json::json!([]));
+    // The database (and its log) never held the token in clear.
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", db.path.display());
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()), "{path}");
+    }
+}

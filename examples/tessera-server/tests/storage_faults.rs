@@ -112,6 +112,7 @@ fn a_database_that_cannot_be_written_is_refused_at_start_naming_it() {
 async fn a_log_made_unwritable_while_serving_answers_503_and_the_server_recovers() {
     let db = temp_db();
     let credentials = create_user(&db.url, "steady", &[]);
+    common::cli_json(&db.url, &["admin", "add", "--username", "steady", "--role", "IAM_OWNER"]);
     let server = Server::start(&db.url, &["--no-throttle"]);
     let http = oauth2::reqwest::Client::new();
     let token = || {
@@ -125,6 +126,22 @@ async fn a_log_made_unwritable_while_serving_answers_503_and_the_server_recovers
     let access_token =
         json(issued).await["access_token"].as_str().expect("access_token").to_owned();
 
+    let admin_token = json(
+        http.post(server.url("/oauth/v2/token"))
+            .basic_auth(&credentials.client_id, Some(&credentials.client_secret))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "openid urn:zitadel:iam:org:project:id:zitadel:aud"),
+            ])
+            .send()
+            .await
+            .expect("token request"),
+    )
+    .await["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned();
+
     let wal = sibling(&db.path, "-wal");
     assert!(wal.exists(), "the server keeps its log open");
     let guard = Immutable::set(&wal);
@@ -134,6 +151,18 @@ async fn a_log_made_unwritable_while_serving_answers_503_and_the_server_recovers
     assert_eq!(refused.headers()["retry-after"], "1");
     let body = json(refused).await;
     assert_eq!(body["error"], "temporarily_unavailable");
+
+    // The management API answers Connect's `unavailable`, and writes nothing.
+    let create = http
+        .post(server.url("/zitadel.user.v2.UserService/CreateUser"))
+        .bearer_auth(&admin_token)
+        .header("content-type", "application/json")
+        .body(r#"{"username": "during-fault", "machine": {"name": "x"}}"#)
+        .send()
+        .await
+        .expect("management call");
+    assert_eq!(create.status(), 503);
+    assert_eq!(json(create).await["code"], "unavailable");
 
     let ready = http.get(server.url("/readyz")).send().await.expect("readyz");
     assert_eq!(ready.status(), 503);
@@ -166,6 +195,7 @@ async fn a_log_made_unwritable_while_serving_answers_503_and_the_server_recovers
         .and_then(|v| v.parse::<f64>().ok())
         .expect("the storage error counter");
     assert!(unavailable >= 2.0, "the token request and the readiness probe: {unavailable}");
+    assert!(logs.contains("management: storage unavailable"), "{logs}");
 
     guard.clear();
     // Recovery needs no restart: the next write succeeds.
@@ -180,6 +210,8 @@ async fn a_log_made_unwritable_while_serving_answers_503_and_the_server_recovers
     }
     let ready = http.get(server.url("/readyz")).send().await.expect("readyz");
     assert_eq!(ready.status(), 200);
+    let users = common::cli_json(&db.url, &["service-user", "list"]);
+    assert!(!users.to_string().contains("during-fault"), "the refused call wrote nothing");
 }
 
 async fn json(response: oauth2::reqwest::Response) -> serde_json::Value {
