@@ -98,11 +98,20 @@ enum Mode {
     Introspect,
     /// The management API's `GetUserByID`, with a bearer token of an administrator.
     GetUser,
+    /// The plainest token request, `scope=openid`: an opaque token, no audience.
+    OpenId,
 }
 
 impl Mode {
-    const ALL: [Mode; 6] =
-        [Mode::Opaque, Mode::Es256, Mode::EdDsa, Mode::Rs256, Mode::Introspect, Mode::GetUser];
+    const ALL: [Mode; 7] = [
+        Mode::Opaque,
+        Mode::OpenId,
+        Mode::Es256,
+        Mode::EdDsa,
+        Mode::Rs256,
+        Mode::Introspect,
+        Mode::GetUser,
+    ];
 
     /// Whether the floor server has this mode (a mode without one is compared with
     /// Tessera's `introspect` on the same store: `report::baseline_mode`).
@@ -119,6 +128,32 @@ impl Mode {
             Mode::Rs256 => "jwt-rs256",
             Mode::Introspect => "introspect",
             Mode::GetUser => "get-user",
+            Mode::OpenId => "opaque-openid",
+        }
+    }
+
+    /// The floor's `--mode`: the floor answers `scope=openid` as it answers the
+    /// audience scope (it echoes the scope), so both opaque loads share its mode.
+    fn floor_mode(self) -> &'static str {
+        match self {
+            Mode::OpenId => Mode::Opaque.name(),
+            other => other.name(),
+        }
+    }
+
+    /// The form body of the mode's token request.
+    fn token_body(self) -> &'static str {
+        match self {
+            Mode::OpenId => OPENID_TOKEN_BODY,
+            _ => LOAD_TOKEN_BODY,
+        }
+    }
+
+    /// The scope the mode's token request is granted.
+    fn granted_scope(self) -> &'static str {
+        match self {
+            Mode::OpenId => "openid",
+            _ => LOAD_SCOPE,
         }
     }
 
@@ -135,7 +170,7 @@ impl Mode {
     fn token_type(self) -> &'static str {
         match self {
             Mode::Es256 | Mode::EdDsa | Mode::Rs256 => "jwt",
-            Mode::Opaque | Mode::Introspect | Mode::GetUser => "opaque",
+            Mode::Opaque | Mode::OpenId | Mode::Introspect | Mode::GetUser => "opaque",
         }
     }
 }
@@ -187,7 +222,7 @@ fn all_configs(postgres: Option<&str>) -> Vec<Config> {
             configs.push(Config { mode, database: None, instances: 1 });
         }
         configs.push(Config { mode, database: Some(Database::Memory), instances: 1 });
-        if matches!(mode, Mode::Opaque | Mode::Introspect | Mode::GetUser) {
+        if matches!(mode, Mode::Opaque | Mode::OpenId | Mode::Introspect | Mode::GetUser) {
             configs.push(Config { mode, database: Some(Database::Sqlite), instances: 1 });
             if let Some(url) = postgres {
                 let db = Database::Postgres(url.to_owned());
@@ -610,7 +645,7 @@ fn total_memory(servers: &[Server]) -> Result<procfs::Memory, String> {
 
 fn floor_command(mode: Mode, bin_dir: &Path) -> Command {
     let mut command = Command::new(bin_dir.join("floor"));
-    command.args(["--listen", "127.0.0.1:0", "--mode", mode.name(), "--watch-stdin"]);
+    command.args(["--listen", "127.0.0.1:0", "--mode", mode.floor_mode(), "--watch-stdin"]);
     command
 }
 
@@ -683,6 +718,9 @@ fn bootstrap_file(mode: Mode) -> serde_json::Value {
 /// The users besides the load's own in the store of the management API's load.
 const OTHER_USERS: usize = 1000;
 
+/// The plainest token request: `scope=openid`.
+const OPENID_TOKEN_BODY: &str = "grant_type=client_credentials&scope=openid";
+
 /// The management API's `GetUserByID`.
 const GET_USER_PATH: &str = "/zitadel.user.v2.UserService/GetUserByID";
 
@@ -735,7 +773,7 @@ fn provision(mode: Mode, servers: &[Server]) -> Result<(&'static str, String, St
         token = issue(mode, server, &client)?;
     }
     if mode != Mode::Introspect {
-        return Ok((TOKEN_PATH, client, LOAD_TOKEN_BODY.to_owned()));
+        return Ok((TOKEN_PATH, client, mode.token_body().to_owned()));
     }
     let api = basic_authorization(API_CLIENT_ID, API_CLIENT_SECRET);
     let body = format!("token={token}");
@@ -753,7 +791,7 @@ fn provision(mode: Mode, servers: &[Server]) -> Result<(&'static str, String, St
 
 /// One token request, checked: status, token shape, granted scope.
 fn issue(mode: Mode, server: &Server, authorization: &str) -> Result<String, String> {
-    let response = http1::post_form(server.addr, TOKEN_PATH, authorization, LOAD_TOKEN_BODY)?;
+    let response = http1::post_form(server.addr, TOKEN_PATH, authorization, mode.token_body())?;
     let bad = || format!("the token request was answered {} {}", response.status, response.body);
     if response.status != 200 {
         return Err(bad());
@@ -761,7 +799,7 @@ fn issue(mode: Mode, server: &Server, authorization: &str) -> Result<String, Str
     let json: serde_json::Value = serde_json::from_str(&response.body).map_err(|_| bad())?;
     let token = json["access_token"].as_str().ok_or_else(bad)?;
     let parts = token.split('.').count();
-    if (mode.token_type() == "jwt") != (parts == 3) || json["scope"] != LOAD_SCOPE {
+    if (mode.token_type() == "jwt") != (parts == 3) || json["scope"] != mode.granted_scope() {
         return Err(format!("unexpected token response for {}: {}", mode.name(), response.body));
     }
     Ok(token.to_owned())
@@ -784,6 +822,9 @@ mod tests {
                 "floor/opaque",
                 "memory/opaque",
                 "sqlite/opaque",
+                "floor/opaque-openid",
+                "memory/opaque-openid",
+                "sqlite/opaque-openid",
                 "floor/jwt-es256",
                 "memory/jwt-es256",
                 "floor/jwt-eddsa",
@@ -801,7 +842,8 @@ mod tests {
         assert!(with_pg.contains(&"postgres/opaque-x2".to_owned()));
         assert!(with_pg.contains(&"postgres/introspect".to_owned()));
         assert!(with_pg.contains(&"postgres/get-user".to_owned()));
-        assert_eq!(with_pg.len(), all.len() + 4);
+        assert!(with_pg.contains(&"postgres/opaque-openid".to_owned()));
+        assert_eq!(with_pg.len(), all.len() + 5);
     }
 
     #[test]

@@ -11,8 +11,8 @@ use tessera_store::sql::rows::{
     ClientKeyRow, GrantRow, PersonalAccessTokenRow, ProjectRow, TokenRow, unix,
 };
 use tessera_store::{
-    ApiApp, ClientId, ClientKey, IssuingStore, PersonalAccessToken, Project, ProjectId, RoleGrant,
-    ServiceUser, StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
+    ApiApp, ClientId, ClientKey, IssuingStore, PersonalAccessToken, PoolStats, Project, ProjectId,
+    RoleGrant, ServiceUser, StoreError, TokenDigest, TokenId, TokenRecord, UserId, Username,
 };
 use time::OffsetDateTime;
 
@@ -31,7 +31,9 @@ impl IssuingStore for PostgresStore {
         &self,
         username: &Username,
     ) -> Result<Option<ServiceUser>, StoreError> {
-        self.users_by_name.call(username.clone()).await
+        // An unknown username costs what a known one does (`no_user_found`).
+        let found = self.users_by_name.call(username.clone()).await?;
+        Ok(found.or_else(tessera_store::sql::rows::no_user_found))
     }
 
     /// Batched, like [`service_user_by_username`](Self::service_user_by_username).
@@ -194,6 +196,17 @@ impl IssuingStore for PostgresStore {
         }
         tx.commit().await.map_err(|e| map(e, TOKEN))?;
         Ok(purged)
+    }
+
+    fn pool_stats(&self) -> Option<PoolStats> {
+        let status = self.pool.status();
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Some(PoolStats {
+            max_size: clamp(status.max_size),
+            size: clamp(status.size),
+            idle: clamp(status.available),
+            waiting: clamp(status.waiting),
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

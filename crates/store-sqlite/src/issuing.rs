@@ -26,7 +26,9 @@ pub(crate) fn user_by_username(
     conn: &Connection,
     username: &str,
 ) -> Result<Option<ServiceUser>, StoreError> {
-    select_one::<Users>(conn, "FROM service_users WHERE username = ?1", [username])
+    let found = select_one::<Users>(conn, "FROM service_users WHERE username = ?1", [username])?;
+    // An unknown username costs what a known one does (`no_user_found`).
+    Ok(found.or_else(tessera_store::sql::rows::no_user_found))
 }
 
 /// The API app with the client ID `client_id`.

@@ -10,6 +10,19 @@ use crate::ids::{ClientId, ProjectId, TokenId, UserId, Username};
 use crate::projects::{ApiApp, Project, RoleGrant};
 use crate::records::{ServiceUser, TokenDigest, TokenRecord};
 
+/// The use of a backend's connection pool at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// The most connections the pool opens.
+    pub max_size: u32,
+    /// Connections open now, idle or in use.
+    pub size: u32,
+    /// Open connections idle now.
+    pub idle: u32,
+    /// Operations waiting for a connection now.
+    pub waiting: u32,
+}
+
 /// What issuing, introspecting and revoking tokens need from a backend: the
 /// lookups of clients, the records of opaque tokens, the revoked JWT ids and the
 /// upkeep.
@@ -32,7 +45,8 @@ use crate::records::{ServiceUser, TokenDigest, TokenRecord};
 /// | token records | [`insert_token`](Self::insert_token), [`token_by_digest`](Self::token_by_digest), [`revoke_token`](Self::revoke_token) | required |
 /// | revoked JWT ids | [`revoke_jti`](Self::revoke_jti), [`is_jti_revoked`](Self::is_jti_revoked) | required |
 /// | client assertions (RFC 7523) | [`client_key`](Self::client_key), [`use_assertion`](Self::use_assertion) | no client key exists; every assertion is refused |
-/// | upkeep | [`purge_expired_tokens`](Self::purge_expired_tokens) required, [`ping`](Self::ping) | `ping` answers `Ok` |
+/// | personal access tokens | [`personal_access_token_by_digest`](Self::personal_access_token_by_digest) | none exists |
+/// | upkeep | [`purge_expired_tokens`](Self::purge_expired_tokens) required, [`ping`](Self::ping), [`pool_stats`](Self::pool_stats) | `ping` answers `Ok`; no pool to report |
 ///
 /// Every default answers "nothing is stored", so a backend without a feature
 /// refuses what the feature would allow, never the other way round. A backend that
@@ -282,6 +296,14 @@ pub trait IssuingStore: Send + Sync {
     /// Deletes the token records, revoked JWT ids and used assertion ids that
     /// expired at or before `now`; returns how many.
     async fn purge_expired_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// How the backend's connection pool is used now, for metrics; `None` for a
+    /// backend without one.
+    ///
+    /// Without an override: `None`.
+    fn pool_stats(&self) -> Option<PoolStats> {
+        None
+    }
 
     /// Checks that the backend is reachable (for health checks); an unreachable
     /// backend is [`StoreError::Unavailable`].

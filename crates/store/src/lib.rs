@@ -100,7 +100,7 @@ pub use error::{BoxError, StoreError, error_chain};
 pub use ids::{
     AppId, ClientId, Domain, IdError, OrgId, PatId, ProjectId, RoleKey, TokenId, UserId, Username,
 };
-pub use issuing::IssuingStore;
+pub use issuing::{IssuingStore, PoolStats};
 pub use keys::{SigningAlgorithm, SigningKeyRecord, SigningKeyStore};
 pub use memory::MemoryStore;
 pub use organization::{Organization, OrganizationStore};

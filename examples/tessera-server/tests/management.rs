@@ -880,6 +880,40 @@ async fn tokens_of_every_kind_authorize_and_jwts_too() {
         .await;
     assert_eq!(jwt.matches('.').count(), 2, "a JWT");
     api.ok(&jwt, USERS, "ListUsers", json!({})).await;
+
+    // A PAT introspects as active for the API apps of its audience (the server's own
+    // API) only, as any token does; the revocation endpoint does not remove it.
+    let own = db.cli(&["api-app", "create", "--project", "zitadel", "--name", "console"]);
+    db.cli(&["project", "create", "--name", "Other", "--id", "other"]);
+    let other = db.cli(&["api-app", "create", "--project", "other", "--name", "other-api"]);
+    let creds = |app: &Value| {
+        (
+            app["client_id"].as_str().expect("client_id").to_owned(),
+            app["client_secret"].as_str().expect("client_secret").to_owned(),
+        )
+    };
+    let (own_id, own_secret) = creds(&own);
+    let (other_id, other_secret) = creds(&other);
+    let seen = api.introspect(&own_id, &own_secret, &pat).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["username"], "robot", "{seen}");
+    assert_eq!(api.introspect(&other_id, &other_secret, &pat).await["active"], false);
+    let revoked = api
+        .http
+        .post(server.url("/oauth/v2/revoke"))
+        .basic_auth("robot", Some(regenerated["client_secret"].as_str().expect("secret")))
+        .form(&[("token", pat.as_str())])
+        .send()
+        .await
+        .expect("revocation");
+    assert_eq!(revoked.status(), 400);
+    let body: Value = serde_json::from_str(&revoked.text().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"], "unsupported_token_type");
+    api.ok(&pat, USERS, "ListUsers", json!({})).await;
+    // Deleting its user stops it at once.
+    db.cli(&["service-user", "delete", "--username", "robot"]);
+    assert_eq!(api.userinfo(&pat).await, 401);
+    assert_eq!(api.introspect(&own_id, &own_secret, &pat).await["active"], false);
 }
 
 /// Every method: `(service, method, a field of type string, a body naming things

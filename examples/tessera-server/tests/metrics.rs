@@ -80,6 +80,7 @@ async fn metrics_on_the_main_listener_count_issued_failed_and_throttled_requests
     assert_eq!(value("tessera_throttled_requests_total"), Some(1.0));
     assert_eq!(value(r#"tessera_storage_errors_total{kind="unavailable"}"#), Some(0.0));
     assert_eq!(value(r#"tessera_storage_errors_total{kind="other"}"#), Some(0.0));
+    assert!(!text.contains("tessera_store_pool"), "SQLite has no pool to report");
     // The key created at the first start has just begun signing.
     assert_eq!(value(r#"tessera_signing_key_rotations_total{event="retired"}"#), Some(0.0));
     let age = value("tessera_signing_key_age_seconds").expect("key age");

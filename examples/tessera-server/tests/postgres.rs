@@ -281,3 +281,30 @@ async fn database_outage_answers_503_and_the_server_recovers() {
     proxy.cut();
     drop(schema);
 }
+
+#[tokio::test]
+async fn the_pool_in_use_is_in_the_metrics() {
+    let Some(url) = url_or_skip("the_pool_in_use_is_in_the_metrics") else { return };
+    let schema = TestSchema::create(&url).await.expect("schema");
+    let database = with_schema(&url, schema.name());
+    let master = MasterKey::generate().expect("key").to_base64().to_string();
+    let server = Server::start_with(&database, &[], None, &[("TESSERA_MASTER_KEY", master.as_str())]);
+    let text = http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let sample = |series: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(sample("tessera_store_pool_max_connections"), 16.0, "the default pool size");
+    let busy = sample(r#"tessera_store_pool_connections{state="busy"}"#);
+    let idle = sample(r#"tessera_store_pool_connections{state="idle"}"#);
+    assert!(busy + idle >= 1.0 && busy + idle <= 16.0, "busy {busy}, idle {idle}");
+    assert_eq!(sample("tessera_store_pool_waiting"), 0.0);
+}

@@ -149,6 +149,9 @@ type StatusLabels = (Labels, [(&'static str, u16); 1]);
 /// | `tessera_storage_errors_total` | counter | `kind` |
 /// | `tessera_signing_key_age_seconds` | gauge | |
 /// | `tessera_signing_key_rotations_total` | counter | `event` |
+/// | `tessera_store_pool_connections` | gauge | `state` (`busy`, `idle`) |
+/// | `tessera_store_pool_max_connections` | gauge | |
+/// | `tessera_store_pool_waiting` | gauge | |
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -167,6 +170,7 @@ struct Inner {
     key_created: Counter,
     key_retired: Counter,
     key: Arc<KeyAge>,
+    pool: Arc<PoolWatch>,
 }
 
 /// The families, shared by the endpoint's registry and any registry the
@@ -211,8 +215,9 @@ impl Metrics {
         let key_created = families.rotations.get_or_create_owned(&vec![("event", "created")]);
         let key_retired = families.rotations.get_or_create_owned(&vec![("event", "retired")]);
         let key = Arc::new(KeyAge { activated_at: AtomicI64::new(i64::MIN) });
+        let pool = Arc::new(PoolWatch::default());
         let mut registry = Registry::default();
-        register(&mut registry, &families, &throttled, &key);
+        register(&mut registry, &families, &throttled, &key, &pool);
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -228,6 +233,7 @@ impl Metrics {
                 key_created,
                 key_retired,
                 key,
+                pool,
             }),
         }
     }
@@ -237,7 +243,7 @@ impl Metrics {
     /// application's. The metrics stay shared: the endpoint keeps counting into them.
     pub fn register(&self, registry: &mut Registry) {
         let inner = &self.inner;
-        register(registry, &inner.families, &inner.throttled, &inner.key);
+        register(registry, &inner.families, &inner.throttled, &inner.key, &inner.pool);
     }
 
     /// Writes the metrics in the OpenMetrics text format
@@ -313,13 +319,28 @@ impl Metrics {
         self.inner.throttled.inc();
     }
 
+    /// Reports the use of `store`'s connection pool (PostgreSQL's) as
+    /// `tessera_store_pool_connections{state="busy"|"idle"}`,
+    /// `tessera_store_pool_max_connections` and `tessera_store_pool_waiting`, read
+    /// when the metrics are encoded. A store without a pool reports nothing; the
+    /// first store watched stays.
+    pub fn watch_pool(&self, store: Arc<dyn tessera_store::IssuingStore>) {
+        let _ = self.inner.pool.source.set(store);
+    }
+
     /// Counts a storage failure.
     pub(crate) fn record_storage_error(&self, kind: StorageErrorKind) {
         self.inner.storage_errors[kind.index()].inc();
     }
 }
 
-fn register(registry: &mut Registry, families: &Families, throttled: &Counter, key: &Arc<KeyAge>) {
+fn register(
+    registry: &mut Registry,
+    families: &Families,
+    throttled: &Counter,
+    key: &Arc<KeyAge>,
+    pool: &Arc<PoolWatch>,
+) {
     registry.register(
         "tessera_http_requests",
         "HTTP requests answered, by endpoint and status code",
@@ -357,6 +378,7 @@ fn register(registry: &mut Registry, families: &Families, throttled: &Counter, k
         families.rotations.clone(),
     );
     registry.register_collector(Box::new(key.clone()));
+    registry.register_collector(Box::new(pool.clone()));
 }
 
 /// Which of [`TOKEN_KINDS`] a token on the wire is: an opaque token has no `.`; a
@@ -400,6 +422,57 @@ impl Collector for KeyAge {
             gauge.metric_type(),
         )?;
         gauge.encode(metric)
+    }
+}
+
+/// Where the connection pool's use is read from when the metrics are encoded: the
+/// store's [`pool_stats`](tessera_store::IssuingStore::pool_stats), once a store
+/// with a pool is watched.
+#[derive(Default)]
+struct PoolWatch {
+    source: OnceLock<Arc<dyn tessera_store::IssuingStore>>,
+}
+
+impl fmt::Debug for PoolWatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolWatch").field("watching", &self.source.get().is_some()).finish()
+    }
+}
+
+impl Collector for PoolWatch {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(stats) = self.source.get().and_then(|store| store.pool_stats()) else {
+            return Ok(());
+        };
+        let busy = stats.size.saturating_sub(stats.idle);
+        for (state, value) in [("busy", busy), ("idle", stats.idle)] {
+            let gauge = ConstGauge::new(i64::from(value));
+            let labels = [("state", state)];
+            let mut family = encoder.encode_descriptor(
+                "tessera_store_pool_connections",
+                "Open connections of the store's pool, in use (busy) or not (idle)",
+                None,
+                gauge.metric_type(),
+            )?;
+            gauge.encode(family.encode_family(&labels)?)?;
+        }
+        for (name, help, value) in [
+            (
+                "tessera_store_pool_max_connections",
+                "The most connections the store's pool opens",
+                stats.max_size,
+            ),
+            (
+                "tessera_store_pool_waiting",
+                "Store operations waiting for a connection of the pool",
+                stats.waiting,
+            ),
+        ] {
+            let gauge = ConstGauge::new(i64::from(value));
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
     }
 }
 

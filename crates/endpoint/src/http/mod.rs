@@ -190,6 +190,8 @@ impl TokenEndpoint {
     /// turns that off. Without metrics (the default) nothing is counted and
     /// `/metrics` is not found.
     pub fn with_metrics(self, metrics: Metrics) -> Self {
+        let store: Arc<dyn tessera_store::IssuingStore> = self.inner.issuer.store().clone();
+        metrics.watch_pool(store);
         self.rebuild(|inner| {
             inner.metrics = Some(metrics);
             inner.serve_metrics = true;
