@@ -288,7 +288,8 @@ async fn the_pool_in_use_is_in_the_metrics() {
     let schema = TestSchema::create(&url).await.expect("schema");
     let database = with_schema(&url, schema.name());
     let master = MasterKey::generate().expect("key").to_base64().to_string();
-    let server = Server::start_with(&database, &[], None, &[("TESSERA_MASTER_KEY", master.as_str())]);
+    let server =
+        Server::start_with(&database, &[], None, &[("TESSERA_MASTER_KEY", master.as_str())]);
     let text = http()
         .get(server.url("/metrics"))
         .send()
