@@ -255,7 +255,7 @@ thread_local! {
 /// `["bench"]`), else quoted and escaped.
 fn write_value(writer: &mut impl fmt::Write, text: &str, message: bool) -> fmt::Result {
     if message {
-        if !text.chars().any(char::is_control) {
+        if text.bytes().all(|b| matches!(b, b' '..=b'~')) || !text.chars().any(char::is_control) {
             return writer.write_str(text);
         }
         for c in text.chars() {
@@ -273,6 +273,11 @@ fn write_value(writer: &mut impl fmt::Write, text: &str, message: bool) -> fmt::
 /// Whether `text` is one word: not empty, no whitespace or control character, so it
 /// can neither start a new line nor pass for another field.
 fn is_one_word(text: &str) -> bool {
+    // Printable ASCII without a space (most values: ids, addresses, scopes' parts)
+    // is decided byte by byte, without decoding characters.
+    if text.bytes().all(|b| b.is_ascii_graphic()) {
+        return !text.is_empty();
+    }
     !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
