@@ -8,13 +8,16 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tessera_store::{AdminRole, Administrator, Organization, ProjectId, ServiceUser, UserId};
+use tessera_store::{AdminRole, Administrator, Organization, ProjectId, ServiceUser};
 use time::OffsetDateTime;
 
 use crate::auth::Permission;
 use crate::connect::{Code, Status};
-use crate::json::{Handler, ListQuery, Pagination, Timestamp, text_matches, unary};
-use crate::users::{check_organization, organization};
+use crate::json::{
+    DisplayNameFilter, Handler, IdFilter, IdsFilter, ListQuery, OrganizationRef, Pagination,
+    Timestamp, text_matches, unary,
+};
+use crate::users::{check_organization, organization, user_by_id};
 use crate::{Context, admin_status};
 
 /// The service's name.
@@ -166,15 +169,6 @@ fn require_write(cx: Context<'_>, roles: &[AdminRole], resource: &Resource) -> R
     Ok(())
 }
 
-async fn user(cx: Context<'_>, id: &str) -> Result<ServiceUser, Status> {
-    if id.is_empty() {
-        return Err(Status::invalid("userId is required"));
-    }
-    let user_id =
-        UserId::new(id).map_err(|_| Status::not_found(format!("service user {id} not found")))?;
-    cx.admin.service_user_by_id(&user_id).await.map_err(admin_status)
-}
-
 /// `CreateAdministratorRequest`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -208,7 +202,7 @@ pub async fn create_administrator(
     let resource = resolve(cx, request.resource, &organization).await?;
     let roles = parse_roles(&request.roles, &resource)?;
     require_write(cx, &roles, &resource)?;
-    let user = user(cx, &request.user_id).await?;
+    let user = user_by_id(cx, &request.user_id).await?;
     let held = cx.admin.administrator_roles(&user.id).await.map_err(admin_status)?;
     if held.iter().any(|a| Resource::of(a) == resource) {
         return Err(Status::new(
@@ -245,7 +239,7 @@ pub async fn update_administrator(
     let organization = organization(cx).await?;
     let resource = resolve(cx, request.resource, &organization).await?;
     let roles = parse_roles(&request.roles, &resource)?;
-    let user = user(cx, &request.user_id).await?;
+    let user = user_by_id(cx, &request.user_id).await?;
     let held: Vec<AdminRole> = cx
         .admin
         .administrator_roles(&user.id)
@@ -310,7 +304,7 @@ pub async fn delete_administrator(
 ) -> Result<DeleteAdministratorResponse, Status> {
     let organization = organization(cx).await?;
     let resource = resolve(cx, request.resource, &organization).await?;
-    let user = user(cx, &request.user_id).await?;
+    let user = user_by_id(cx, &request.user_id).await?;
     let held: Vec<AdminRole> = cx
         .admin
         .administrator_roles(&user.id)
@@ -357,7 +351,7 @@ pub struct AdministratorFilter {
     pub in_user_ids_filter: Option<IdsFilter>,
     /// By the user's organization.
     #[serde(default)]
-    pub user_organization_id: Option<IdFilterValue>,
+    pub user_organization_id: Option<IdFilter>,
     /// By login name.
     #[serde(default)]
     pub user_preferred_login_name: Option<LoginNameFilter>,
@@ -387,24 +381,6 @@ pub struct AdministratorFilter {
     pub change_date: Option<serde_json::Value>,
 }
 
-/// `InIDsFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdsFilter {
-    /// The ids.
-    #[serde(default)]
-    pub ids: Vec<String>,
-}
-
-/// `IDFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdFilterValue {
-    /// The id.
-    #[serde(default)]
-    pub id: String,
-}
-
 /// `UserPreferredLoginNameFilter`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -412,18 +388,6 @@ pub struct LoginNameFilter {
     /// The login name.
     #[serde(default)]
     pub preferred_login_name: String,
-    /// `TEXT_FILTER_METHOD_*`.
-    #[serde(default)]
-    pub method: Option<String>,
-}
-
-/// `UserDisplayNameFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DisplayNameFilter {
-    /// The display name.
-    #[serde(default)]
-    pub display_name: String,
     /// `TEXT_FILTER_METHOD_*`.
     #[serde(default)]
     pub method: Option<String>,
@@ -571,16 +535,6 @@ pub struct AdministratorUser {
     pub display_name: String,
     /// Its organization.
     pub organization_id: String,
-}
-
-/// An organization named in an answer.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrganizationRef {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
 }
 
 /// A project named in an answer.

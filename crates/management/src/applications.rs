@@ -12,7 +12,9 @@ use tessera_store::{ApiApp, ClientKey, DisplayName, KeyOwner, ProjectId};
 
 use crate::auth::Permission;
 use crate::connect::{Code, Status};
-use crate::json::{Handler, ListQuery, Pagination, Timestamp, text_matches, unary};
+use crate::json::{
+    DeletionResponse, Handler, ListQuery, Pagination, Timestamp, text_matches, unary,
+};
 use crate::users::organization;
 use crate::{Context, admin_status};
 
@@ -421,14 +423,6 @@ pub struct AppRequest {
     /// Its project.
     #[serde(default)]
     pub project_id: String,
-}
-
-/// A response with the time of a deletion.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeletionResponse {
-    /// When the resource was removed.
-    pub deletion_date: Timestamp,
 }
 
 /// `DeleteApplication`: the app with its keys.

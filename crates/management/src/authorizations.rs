@@ -12,8 +12,11 @@ use tessera_store::{Organization, Project, ProjectId, ProjectRole, RoleKey, Serv
 
 use crate::auth::Permission;
 use crate::connect::{Code, Status};
-use crate::json::{Handler, ListQuery, Pagination, Timestamp, text_matches, unary};
-use crate::users::{check_organization, organization};
+use crate::json::{
+    DisplayNameFilter, Handler, IdFilter, IdsFilter, ListQuery, OrganizationRef, Pagination,
+    Timestamp, text_matches, unary,
+};
+use crate::users::{check_organization, organization, user_by_id};
 use crate::{Context, admin_status};
 
 /// The service's name.
@@ -45,15 +48,6 @@ fn parse_id(id: &str) -> Result<(UserId, ProjectId), Status> {
     let missing = || Status::not_found(format!("authorization {id} not found"));
     let (user, project) = id.split_once('.').ok_or_else(missing)?;
     Ok((UserId::new(user).map_err(|_| missing())?, ProjectId::new(project).map_err(|_| missing())?))
-}
-
-async fn user(cx: Context<'_>, id: &str) -> Result<ServiceUser, Status> {
-    if id.is_empty() {
-        return Err(Status::invalid("userId is required"));
-    }
-    let user_id =
-        UserId::new(id).map_err(|_| Status::not_found(format!("service user {id} not found")))?;
-    cx.admin.service_user_by_id(&user_id).await.map_err(admin_status)
 }
 
 async fn project(cx: Context<'_>, id: &str) -> Result<Project, Status> {
@@ -144,7 +138,7 @@ pub async fn create_authorization(
     check_organization(request.organization_id.as_deref(), &organization)?;
     let project = project(cx, &request.project_id).await?;
     cx.principal.require(&Permission::AuthorizationWrite(project.id.clone()))?;
-    let user = user(cx, &request.user_id).await?;
+    let user = user_by_id(cx, &request.user_id).await?;
     let keys = checked_roles(cx, &project, &request.role_keys).await?;
     if !held(cx, &user, &project.id).await?.is_empty() {
         return Err(Status::new(
@@ -188,7 +182,7 @@ pub async fn update_authorization(
     let (user_id, project_id) = parse_id(&request.id)?;
     let project = project(cx, project_id.as_str()).await?;
     cx.principal.require(&Permission::AuthorizationWrite(project.id.clone()))?;
-    let user = user(cx, user_id.as_str()).await?;
+    let user = user_by_id(cx, user_id.as_str()).await?;
     let keys = checked_roles(cx, &project, &request.role_keys).await?;
     let held = held(cx, &user, &project.id).await?;
     if held.is_empty() {
@@ -295,24 +289,6 @@ pub struct AuthorizationFilter {
     pub user_preferred_login_name: Option<LoginNameFilter>,
 }
 
-/// `InIDsFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdsFilter {
-    /// The ids.
-    #[serde(default)]
-    pub ids: Vec<String>,
-}
-
-/// `IDFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdFilter {
-    /// The id.
-    #[serde(default)]
-    pub id: String,
-}
-
 /// `ProjectNameQuery`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -344,18 +320,6 @@ pub struct StateFilter {
     /// `STATE_*`.
     #[serde(default)]
     pub state: String,
-}
-
-/// `UserDisplayNameQuery`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DisplayNameFilter {
-    /// The display name.
-    #[serde(default)]
-    pub display_name: String,
-    /// `TEXT_FILTER_METHOD_*`.
-    #[serde(default)]
-    pub method: Option<String>,
 }
 
 /// `UserPreferredLoginNameQuery`.
@@ -454,16 +418,6 @@ pub struct ProjectRef {
     pub name: String,
     /// The organization owning it.
     pub organization_id: String,
-}
-
-/// An organization named in an authorization.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrganizationRef {
-    /// Its id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
 }
 
 /// The user of an authorization.

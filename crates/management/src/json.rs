@@ -200,6 +200,62 @@ impl ListQuery {
     }
 }
 
+/// `IDFilter`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdFilter {
+    /// The id.
+    #[serde(default)]
+    pub id: String,
+}
+
+/// `InIDsFilter`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdsFilter {
+    /// The ids.
+    #[serde(default)]
+    pub ids: Vec<String>,
+}
+
+/// A filter by display name (`UserDisplayNameFilter`, `ProjectRoleDisplayNameFilter`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DisplayNameFilter {
+    /// The display name.
+    #[serde(default)]
+    pub display_name: String,
+    /// `TEXT_FILTER_METHOD_*`.
+    #[serde(default)]
+    pub method: Option<String>,
+}
+
+/// A response with the time of a deletion.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionResponse {
+    /// When the resource was removed.
+    pub deletion_date: Timestamp,
+}
+
+/// A response with the time of a change.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeResponse {
+    /// When the resource changed.
+    pub change_date: Timestamp,
+}
+
+/// An organization named in an answer.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationRef {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

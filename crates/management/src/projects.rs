@@ -7,7 +7,10 @@ use tessera_store::{DisplayName, Organization, Project, ProjectId, ProjectRole, 
 
 use crate::auth::Permission;
 use crate::connect::{Code, Status};
-use crate::json::{Handler, ListQuery, Pagination, Timestamp, text_matches, unary};
+use crate::json::{
+    ChangeResponse, DeletionResponse, DisplayNameFilter, Handler, IdsFilter, ListQuery, Pagination,
+    Timestamp, text_matches, unary,
+};
 use crate::users::{check_organization, organization};
 use crate::{Context, admin_status};
 
@@ -213,15 +216,6 @@ pub struct ProjectFilter {
     pub project_name_filter: Option<ProjectNameFilter>,
 }
 
-/// `InIDsFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdsFilter {
-    /// The ids.
-    #[serde(default)]
-    pub ids: Vec<String>,
-}
-
 /// `ProjectOrganizationIDFilter`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -345,14 +339,6 @@ pub struct UpdateProjectRequest {
     pub private_labeling_setting: Option<String>,
 }
 
-/// A response with the time of a change.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ChangeResponse {
-    /// When the resource changed.
-    pub change_date: Timestamp,
-}
-
 /// `UpdateProject`: renames it.
 pub async fn update_project(
     cx: Context<'_>,
@@ -370,14 +356,6 @@ pub async fn update_project(
         }
     }
     Ok(ChangeResponse { change_date: Timestamp(cx.admin.now()) })
-}
-
-/// A response with the time of a deletion.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeletionResponse {
-    /// When the resource was removed.
-    pub deletion_date: Timestamp,
 }
 
 /// `DeleteProject`: the project with its apps, roles, grants and the administrator
@@ -573,18 +551,6 @@ pub struct RoleKeyFilter {
     /// The key.
     #[serde(default)]
     pub key: String,
-    /// `TEXT_FILTER_METHOD_*`.
-    #[serde(default)]
-    pub method: Option<String>,
-}
-
-/// `ProjectRoleDisplayNameFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DisplayNameFilter {
-    /// The display name.
-    #[serde(default)]
-    pub display_name: String,
     /// `TEXT_FILTER_METHOD_*`.
     #[serde(default)]
     pub method: Option<String>,

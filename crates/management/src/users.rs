@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use crate::auth::Permission;
 use crate::connect::{Code, Status};
 use crate::json::{
-    DEFAULT_LIMIT, Details, Handler, ListDetails, ListQuery, MAX_LIMIT, Pagination, Timestamp, U64,
-    unary,
+    DEFAULT_LIMIT, DeletionResponse, Details, Handler, IdFilter, ListDetails, ListQuery, MAX_LIMIT,
+    Pagination, Timestamp, U64, unary,
 };
 use crate::{Context, admin_status, store_status};
 
@@ -241,7 +241,7 @@ fn parse_user_id(value: &str) -> Result<UserId, Status> {
     UserId::new(value).map_err(|_| Status::not_found(format!("service user {value} not found")))
 }
 
-async fn user_by_id(cx: Context<'_>, id: &str) -> Result<ServiceUser, Status> {
+pub(crate) async fn user_by_id(cx: Context<'_>, id: &str) -> Result<ServiceUser, Status> {
     let id = parse_user_id(id)?;
     cx.admin.service_user_by_id(&id).await.map_err(admin_status)
 }
@@ -777,14 +777,6 @@ pub struct RemovePatRequest {
     pub token_id: String,
 }
 
-/// A response with the time of a deletion.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeletionResponse {
-    /// When the resource was removed.
-    pub deletion_date: Timestamp,
-}
-
 /// `RemovePersonalAccessToken`: the token stops working at once.
 pub async fn remove_personal_access_token(
     cx: Context<'_>,
@@ -834,22 +826,14 @@ pub struct PatFilter {
     pub organization_id_filter: Option<IdFilter>,
 }
 
-/// `IDFilter`.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct IdFilter {
-    /// The id.
-    #[serde(default)]
-    pub id: String,
-}
-
-/// `PersonalAccessToken` as listed (never the token).
+/// A key or a personal access token as listed (ZITADEL's `Key` and
+/// `PersonalAccessToken` have the same fields; never the key or the token).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PatView {
+pub struct CredentialView {
     /// When it was made.
     pub creation_date: Timestamp,
-    /// Same as its creation: tokens do not change.
+    /// Same as its creation: keys and tokens do not change.
     pub change_date: Timestamp,
     /// Its id.
     pub id: String,
@@ -868,7 +852,7 @@ pub struct ListPatsResponse {
     /// Paging.
     pub pagination: Pagination,
     /// The page.
-    pub result: Vec<PatView>,
+    pub result: Vec<CredentialView>,
 }
 
 fn never() -> OffsetDateTime {
@@ -904,7 +888,7 @@ pub async fn list_personal_access_tokens(
         pagination,
         result: page
             .iter()
-            .map(|t| PatView {
+            .map(|t| CredentialView {
                 creation_date: Timestamp(t.created_at),
                 change_date: Timestamp(t.created_at),
                 id: t.id.to_string(),
@@ -1037,24 +1021,6 @@ pub struct KeyFilter {
     pub expiration_date_filter: Option<serde_json::Value>,
 }
 
-/// ZITADEL's `Key` as listed (never the private key).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KeyView {
-    /// When it was made.
-    pub creation_date: Timestamp,
-    /// Same as its creation: keys do not change.
-    pub change_date: Timestamp,
-    /// Its id.
-    pub id: String,
-    /// Its user.
-    pub user_id: String,
-    /// The organization.
-    pub organization_id: String,
-    /// When it stops working; 9999-12-31T23:59:59Z when never.
-    pub expiration_date: Timestamp,
-}
-
 /// `ListKeysResponse`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -1062,7 +1028,7 @@ pub struct ListKeysResponse {
     /// Paging.
     pub pagination: Pagination,
     /// The page.
-    pub result: Vec<KeyView>,
+    pub result: Vec<CredentialView>,
 }
 
 /// `ListKeys` of one user (a `userIdFilter` names it).
@@ -1102,7 +1068,7 @@ pub async fn list_keys(
         pagination,
         result: page
             .iter()
-            .map(|k| KeyView {
+            .map(|k| CredentialView {
                 creation_date: Timestamp(k.created_at),
                 change_date: Timestamp(k.created_at),
                 id: k.key_id.clone(),
