@@ -185,9 +185,16 @@ fn pem(label: &str, der: &[u8]) -> Zeroizing<String> {
     pem
 }
 
-/// A random key id: 128 bits, base64url.
+/// A random key id: 128 bits, base64url, never starting with `-` (a command line
+/// would take such an id for an option: `--key-id -q…`). One draw in 64 starts with
+/// it and is drawn again.
 fn new_kid() -> Result<String, RandomError> {
-    Ok(Base64UrlUnpadded::encode_string(&random_bytes::<16>()?))
+    loop {
+        let kid = Base64UrlUnpadded::encode_string(&random_bytes::<16>()?);
+        if !kid.starts_with('-') {
+            return Ok(kid);
+        }
+    }
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -211,5 +218,20 @@ fn public_jwk(kid: &str, algorithm: SigningAlgorithm, pair: &Pair) -> serde_json
             let components = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
             json!({"kty": "RSA", "use": "sig", "alg": alg, "kid": kid, "n": b64(&components.n), "e": b64(&components.e)})
         }
+    }
+}
+
+#[cfg(test)]
+mod kid_tests {
+    use super::new_kid;
+
+    #[test]
+    fn key_ids_never_start_with_a_dash() -> Result<(), tessera_store::RandomError> {
+        for _ in 0..2_000 {
+            let kid = new_kid()?;
+            assert_eq!(kid.len(), 22);
+            assert!(!kid.starts_with('-'), "{kid}");
+        }
+        Ok(())
     }
 }
