@@ -86,7 +86,7 @@ pub enum KeyFileKind {
 
 impl KeyFile {
     /// The `expirationDate` of a key that never expires: 9999-12-31T23:59:59Z.
-    pub const NEVER: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+    pub const NEVER: OffsetDateTime = tessera_store::NEVER_EXPIRES;
 }
 
 impl fmt::Debug for KeyFile {

@@ -3,7 +3,7 @@
 
 use http::HeaderMap;
 use tessera_admin::Admin;
-use tessera_endpoint::{Issuer, bearer_token};
+use tessera_endpoint::{ErrorCode, Issuer, bearer_token};
 use tessera_store::{AdminRole, Administrator, ProjectId, ServiceUser};
 
 use crate::connect::{Code, Status};
@@ -126,7 +126,11 @@ pub(crate) async fn authenticate(
     let active = issuer
         .validate_token(token)
         .await
-        .map_err(|e| Status::new(Code::Unavailable, e.description().to_owned()))?
+        .map_err(|e| match e.code() {
+            // The store could not be read: retrying may succeed.
+            ErrorCode::TemporarilyUnavailable => Status::new(Code::Unavailable, e.description()),
+            _ => Status::new(Code::Internal, "the server could not complete the call"),
+        })?
         .ok_or_else(|| Status::new(Code::Unauthenticated, "the token is not active"))?;
     let reserved = ProjectId::reserved();
     if !active.audience.iter().any(|a| a == reserved.as_str()) {

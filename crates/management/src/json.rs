@@ -9,6 +9,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use tessera_store::{TextMatch, TextMethod};
+
 use crate::Context;
 use crate::connect::{Code, Status};
 
@@ -156,28 +158,37 @@ impl ListQuery {
     }
 }
 
-/// Whether `text` matches `wanted` with ZITADEL's text method
-/// (`TEXT_QUERY_METHOD_*` or `TEXT_FILTER_METHOD_*`; default: equals); the
-/// `…_IGNORE_CASE` methods ignore ASCII case.
-pub(crate) fn text_matches(text: &str, wanted: &str, method: Option<&str>) -> Result<bool, Status> {
-    // ASCII case only, as the store compares (so that every listing agrees).
-    let (lower_text, lower_wanted) = (text.to_ascii_lowercase(), wanted.to_ascii_lowercase());
-    let name = method.unwrap_or("TEXT_QUERY_METHOD_EQUALS");
-    let kind = name
-        .strip_prefix("TEXT_QUERY_METHOD_")
-        .or_else(|| name.strip_prefix("TEXT_FILTER_METHOD_"))
-        .ok_or_else(|| Status::invalid(format!("unknown text method {name}")))?;
+/// The prefixes of ZITADEL's text methods: the older queries' and the filters'.
+pub(crate) const TEXT_QUERY_METHOD: &str = "TEXT_QUERY_METHOD_";
+/// See [`TEXT_QUERY_METHOD`].
+pub(crate) const TEXT_FILTER_METHOD: &str = "TEXT_FILTER_METHOD_";
+
+/// The store's text method for ZITADEL's name of it, `{prefix}EQUALS` and so on
+/// with one of `prefixes` (none: equals).
+pub(crate) fn text_method(name: Option<&str>, prefixes: &[&str]) -> Result<TextMethod, Status> {
+    let Some(name) = name else { return Ok(TextMethod::Equals) };
+    let unknown = || Status::invalid(format!("unknown text method {name}"));
+    let kind = prefixes.iter().find_map(|p| name.strip_prefix(p)).ok_or_else(unknown)?;
     Ok(match kind {
-        "EQUALS" => text == wanted,
-        "EQUALS_IGNORE_CASE" => lower_text == lower_wanted,
-        "STARTS_WITH" => text.starts_with(wanted),
-        "STARTS_WITH_IGNORE_CASE" => lower_text.starts_with(&lower_wanted),
-        "CONTAINS" => text.contains(wanted),
-        "CONTAINS_IGNORE_CASE" => lower_text.contains(&lower_wanted),
-        "ENDS_WITH" => text.ends_with(wanted),
-        "ENDS_WITH_IGNORE_CASE" => lower_text.ends_with(&lower_wanted),
-        _ => return Err(Status::invalid(format!("unknown text method {name}"))),
+        "EQUALS" => TextMethod::Equals,
+        "EQUALS_IGNORE_CASE" => TextMethod::EqualsIgnoreCase,
+        "STARTS_WITH" => TextMethod::StartsWith,
+        "STARTS_WITH_IGNORE_CASE" => TextMethod::StartsWithIgnoreCase,
+        "CONTAINS" => TextMethod::Contains,
+        "CONTAINS_IGNORE_CASE" => TextMethod::ContainsIgnoreCase,
+        "ENDS_WITH" => TextMethod::EndsWith,
+        "ENDS_WITH_IGNORE_CASE" => TextMethod::EndsWithIgnoreCase,
+        _ => return Err(unknown()),
     })
+}
+
+/// Whether `text` matches `wanted` with ZITADEL's text method (`TEXT_QUERY_METHOD_*`
+/// or `TEXT_FILTER_METHOD_*`; none: equals), as the store matches it
+/// ([`TextMatch::matches`]: the `…_IGNORE_CASE` methods ignore ASCII case), so that
+/// every listing agrees.
+pub(crate) fn text_matches(text: &str, wanted: &str, method: Option<&str>) -> Result<bool, Status> {
+    let method = text_method(method, &[TEXT_QUERY_METHOD, TEXT_FILTER_METHOD])?;
+    Ok(TextMatch::new(wanted, method).matches(text))
 }
 
 /// `PaginationResponse`.

@@ -2,18 +2,17 @@
 
 use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
-use tessera_admin::{AdminError, KeyType, NewServiceUser, ServiceUserUpdate};
+use tessera_admin::{AdminError, KeyFile, KeyType, NewServiceUser, ServiceUserUpdate};
 use tessera_store::{
     AccessTokenType, DisplayName, KeyOwner, Organization, PatId, PersonalAccessToken, ServiceUser,
-    TextMatch, TextMethod, UserFilter, UserId, UserOrder, UserPageQuery, Username,
+    TextMatch, UserFilter, UserId, UserOrder, UserPageQuery, Username,
 };
-use time::OffsetDateTime;
 
 use crate::auth::Permission;
 use crate::connect::{Code, Status};
 use crate::json::{
     DEFAULT_LIMIT, DeletionResponse, Details, Handler, IdFilter, ListDetails, ListQuery, MAX_LIMIT,
-    Pagination, Timestamp, U64, unary,
+    Pagination, TEXT_QUERY_METHOD, Timestamp, U64, text_method, unary,
 };
 use crate::{Context, admin_status, store_status};
 
@@ -485,24 +484,9 @@ impl SearchQuery {
     }
 }
 
-/// The store's text match for ZITADEL's text query.
+/// The store's text match for ZITADEL's text query (`TEXT_QUERY_METHOD_*`).
 fn text_match(text: &str, method: Option<&str>) -> Result<TextMatch, Status> {
-    let name = method.unwrap_or("TEXT_QUERY_METHOD_EQUALS");
-    let kind = name
-        .strip_prefix("TEXT_QUERY_METHOD_")
-        .ok_or_else(|| Status::invalid(format!("unknown text query method {name}")))?;
-    let method = match kind {
-        "EQUALS" => TextMethod::Equals,
-        "EQUALS_IGNORE_CASE" => TextMethod::EqualsIgnoreCase,
-        "STARTS_WITH" => TextMethod::StartsWith,
-        "STARTS_WITH_IGNORE_CASE" => TextMethod::StartsWithIgnoreCase,
-        "CONTAINS" => TextMethod::Contains,
-        "CONTAINS_IGNORE_CASE" => TextMethod::ContainsIgnoreCase,
-        "ENDS_WITH" => TextMethod::EndsWith,
-        "ENDS_WITH_IGNORE_CASE" => TextMethod::EndsWithIgnoreCase,
-        _ => return Err(Status::invalid(format!("unknown text query method {name}"))),
-    };
-    Ok(TextMatch::new(text, method))
+    Ok(TextMatch::new(text, text_method(method, &[TEXT_QUERY_METHOD])?))
 }
 
 /// `ListUsersResponse`.
@@ -855,11 +839,6 @@ pub struct ListPatsResponse {
     pub result: Vec<CredentialView>,
 }
 
-fn never() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(tessera_endpoint::PAT_NEVER_EXPIRES)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 /// `ListPersonalAccessTokens` of one user (a `userIdFilter` names it).
 pub async fn list_personal_access_tokens(
     cx: Context<'_>,
@@ -894,7 +873,7 @@ pub async fn list_personal_access_tokens(
                 id: t.id.to_string(),
                 user_id: t.user_id.to_string(),
                 organization_id: organization.id.to_string(),
-                expiration_date: Timestamp(t.expires_at.unwrap_or_else(never)),
+                expiration_date: Timestamp(t.expires_at.unwrap_or(KeyFile::NEVER)),
             })
             .collect(),
     })
@@ -1058,7 +1037,7 @@ pub async fn list_keys(
         "KEY_FIELD_NAME_UNSPECIFIED" | "KEY_FIELD_NAME_CREATED_DATE" => {}
         "KEY_FIELD_NAME_ID" => keys.sort_by(|a, b| a.key_id.cmp(&b.key_id)),
         "KEY_FIELD_NAME_KEY_EXPIRATION_DATE" => {
-            keys.sort_by_key(|k| k.expires_at.unwrap_or_else(never));
+            keys.sort_by_key(|k| k.expires_at.unwrap_or(KeyFile::NEVER));
         }
         "KEY_FIELD_NAME_USER_ID" | "KEY_FIELD_NAME_ORGANIZATION_ID" => {}
         other => return Err(Status::invalid(format!("unknown sorting column {other}"))),
@@ -1074,7 +1053,7 @@ pub async fn list_keys(
                 id: k.key_id.clone(),
                 user_id: user.id.to_string(),
                 organization_id: organization.id.to_string(),
-                expiration_date: Timestamp(k.expires_at.unwrap_or_else(never)),
+                expiration_date: Timestamp(k.expires_at.unwrap_or(KeyFile::NEVER)),
             })
             .collect(),
     })

@@ -139,6 +139,10 @@ pub struct PersonalAccessToken {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// The expiry ZITADEL writes for a key or token that never expires, and Tessera
+/// shows for one: 9999-12-31T23:59:59Z.
+pub const NEVER_EXPIRES: OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
 /// The length of a personal access token: 48 random bytes in base64url, 64
 /// characters, a length no access token from a grant has (opaque tokens have
 /// [`OPAQUE_TOKEN_LEN`](crate::OPAQUE_TOKEN_LEN)), so a presented token is looked

@@ -86,8 +86,8 @@ mod store;
 pub mod testkit;
 
 pub use access::{
-    AccessAdmin, AdminRole, Administrator, PAT_LEN, PersonalAccessToken, generate_pat,
-    sort_administrators,
+    AccessAdmin, AdminRole, Administrator, NEVER_EXPIRES, PAT_LEN, PersonalAccessToken,
+    generate_pat, sort_administrators,
 };
 pub use admin::{
     ClientKeyAdmin, OrganizationAdmin, ProjectAdmin, ServiceUserAdmin, TextMatch, TextMethod,

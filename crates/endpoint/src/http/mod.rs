@@ -254,10 +254,7 @@ impl TokenEndpoint {
     }
 
     fn route_of(&self, path: &str) -> Option<Route> {
-        let route = Route::of(path).or_else(|| {
-            let prefix = self.inner.prefix.as_str();
-            path.strip_prefix(prefix).filter(|_| !prefix.is_empty()).and_then(Route::of)
-        });
+        let route = Route::of(path).or_else(|| Route::of(self.relative(path)));
         route.filter(|&r| r != Route::Metrics || self.inner.serve_metrics).or_else(|| {
             let rpc = self.inner.rpc.as_ref()?;
             rpc.handles(self.relative(path)).then_some(Route::Rpc)

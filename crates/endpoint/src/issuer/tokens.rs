@@ -77,9 +77,9 @@ pub struct ActiveToken {
     pub personal_access_token: Option<PatId>,
 }
 
-/// The expiry shown for a personal access token that never expires:
-/// 9999-12-31T23:59:59Z, as ZITADEL writes "no expiry" in key files.
-pub const PAT_NEVER_EXPIRES: i64 = 253_402_300_799;
+/// The expiry shown for a personal access token that never expires (unix seconds
+/// of [`NEVER_EXPIRES`](tessera_store::NEVER_EXPIRES), as ZITADEL writes "no expiry").
+pub const PAT_NEVER_EXPIRES: i64 = tessera_store::NEVER_EXPIRES.unix_timestamp();
 
 /// The scopes of a personal access token: the user's identity at userinfo, and the
 /// server's own API (the management API) in its audience.
