@@ -6,11 +6,12 @@
 //! poll; a `tracing` span per request, which did the same, cost about a fourteenth
 //! of a token request's instructions.
 
-use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 
 use tracing::field::DisplayValue;
+
+use crate::audit::LogAddress;
 
 tokio::task_local! {
     static CLIENT_ADDRESS: IpAddr;
@@ -24,42 +25,16 @@ pub(crate) async fn with_client_address<F: Future>(addr: Option<IpAddr>, future:
     }
 }
 
-/// The `client_address` field of a log event: the address of the request being
-/// answered, or no field outside a request or when the server named no address.
-pub(crate) fn client_address() -> Option<DisplayValue<Address>> {
-    CLIENT_ADDRESS.try_with(|addr| tracing::field::display(Address(*addr))).ok()
+/// The address of the request being answered, if there is one and the server named
+/// it.
+pub(crate) fn current_client_address() -> Option<IpAddr> {
+    CLIENT_ADDRESS.try_with(|addr| *addr).ok()
 }
 
-/// An address displayed as [`IpAddr`] displays it, an IPv4 address without the
-/// general formatting machinery.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Address(IpAddr);
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let IpAddr::V4(v4) = self.0 else {
-            return fmt::Display::fmt(&self.0, f);
-        };
-        let mut text = [0u8; 15];
-        let mut len = 0;
-        for (i, octet) in v4.octets().into_iter().enumerate() {
-            if i > 0 {
-                text[len] = b'.';
-                len += 1;
-            }
-            if octet >= 100 {
-                text[len] = b'0' + octet / 100;
-                len += 1;
-            }
-            if octet >= 10 {
-                text[len] = b'0' + octet / 10 % 10;
-                len += 1;
-            }
-            text[len] = b'0' + octet % 10;
-            len += 1;
-        }
-        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
-    }
+/// The `client_address` field of a log event: the address of the request being
+/// answered, or no field outside a request or when the server named no address.
+pub(crate) fn client_address() -> Option<DisplayValue<LogAddress>> {
+    current_client_address().map(|addr| tracing::field::display(LogAddress(addr)))
 }
 
 #[cfg(test)]
@@ -79,11 +54,11 @@ mod tests {
             "::ffff:192.0.2.1",
         ] {
             let addr: IpAddr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
-            assert_eq!(Address(addr).to_string(), addr.to_string());
+            assert_eq!(LogAddress(addr).to_string(), addr.to_string());
         }
         for n in (0..=u32::MAX).step_by(7_919_993) {
             let addr = IpAddr::from(n.to_be_bytes());
-            assert_eq!(Address(addr).to_string(), addr.to_string());
+            assert_eq!(LogAddress(addr).to_string(), addr.to_string());
         }
     }
 

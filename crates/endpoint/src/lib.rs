@@ -35,12 +35,14 @@
 //! Every error reaches the wire through one function, [`OAuthError::into_response`].
 #![forbid(unsafe_code)]
 
+mod audit;
 mod context;
 mod error;
 mod http;
 mod issuer;
 mod paths;
 
+pub use audit::{AuditEvent, AuditSink, LogAddress, MAX_LOGGED_ID_CHARS, TracingAudit};
 pub use error::{ErrorCode, OAuthError, REALM};
 pub use http::address::{ClientAddr, ClientAddressSource};
 pub use http::metrics::{METRICS_CONTENT_TYPE, METRICS_PATH, Metrics};

@@ -83,7 +83,8 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use tessera_endpoint::{
-    ActiveToken, AssertionPolicy, ErrorCode, Issuer, OAuthError, TokenEndpoint, bearer_token,
+    ActiveToken, AssertionPolicy, AuditSink, ErrorCode, Issuer, OAuthError, TokenEndpoint,
+    bearer_token,
 };
 use tessera_mint::{KeyManager, RefreshReport, TokenMinter};
 use tessera_store::{DisplayName, Domain, Organization, Store};
@@ -145,6 +146,7 @@ pub struct Builder {
     master_key: Option<MasterKey>,
     master_key_file: Option<PathBuf>,
     serve_metrics: bool,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -193,6 +195,16 @@ impl Builder {
         self
     }
 
+    /// Hands the issuer's audit events (`token_issued` and the others of
+    /// docs/audit.md) to `sink` instead of logging them through `tracing`: to keep
+    /// the audit trail elsewhere, or to write the lines in a format of the
+    /// application's own. Events of key rotation and administration are still
+    /// logged through `tracing`.
+    pub fn audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
     /// Builds: checks the configuration, loads (or creates) the signing keys and the
     /// organization, and assembles the issuer and its service.
     ///
@@ -222,6 +234,10 @@ impl Builder {
             .with_assertion_policy(AssertionPolicy {
                 require_jti: self.config.assertions.require_jti,
             });
+        let issuer = match self.audit {
+            Some(sink) => issuer.with_audit_sink(sink),
+            None => issuer,
+        };
         let endpoint = TokenEndpoint::new(issuer)
             .with_max_body(self.config.http.max_body_bytes)
             .with_throttle(self.config.throttle_config())
@@ -267,6 +283,7 @@ impl Tessera {
             master_key: None,
             master_key_file: None,
             serve_metrics: false,
+            audit: None,
         }
     }
 

@@ -60,7 +60,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     if !matches!(cli.command, Command::Serve(_)) {
         // Management commands log their audit events (secret_regenerated, ...) and
         // warnings to stderr; their output goes to stdout.
-        crate::serve::init_logging("warn,tessera::audit=info");
+        let _ = crate::serve::init_logging("warn,tessera::audit=info");
     }
     let admin = || async {
         let database = tessera::Database::open(&cli.database).await;

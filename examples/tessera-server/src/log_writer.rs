@@ -99,6 +99,11 @@ impl BufferedStderr {
         std::thread::Builder::new().name("log-writer".into()).spawn(move || worker.run()).ok()?;
         Some(Self(SHARED.get_or_init(|| shared).clone()))
     }
+
+    /// Appends one or more whole lines.
+    pub(crate) fn append(&self, lines: &[u8]) {
+        self.0.append(lines);
+    }
 }
 
 /// Writes what is buffered to stderr now.

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-use crate::log_format::{PlainFields, PlainFormat};
+use crate::log_format::{PlainAudit, PlainFields, PlainFormat};
 
 use crate::cli::{Compat, ServeArgs};
 use crate::commands::{CliError, Result};
@@ -32,7 +32,7 @@ use crate::{bootstrap, log_writer};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
-    init_logging("info");
+    let audit = init_logging("info");
     let kind = DatabaseKind::of(database_url)?;
     // Before connecting: a shared database needs the shared master key.
     let master = master_key(&kind)?;
@@ -67,6 +67,9 @@ pub(crate) async fn run(database_url: &str, args: ServeArgs) -> Result<()> {
     if let Some(master) = master {
         tracing::info!("master key from TESSERA_MASTER_KEY");
         builder = builder.master_key(master);
+    }
+    if let Some(audit) = audit {
+        builder = builder.audit_sink(Arc::new(audit));
     }
     let tessera = builder.build().await?;
     tokio::spawn(tessera.maintenance());
@@ -216,12 +219,14 @@ async fn accept_loop(
             let (endpoint, limits, activity) = (endpoint.clone(), limits.clone(), activity.clone());
             service_fn(move |request| {
                 let busy = Busy::start(activity.clone());
-                let answer = serve_request(endpoint.clone(), limits.clone(), peer.ip(), request);
-                async move {
-                    let answer = answer.await;
+                let (endpoint, limits) = (endpoint.clone(), limits.clone());
+                // Boxed: hyper keeps the future and moves it, and a pointer is cheaper
+                // to move than the request's whole state.
+                Box::pin(async move {
+                    let answer = serve_request(endpoint, limits, peer.ip(), request).await;
                     drop(busy);
                     answer
-                }
+                })
             })
         };
         let connection = builder.serve_connection(TokioIo::new(stream), service);
@@ -418,25 +423,31 @@ async fn shutdown_signal() {
 
 /// Logs to stderr, written by a thread of its own ([`log_writer`]) so that requests
 /// do not wait for it; `TESSERA_LOG` (or `RUST_LOG`) filters (default: `default`),
-/// `TESSERA_LOG_FORMAT=json` switches to one JSON object per line.
-pub(crate) fn init_logging(default: &str) {
+/// `TESSERA_LOG_FORMAT=json` switches to one JSON object per line. Returns the audit
+/// sink that writes `token_issued` lines directly when the lines are in the plain
+/// format ([`PlainAudit`]).
+pub(crate) fn init_logging(default: &str) -> Option<PlainAudit> {
     let filter = std::env::var("TESSERA_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    let writer = match log_writer::BufferedStderr::get() {
+    let buffered = log_writer::BufferedStderr::get();
+    let writer = match buffered.clone() {
         Some(buffered) => BoxMakeWriter::new(buffered),
         None => BoxMakeWriter::new(std::io::stderr),
     };
     let terminal = std::io::stderr().is_terminal();
     let builder =
         tracing_subscriber::fmt().with_env_filter(filter).with_ansi(terminal).with_writer(writer);
-    let _ = if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().try_init()
+    if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        let _ = builder.json().try_init();
+        None
     } else if terminal {
-        builder.try_init()
+        let _ = builder.try_init();
+        None
     } else {
-        builder.event_format(PlainFormat).fmt_fields(PlainFields).try_init()
-    };
+        let installed = builder.event_format(PlainFormat).fmt_fields(PlainFields).try_init();
+        buffered.filter(|_| installed.is_ok()).map(PlainAudit::new)
+    }
 }

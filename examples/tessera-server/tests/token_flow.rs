@@ -262,3 +262,62 @@ async fn liveness_and_readiness_probes() {
         serde_json::json!({"store_read": "ok", "store_write": "ok", "signing_key": "ok"})
     );
 }
+
+/// The `token_issued` line in each log format, and under a filter that drops it: the
+/// plain format's line is written straight into the log buffer, the JSON one through
+/// `tracing`, and the filter decides for both.
+#[tokio::test]
+async fn the_token_issued_line_in_each_format_and_under_a_filter() {
+    let db = temp_db();
+    let creds = create_user(&db.url, "audited", &[]);
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[], "plain"),
+        (&[("TESSERA_LOG", "info")], "plain"),
+        (&[("TESSERA_LOG_FORMAT", "json")], "json"),
+        (&[("TESSERA_LOG", "info,tessera::audit=warn")], "none"),
+    ];
+    for (env, expected) in cases {
+        let server = Server::start_with(&db.url, &[], None, env);
+        let response =
+            token(&client(&server, "audited", &creds.client_secret, AuthType::BasicAuth), &[])
+                .await
+                .unwrap_or_else(|e| panic!("{env:?}: {e:?}"));
+        let store = SqliteStore::open(&db.path).await.expect("open");
+        let record = store
+            .token_by_digest(&TokenDigest::of(response.access_token().secret()))
+            .await
+            .expect("lookup")
+            .expect("a record for the token");
+        let logs = server.logs();
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains("token_issued")).collect();
+        match expected {
+            "plain" => {
+                assert_eq!(lines.len(), 1, "{env:?}: {logs}");
+                let (_, rest) = lines[0].split_once("Z  INFO ").expect("timestamp and level");
+                assert_eq!(
+                    rest,
+                    format!(
+                        "tessera::audit: event=\"token_issued\" client_id=audited jti={} \
+                         token_type=opaque scope=openid audience=audited expires_at={} \
+                         client_address=127.0.0.1",
+                        record.jti,
+                        record.expires_at.unix_timestamp()
+                    ),
+                    "{env:?}"
+                );
+            }
+            "json" => {
+                assert_eq!(lines.len(), 1, "{logs}");
+                let line: serde_json::Value = serde_json::from_str(lines[0]).expect("JSON");
+                let fields = &line["fields"];
+                assert_eq!(line["target"], "tessera::audit", "{line}");
+                assert_eq!(fields["event"], "token_issued", "{line}");
+                assert_eq!(fields["client_id"], "audited", "{line}");
+                assert_eq!(fields["jti"], record.jti.as_str(), "{line}");
+                assert_eq!(fields["expires_at"], record.expires_at.unix_timestamp(), "{line}");
+                assert_eq!(fields["client_address"], "127.0.0.1", "{line}");
+            }
+            _ => assert!(lines.is_empty(), "{env:?}: the filter drops the line: {logs}"),
+        }
+    }
+}

@@ -25,6 +25,7 @@ use http_body::Body;
 use http_body_util::Full;
 use tessera_scope::ScopeSet;
 
+use crate::audit::{AuditEvent, loggable_id};
 use crate::context::{client_address, with_client_address};
 use crate::error::{ErrorCode, OAuthError, StorageErrorKind, json_response};
 use crate::issuer::{ClientCredentialsRequest, Issuer, JWT_BEARER_GRANT_TYPE};
@@ -491,14 +492,11 @@ impl TokenEndpoint {
             if let Some(metrics) = metrics {
                 metrics.record_throttled();
             }
-            tracing::warn!(
-                target: "tessera::audit",
-                event = "client_throttled",
-                client_id = %client_id.chars().take(64).collect::<String>(),
-                address = ?addr,
+            self.inner.issuer.audit(&AuditEvent::ClientThrottled {
+                client_id: loggable_id(client_id),
+                address: addr,
                 retry_after,
-                client_address = client_address(),
-            );
+            });
             return Err(OAuthError::too_many_attempts(retry_after));
         }
         let result = attempt.await;

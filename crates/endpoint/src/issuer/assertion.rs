@@ -7,7 +7,7 @@ use tessera_mint::ecdsa;
 use tessera_store::{ClientKey, KeyOwner, SigningAlgorithm};
 use time::OffsetDateTime;
 
-use crate::context::client_address;
+use crate::audit::AuditEvent;
 use crate::error::{ErrorCode, OAuthError};
 use crate::paths::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
 
@@ -105,17 +105,16 @@ impl Issuer {
         match self.check_assertion(assertion, expected_client, usage).await {
             Ok(caller) => Ok(caller),
             Err(Ok(refusal)) => {
-                tracing::info!(
-                    target: "tessera::audit",
-                    event = "assertion_rejected",
-                    usage = ?usage,
-                    reason = %refusal,
-                    client_address = client_address(),
-                );
+                let reason = refusal.to_string();
+                self.audit(&AuditEvent::AssertionRejected {
+                    usage: match usage {
+                        AssertionUse::Grant => "Grant",
+                        AssertionUse::ClientAuth => "ClientAuth",
+                    },
+                    reason: &reason,
+                });
                 Err(match usage {
-                    AssertionUse::Grant => {
-                        OAuthError::new(ErrorCode::InvalidGrant, refusal.to_string())
-                    }
+                    AssertionUse::Grant => OAuthError::new(ErrorCode::InvalidGrant, reason),
                     AssertionUse::ClientAuth => OAuthError::invalid_client(),
                 })
             }

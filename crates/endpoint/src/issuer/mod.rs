@@ -16,7 +16,8 @@ use tessera_store::{
 };
 use time::OffsetDateTime;
 
-use crate::context::client_address;
+use crate::audit::{AuditEvent, AuditSink, TracingAudit, loggable_id};
+use crate::context::{client_address, current_client_address};
 use crate::error::{ErrorCode, OAuthError, StorageErrorKind};
 
 pub(crate) use assertion::AssertionUse;
@@ -108,6 +109,7 @@ pub struct Issuer {
     known_projects: Arc<KnownProjects>,
     assertions: AssertionPolicy,
     organization: Arc<OnceLock<Organization>>,
+    audit: Arc<dyn AuditSink>,
 }
 
 /// At most this many project ids are remembered as existing.
@@ -211,7 +213,19 @@ impl Issuer {
             known_projects: Arc::default(),
             assertions: AssertionPolicy::default(),
             organization: Arc::default(),
+            audit: Arc::new(TracingAudit),
         }
+    }
+
+    /// Hands every [`AuditEvent`] to `sink` instead of [`TracingAudit`], the default.
+    pub fn with_audit_sink(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = sink;
+        self
+    }
+
+    /// Records `event` of the request being answered with the audit sink.
+    pub(crate) fn audit(&self, event: &AuditEvent<'_>) {
+        self.audit.record(event, current_client_address());
     }
 
     /// Checks client assertions with `policy`.
@@ -318,23 +332,17 @@ impl Issuer {
         let verified = credentials.matches(creds.secret.expose(), self.clock.now());
         match found {
             Some(client) if verified && enabled => {
-                tracing::debug!(
-                    target: "tessera::audit",
-                    event = "client_authenticated",
-                    client_id = %creds.client_id,
-                    method = creds.method.as_str(),
-                    client_address = client_address(),
-                );
+                self.audit(&AuditEvent::ClientAuthenticated {
+                    client_id: &creds.client_id,
+                    method: creds.method,
+                });
                 Ok(client)
             }
             _ => {
-                tracing::info!(
-                    target: "tessera::audit",
-                    event = "client_authentication_failed",
-                    client_id = %loggable_id(&creds.client_id),
-                    method = creds.method.as_str(),
-                    client_address = client_address(),
-                );
+                self.audit(&AuditEvent::ClientAuthenticationFailed {
+                    client_id: loggable_id(&creds.client_id),
+                    method: creds.method,
+                });
                 Err(OAuthError::invalid_client())
             }
         }
@@ -499,17 +507,14 @@ impl Issuer {
         if let Some(record) = &minted.record {
             self.store.insert_token(record).await.map_err(store_error)?;
         }
-        tracing::info!(
-            target: "tessera::audit",
-            event = "token_issued",
-            client_id = %user.username,
-            jti = %minted.jti,
-            token_type = %user.access_token_type,
-            scope = %grant.scopes,
-            audience = %SpaceSeparated(&grant.audience),
-            expires_at = minted.expires_at.unix_timestamp(),
-            client_address = client_address(),
-        );
+        self.audit(&AuditEvent::TokenIssued {
+            client_id: user.username.as_str(),
+            jti: minted.jti.as_str(),
+            token_type: user.access_token_type,
+            scope: &grant.scopes,
+            audience: &grant.audience,
+            expires_at: minted.expires_at,
+        });
         Ok(TokenResponse {
             access_token: minted.token,
             token_type: "Bearer",
@@ -557,28 +562,6 @@ pub(crate) fn store_error(err: StoreError) -> OAuthError {
 fn mint_error(err: MintError) -> OAuthError {
     tracing::error!(error = %err, client_address = client_address(), "minting failed");
     OAuthError::server_error()
-}
-
-/// A list written as a scope is, its items separated by spaces (`bench-client bench`):
-/// one quoted string in a log line, instead of a list's `Debug` form with quotes to
-/// escape.
-struct SpaceSeparated<'a>(&'a [String]);
-
-impl std::fmt::Display for SpaceSeparated<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(item)?;
-        }
-        Ok(())
-    }
-}
-
-/// A presented client ID cut to a length fit for a log line.
-fn loggable_id(id: &str) -> String {
-    id.chars().take(64).flat_map(char::escape_default).collect()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use tessera_store::{
     ServiceUser, TokenDigest, TokenId, UserId,
 };
 
-use crate::context::client_address;
+use crate::audit::AuditEvent;
 use crate::error::{ErrorCode, OAuthError};
 
 use super::assertion::AssertionUse;
@@ -291,14 +291,11 @@ impl Issuer {
                 self.store().revoke_jti(&active.jti, expires_at).await.map_err(store_error)?;
             }
         }
-        tracing::info!(
-            target: "tessera::audit",
-            event = "token_revoked",
-            jti = %active.jti,
-            client_id = %active.user.username,
-            by = %caller.client_id(),
-            client_address = client_address(),
-        );
+        self.audit(&AuditEvent::TokenRevoked {
+            jti: active.jti.as_str(),
+            client_id: active.user.username.as_str(),
+            by: caller.client_id(),
+        });
         Ok(())
     }
 
