@@ -10,6 +10,9 @@
 //!   service (at any path), or let `tessera-server` run it.
 //! - [`Metrics`]: Prometheus counters and latency histograms of the endpoint, which
 //!   [`TokenEndpoint::with_metrics`] counts into and may answer `GET /metrics` with.
+//! - [`AuditEvent`] and [`AuditSink`]: the security events of a request as typed
+//!   values, handed to the issuer's sink ([`Issuer::with_audit_sink`]); the default,
+//!   [`TracingAudit`], logs them through `tracing` under `tessera::audit`.
 //!
 //! ```
 //! use std::sync::Arc;
