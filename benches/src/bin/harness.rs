@@ -200,7 +200,14 @@ struct Config {
     /// `None` for the floor.
     database: Option<Database>,
     instances: u32,
+    /// Whether `tessera-server` writes its audit lines: the configuration without
+    /// them shows what the audit trail costs, in the same run.
+    audit: bool,
 }
+
+/// The log filter of a configuration without the audit lines, added to the
+/// harness's own (`--tessera-log`, default `info`).
+const NO_AUDIT_FILTER: &str = "tessera::audit=warn";
 
 impl Config {
     fn name(&self) -> String {
@@ -209,6 +216,7 @@ impl Config {
             Some(db) if self.instances > 1 => {
                 format!("{}/{}-x{}", db.name(), self.mode.name(), self.instances)
             }
+            Some(db) if !self.audit => format!("{}/{}-no-audit", db.name(), self.mode.name()),
             Some(db) => format!("{}/{}", db.name(), self.mode.name()),
         }
     }
@@ -219,16 +227,30 @@ fn all_configs(postgres: Option<&str>) -> Vec<Config> {
     let mut configs = Vec::new();
     for mode in Mode::ALL {
         if mode.has_floor() {
-            configs.push(Config { mode, database: None, instances: 1 });
+            configs.push(Config { mode, database: None, instances: 1, audit: true });
         }
-        configs.push(Config { mode, database: Some(Database::Memory), instances: 1 });
+        configs.push(Config { mode, database: Some(Database::Memory), instances: 1, audit: true });
+        if mode == Mode::Opaque {
+            let database = Some(Database::Memory);
+            configs.push(Config { mode, database, instances: 1, audit: false });
+        }
         if matches!(mode, Mode::Opaque | Mode::OpenId | Mode::Introspect | Mode::GetUser) {
-            configs.push(Config { mode, database: Some(Database::Sqlite), instances: 1 });
+            configs.push(Config {
+                mode,
+                database: Some(Database::Sqlite),
+                instances: 1,
+                audit: true,
+            });
             if let Some(url) = postgres {
                 let db = Database::Postgres(url.to_owned());
-                configs.push(Config { mode, database: Some(db.clone()), instances: 1 });
+                configs.push(Config {
+                    mode,
+                    database: Some(db.clone()),
+                    instances: 1,
+                    audit: true,
+                });
                 if mode == Mode::Opaque {
-                    configs.push(Config { mode, database: Some(db), instances: 2 });
+                    configs.push(Config { mode, database: Some(db), instances: 2, audit: true });
                 }
             }
         }
@@ -674,7 +696,7 @@ fn tessera_command(config: &Config, db: &Database, context: &Context) -> Result<
             command.env_remove(&key);
         }
     }
-    if let Some(filter) = &context.args.tessera_log {
+    if let Some(filter) = log_filter(context.args.tessera_log.as_deref(), config.audit) {
         command.env("TESSERA_LOG", filter);
     }
     if matches!(db, Database::Postgres(_)) {
@@ -683,6 +705,16 @@ fn tessera_command(config: &Config, db: &Database, context: &Context) -> Result<
         command.env("TESSERA_MASTER_KEY", key);
     }
     Ok(command)
+}
+
+/// `TESSERA_LOG` of a server: the harness's filter (none: the server's default,
+/// `info`), with the audit lines filtered out for a configuration without them.
+fn log_filter(filter: Option<&str>, audit: bool) -> Option<String> {
+    match (filter, audit) {
+        (filter, true) => filter.map(str::to_owned),
+        (Some(filter), false) => Some(format!("{filter},{NO_AUDIT_FILTER}")),
+        (None, false) => Some(format!("info,{NO_AUDIT_FILTER}")),
+    }
 }
 
 /// The bootstrap file: the load's service user with the mode's token type, the
@@ -821,6 +853,7 @@ mod tests {
             [
                 "floor/opaque",
                 "memory/opaque",
+                "memory/opaque-no-audit",
                 "sqlite/opaque",
                 "floor/opaque-openid",
                 "memory/opaque-openid",
@@ -844,6 +877,25 @@ mod tests {
         assert!(with_pg.contains(&"postgres/get-user".to_owned()));
         assert!(with_pg.contains(&"postgres/opaque-openid".to_owned()));
         assert_eq!(with_pg.len(), all.len() + 5);
+    }
+
+    #[test]
+    fn only_the_no_audit_configuration_filters_the_audit_lines_out() {
+        assert_eq!(log_filter(None, true), None);
+        assert_eq!(log_filter(Some("debug"), true).as_deref(), Some("debug"));
+        assert_eq!(log_filter(None, false).as_deref(), Some("info,tessera::audit=warn"));
+        assert_eq!(log_filter(Some("debug"), false).as_deref(), Some("debug,tessera::audit=warn"));
+        let chosen = names(&select(all_configs(None), Some("memory/opaque")));
+        assert_eq!(
+            chosen,
+            [
+                "floor/opaque",
+                "memory/opaque",
+                "memory/opaque-no-audit",
+                "floor/opaque-openid",
+                "memory/opaque-openid"
+            ]
+        );
     }
 
     #[test]
