@@ -141,6 +141,36 @@ async fn for_peer_gives_throttling_the_connections_address() -> TestResult {
 }
 
 #[tokio::test]
+async fn handle_from_counts_the_given_peer_unless_the_request_names_its_own() -> TestResult {
+    let (endpoint, secret) = endpoint("https://auth.example.com").await?;
+    let endpoint = endpoint.with_throttle(Some(throttle()));
+    let attacker: std::net::IpAddr = [192, 0, 2, 9].into();
+    let legitimate: std::net::IpAddr = [192, 0, 2, 10].into();
+    for _ in 0..10 {
+        let response =
+            endpoint.handle_from(token_request("/oauth/v2/token", "wrong"), attacker).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let right = || token_request("/oauth/v2/token", secret.expose());
+    assert_eq!(
+        endpoint.handle_from(right(), attacker).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(endpoint.handle_from(right(), legitimate).await.status(), StatusCode::OK);
+    // A ClientAddr the request carries wins over the connection's peer.
+    let mut request = right();
+    request.extensions_mut().insert(ClientAddr(attacker));
+    assert_eq!(
+        endpoint.handle_from(request, legitimate).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let mut request = right();
+    request.extensions_mut().insert(ClientAddr(legitimate));
+    assert_eq!(endpoint.handle_from(request, attacker).await.status(), StatusCode::OK);
+    Ok(())
+}
+
+#[tokio::test]
 async fn behind_a_proxy_the_trusted_entry_counts_not_the_clients() -> TestResult {
     let (endpoint, secret) = endpoint("https://auth.example.com").await?;
     let header = HeaderName::from_static("x-forwarded-for");

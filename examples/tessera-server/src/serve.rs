@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tessera::endpoint::{ClientAddr, METRICS_PATH, OAuthError, ResponseBody, TokenEndpoint};
+use tessera::endpoint::{METRICS_PATH, OAuthError, ResponseBody, TokenEndpoint};
 use tessera::{
     AssertionsConfig, ClientAddressConfig, Config, Database, DatabaseKind, HttpConfig,
     METRICS_CONTENT_TYPE, MasterKey, Metrics, OrganizationConfig, SigningConfig, Tessera,
@@ -379,7 +379,7 @@ async fn serve_request(
     endpoint: TokenEndpoint,
     limits: Arc<HttpLimits>,
     peer: IpAddr,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
 ) -> std::result::Result<Response<ResponseBody>, Infallible> {
     if request.version() == Version::HTTP_11 && request.headers().get_all(HOST).iter().count() != 1
     {
@@ -389,8 +389,8 @@ async fn serve_request(
         )
         .into_response());
     }
-    request.extensions_mut().insert(ClientAddr(peer));
-    let answer = tokio::time::timeout(limits.request_timeout, endpoint.handle(request)).await;
+    let answer =
+        tokio::time::timeout(limits.request_timeout, endpoint.handle_from(request, peer)).await;
     Ok(answer.unwrap_or_else(|_| {
         OAuthError::invalid_request("the request took too long")
             .with_status(StatusCode::REQUEST_TIMEOUT)

@@ -49,7 +49,20 @@ impl ClientAddressSource {
     /// The client address of `request`: from the configured header, when it has an
     /// address at the trusted position, else the peer's.
     pub fn resolve<B>(&self, request: &Request<B>) -> Option<IpAddr> {
-        let peer = peer_address(request);
+        self.resolve_from(request, None)
+    }
+
+    /// As [`resolve`](Self::resolve), with `peer` as the peer's address when the
+    /// request carries none of its own (no [`ClientAddr`]).
+    pub(crate) fn resolve_from<B>(
+        &self,
+        request: &Request<B>,
+        peer: Option<IpAddr>,
+    ) -> Option<IpAddr> {
+        let peer = match peer_address(request) {
+            Some(recorded) => Some(recorded),
+            None => peer,
+        };
         let Some(name) = &self.header else { return peer };
         self.forwarded(request, name).or(peer)
     }

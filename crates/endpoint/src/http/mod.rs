@@ -33,7 +33,7 @@ use crate::paths::{
     AUTHORIZE_PATH, HEALTH_PATH, INTROSPECT_PATH, KEYS_PATH, OAUTH_METADATA_PATH,
     OPENID_CONFIGURATION_PATH, READY_PATH, REVOKE_PATH, TOKEN_PATH, USERINFO_PATH,
 };
-use address::{ClientAddr, ClientAddressSource};
+use address::ClientAddressSource;
 use form::Form;
 use metrics::{AuthLabel, METRICS_PATH, Metrics, RouteLabel};
 use request::{
@@ -247,8 +247,9 @@ impl TokenEndpoint {
         self.route_of(path).is_some()
     }
 
-    /// The endpoint for requests of one connection from `peer`: each request gets a
-    /// [`ClientAddr`] of the peer (unless it has one), so that throttling and the log
+    /// The endpoint for requests of one connection from `peer`: each request is
+    /// answered as coming from the peer (unless it carries a
+    /// [`ClientAddr`](crate::ClientAddr) of its own), so that throttling and the log
     /// know where it came from. Use it as the service of a hyper connection.
     pub fn for_peer(&self, peer: SocketAddr) -> PeerEndpoint {
         PeerEndpoint { endpoint: self.clone(), peer: peer.ip() }
@@ -273,12 +274,38 @@ impl TokenEndpoint {
 
     /// Answers one request. Every event logged while answering it carries its client
     /// address as `client_address`, when the endpoint knows it.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<ResponseBody>
+    pub fn handle<B>(&self, request: Request<B>) -> impl Future<Output = Response<ResponseBody>>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
-        let addr = self.inner.client_address.resolve(&request);
+        // The answer's own future, not one more layer around it to move.
+        self.answer(request, None)
+    }
+
+    /// Answers one request that arrived on a connection from `peer`: as [`handle`]
+    /// with a [`ClientAddr`](crate::ClientAddr) of `peer` in the request (one it carries already wins),
+    /// without adding one to its extensions.
+    ///
+    /// [`handle`]: Self::handle
+    pub fn handle_from<B>(
+        &self,
+        request: Request<B>,
+        peer: IpAddr,
+    ) -> impl Future<Output = Response<ResponseBody>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        self.answer(request, Some(peer))
+    }
+
+    async fn answer<B>(&self, request: Request<B>, peer: Option<IpAddr>) -> Response<ResponseBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let addr = self.inner.client_address.resolve_from(&request, peer);
         if addr.is_none()
             && self.inner.throttle.is_some()
             && !self.inner.warned_no_address.swap(true, Ordering::Relaxed)
@@ -636,11 +663,9 @@ where
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn call(&self, mut request: Request<B>) -> Self::Future {
-        if request.extensions().get::<ClientAddr>().is_none() {
-            request.extensions_mut().insert(ClientAddr(self.peer));
-        }
-        hyper::service::Service::call(&self.endpoint, request)
+    fn call(&self, request: Request<B>) -> Self::Future {
+        let (this, peer) = (self.endpoint.clone(), self.peer);
+        Box::pin(async move { Ok(this.handle_from(request, peer).await) })
     }
 }
 
