@@ -239,12 +239,10 @@ impl fmt::Display for SpaceSeparated<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct LogAddress(pub IpAddr);
 
-impl LogAddress {
-    /// Writes the address to `out`: what `Display` writes, an IPv4 address in one
-    /// `write_str` without the formatting machinery.
-    pub fn write_to(self, out: &mut impl fmt::Write) -> fmt::Result {
+impl fmt::Display for LogAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let IpAddr::V4(v4) = self.0 else {
-            return write!(out, "{}", self.0);
+            return fmt::Display::fmt(&self.0, f);
         };
         let mut text = [0u8; 15];
         let mut len = 0;
@@ -264,12 +262,6 @@ impl LogAddress {
             text[len] = b'0' + octet % 10;
             len += 1;
         }
-        out.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
-    }
-}
-
-impl fmt::Display for LogAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write_to(f)
+        f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
     }
 }

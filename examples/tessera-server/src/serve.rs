@@ -219,14 +219,12 @@ async fn accept_loop(
             let (endpoint, limits, activity) = (endpoint.clone(), limits.clone(), activity.clone());
             service_fn(move |request| {
                 let busy = Busy::start(activity.clone());
-                let (endpoint, limits) = (endpoint.clone(), limits.clone());
-                // Boxed: hyper keeps the future and moves it, and a pointer is cheaper
-                // to move than the request's whole state.
-                Box::pin(async move {
-                    let answer = serve_request(endpoint, limits, peer.ip(), request).await;
+                let answer = serve_request(endpoint.clone(), limits.clone(), peer.ip(), request);
+                async move {
+                    let answer = answer.await;
                     drop(busy);
                     answer
-                })
+                }
             })
         };
         let connection = builder.serve_connection(TokioIo::new(stream), service);

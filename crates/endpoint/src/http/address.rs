@@ -59,10 +59,7 @@ impl ClientAddressSource {
         request: &Request<B>,
         peer: Option<IpAddr>,
     ) -> Option<IpAddr> {
-        let peer = match peer_address(request) {
-            Some(recorded) => Some(recorded),
-            None => peer,
-        };
+        let peer = peer_address(request).or(peer);
         let Some(name) = &self.header else { return peer };
         self.forwarded(request, name).or(peer)
     }

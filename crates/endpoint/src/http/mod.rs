@@ -284,8 +284,8 @@ impl TokenEndpoint {
     }
 
     /// Answers one request that arrived on a connection from `peer`: as [`handle`]
-    /// with a [`ClientAddr`](crate::ClientAddr) of `peer` in the request (one it carries already wins),
-    /// without adding one to its extensions.
+    /// with a [`ClientAddr`](crate::ClientAddr) of `peer` in the request (one it
+    /// carries already wins), without adding one to its extensions.
     ///
     /// [`handle`]: Self::handle
     pub fn handle_from<B>(
