@@ -176,11 +176,11 @@ async fn accept_loop(
     grace: Duration,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes);
+    // No timer of hyper's for HTTP/1: each connection's watchdog (`Activity`) closes
+    // it once it has answered nothing for the header-read timeout, which bounds a
+    // request head that arrives too slowly, as hyper's per-request timer would, without
+    // a timer armed per request.
+    builder.http1().header_read_timeout(None).max_buf_size(limits.max_header_bytes);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -307,12 +307,13 @@ fn metrics_answer(metrics: &Metrics, request: &Request<Incoming>) -> Response<Re
     response
 }
 
-/// When a connection last began or finished a request, and how many it is answering.
-/// A connection that answers none for the header-read timeout — from its accept, or
+/// When a connection last finished a request, and how many it is answering. A
+/// connection that answers none for the header-read timeout — from its accept, or
 /// from its last answer — is closed: a client that connects and says nothing (or only
-/// an HTTP/2 preface, or only pings) cannot hold a connection slot.
+/// an HTTP/2 preface, or only pings, or a request head too slowly) cannot hold a
+/// connection slot.
 struct Activity {
-    /// When it last began or finished a request, in milliseconds since `epoch`.
+    /// When it last finished a request, in milliseconds since `epoch` (0: none yet).
     since: std::sync::atomic::AtomicU64,
     busy: std::sync::atomic::AtomicUsize,
     epoch: tokio::time::Instant,
@@ -357,9 +358,10 @@ impl Activity {
 struct Busy(Arc<Activity>);
 
 impl Busy {
+    /// While it lasts the watchdog leaves the connection open, so only its end
+    /// needs the time.
     fn start(activity: Arc<Activity>) -> Self {
         activity.busy.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        activity.touch();
         Self(activity)
     }
 }

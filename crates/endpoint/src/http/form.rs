@@ -5,6 +5,7 @@
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// Why a form could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,15 +29,20 @@ pub enum FormError {
 pub const MAX_PARAMS: usize = 64;
 
 /// A parsed form: name-value pairs in order.
+///
+/// Every decoded name and value lives in one text, the pairs are ranges of it: a form
+/// costs two allocations however many parameters it has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Form {
-    pairs: Vec<(String, String)>,
+    text: String,
+    pairs: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Form {
     /// Parses a form body. Every name and value is percent-decoded strictly (`+` is a
     /// space) and must be UTF-8.
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
+        let mut text = Vec::with_capacity(body.len());
         let mut pairs = Vec::new();
         for part in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             if pairs.len() == MAX_PARAMS {
@@ -46,9 +52,13 @@ impl Form {
                 Some(i) => (&part[..i], &part[i + 1..]),
                 None => (part, &[][..]),
             };
-            pairs.push((decode(name)?.into_owned(), decode(value)?.into_owned()));
+            let name = decode_into(&mut text, name)?;
+            let value = decode_into(&mut text, value)?;
+            pairs.push((name, value));
         }
-        Ok(Self { pairs })
+        // Each piece is UTF-8 on its own, so the whole is.
+        let text = String::from_utf8(text).map_err(|_| FormError::NotUtf8)?;
+        Ok(Self { text, pairs })
     }
 
     /// The value of parameter `name`. A parameter sent without a value counts as
@@ -56,11 +66,11 @@ impl Form {
     pub fn get(&self, name: &str) -> Result<Option<&str>, FormError> {
         let mut found = None;
         for (n, v) in &self.pairs {
-            if n == name {
+            if self.piece(n) == name {
                 if found.is_some() {
                     return Err(FormError::Repeated(name.to_owned()));
                 }
-                found = Some(v.as_str());
+                found = Some(self.piece(v));
             }
         }
         Ok(found.filter(|v| !v.is_empty()))
@@ -68,20 +78,34 @@ impl Form {
 
     /// Whether parameter `name` appears at all, even empty.
     pub fn contains(&self, name: &str) -> bool {
-        self.pairs.iter().any(|(n, _)| n == name)
+        self.pairs.iter().any(|(n, _)| self.piece(n) == name)
+    }
+
+    fn piece(&self, range: &Range<usize>) -> &str {
+        self.text.get(range.clone()).unwrap_or_default()
     }
 }
 
 /// Decodes one form-encoded component: `+` becomes a space and `%XX` its byte; the
 /// result must be UTF-8. Runs of plain bytes are copied whole.
 pub fn decode(input: &[u8]) -> Result<Cow<'_, str>, FormError> {
-    let Some(first) = next_special(input) else {
+    if next_special(input).is_none() {
         return std::str::from_utf8(input).map(Cow::Borrowed).map_err(|_| FormError::NotUtf8);
-    };
+    }
     let mut out = Vec::with_capacity(input.len());
-    out.extend_from_slice(&input[..first]);
-    let mut rest = &input[first..];
-    while let Some((&special, tail)) = rest.split_first() {
+    decode_into(&mut out, input)?;
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| FormError::NotUtf8)
+}
+
+/// Appends the decoding of `input` to `out` and returns where it lies there; `Err`
+/// when it is malformed or not UTF-8 on its own.
+fn decode_into(out: &mut Vec<u8>, input: &[u8]) -> Result<Range<usize>, FormError> {
+    let start = out.len();
+    let mut rest = input;
+    loop {
+        let run = next_special(rest).unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        let Some((&special, tail)) = rest[run..].split_first() else { break };
         rest = if special == b'+' {
             out.push(b' ');
             tail
@@ -92,11 +116,9 @@ pub fn decode(input: &[u8]) -> Result<Cow<'_, str>, FormError> {
             }
             tail.get(2..).unwrap_or_default()
         };
-        let run = next_special(rest).unwrap_or(rest.len());
-        out.extend_from_slice(&rest[..run]);
-        rest = &rest[run..];
     }
-    String::from_utf8(out).map(Cow::Owned).map_err(|_| FormError::NotUtf8)
+    std::str::from_utf8(&out[start..]).map_err(|_| FormError::NotUtf8)?;
+    Ok(start..out.len())
 }
 
 /// The position of the next `%` or `+`.

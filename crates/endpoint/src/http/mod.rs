@@ -316,16 +316,21 @@ impl TokenEndpoint {
                  TokenEndpoint::for_peer, axum's ConnectInfo, or a ClientAddr extension"
             );
         }
+        // The route's future is boxed: the request's future stays a few hundred bytes,
+        // which hyper and servers move by value several times per request, instead of
+        // the route's 3 KiB.
         let Some(metrics) = &self.inner.metrics else {
             let route = self.route_of(request.uri().path());
-            return match with_client_address(addr, self.route(route, request, addr)).await {
+            let routed = Box::pin(self.route(route, request, addr));
+            return match with_client_address(addr, routed).await {
                 Ok(response) => response,
                 Err(error) => error.into_response(),
             };
         };
         let started = Instant::now();
         let route = self.route_of(request.uri().path());
-        let response = match with_client_address(addr, self.route(route, request, addr)).await {
+        let routed = Box::pin(self.route(route, request, addr));
+        let response = match with_client_address(addr, routed).await {
             Ok(response) => response,
             Err(error) => {
                 if let Some(kind) = error.storage() {
