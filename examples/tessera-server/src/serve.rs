@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use http::header::HOST;
@@ -389,13 +390,27 @@ async fn serve_request(
         )
         .into_response());
     }
-    let answer =
-        tokio::time::timeout(limits.request_timeout, endpoint.handle_from(request, peer)).await;
-    Ok(answer.unwrap_or_else(|_| {
+    let answer = within(limits.request_timeout, endpoint.handle_from(request, peer)).await;
+    Ok(answer.unwrap_or_else(|| {
         OAuthError::invalid_request("the request took too long")
             .with_status(StatusCode::REQUEST_TIMEOUT)
             .into_response()
     }))
+}
+
+/// The output of `future`, or `None` if it has not finished `limit` after the call.
+///
+/// A timer is armed only when the first poll does not finish the future: a request
+/// answered from memory usually finishes there, and then costs no timer.
+async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut future = std::pin::pin!(future);
+    if let Poll::Ready(output) =
+        std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
+    {
+        return Some(output);
+    }
+    tokio::time::timeout_at(deadline, future).await.ok()
 }
 
 async fn shutdown_signal() {
@@ -449,5 +464,28 @@ pub(crate) fn init_logging(default: &str) -> Option<PlainAudit> {
     } else {
         let installed = builder.event_format(PlainFormat).fmt_fields(PlainFields).try_init();
         buffered.filter(|_| installed.is_ok()).map(PlainAudit::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_time().build().expect("a runtime")
+    }
+
+    #[test]
+    fn within_answers_what_finishes_first_time_or_later_and_gives_up_at_the_limit() {
+        runtime().block_on(async {
+            assert_eq!(within(Duration::from_secs(5), async { 1 }).await, Some(1));
+            let later = async {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                2
+            };
+            assert_eq!(within(Duration::from_secs(5), later).await, Some(2));
+            let never = std::future::pending::<u8>();
+            assert_eq!(within(Duration::from_millis(20), never).await, None);
+        });
     }
 }

@@ -107,7 +107,13 @@ impl KnownAddresses {
     }
 
     fn remember(&self, key: u64, now: Instant) {
-        self.slot(key).store((key & TAG) | self.minute(now), Ordering::Relaxed);
+        let slot = self.slot(key);
+        let value = (key & TAG) | self.minute(now);
+        // Written only when it changes (once a minute for a busy client): a store on
+        // every success would move the slot's cache line between cores each time.
+        if slot.load(Ordering::Relaxed) != value {
+            slot.store(value, Ordering::Relaxed);
+        }
     }
 
     fn contains(&self, key: u64, now: Instant) -> bool {
