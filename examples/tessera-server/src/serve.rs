@@ -230,19 +230,23 @@ async fn accept_loop(
         };
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
+        let mut served = tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+        // The watchdog is a task of its own, woken only by its timer and by the end of
+        // the connection, rather than polled each time the connection is.
         let idle = limits.header_read_timeout;
         tokio::spawn(async move {
             tokio::select! {
-                ended = connection => {
-                    if let Err(e) = ended {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
-                }
+                _ = &mut served => {}
                 () = activity.idle_for(idle) => {
+                    served.abort();
                     tracing::debug!(%peer, "closed a connection that sent no request in time");
                 }
             }
-            drop(permit);
         });
     }
     drop(listener);

@@ -363,10 +363,10 @@ impl TokenEndpoint {
                 require_method(request.method(), &[Method::POST], "POST")?;
                 let (parts, body) = request.into_parts();
                 let form = read_form(&parts.headers, body, self.inner.max_body).await?;
-                // The work of each route is boxed: the request's future stays small
-                // (about 3 KiB instead of 14), and hyper and the server move it by
-                // value on every request.
-                Box::pin(self.token(&parts.headers, &form, addr)).await
+                // The token route's work is part of this future (boxed whole by
+                // `answer`); the other routes' work is boxed, so that a token request
+                // allocates for no route but its own.
+                self.token(&parts.headers, &form, addr).await
             }
             Route::Introspect | Route::Revoke => {
                 require_method(request.method(), &[Method::POST], "POST")?;
@@ -379,7 +379,8 @@ impl TokenEndpoint {
                 form_param(&form, "token_type_hint")?;
                 let (credentials, claimed) = read_credentials(&parts.headers, &form);
                 let method = auth_label(&credentials);
-                Box::pin(self.guarded(&claimed, addr, method, async {
+                self.admit(&claimed, addr)?;
+                let result = Box::pin(async {
                     let credentials = credentials?;
                     if route == Route::Introspect {
                         let answer = issuer.introspect(&credentials, token).await?;
@@ -388,8 +389,10 @@ impl TokenEndpoint {
                         issuer.revoke(&credentials, token).await?;
                         Ok(response::empty_ok())
                     }
-                }))
-                .await
+                })
+                .await;
+                self.settle(&claimed, addr, method, &result);
+                result
             }
             Route::Userinfo => {
                 require_method(request.method(), &[Method::GET, Method::POST], "GET, POST")?;
@@ -422,7 +425,7 @@ impl TokenEndpoint {
                     return Err(OAuthError::not_found());
                 };
                 let (parts, body) = request.into_parts();
-                // Boxed, as the other routes' work (see the token route).
+                // Boxed, as the other routes' work but the token route's.
                 Ok(Box::pin(async move {
                     let body = rpc::read_body(&parts.headers, body, rpc::MAX_RPC_BODY).await;
                     let call = rpc::RpcRequest {
@@ -464,14 +467,20 @@ impl TokenEndpoint {
             "client_credentials" => {
                 let (credentials, claimed) = read_credentials(headers, form);
                 let method = auth_label(&credentials);
-                self.guarded(&claimed, addr, method, async {
-                    let credentials = credentials?;
-                    let request = ClientCredentialsRequest { credentials, scope };
-                    let response = issuer.client_credentials(request).await?;
-                    self.count_token(&response);
-                    Ok(response::token_response(&response))
-                })
-                .await
+                self.admit(&claimed, addr)?;
+                // The attempt's code in this function's own body rather than a future
+                // handed to another, which would be moved, whole, once more.
+                let result = match credentials {
+                    Ok(credentials) => {
+                        let request = ClientCredentialsRequest { credentials, scope };
+                        issuer.client_credentials(request).await
+                    }
+                    Err(e) => Err(e),
+                };
+                self.settle(&claimed, addr, method, &result);
+                let response = result?;
+                self.count_token(&response);
+                Ok(response::token_response(&response))
             }
             JWT_BEARER_GRANT_TYPE => {
                 let assertion = form_param(form, "assertion")?
@@ -483,14 +492,17 @@ impl TokenEndpoint {
                     (None, String::new())
                 };
                 let method = credentials.as_ref().map_or(AuthLabel::JwtBearer, auth_label);
-                self.guarded(&claimed, addr, method, async {
-                    let credentials = credentials.transpose()?;
-                    let response =
-                        issuer.jwt_bearer(credentials.as_ref(), assertion, scope).await?;
-                    self.count_token(&response);
-                    Ok(response::token_response(&response))
-                })
-                .await
+                self.admit(&claimed, addr)?;
+                let result = match credentials.transpose() {
+                    Ok(credentials) => {
+                        Box::pin(issuer.jwt_bearer(credentials.as_ref(), assertion, scope)).await
+                    }
+                    Err(e) => Err(e),
+                };
+                self.settle(&claimed, addr, method, &result);
+                let response = result?;
+                self.count_token(&response);
+                Ok(response::token_response(&response))
             }
             _ => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -499,50 +511,45 @@ impl TokenEndpoint {
         }
     }
 
-    /// Runs an attempt to authenticate as `client_id` from `addr` under the throttle:
-    /// refused with 429 while over a limit, counted when it fails authentication
-    /// (`invalid_client`, or `invalid_grant` for an assertion grant), and clearing the
-    /// pair's failures when it succeeds.
-    async fn guarded<T>(
+    /// Admits an attempt to authenticate as `client_id` from `addr`, or refuses it
+    /// with 429 while the throttle holds them over a limit. The attempt's outcome then
+    /// goes to [`settle`](Self::settle).
+    fn admit(&self, client_id: &str, addr: Option<IpAddr>) -> Result<(), OAuthError> {
+        let Some(throttle) = &self.inner.throttle else { return Ok(()) };
+        let Err(retry_after) = throttle.check(client_id, addr, Instant::now()) else {
+            return Ok(());
+        };
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.record_throttled();
+        }
+        self.inner.issuer.audit(&AuditEvent::ClientThrottled {
+            client_id: loggable_id(client_id),
+            address: addr,
+            retry_after,
+        });
+        Err(OAuthError::too_many_attempts(retry_after))
+    }
+
+    /// Records the outcome of an admitted attempt: a failed authentication
+    /// (`invalid_client`, or `invalid_grant` for an assertion grant) counts against
+    /// the pair, a success clears the pair's failures.
+    fn settle<T>(
         &self,
         client_id: &str,
         addr: Option<IpAddr>,
         method: AuthLabel,
-        attempt: impl Future<Output = Result<T, OAuthError>>,
-    ) -> Result<T, OAuthError> {
-        let metrics = self.inner.metrics.as_ref();
-        let Some(throttle) = &self.inner.throttle else {
-            let result = attempt.await;
-            if let (Some(metrics), Err(e)) = (metrics, &result)
-                && is_auth_failure(e)
-            {
-                metrics.record_auth_failure(method);
-            }
-            return result;
-        };
-        if let Err(retry_after) = throttle.check(client_id, addr, Instant::now()) {
-            if let Some(metrics) = metrics {
-                metrics.record_throttled();
-            }
-            self.inner.issuer.audit(&AuditEvent::ClientThrottled {
-                client_id: loggable_id(client_id),
-                address: addr,
-                retry_after,
-            });
-            return Err(OAuthError::too_many_attempts(retry_after));
+        result: &Result<T, OAuthError>,
+    ) {
+        let failed = matches!(result, Err(e) if is_auth_failure(e));
+        if let (true, Some(metrics)) = (failed, &self.inner.metrics) {
+            metrics.record_auth_failure(method);
         }
-        let result = attempt.await;
-        match &result {
-            Err(e) if is_auth_failure(e) => {
-                throttle.failure(client_id, addr, Instant::now());
-                if let Some(metrics) = metrics {
-                    metrics.record_auth_failure(method);
-                }
-            }
-            Ok(_) => throttle.success(client_id, addr, Instant::now()),
-            Err(_) => {}
+        let Some(throttle) = &self.inner.throttle else { return };
+        if failed {
+            throttle.failure(client_id, addr, Instant::now());
+        } else if result.is_ok() {
+            throttle.success(client_id, addr, Instant::now());
         }
-        result
     }
 
     /// Counts an issued token in the metrics, if any.
