@@ -402,19 +402,20 @@ async fn serve_request(
     }))
 }
 
-/// The output of `future`, or `None` if it has not finished `limit` after the call.
+/// The output of `future`, or `None` if it has not finished `limit` after it first
+/// had to wait.
 ///
-/// A timer is armed only when the first poll does not finish the future: a request
-/// answered from memory usually finishes there, and then costs no timer.
+/// Neither timer nor clock is used when the first poll finishes the future: a request
+/// answered from memory usually finishes there. A first poll takes microseconds of
+/// work, so the limit counts from the request's start for any practical purpose.
 async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    let deadline = tokio::time::Instant::now() + limit;
     let mut future = std::pin::pin!(future);
     if let Poll::Ready(output) =
         std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
     {
         return Some(output);
     }
-    tokio::time::timeout_at(deadline, future).await.ok()
+    tokio::time::timeout(limit, future).await.ok()
 }
 
 async fn shutdown_signal() {

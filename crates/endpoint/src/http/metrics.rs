@@ -5,11 +5,13 @@
 //! produce are few and known (route × status, token type × algorithm, method), so
 //! each one's handle is created once, on first use, and kept in a fixed table: the
 //! request path indexes the table and increments an atomic, without hashing labels
-//! or taking a lock. The latency histogram is this module's own, lock-free
-//! ([`prometheus_client`]'s takes a mutex per observation).
+//! or taking a lock. The request and token counters and the latency histogram are
+//! this module's own, striped by thread so that cores do not contend for them
+//! ([`prometheus_client`]'s histogram takes a mutex per observation, and its
+//! counter is one atomic).
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -161,9 +163,9 @@ struct Inner {
     registry: Registry,
     families: Families,
     /// Route × status slot: the counter of that label set, once it was used.
-    requests: Box<[[OnceLock<Counter>; STATUSES.len()]; ROUTES]>,
+    requests: Box<[[OnceLock<StripedCounter>; STATUSES.len()]; ROUTES]>,
     latency: [OnceLock<LatencyHistogram>; ROUTES],
-    tokens: [OnceLock<Counter>; TOKEN_KINDS.len()],
+    tokens: [OnceLock<StripedCounter>; TOKEN_KINDS.len()],
     auth_failures: [OnceLock<Counter>; AUTH_METHODS.len()],
     throttled: Counter,
     storage_errors: [Counter; StorageErrorKind::ALL.len()],
@@ -177,9 +179,9 @@ struct Inner {
 /// application adds them to.
 #[derive(Clone)]
 struct Families {
-    requests: Family<StatusLabels, Counter>,
+    requests: Family<StatusLabels, StripedCounter>,
     latency: Family<Labels, LatencyHistogram>,
-    tokens: Family<Labels, Counter>,
+    tokens: Family<Labels, StripedCounter>,
     auth_failures: Family<Labels, Counter>,
     storage_errors: Family<Labels, Counter>,
     rotations: Family<Labels, Counter>,
@@ -476,15 +478,66 @@ impl Collector for PoolWatch {
     }
 }
 
-/// A latency histogram of atomics: one counter per bucket (not cumulative; summed
-/// when encoded) and the sum in nanoseconds; the count is the buckets' sum.
+/// Stripes of each counter and histogram that every request updates: a thread
+/// adds to a stripe of its own (by the order threads first counted), on a cache
+/// line of its own, so that threads on different cores do not take the same line
+/// from each other on every request; the encoder sums the stripes.
+const STRIPES: usize = 8;
+
+/// The stripe of the current thread.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|s| *s)
+}
+
+/// One stripe: aligned to two cache lines, as adjacent lines are fetched in pairs.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Stripe<T>(T);
+
+/// A counter in [`STRIPES`] stripes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StripedCounter {
+    stripes: Arc<[Stripe<AtomicU64>; STRIPES]>,
+}
+
+impl StripedCounter {
+    fn inc(&self) {
+        self.stripes[stripe()].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.stripes.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+    }
+}
+
+impl TypedMetric for StripedCounter {
+    const TYPE: MetricType = MetricType::Counter;
+}
+
+impl EncodeMetric for StripedCounter {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> fmt::Result {
+        encoder.encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&self.get(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// A latency histogram of atomics, in [`STRIPES`] stripes: per stripe one counter
+/// per bucket (not cumulative; summed when encoded) and the sum in nanoseconds; the
+/// count is the buckets' sum.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LatencyHistogram {
-    inner: Arc<HistogramInner>,
+    stripes: Arc<[Stripe<HistogramStripe>; STRIPES]>,
 }
 
 #[derive(Debug, Default)]
-struct HistogramInner {
+struct HistogramStripe {
     /// Per bucket, then the `+Inf` one.
     buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_nanos: AtomicU64,
@@ -494,9 +547,9 @@ impl LatencyHistogram {
     fn observe(&self, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         let i = LATENCY_BUCKETS_NANOS.partition_point(|&bound| bound < nanos);
-        let inner = &*self.inner;
-        inner.buckets[i].fetch_add(1, Ordering::Relaxed);
-        inner.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let stripe = &self.stripes[stripe()].0;
+        stripe.buckets[i].fetch_add(1, Ordering::Relaxed);
+        stripe.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 
@@ -506,18 +559,19 @@ impl TypedMetric for LatencyHistogram {
 
 impl EncodeMetric for LatencyHistogram {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> fmt::Result {
-        let inner = &*self.inner;
         // Per bucket (the encoder sums them), and the count as their sum, so that
         // it agrees with them whatever is observed meanwhile.
         let mut count = 0;
         let mut buckets = [(0.0, 0); LATENCY_BUCKETS.len() + 1];
         for (i, slot) in buckets.iter_mut().enumerate() {
-            let n = inner.buckets[i].load(Ordering::Relaxed);
+            let n: u64 = self.stripes.iter().map(|s| s.0.buckets[i].load(Ordering::Relaxed)).sum();
             count += n;
             let bound = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
             *slot = (bound, n);
         }
-        let sum = inner.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum_nanos: u64 =
+            self.stripes.iter().map(|s| s.0.sum_nanos.load(Ordering::Relaxed)).sum();
+        let sum = sum_nanos as f64 / 1e9;
         encoder
             .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)
     }
@@ -570,10 +624,48 @@ mod tests {
         histogram.observe(Duration::from_micros(100));
         histogram.observe(Duration::from_micros(101));
         histogram.observe(Duration::from_secs(60));
-        let inner = &histogram.inner;
-        assert_eq!(inner.buckets[0].load(Ordering::Relaxed), 1);
-        assert_eq!(inner.buckets[1].load(Ordering::Relaxed), 1);
-        assert_eq!(inner.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed), 1);
+        let bucket = |i: usize| -> u64 {
+            histogram.stripes.iter().map(|s| s.0.buckets[i].load(Ordering::Relaxed)).sum()
+        };
+        assert_eq!(bucket(0), 1);
+        assert_eq!(bucket(1), 1);
+        assert_eq!(bucket(LATENCY_BUCKETS.len()), 1);
+    }
+
+    #[test]
+    fn counts_from_more_threads_than_stripes_all_add_up() {
+        let metrics = Metrics::new();
+        std::thread::scope(|scope| {
+            for _ in 0..STRIPES * 2 + 1 {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        metrics.record_request(
+                            RouteLabel::Token,
+                            StatusCode::OK,
+                            Duration::from_micros(300),
+                        );
+                        metrics.record_token("AAAAsomeopaquetoken");
+                    }
+                });
+            }
+        });
+        let total = (STRIPES * 2 + 1) * 100;
+        let text = encoded(&metrics);
+        assert!(text.contains(&format!(
+            "tessera_http_requests_total{{endpoint=\"token\",status=\"200\"}} {total}\n"
+        )));
+        assert!(text.contains(&format!(
+            "tessera_http_request_duration_seconds_count{{endpoint=\"token\"}} {total}\n"
+        )));
+        assert!(text.contains(&format!(
+            "tessera_http_request_duration_seconds_bucket{{le=\"0.0005\",endpoint=\"token\"}} {total}\n"
+        )));
+        assert!(
+            text.contains(&format!(
+                "tessera_tokens_issued_total{{token_type=\"opaque\",algorithm=\"none\"}} {total}\n"
+            )),
+            "{text}"
+        );
     }
 
     #[test]

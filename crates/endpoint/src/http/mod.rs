@@ -515,7 +515,9 @@ impl TokenEndpoint {
     /// with 429 while the throttle holds them over a limit. The attempt's outcome then
     /// goes to [`settle`](Self::settle).
     fn admit(&self, client_id: &str, addr: Option<IpAddr>) -> Result<(), OAuthError> {
-        let Some(throttle) = &self.inner.throttle else { return Ok(()) };
+        let Some(throttle) = self.inner.throttle.as_ref().filter(|t| !t.is_clear()) else {
+            return Ok(());
+        };
         let Err(retry_after) = throttle.check(client_id, addr, Instant::now()) else {
             return Ok(());
         };

@@ -5,7 +5,9 @@ mod assertion;
 mod credentials;
 mod tokens;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use tessera_mint::{AccessToken, Grant, MintError, TokenMinter};
@@ -136,8 +138,31 @@ const KNOWN_PROJECT_TTL: time::Duration = time::Duration::SECOND;
 /// so it is never looked up for the audience. Only ids are kept; roles read their
 /// project afresh, since its name goes into the claim. A missing project is not
 /// remembered: it is looked up every time, so one created later is found at once.
-#[derive(Default)]
-struct KnownProjects(RwLock<HashMap<ProjectId, OffsetDateTime>>);
+///
+/// Each thread also remembers the last project it found here, with the same time:
+/// a client asking for the same audience again is answered without the shared
+/// lock, whose every read would move its cache line between cores.
+struct KnownProjects {
+    /// Tells this memo's entries apart from another issuer's in a thread's memo.
+    id: u64,
+    found: RwLock<HashMap<ProjectId, OffsetDateTime>>,
+}
+
+/// The numbers that tell [`KnownProjects`] apart.
+static KNOWN_PROJECTS_IDS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The last project this thread found in a [`KnownProjects`]: the memo's id,
+    /// the project's, and when it was found.
+    static LAST_KNOWN: RefCell<Option<(u64, ProjectId, OffsetDateTime)>> =
+        const { RefCell::new(None) };
+}
+
+impl Default for KnownProjects {
+    fn default() -> Self {
+        Self { id: KNOWN_PROJECTS_IDS.fetch_add(1, Ordering::Relaxed), found: RwLock::default() }
+    }
+}
 
 /// A client that authenticates with a client secret: a service user, or an API app
 /// (introspection and revocation). [`Issuer::check_credentials`] checks both alike.
@@ -177,13 +202,25 @@ impl KnownProjects {
 
     /// Whether the project `id` is known to exist at `now`.
     fn contains(&self, id: &ProjectId, now: OffsetDateTime) -> bool {
-        id.is_reserved()
-            || self
-                .0
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .get(id)
-                .is_some_and(|found_at| Self::fresh(*found_at, now))
+        if id.is_reserved() {
+            return true;
+        }
+        let remembered = LAST_KNOWN.with_borrow(|last| {
+            last.as_ref().is_some_and(|(memo, project, found_at)| {
+                *memo == self.id && project == id && Self::fresh(*found_at, now)
+            })
+        });
+        if remembered {
+            return true;
+        }
+        let found_at = self.found.read().unwrap_or_else(PoisonError::into_inner).get(id).copied();
+        match found_at {
+            Some(found_at) if Self::fresh(found_at, now) => {
+                LAST_KNOWN.set(Some((self.id, id.clone(), found_at)));
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Remembers that the project `id` was found at `now`.
@@ -191,7 +228,7 @@ impl KnownProjects {
         if id.is_reserved() {
             return;
         }
-        let mut known = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let mut known = self.found.write().unwrap_or_else(PoisonError::into_inner);
         if known.len() >= MAX_KNOWN_PROJECTS && !known.contains_key(id) {
             known.retain(|_, found_at| Self::fresh(*found_at, now));
         }
@@ -359,8 +396,10 @@ impl Issuer {
             .scopes
             .negotiate(request.scope.as_ref())
             .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-        let resolved = self.resolve_projects(negotiated, &user).await?;
-        self.issue(&user, resolved).await
+        // One reading of the clock for both: the lookups' and the token's time.
+        let now = self.clock.now();
+        let resolved = self.resolve_projects(negotiated, &user, now).await?;
+        self.issue(&user, resolved, now).await
     }
 
     /// The JWT bearer grant (RFC 7523 §2.1): the assertion, signed with a registered
@@ -391,8 +430,10 @@ impl Issuer {
             .scopes
             .negotiate(scope.as_ref())
             .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-        let resolved = self.resolve_projects(negotiated, &user).await?;
-        self.issue(&user, resolved).await
+        // One reading of the clock for both: the lookups' and the token's time.
+        let now = self.clock.now();
+        let resolved = self.resolve_projects(negotiated, &user, now).await?;
+        self.issue(&user, resolved, now).await
     }
 
     /// Turns project scopes into the token's audience and roles.
@@ -411,6 +452,7 @@ impl Issuer {
         &self,
         scopes: ScopeSet,
         user: &ServiceUser,
+        now: OffsetDateTime,
     ) -> Result<Resolved, OAuthError> {
         // One pass over the scopes for what needs more than the audience.
         let (mut with_roles, mut resource_owner) = (false, false);
@@ -425,8 +467,7 @@ impl Issuer {
         let mut audience: Vec<ProjectId> = Vec::new();
         let mut projects: Vec<Project> = Vec::new();
         let mut dropped: Vec<Scope> = Vec::new();
-        // Taken before the lookups: what they find is remembered from this time on.
-        let now = self.clock.now();
+        // `now` is taken before the lookups: what they find is remembered from then on.
         for scope in &scopes {
             let ScopeKind::ProjectAudience(project) = scope.kind() else { continue };
             let Ok(id) = ProjectId::new(project.id()) else {
@@ -482,16 +523,17 @@ impl Issuer {
         Ok(Resolved { scopes, audience, roles, resource_owner })
     }
 
+    /// Mints and records the token issued at `now`: the exact time, which the minter
+    /// truncates to whole seconds for the token's times and leads an opaque token
+    /// with the milliseconds of, so that records issued close together sort close
+    /// together (see `TokenDigest`).
     async fn issue(
         &self,
         user: &ServiceUser,
         resolved: Resolved,
+        now: OffsetDateTime,
     ) -> Result<TokenResponse, OAuthError> {
         let Resolved { scopes: scope, audience, roles, resource_owner } = resolved;
-        // The exact time: the minter truncates the token's times to whole seconds
-        // and leads an opaque token with the milliseconds, so that records issued
-        // close together sort close together (see `TokenDigest`).
-        let now = self.clock.now();
         let grant = Grant {
             token_type: user.access_token_type,
             user_id: user.id.clone(),
