@@ -288,8 +288,9 @@ pub(crate) struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(crate) max_connections: u32,
 
-    /// Seconds a client may take to send a request's headers; also how long an idle
-    /// keep-alive connection is kept.
+    /// Seconds a connection may go without a complete request head, counted from its
+    /// accept or its last answer: bounds a slow request head and an idle keep-alive
+    /// connection alike.
     #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub(crate) header_read_timeout: u64,
