@@ -402,12 +402,11 @@ struct TokenIssuedFields<'a> {
     token_type: &'a str,
     client_id: &'a str,
     jti: &'a str,
-    scope: Words<'a>,
-    audience: Words<'a>,
+    scope: Vec<&'a str>,
+    audience: Vec<&'a str>,
 }
 
 /// Reads what [`encode_token_issued`] wrote, front to back.
-#[derive(Clone)]
 struct Fields<'a>(&'a [u8]);
 
 impl<'a> Fields<'a> {
@@ -424,14 +423,9 @@ impl<'a> Fields<'a> {
         std::str::from_utf8(text).ok()
     }
 
-    fn words(&mut self) -> Option<Words<'a>> {
+    fn words(&mut self) -> Option<Vec<&'a str>> {
         let count = u32::from_le_bytes(self.bytes()?);
-        let start = self.0;
-        for _ in 0..count {
-            self.text()?;
-        }
-        let used = start.len() - self.0.len();
-        Some(Words { fields: Fields(&start[..used]) })
+        (0..count).map(|_| self.text()).collect()
     }
 
     fn token_issued(mut self) -> Option<TokenIssuedFields<'a>> {
@@ -453,20 +447,6 @@ impl<'a> Fields<'a> {
             scope: self.words()?,
             audience: self.words()?,
         })
-    }
-}
-
-/// Words [`encode_words`] wrote, in order.
-#[derive(Clone)]
-struct Words<'a> {
-    fields: Fields<'a>,
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        if self.fields.0.is_empty() { None } else { self.fields.text() }
     }
 }
 
@@ -497,9 +477,9 @@ fn write_audit_line(line: &mut String, fields: &TokenIssuedFields<'_>) -> fmt::R
     line.push_str(" token_type=");
     line.push_str(fields.token_type);
     line.push_str(" scope=");
-    write_words(line, fields.scope.clone())?;
+    write_words(line, fields.scope.iter().copied())?;
     line.push_str(" audience=");
-    write_words(line, fields.audience.clone())?;
+    write_words(line, fields.audience.iter().copied())?;
     write!(line, " expires_at={}", fields.expires_at)?;
     if let Some(addr) = fields.client_address {
         write!(line, " client_address={}", LogAddress(addr))?;
