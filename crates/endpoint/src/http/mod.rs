@@ -477,10 +477,7 @@ impl TokenEndpoint {
                     }
                     Err(e) => Err(e),
                 };
-                self.settle(&claimed, addr, method, &result);
-                let response = result?;
-                self.count_token(&response);
-                Ok(response::token_response(&response))
+                self.token_answer(&claimed, addr, method, result)
             }
             JWT_BEARER_GRANT_TYPE => {
                 let assertion = form_param(form, "assertion")?
@@ -493,16 +490,15 @@ impl TokenEndpoint {
                 };
                 let method = credentials.as_ref().map_or(AuthLabel::JwtBearer, auth_label);
                 self.admit(&claimed, addr)?;
+                // Boxed: verifying an assertion takes a large future, which a client
+                // credentials request should not carry.
                 let result = match credentials.transpose() {
                     Ok(credentials) => {
                         Box::pin(issuer.jwt_bearer(credentials.as_ref(), assertion, scope)).await
                     }
                     Err(e) => Err(e),
                 };
-                self.settle(&claimed, addr, method, &result);
-                let response = result?;
-                self.count_token(&response);
-                Ok(response::token_response(&response))
+                self.token_answer(&claimed, addr, method, result)
             }
             _ => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
@@ -552,6 +548,21 @@ impl TokenEndpoint {
         } else if result.is_ok() {
             throttle.success(client_id, addr, Instant::now());
         }
+    }
+
+    /// Settles a token grant's attempt (see [`settle`](Self::settle)) and answers the
+    /// token it issued, counted in the metrics.
+    fn token_answer(
+        &self,
+        client_id: &str,
+        addr: Option<IpAddr>,
+        method: AuthLabel,
+        result: Result<crate::issuer::TokenResponse, OAuthError>,
+    ) -> Result<Response<ResponseBody>, OAuthError> {
+        self.settle(client_id, addr, method, &result);
+        let response = result?;
+        self.count_token(&response);
+        Ok(response::token_response(&response))
     }
 
     /// Counts an issued token in the metrics, if any.
