@@ -31,7 +31,7 @@ pub const MAX_PARAMS: usize = 64;
 /// A parsed form: name-value pairs in order.
 ///
 /// Every decoded name and value lives in one text, the pairs are ranges of it: a form
-/// costs two allocations however many parameters it has.
+/// costs two allocations, and one more per name or value that has escapes to decode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Form {
     text: String,
@@ -42,7 +42,7 @@ impl Form {
     /// Parses a form body. Every name and value is percent-decoded strictly (`+` is a
     /// space) and must be UTF-8.
     pub fn parse(body: &[u8]) -> Result<Self, FormError> {
-        let mut text = Vec::with_capacity(body.len());
+        let mut text = String::with_capacity(body.len());
         let mut pairs = Vec::new();
         for part in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             if pairs.len() == MAX_PARAMS {
@@ -52,12 +52,15 @@ impl Form {
                 Some(i) => (&part[..i], &part[i + 1..]),
                 None => (part, &[][..]),
             };
-            let name = decode_into(&mut text, name)?;
-            let value = decode_into(&mut text, value)?;
+            let mut push = |piece: &[u8]| {
+                let start = text.len();
+                text.push_str(&decode(piece)?);
+                Ok::<_, FormError>(start..text.len())
+            };
+            let name = push(name)?;
+            let value = push(value)?;
             pairs.push((name, value));
         }
-        // Each piece is UTF-8 on its own, so the whole is.
-        let text = String::from_utf8(text).map_err(|_| FormError::NotUtf8)?;
         Ok(Self { text, pairs })
     }
 
@@ -87,25 +90,16 @@ impl Form {
 }
 
 /// Decodes one form-encoded component: `+` becomes a space and `%XX` its byte; the
-/// result must be UTF-8. Runs of plain bytes are copied whole.
+/// result must be UTF-8. Runs of plain bytes are copied whole; a component with
+/// nothing to decode is borrowed.
 pub fn decode(input: &[u8]) -> Result<Cow<'_, str>, FormError> {
-    if next_special(input).is_none() {
+    let Some(first) = next_special(input) else {
         return std::str::from_utf8(input).map(Cow::Borrowed).map_err(|_| FormError::NotUtf8);
-    }
+    };
     let mut out = Vec::with_capacity(input.len());
-    decode_into(&mut out, input)?;
-    String::from_utf8(out).map(Cow::Owned).map_err(|_| FormError::NotUtf8)
-}
-
-/// Appends the decoding of `input` to `out` and returns where it lies there; `Err`
-/// when it is malformed or not UTF-8 on its own.
-fn decode_into(out: &mut Vec<u8>, input: &[u8]) -> Result<Range<usize>, FormError> {
-    let start = out.len();
-    let mut rest = input;
-    loop {
-        let run = next_special(rest).unwrap_or(rest.len());
-        out.extend_from_slice(&rest[..run]);
-        let Some((&special, tail)) = rest[run..].split_first() else { break };
+    out.extend_from_slice(&input[..first]);
+    let mut rest = &input[first..];
+    while let Some((&special, tail)) = rest.split_first() {
         rest = if special == b'+' {
             out.push(b' ');
             tail
@@ -116,9 +110,11 @@ fn decode_into(out: &mut Vec<u8>, input: &[u8]) -> Result<Range<usize>, FormErro
             }
             tail.get(2..).unwrap_or_default()
         };
+        let run = next_special(rest).unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
     }
-    std::str::from_utf8(&out[start..]).map_err(|_| FormError::NotUtf8)?;
-    Ok(start..out.len())
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| FormError::NotUtf8)
 }
 
 /// The position of the next `%` or `+`.

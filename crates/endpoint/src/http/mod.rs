@@ -316,31 +316,26 @@ impl TokenEndpoint {
                  TokenEndpoint::for_peer, axum's ConnectInfo, or a ClientAddr extension"
             );
         }
+        let metrics = self.inner.metrics.as_ref();
+        let started = metrics.map(|_| Instant::now());
+        let route = self.route_of(request.uri().path());
         // The route's future is boxed: the request's future stays a few hundred bytes,
         // which hyper and servers move by value several times per request, instead of
         // the route's 3 KiB.
-        let Some(metrics) = &self.inner.metrics else {
-            let route = self.route_of(request.uri().path());
-            let routed = Box::pin(self.route(route, request, addr));
-            return match with_client_address(addr, routed).await {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            };
-        };
-        let started = Instant::now();
-        let route = self.route_of(request.uri().path());
         let routed = Box::pin(self.route(route, request, addr));
         let response = match with_client_address(addr, routed).await {
             Ok(response) => response,
             Err(error) => {
-                if let Some(kind) = error.storage() {
+                if let (Some(metrics), Some(kind)) = (metrics, error.storage()) {
                     metrics.record_storage_error(kind);
                 }
                 error.into_response()
             }
         };
-        let label = route.map_or(RouteLabel::Unknown, Route::label);
-        metrics.record_request(label, response.status(), started.elapsed());
+        if let (Some(metrics), Some(started)) = (metrics, started) {
+            let label = route.map_or(RouteLabel::Unknown, Route::label);
+            metrics.record_request(label, response.status(), started.elapsed());
+        }
         response
     }
 
