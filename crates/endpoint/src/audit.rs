@@ -239,29 +239,52 @@ impl fmt::Display for SpaceSeparated<'_> {
 #[derive(Debug, Clone, Copy)]
 pub struct LogAddress(pub IpAddr);
 
+impl LogAddress {
+    /// Appends the address as it displays to `out`.
+    pub fn append_to(&self, out: &mut Vec<u8>) {
+        match self.0 {
+            IpAddr::V4(v4) => {
+                let (text, len) = v4_text(v4);
+                out.extend_from_slice(&text[..len]);
+            }
+            IpAddr::V6(_) => {
+                use std::io::Write as _;
+                // Writing to a `Vec` cannot fail.
+                let _ = write!(out, "{}", self.0);
+            }
+        }
+    }
+}
+
+/// `v4` in dotted decimal: the text and its length.
+fn v4_text(v4: std::net::Ipv4Addr) -> ([u8; 15], usize) {
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            text[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            text[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        text[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    (text, len)
+}
+
 impl fmt::Display for LogAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let IpAddr::V4(v4) = self.0 else {
             return fmt::Display::fmt(&self.0, f);
         };
-        let mut text = [0u8; 15];
-        let mut len = 0;
-        for (i, octet) in v4.octets().into_iter().enumerate() {
-            if i > 0 {
-                text[len] = b'.';
-                len += 1;
-            }
-            if octet >= 100 {
-                text[len] = b'0' + octet / 100;
-                len += 1;
-            }
-            if octet >= 10 {
-                text[len] = b'0' + octet / 10 % 10;
-                len += 1;
-            }
-            text[len] = b'0' + octet % 10;
-            len += 1;
-        }
+        let (text, len) = v4_text(v4);
         f.write_str(std::str::from_utf8(&text[..len]).map_err(|_| fmt::Error)?)
     }
 }

@@ -54,12 +54,19 @@ mod tests {
             "::ffff:192.0.2.1",
         ] {
             let addr: IpAddr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
-            assert_eq!(LogAddress(addr).to_string(), addr.to_string());
+            assert_displays_as_std(addr);
         }
         for n in (0..=u32::MAX).step_by(7_919_993) {
-            let addr = IpAddr::from(n.to_be_bytes());
-            assert_eq!(LogAddress(addr).to_string(), addr.to_string());
+            assert_displays_as_std(IpAddr::from(n.to_be_bytes()));
         }
+    }
+
+    /// Both ways of writing a `LogAddress` give what `IpAddr` displays.
+    fn assert_displays_as_std(addr: IpAddr) {
+        assert_eq!(LogAddress(addr).to_string(), addr.to_string());
+        let mut appended = b"before ".to_vec();
+        LogAddress(addr).append_to(&mut appended);
+        assert_eq!(appended, format!("before {addr}").into_bytes());
     }
 
     #[tokio::test]

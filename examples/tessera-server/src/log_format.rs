@@ -19,6 +19,7 @@
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tessera_endpoint::{AuditEvent, AuditSink, LogAddress, TracingAudit};
 
@@ -131,37 +132,70 @@ thread_local! {
     static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
 }
 
+/// A moment as a line's timestamp shows it: its Unix second and the microseconds
+/// into that second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    second: i64,
+    micros: u32,
+}
+
+impl Stamp {
+    fn of(at: OffsetDateTime) -> Self {
+        Self { second: at.unix_timestamp(), micros: at.microsecond() }
+    }
+
+    /// Now, read from the system clock without converting it to a date.
+    fn now() -> Self {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => Self {
+                second: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+                micros: since.subsec_micros(),
+            },
+            // A clock before 1970.
+            Err(_) => Self::of(OffsetDateTime::now_utc()),
+        }
+    }
+
+    /// Calls `write` with the stamp's `YYYY-MM-DDTHH:MM:SS` (formatted once per
+    /// second per thread) and its `.ffffffZ`.
+    fn with_text<R>(self, write: impl FnOnce(&str, &str) -> R) -> Result<R, fmt::Error> {
+        let mut fraction = *b".000000Z";
+        let mut rest = self.micros;
+        for digit in fraction[1..7].iter_mut().rev() {
+            *digit = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        let fraction = std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?;
+        SECOND.with(|cell| {
+            let mut cached = cell.borrow_mut();
+            if cached.0 != self.second {
+                let at =
+                    OffsetDateTime::from_unix_timestamp(self.second).map_err(|_| fmt::Error)?;
+                let mut text = String::with_capacity(19);
+                write!(
+                    text,
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                    at.year(),
+                    u8::from(at.month()),
+                    at.day(),
+                    at.hour(),
+                    at.minute(),
+                    at.second()
+                )?;
+                *cached = (self.second, text);
+            }
+            Ok(write(&cached.1, fraction))
+        })
+    }
+}
+
 /// `2026-11-25T22:20:44.501591Z`.
 fn write_timestamp(writer: &mut impl fmt::Write, now: OffsetDateTime) -> fmt::Result {
-    let second = now.unix_timestamp();
-    SECOND.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != second {
-            let mut text = String::with_capacity(19);
-            write!(
-                text,
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-                now.year(),
-                u8::from(now.month()),
-                now.day(),
-                now.hour(),
-                now.minute(),
-                now.second()
-            )?;
-            *cached = (second, text);
-        }
-        writer.write_str(&cached.1)
-    })?;
-    let micros = now.microsecond();
-    let mut digits = [b'0'; 6];
-    let mut rest = micros;
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    writer.write_char('.')?;
-    writer.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)?;
-    writer.write_char('Z')
+    Stamp::of(now).with_text(|date, fraction| {
+        writer.write_str(date)?;
+        writer.write_str(fraction)
+    })?
 }
 
 struct PlainVisitor<W> {
@@ -280,21 +314,29 @@ fn write_value(writer: &mut impl fmt::Write, text: &str, message: bool) -> fmt::
 fn is_one_word(text: &str) -> bool {
     // Printable ASCII without a space (most values: ids, addresses, scopes' parts)
     // is decided byte by byte, without decoding characters.
-    if text.bytes().all(|b| b.is_ascii_graphic()) {
+    if every_byte(text.as_bytes(), |b| b.is_ascii_graphic()) {
         return !text.is_empty();
     }
     !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Whether `value` stands between quotes as it is: printable ASCII without `"` or `\\`.
-fn quotes_as_it_is(value: &str) -> bool {
-    value.bytes().all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
+fn quotes_as_it_is(value: &[u8]) -> bool {
+    every_byte(value, |b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
+}
+
+/// Whether every byte of `text` is one `check` accepts: 16 bytes at a time, each
+/// group checked whole, which the compiler turns into vector instructions.
+fn every_byte(text: &[u8], check: impl Fn(u8) -> bool) -> bool {
+    let (groups, rest) = text.as_chunks::<16>();
+    groups.iter().all(|group| group.iter().fold(true, |all, &b| all & check(b)))
+        && rest.iter().all(|&b| check(b))
 }
 
 /// `value` quoted and escaped as `{:?}` writes it; a value of printable ASCII without
 /// `"` or `\` (most values) in one piece, without the escaping machinery.
 fn write_quoted(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    if quotes_as_it_is(value) {
+    if quotes_as_it_is(value.as_bytes()) {
         writer.write_char('"')?;
         writer.write_str(value)?;
         writer.write_char('"')
@@ -335,22 +377,22 @@ impl AuditSink for PlainAudit {
         if !tracing::enabled!(target: "tessera::audit", Level::INFO) {
             return;
         }
-        let now = OffsetDateTime::now_utc();
+        let stamp = Stamp::now();
         self.0.append_record(
             |fields| {
-                encode_token_issued(fields, now, event, client_address);
+                encode_token_issued(fields, stamp, event, client_address);
             },
             render_token_issued,
         );
     }
 }
 
-/// Appends the fields of the `token_issued` line of `event` at `now` to `fields`:
-/// the time, the client's address and the expiry as numbers, then the texts, each
+/// Appends the fields of the `token_issued` line of `event` at `stamp` to `fields`:
+/// the time, the expiry and the client's address as numbers, then the texts, each
 /// after its length. `false` (and nothing appended) for another event.
 fn encode_token_issued(
     fields: &mut Vec<u8>,
-    now: OffsetDateTime,
+    stamp: Stamp,
     event: &AuditEvent<'_>,
     client_address: Option<IpAddr>,
 ) -> bool {
@@ -359,7 +401,8 @@ fn encode_token_issued(
     else {
         return false;
     };
-    fields.extend_from_slice(&now.unix_timestamp_nanos().to_le_bytes());
+    fields.extend_from_slice(&stamp.second.to_le_bytes());
+    fields.extend_from_slice(&stamp.micros.to_le_bytes());
     fields.extend_from_slice(&expires_at.unix_timestamp().to_le_bytes());
     match client_address {
         None => fields.push(0),
@@ -394,19 +437,8 @@ fn encode_words<'a>(fields: &mut Vec<u8>, words: impl ExactSizeIterator<Item = &
     }
 }
 
-/// The fields [`encode_token_issued`] appended, read back.
-struct TokenIssuedFields<'a> {
-    now: OffsetDateTime,
-    expires_at: i64,
-    client_address: Option<IpAddr>,
-    token_type: &'a str,
-    client_id: &'a str,
-    jti: &'a str,
-    scope: Vec<&'a str>,
-    audience: Vec<&'a str>,
-}
-
 /// Reads what [`encode_token_issued`] wrote, front to back.
+#[derive(Clone)]
 struct Fields<'a>(&'a [u8]);
 
 impl<'a> Fields<'a> {
@@ -416,103 +448,156 @@ impl<'a> Fields<'a> {
         Some(*head)
     }
 
-    fn text(&mut self) -> Option<&'a str> {
+    /// A text's bytes (UTF-8, as they were encoded from a `&str`).
+    fn text(&mut self) -> Option<&'a [u8]> {
         let len = u32::from_le_bytes(self.bytes()?) as usize;
         let (text, rest) = self.0.split_at_checked(len)?;
         self.0 = rest;
-        std::str::from_utf8(text).ok()
+        Some(text)
     }
 
-    fn words(&mut self) -> Option<Vec<&'a str>> {
+    /// A list of words, checked to be whole.
+    fn words(&mut self) -> Option<Words<'a>> {
         let count = u32::from_le_bytes(self.bytes()?);
-        (0..count).map(|_| self.text()).collect()
+        let start = self.0;
+        for _ in 0..count {
+            self.text()?;
+        }
+        Some(Words { count, texts: Fields(&start[..start.len() - self.0.len()]) })
     }
+}
 
-    fn token_issued(mut self) -> Option<TokenIssuedFields<'a>> {
-        let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from_le_bytes(self.bytes()?));
-        let expires_at = i64::from_le_bytes(self.bytes()?);
-        let client_address = match self.bytes::<1>()? {
-            [0] => None,
-            [4] => Some(IpAddr::from(self.bytes::<4>()?)),
-            [6] => Some(IpAddr::from(self.bytes::<16>()?)),
-            _ => return None,
-        };
-        Some(TokenIssuedFields {
-            now: now.ok()?,
-            expires_at,
-            client_address,
-            token_type: self.text()?,
-            client_id: self.text()?,
-            jti: self.text()?,
-            scope: self.words()?,
-            audience: self.words()?,
-        })
+/// Words [`Fields::words`] read: `count` texts.
+#[derive(Clone)]
+struct Words<'a> {
+    count: u32,
+    texts: Fields<'a>,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.texts.text()
     }
 }
 
 /// Renders the fields [`encode_token_issued`] appended as the `token_issued` line,
-/// appended to `out` (the log writer's [`Render`](crate::log_writer::Render)).
+/// appended to `out` (the log writer's [`Render`](crate::log_writer::Render)):
+/// the line [`PlainFormat`] writes for the event [`TracingAudit`] logs, or nothing
+/// if the fields are cut short. Values of printable ASCII (nearly all) are copied
+/// as they are; only others are checked and escaped.
 fn render_token_issued(fields: &[u8], out: &mut Vec<u8>) {
-    let Some(fields) = Fields(fields).token_issued() else { return };
-    LINE.with(|cell| {
-        let mut own = String::new();
-        let mut borrowed = cell.try_borrow_mut();
-        let line = borrowed.as_deref_mut().unwrap_or(&mut own);
-        line.clear();
-        if write_audit_line(line, &fields).is_ok() {
-            out.extend_from_slice(line.as_bytes());
-        }
-    });
+    let start = out.len();
+    if write_token_issued(Fields(fields), out).is_none() {
+        out.truncate(start);
+    }
 }
 
-/// Writes the `token_issued` line of `fields` as [`PlainFormat`] writes the event
-/// [`TracingAudit`] logs for it.
-fn write_audit_line(line: &mut String, fields: &TokenIssuedFields<'_>) -> fmt::Result {
-    write_timestamp(line, fields.now)?;
-    line.push_str(level_label(Level::INFO));
-    line.push_str("tessera::audit: event=\"token_issued\" client_id=");
-    write_value(line, fields.client_id, false)?;
-    line.push_str(" jti=");
-    write_value(line, fields.jti, false)?;
-    line.push_str(" token_type=");
-    line.push_str(fields.token_type);
-    line.push_str(" scope=");
-    write_words(line, fields.scope.iter().copied())?;
-    line.push_str(" audience=");
-    write_words(line, fields.audience.iter().copied())?;
-    write!(line, " expires_at={}", fields.expires_at)?;
-    if let Some(addr) = fields.client_address {
-        write!(line, " client_address={}", LogAddress(addr))?;
+fn write_token_issued(mut fields: Fields<'_>, out: &mut Vec<u8>) -> Option<()> {
+    let stamp = Stamp {
+        second: i64::from_le_bytes(fields.bytes()?),
+        micros: u32::from_le_bytes(fields.bytes()?),
+    };
+    let expires_at = i64::from_le_bytes(fields.bytes()?);
+    let client_address = match fields.bytes::<1>()? {
+        [0] => None,
+        [4] => Some(IpAddr::from(fields.bytes::<4>()?)),
+        [6] => Some(IpAddr::from(fields.bytes::<16>()?)),
+        _ => return None,
+    };
+    let token_type = fields.text()?;
+    let client_id = fields.text()?;
+    let jti = fields.text()?;
+    let scope = fields.words()?;
+    let audience = fields.words()?;
+    stamp
+        .with_text(|date, fraction| {
+            out.extend_from_slice(date.as_bytes());
+            out.extend_from_slice(fraction.as_bytes());
+        })
+        .ok()?;
+    out.extend_from_slice(level_label(Level::INFO).as_bytes());
+    out.extend_from_slice(b"tessera::audit: event=\"token_issued\" client_id=");
+    push_value(out, client_id)?;
+    out.extend_from_slice(b" jti=");
+    push_value(out, jti)?;
+    out.extend_from_slice(b" token_type=");
+    push_value(out, token_type)?;
+    out.extend_from_slice(b" scope=");
+    push_words(out, scope)?;
+    out.extend_from_slice(b" audience=");
+    push_words(out, audience)?;
+    out.extend_from_slice(b" expires_at=");
+    push_decimal(out, expires_at);
+    if let Some(addr) = client_address {
+        out.extend_from_slice(b" client_address=");
+        LogAddress(addr).append_to(out);
     }
-    line.push('\n');
-    Ok(())
+    out.push(b'\n');
+    Some(())
 }
 
-/// Writes `words` joined by single spaces, as [`write_value`] writes the joined text;
-/// without joining them first when there is one word, or when every word can stand
-/// in quotes as it is (scopes and audiences always can).
-fn write_words<'a>(
-    line: &mut String,
-    mut words: impl Iterator<Item = &'a str> + Clone,
-) -> fmt::Result {
-    let mut rest = words.clone();
-    match (rest.next(), rest.next()) {
-        (Some(word), None) => write_value(line, word, false),
-        // Empty, or several words: never one word, so quoted.
-        _ if words.clone().all(quotes_as_it_is) => {
-            line.push('"');
-            if let Some(first) = words.next() {
-                line.push_str(first);
-            }
-            for word in words {
-                line.push(' ');
-                line.push_str(word);
-            }
-            line.push('"');
-            Ok(())
-        }
-        _ => write_quoted(line, &words.collect::<Vec<_>>().join(" ")),
+/// Appends `text` as [`write_value`] writes it: one word of printable ASCII as it
+/// is, anything else checked and escaped.
+fn push_value(out: &mut Vec<u8>, text: &[u8]) -> Option<()> {
+    if !text.is_empty() && every_byte(text, |b| b.is_ascii_graphic()) {
+        out.extend_from_slice(text);
+        return Some(());
     }
+    let text = std::str::from_utf8(text).ok()?;
+    push_formatted(out, |line| write_value(line, text, false))
+}
+
+/// Appends `words` joined by single spaces, as [`write_value`] writes the joined
+/// text; without joining them first when there is one word, or when every word can
+/// stand in quotes as it is (scopes and audiences always can).
+fn push_words(out: &mut Vec<u8>, mut words: Words<'_>) -> Option<()> {
+    if words.count == 1 {
+        return push_value(out, words.next()?);
+    }
+    // Empty, or several words: never one word, so quoted.
+    if words.clone().all(quotes_as_it_is) {
+        out.push(b'"');
+        if let Some(first) = words.next() {
+            out.extend_from_slice(first);
+        }
+        for word in words {
+            out.push(b' ');
+            out.extend_from_slice(word);
+        }
+        out.push(b'"');
+        return Some(());
+    }
+    let words = words.map(|w| std::str::from_utf8(w).ok()).collect::<Option<Vec<_>>>()?;
+    push_formatted(out, |line| write_quoted(line, &words.join(" ")))
+}
+
+/// Appends what `write` formats.
+fn push_formatted(out: &mut Vec<u8>, write: impl FnOnce(&mut String) -> fmt::Result) -> Option<()> {
+    let mut text = String::new();
+    write(&mut text).ok()?;
+    out.extend_from_slice(text.as_bytes());
+    Some(())
+}
+
+/// Appends `n` in decimal, as `{}` writes it.
+fn push_decimal(out: &mut Vec<u8>, n: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -724,7 +809,7 @@ mod tests {
                 let traced = capture(|| TracingAudit.record(&event, client_address));
                 let now = OffsetDateTime::now_utc();
                 let mut fields = Vec::new();
-                assert!(encode_token_issued(&mut fields, now, &event, client_address));
+                assert!(encode_token_issued(&mut fields, Stamp::of(now), &event, client_address));
                 let mut rendered = Vec::new();
                 render_token_issued(&fields, &mut rendered);
                 let direct = String::from_utf8(rendered).expect("utf-8");
@@ -738,13 +823,56 @@ mod tests {
         // Only `token_issued` is written directly.
         let other = AuditEvent::TokenRevoked { jti: "j", client_id: "c", by: "b" };
         let mut fields = Vec::new();
-        assert!(!encode_token_issued(&mut fields, OffsetDateTime::now_utc(), &other, None));
+        assert!(!encode_token_issued(&mut fields, Stamp::now(), &other, None));
         assert!(fields.is_empty());
-        // Fields cut short render nothing.
-        let mut rendered = Vec::new();
-        render_token_issued(&[1, 2, 3], &mut rendered);
-        assert!(rendered.is_empty());
+        // Fields cut short anywhere render nothing, and leave what was there.
+        let event = AuditEvent::TokenIssued {
+            client_id: "billing-job",
+            jti: "V1StGXR8_Z5jdHi6B-myT",
+            token_type: AccessTokenType::Opaque,
+            scope: &scopes[0],
+            audience: &["bench".to_owned()],
+            expires_at: OffsetDateTime::now_utc(),
+        };
+        let mut fields = Vec::new();
+        assert!(encode_token_issued(&mut fields, Stamp::now(), &event, None));
+        for cut in 0..fields.len() {
+            let mut rendered = b"kept".to_vec();
+            render_token_issued(&fields[..cut], &mut rendered);
+            assert_eq!(rendered, b"kept", "cut at {cut}");
+        }
         Ok(())
+    }
+
+    #[test]
+    fn byte_checks_see_every_byte() {
+        for len in 0..40 {
+            let clean = "a".repeat(len);
+            assert!(every_byte(clean.as_bytes(), |b| b == b'a'));
+            for at in 0..len {
+                let mut dirty = clean.clone().into_bytes();
+                dirty[at] = b' ';
+                assert!(!every_byte(&dirty, |b| b == b'a'), "{len} {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for n in [i64::MIN, i64::MIN + 1, -10, -1, 0, 1, 9, 10, 1_796_600_393, i64::MAX] {
+            let mut out = b"=".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("={n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn the_clock_read_directly_is_the_clock_time_reads() {
+        let before = Stamp::of(OffsetDateTime::now_utc());
+        let now = Stamp::now();
+        let after = Stamp::of(OffsetDateTime::now_utc());
+        assert!((before.second, before.micros) <= (now.second, now.micros), "{before:?} {now:?}");
+        assert!((now.second, now.micros) <= (after.second, after.micros), "{now:?} {after:?}");
     }
 
     #[test]
