@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::io::IsTerminal;
 use std::net::IpAddr;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -191,7 +192,7 @@ async fn accept_loop(
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
     let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut shutdown = pin!(shutdown_signal());
     loop {
         // Wait for a free connection slot first, so that past the cap connections
         // queue in the kernel's backlog instead of being served.
@@ -220,12 +221,7 @@ async fn accept_loop(
             let (endpoint, limits, activity) = (endpoint.clone(), limits.clone(), activity.clone());
             service_fn(move |request| {
                 let busy = Busy::start(activity.clone());
-                let answer = serve_request(endpoint.clone(), limits.clone(), peer.ip(), request);
-                async move {
-                    let answer = answer.await;
-                    drop(busy);
-                    answer
-                }
+                serve_request(endpoint.clone(), limits.clone(), busy, peer.ip(), request)
             })
         };
         let connection = builder.serve_connection(TokioIo::new(stream), service);
@@ -379,13 +375,19 @@ impl Drop for Busy {
 }
 
 /// Answers one request: notes the client's address for throttling and the logs, and
-/// bounds the time the request may take.
+/// bounds the time the request may take. The connection counts as busy until the
+/// answer is ready (`busy` is dropped then).
+///
+/// One future from the service's call to the answer: each layer of futures around the
+/// endpoint's would be moved, and would move the answer, once more per request.
 async fn serve_request(
     endpoint: TokenEndpoint,
     limits: Arc<HttpLimits>,
+    busy: Busy,
     peer: IpAddr,
     request: Request<Incoming>,
 ) -> std::result::Result<Response<ResponseBody>, Infallible> {
+    let _busy = busy;
     if request.version() == Version::HTTP_11 && request.headers().get_all(HOST).iter().count() != 1
     {
         // RFC 9112 §3.2: exactly one Host header in an HTTP/1.1 request.
@@ -394,12 +396,13 @@ async fn serve_request(
         )
         .into_response());
     }
-    let answer = within(limits.request_timeout, endpoint.handle_from(request, peer)).await;
-    Ok(answer.unwrap_or_else(|| {
-        OAuthError::invalid_request("the request took too long")
+    let answer = pin!(endpoint.handle_from(request, peer));
+    Ok(match within(limits.request_timeout, answer).await {
+        Some(response) => response,
+        None => OAuthError::invalid_request("the request took too long")
             .with_status(StatusCode::REQUEST_TIMEOUT)
-            .into_response()
-    }))
+            .into_response(),
+    })
 }
 
 /// The output of `future`, or `None` if it has not finished `limit` after it first
@@ -407,9 +410,9 @@ async fn serve_request(
 ///
 /// Neither timer nor clock is used when the first poll finishes the future: a request
 /// answered from memory usually finishes there. A first poll takes microseconds of
-/// work, so the limit counts from the request's start for any practical purpose.
-async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
+/// work, so the limit counts from the request's start for any practical purpose. The
+/// future is pinned by the caller, so it is not moved here.
+async fn within<F: Future>(limit: Duration, mut future: Pin<&mut F>) -> Option<F::Output> {
     if let Poll::Ready(output) =
         std::future::poll_fn(|cx| Poll::Ready(future.as_mut().poll(cx))).await
     {
@@ -483,14 +486,14 @@ mod tests {
     #[test]
     fn within_answers_what_finishes_first_time_or_later_and_gives_up_at_the_limit() {
         runtime().block_on(async {
-            assert_eq!(within(Duration::from_secs(5), async { 1 }).await, Some(1));
+            assert_eq!(within(Duration::from_secs(5), pin!(async { 1 })).await, Some(1));
             let later = async {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 2
             };
-            assert_eq!(within(Duration::from_secs(5), later).await, Some(2));
+            assert_eq!(within(Duration::from_secs(5), pin!(later)).await, Some(2));
             let never = std::future::pending::<u8>();
-            assert_eq!(within(Duration::from_millis(20), never).await, None);
+            assert_eq!(within(Duration::from_millis(20), pin!(never)).await, None);
         });
     }
 }
