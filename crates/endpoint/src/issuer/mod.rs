@@ -338,10 +338,14 @@ impl Issuer {
     pub async fn authenticate(&self, creds: &ClientCredentials) -> Result<ServiceUser, OAuthError> {
         if creds.method == AuthMethod::PrivateKeyJwt {
             let expected = Some(creds.client_id.as_str()).filter(|c| !c.is_empty());
-            return match self
-                .verify_assertion(creds.secret.expose(), expected, AssertionUse::ClientAuth)
-                .await?
-            {
+            // Boxed: checking an assertion takes a future of over a kilobyte, which
+            // every request authenticating with a secret would otherwise carry.
+            let verified = Box::pin(self.verify_assertion(
+                creds.secret.expose(),
+                expected,
+                AssertionUse::ClientAuth,
+            ));
+            return match verified.await? {
                 Caller::ServiceUser(user) => Ok(user),
                 Caller::ApiApp(_) => Err(OAuthError::invalid_client()),
             };
