@@ -161,11 +161,8 @@ impl Stamp {
     /// second per thread) and its `.ffffffZ`.
     fn with_text<R>(self, write: impl FnOnce(&str, &str) -> R) -> Result<R, fmt::Error> {
         let mut fraction = *b".000000Z";
-        let mut rest = self.micros;
-        for digit in fraction[1..7].iter_mut().rev() {
-            *digit = b'0' + (rest % 10) as u8;
-            rest /= 10;
-        }
+        // Six digits, the leading ones left at zero.
+        digits_into(&mut fraction[1..7], u64::from(self.micros % 1_000_000));
         let fraction = std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?;
         SECOND.with(|cell| {
             let mut cached = cell.borrow_mut();
@@ -584,20 +581,25 @@ fn push_formatted(out: &mut Vec<u8>, write: impl FnOnce(&mut String) -> fmt::Res
 /// Appends `n` in decimal, as `{}` writes it.
 fn push_decimal(out: &mut Vec<u8>, n: i64) {
     let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
+    let at = digits_into(&mut digits, n.unsigned_abs());
     if n < 0 {
         out.push(b'-');
     }
     out.extend_from_slice(&digits[at..]);
+}
+
+/// Writes the decimal digits of `n` (at least one) at the end of `buf`, right to
+/// left, and returns where they start; `buf` must have room for them.
+fn digits_into(buf: &mut [u8], mut n: u64) -> usize {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return at;
+        }
+    }
 }
 
 #[cfg(test)]

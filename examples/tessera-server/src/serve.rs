@@ -376,18 +376,17 @@ impl Drop for Busy {
 
 /// Answers one request: notes the client's address for throttling and the logs, and
 /// bounds the time the request may take. The connection counts as busy until the
-/// answer is ready (`busy` is dropped then).
+/// answer is ready (`_busy` is dropped then).
 ///
 /// One future from the service's call to the answer: each layer of futures around the
 /// endpoint's would be moved, and would move the answer, once more per request.
 async fn serve_request(
     endpoint: TokenEndpoint,
     limits: Arc<HttpLimits>,
-    busy: Busy,
+    _busy: Busy,
     peer: IpAddr,
     request: Request<Incoming>,
 ) -> std::result::Result<Response<ResponseBody>, Infallible> {
-    let _busy = busy;
     if request.version() == Version::HTTP_11 && request.headers().get_all(HOST).iter().count() != 1
     {
         // RFC 9112 §3.2: exactly one Host header in an HTTP/1.1 request.
