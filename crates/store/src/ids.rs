@@ -174,6 +174,13 @@ impl ProjectId {
 
 string_newtype!(ProjectId);
 
+/// A project id is its text: maps keyed by id can be searched with a `&str`.
+impl std::borrow::Borrow<str> for ProjectId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The key of a role within a project: 1 to 64 characters from `A-Z a-z 0-9 . _ - :`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoleKey(Arc<str>);

@@ -21,7 +21,9 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use tessera::scope::{Scope, ScopeSet};
 use tessera_endpoint::{AuditEvent, AuditSink, LogAddress, TracingAudit};
+use tessera_store::AccessTokenType;
 
 use time::OffsetDateTime;
 use tracing::field::{Field, Visit};
@@ -344,13 +346,11 @@ fn write_quoted(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
 
 /// The audit sink of a server that logs in this format to its buffered standard
 /// error: the `token_issued` line, one per token, is the same line `tracing` and
-/// [`PlainFormat`] would write from [`TracingAudit`]'s event, without rendering each
-/// field through `tracing`'s visitors. The request copies the event's fields into the
-/// log buffer as a record ([`encode_token_issued`]), and the log writer thread formats
-/// the line in its place among the others ([`render_token_issued`]), in batches off
-/// the request path (see docs/benchmarks.md). Whether the line is written at all is
-/// still the log filter's decision (by target and level); every other event goes
-/// through `tracing`.
+/// [`PlainFormat`] would write from [`TracingAudit`]'s event, written as bytes
+/// straight into the log buffer ([`write_token_issued`]) instead of rendering each
+/// field through `tracing`'s visitors and formatter (see docs/benchmarks.md). Whether
+/// the line is written at all is still the log filter's decision (by target and
+/// level); every other event goes through `tracing`.
 #[derive(Clone)]
 pub(crate) struct PlainAudit(BufferedStderr);
 
@@ -375,20 +375,23 @@ impl AuditSink for PlainAudit {
             return;
         }
         let stamp = Stamp::now();
-        self.0.append_record(
-            |fields| {
-                encode_token_issued(fields, stamp, event, client_address);
-            },
-            render_token_issued,
-        );
+        let mut written = false;
+        self.0.append_with(|lines| {
+            written = write_token_issued(lines, stamp, event, client_address);
+        });
+        if !written {
+            // A time no date can show: `tracing` writes the line as it can.
+            TracingAudit.record(event, client_address);
+        }
     }
 }
 
-/// Appends the fields of the `token_issued` line of `event` at `stamp` to `fields`:
-/// the time, the expiry and the client's address as numbers, then the texts, each
-/// after its length. `false` (and nothing appended) for another event.
-fn encode_token_issued(
-    fields: &mut Vec<u8>,
+/// Appends the `token_issued` line of `event` at `stamp` to `out`: the line
+/// [`PlainFormat`] writes for the event [`TracingAudit`] logs. Values of printable
+/// ASCII (nearly all) are copied as they are; only others are checked and escaped.
+/// `false`, and nothing appended, for another event or a `stamp` no date shows.
+fn write_token_issued(
+    out: &mut Vec<u8>,
     stamp: Stamp,
     event: &AuditEvent<'_>,
     client_address: Option<IpAddr>,
@@ -398,184 +401,125 @@ fn encode_token_issued(
     else {
         return false;
     };
-    fields.extend_from_slice(&stamp.second.to_le_bytes());
-    fields.extend_from_slice(&stamp.micros.to_le_bytes());
-    fields.extend_from_slice(&expires_at.unix_timestamp().to_le_bytes());
-    match client_address {
-        None => fields.push(0),
-        Some(IpAddr::V4(v4)) => {
-            fields.push(4);
-            fields.extend_from_slice(&v4.octets());
-        }
-        Some(IpAddr::V6(v6)) => {
-            fields.push(6);
-            fields.extend_from_slice(&v6.octets());
-        }
+    let dated = stamp.with_text(|date, fraction| {
+        out.extend_from_slice(date.as_bytes());
+        out.extend_from_slice(fraction.as_bytes());
+    });
+    if dated.is_err() {
+        return false;
     }
-    for text in [token_type.as_str(), client_id, jti] {
-        encode_text(fields, text);
-    }
-    encode_words(fields, scope.iter().map(|s| s.as_str()));
-    encode_words(fields, audience.iter().map(String::as_str));
-    true
-}
-
-fn encode_text(fields: &mut Vec<u8>, text: &str) {
-    // Texts come from a request of at most a few kilobytes.
-    let len = u32::try_from(text.len()).unwrap_or(u32::MAX);
-    fields.extend_from_slice(&len.to_le_bytes());
-    fields.extend_from_slice(&text.as_bytes()[..len as usize]);
-}
-
-fn encode_words<'a>(fields: &mut Vec<u8>, words: impl ExactSizeIterator<Item = &'a str>) {
-    fields.extend_from_slice(&u32::try_from(words.len()).unwrap_or(u32::MAX).to_le_bytes());
-    for word in words {
-        encode_text(fields, word);
-    }
-}
-
-/// Reads what [`encode_token_issued`] wrote, front to back.
-#[derive(Clone)]
-struct Fields<'a>(&'a [u8]);
-
-impl<'a> Fields<'a> {
-    fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
-        let (head, rest) = self.0.split_first_chunk::<N>()?;
-        self.0 = rest;
-        Some(*head)
-    }
-
-    /// A text's bytes (UTF-8, as they were encoded from a `&str`).
-    fn text(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_le_bytes(self.bytes()?) as usize;
-        let (text, rest) = self.0.split_at_checked(len)?;
-        self.0 = rest;
-        Some(text)
-    }
-
-    /// A list of words, checked to be whole.
-    fn words(&mut self) -> Option<Words<'a>> {
-        let count = u32::from_le_bytes(self.bytes()?);
-        let start = self.0;
-        for _ in 0..count {
-            self.text()?;
-        }
-        Some(Words { count, texts: Fields(&start[..start.len() - self.0.len()]) })
-    }
-}
-
-/// Words [`Fields::words`] read: `count` texts.
-#[derive(Clone)]
-struct Words<'a> {
-    count: u32,
-    texts: Fields<'a>,
-}
-
-impl<'a> Iterator for Words<'a> {
-    type Item = &'a [u8];
-
-    fn next(&mut self) -> Option<&'a [u8]> {
-        self.texts.text()
-    }
-}
-
-/// Renders the fields [`encode_token_issued`] appended as the `token_issued` line,
-/// appended to `out` (the log writer's [`Render`](crate::log_writer::Render)):
-/// the line [`PlainFormat`] writes for the event [`TracingAudit`] logs, or nothing
-/// if the fields are cut short. Values of printable ASCII (nearly all) are copied
-/// as they are; only others are checked and escaped.
-fn render_token_issued(fields: &[u8], out: &mut Vec<u8>) {
-    let start = out.len();
-    if write_token_issued(Fields(fields), out).is_none() {
-        out.truncate(start);
-    }
-}
-
-fn write_token_issued(mut fields: Fields<'_>, out: &mut Vec<u8>) -> Option<()> {
-    let stamp = Stamp {
-        second: i64::from_le_bytes(fields.bytes()?),
-        micros: u32::from_le_bytes(fields.bytes()?),
-    };
-    let expires_at = i64::from_le_bytes(fields.bytes()?);
-    let client_address = match fields.bytes::<1>()? {
-        [0] => None,
-        [4] => Some(IpAddr::from(fields.bytes::<4>()?)),
-        [6] => Some(IpAddr::from(fields.bytes::<16>()?)),
-        _ => return None,
-    };
-    let token_type = fields.text()?;
-    let client_id = fields.text()?;
-    let jti = fields.text()?;
-    let scope = fields.words()?;
-    let audience = fields.words()?;
-    stamp
-        .with_text(|date, fraction| {
-            out.extend_from_slice(date.as_bytes());
-            out.extend_from_slice(fraction.as_bytes());
-        })
-        .ok()?;
     out.extend_from_slice(level_label(Level::INFO).as_bytes());
     out.extend_from_slice(b"tessera::audit: event=\"token_issued\" client_id=");
-    push_value(out, client_id)?;
+    push_value(out, client_id);
     out.extend_from_slice(b" jti=");
-    push_value(out, jti)?;
-    out.extend_from_slice(b" token_type=");
-    push_value(out, token_type)?;
-    out.extend_from_slice(b" scope=");
-    push_words(out, scope)?;
-    out.extend_from_slice(b" audience=");
-    push_words(out, audience)?;
+    push_value(out, jti);
+    GRANT.with_borrow_mut(|grant| grant.write(out, token_type, scope, audience));
     out.extend_from_slice(b" expires_at=");
-    push_decimal(out, expires_at);
+    push_decimal(out, expires_at.unix_timestamp());
     if let Some(addr) = client_address {
         out.extend_from_slice(b" client_address=");
         LogAddress(addr).append_to(out);
     }
     out.push(b'\n');
-    Some(())
+    true
+}
+
+thread_local! {
+    /// The grant of the last `token_issued` line written on this thread.
+    static GRANT: RefCell<Grant> = const { RefCell::new(Grant::new()) };
+}
+
+/// A `token_issued` line's token type, scope and audience, with their part of the
+/// line (` token_type=… scope=… audience=…`). A client gets tokens of the same grant
+/// again and again, so the part is written once and copied while the grant stays.
+struct Grant {
+    token_type: Option<AccessTokenType>,
+    scope: Vec<Scope>,
+    audience: Vec<String>,
+    text: Vec<u8>,
+}
+
+impl Grant {
+    const fn new() -> Self {
+        Self { token_type: None, scope: Vec::new(), audience: Vec::new(), text: Vec::new() }
+    }
+
+    fn is(&self, token_type: AccessTokenType, scope: &ScopeSet, audience: &[String]) -> bool {
+        self.token_type == Some(token_type)
+            && self.audience == audience
+            && self.scope.len() == scope.len()
+            && self.scope.iter().zip(scope.iter()).all(|(held, scope)| held == scope)
+    }
+
+    /// Appends the part of the line of this grant, written anew unless it is the
+    /// last one's.
+    fn write(
+        &mut self,
+        out: &mut Vec<u8>,
+        token_type: AccessTokenType,
+        scope: &ScopeSet,
+        audience: &[String],
+    ) {
+        if !self.is(token_type, scope, audience) {
+            self.text.clear();
+            self.text.extend_from_slice(b" token_type=");
+            push_value(&mut self.text, token_type.as_str());
+            self.text.extend_from_slice(b" scope=");
+            push_words(&mut self.text, scope.iter().map(Scope::as_str));
+            self.text.extend_from_slice(b" audience=");
+            push_words(&mut self.text, audience.iter().map(String::as_str));
+            self.token_type = Some(token_type);
+            self.scope.clear();
+            self.scope.extend(scope.iter().cloned());
+            self.audience.clear();
+            self.audience.extend_from_slice(audience);
+        }
+        out.extend_from_slice(&self.text);
+    }
 }
 
 /// Appends `text` as [`write_value`] writes it: one word of printable ASCII as it
 /// is, anything else checked and escaped.
-fn push_value(out: &mut Vec<u8>, text: &[u8]) -> Option<()> {
-    if !text.is_empty() && every_byte(text, |b| b.is_ascii_graphic()) {
-        out.extend_from_slice(text);
-        return Some(());
+fn push_value(out: &mut Vec<u8>, text: &str) {
+    if !text.is_empty() && every_byte(text.as_bytes(), |b| b.is_ascii_graphic()) {
+        out.extend_from_slice(text.as_bytes());
+    } else {
+        push_formatted(out, |line| write_value(line, text, false));
     }
-    let text = std::str::from_utf8(text).ok()?;
-    push_formatted(out, |line| write_value(line, text, false))
 }
 
 /// Appends `words` joined by single spaces, as [`write_value`] writes the joined
 /// text; without joining them first when there is one word, or when every word can
 /// stand in quotes as it is (scopes and audiences always can).
-fn push_words(out: &mut Vec<u8>, mut words: Words<'_>) -> Option<()> {
-    if words.count == 1 {
-        return push_value(out, words.next()?);
+fn push_words<'a>(out: &mut Vec<u8>, mut words: impl ExactSizeIterator<Item = &'a str> + Clone) {
+    if words.len() == 1 {
+        if let Some(word) = words.next() {
+            push_value(out, word);
+        }
+        return;
     }
     // Empty, or several words: never one word, so quoted.
-    if words.clone().all(quotes_as_it_is) {
+    if words.clone().all(|word| quotes_as_it_is(word.as_bytes())) {
         out.push(b'"');
-        if let Some(first) = words.next() {
-            out.extend_from_slice(first);
-        }
-        for word in words {
-            out.push(b' ');
-            out.extend_from_slice(word);
+        for (i, word) in words.enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(word.as_bytes());
         }
         out.push(b'"');
-        return Some(());
+        return;
     }
-    let words = words.map(|w| std::str::from_utf8(w).ok()).collect::<Option<Vec<_>>>()?;
-    push_formatted(out, |line| write_quoted(line, &words.join(" ")))
+    let joined = words.collect::<Vec<_>>().join(" ");
+    push_formatted(out, |line| write_quoted(line, &joined));
 }
 
 /// Appends what `write` formats.
-fn push_formatted(out: &mut Vec<u8>, write: impl FnOnce(&mut String) -> fmt::Result) -> Option<()> {
+fn push_formatted(out: &mut Vec<u8>, write: impl FnOnce(&mut String) -> fmt::Result) {
     let mut text = String::new();
-    write(&mut text).ok()?;
+    // Writing to a `String` cannot fail.
+    let _ = write(&mut text);
     out.extend_from_slice(text.as_bytes());
-    Some(())
 }
 
 /// Appends `n` in decimal, as `{}` writes it.
@@ -810,40 +754,69 @@ mod tests {
                 };
                 let traced = capture(|| TracingAudit.record(&event, client_address));
                 let now = OffsetDateTime::now_utc();
-                let mut fields = Vec::new();
-                assert!(encode_token_issued(&mut fields, Stamp::of(now), &event, client_address));
-                let mut rendered = Vec::new();
-                render_token_issued(&fields, &mut rendered);
-                let direct = String::from_utf8(rendered).expect("utf-8");
-                assert_eq!(after_timestamp(&direct), after_timestamp(&traced), "{event:?}");
-                assert_eq!(direct.lines().count(), 1, "{direct}");
-                let mut timestamp = String::new();
-                write_timestamp(&mut timestamp, now)?;
-                assert!(direct.starts_with(&timestamp), "{direct}");
+                // Twice: the second line copies the grant's part the first wrote.
+                for _ in 0..2 {
+                    let mut out = b"kept".to_vec();
+                    assert!(write_token_issued(&mut out, Stamp::of(now), &event, client_address));
+                    let direct = String::from_utf8(out).expect("utf-8");
+                    let direct = direct.strip_prefix("kept").expect("appended");
+                    assert_eq!(after_timestamp(direct), after_timestamp(&traced), "{event:?}");
+                    assert_eq!(direct.lines().count(), 1, "{direct}");
+                    let mut timestamp = String::new();
+                    write_timestamp(&mut timestamp, now)?;
+                    assert!(direct.starts_with(&timestamp), "{direct}");
+                }
             }
         }
         // Only `token_issued` is written directly.
         let other = AuditEvent::TokenRevoked { jti: "j", client_id: "c", by: "b" };
-        let mut fields = Vec::new();
-        assert!(!encode_token_issued(&mut fields, Stamp::now(), &other, None));
-        assert!(fields.is_empty());
-        // Fields cut short anywhere render nothing, and leave what was there.
-        let event = AuditEvent::TokenIssued {
-            client_id: "billing-job",
-            jti: "V1StGXR8_Z5jdHi6B-myT",
-            token_type: AccessTokenType::Opaque,
-            scope: &scopes[0],
-            audience: &["bench".to_owned()],
-            expires_at: OffsetDateTime::now_utc(),
-        };
-        let mut fields = Vec::new();
-        assert!(encode_token_issued(&mut fields, Stamp::now(), &event, None));
-        for cut in 0..fields.len() {
-            let mut rendered = b"kept".to_vec();
-            render_token_issued(&fields[..cut], &mut rendered);
-            assert_eq!(rendered, b"kept", "cut at {cut}");
-        }
+        let mut out = Vec::new();
+        assert!(!write_token_issued(&mut out, Stamp::now(), &other, None));
+        assert!(out.is_empty());
         Ok(())
+    }
+
+    #[test]
+    fn a_grant_that_changes_in_one_part_is_written_anew() {
+        use tessera::scope::ScopeSet;
+        use tessera_endpoint::AuditEvent;
+        use tessera_store::AccessTokenType;
+
+        let both = ScopeSet::parse("openid profile").expect("scope");
+        let other = ScopeSet::parse("openid email").expect("scope");
+        let one = ScopeSet::parse("openid").expect("scope");
+        let bench = vec!["bench".to_owned()];
+        let api = vec!["api".to_owned()];
+        let grants = [
+            (AccessTokenType::Opaque, &both, &bench),
+            (AccessTokenType::Jwt, &both, &bench),
+            (AccessTokenType::Jwt, &other, &bench),
+            (AccessTokenType::Jwt, &one, &bench),
+            (AccessTokenType::Jwt, &one, &api),
+            (AccessTokenType::Opaque, &both, &bench),
+        ];
+        let expected = [
+            " token_type=opaque scope=\"openid profile\" audience=bench ",
+            " token_type=jwt scope=\"openid profile\" audience=bench ",
+            " token_type=jwt scope=\"openid email\" audience=bench ",
+            " token_type=jwt scope=openid audience=bench ",
+            " token_type=jwt scope=openid audience=api ",
+            " token_type=opaque scope=\"openid profile\" audience=bench ",
+        ];
+        for ((token_type, scope, audience), expected) in grants.into_iter().zip(expected) {
+            let event = AuditEvent::TokenIssued {
+                client_id: "billing-job",
+                jti: "V1StGXR8_Z5jdHi6B-myT",
+                token_type,
+                scope,
+                audience,
+                expires_at: OffsetDateTime::now_utc(),
+            };
+            let mut out = Vec::new();
+            assert!(write_token_issued(&mut out, Stamp::now(), &event, None));
+            let line = String::from_utf8(out).expect("utf-8");
+            assert!(line.contains(expected), "{line}");
+        }
     }
 
     #[test]

@@ -7,13 +7,10 @@
 //! Lines keep their order. [`flush`] writes what is buffered at once; the process
 //! calls it before it exits.
 //!
-//! A line can also be appended as a record: its fields in a compact encoding and the
-//! function that renders them ([`BufferedStderr::append_record`]). The writer thread
-//! renders it in its place among the lines, so the request path only copies the
-//! fields, and the formatting runs in batches off it.
+//! A line can also be written straight into the buffer
+//! ([`BufferedStderr::append_with`]), without a copy of its own first.
 
 use std::io::{self, Write};
-use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -26,67 +23,27 @@ const MAX_BUFFERED: usize = 1 << 20;
 
 static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
 
-/// Renders a record's encoded fields as its line, appended to the output.
-pub(crate) type Render = fn(&[u8], &mut Vec<u8>);
-
-/// What is buffered: lines, and records to render among them.
-#[derive(Default)]
-struct Batch {
-    lines: Vec<u8>,
-    /// Each record: where in `lines` its line goes, its fields in `fields`, and how
-    /// to render them.
-    records: Vec<(usize, Range<usize>, Render)>,
-    fields: Vec<u8>,
-}
-
-impl Batch {
-    fn len(&self) -> usize {
-        self.lines.len() + self.fields.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lines.is_empty() && self.records.is_empty()
-    }
-
-    fn clear(&mut self) {
-        self.lines.clear();
-        self.records.clear();
-        self.fields.clear();
-    }
-
-    /// The lines with every record rendered in its place.
-    fn render(&self, out: &mut Vec<u8>) {
-        let mut at = 0;
-        for (position, fields, render) in &self.records {
-            out.extend_from_slice(&self.lines[at..*position]);
-            render(&self.fields[fields.clone()], out);
-            at = *position;
-        }
-        out.extend_from_slice(&self.lines[at..]);
-    }
-}
-
 #[derive(Default)]
 struct Shared {
-    buffer: Mutex<Batch>,
+    /// The lines not written yet.
+    buffer: Mutex<Vec<u8>>,
     /// Signalled when the buffer gets its first line.
     filled: Condvar,
     /// Signalled when the buffer was emptied.
     drained: Condvar,
     /// Held while a batch is taken and written, so batches reach stderr in order;
     /// holds the buffer of the previous batch, emptied, to be the next one, so that
-    /// appending reuses its memory instead of growing a new one every batch, and the
-    /// memory records are rendered into.
-    output: Mutex<(Batch, Vec<u8>)>,
+    /// appending reuses its memory instead of growing a new one every batch.
+    spare: Mutex<Vec<u8>>,
 }
 
 impl Shared {
-    fn lock_buffer(&self) -> MutexGuard<'_, Batch> {
+    fn lock_buffer(&self) -> MutexGuard<'_, Vec<u8>> {
         self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends what `append` adds to the buffer, once there is room.
-    fn append_with(&self, append: impl FnOnce(&mut Batch)) {
+    fn append_with(&self, append: impl FnOnce(&mut Vec<u8>)) {
         let mut buffer = self.lock_buffer();
         while buffer.len() >= MAX_BUFFERED {
             buffer = self.drained.wait(buffer).unwrap_or_else(PoisonError::into_inner);
@@ -100,45 +57,25 @@ impl Shared {
     }
 
     fn append(&self, line: &[u8]) {
-        self.append_with(|batch| batch.lines.extend_from_slice(line));
-    }
-
-    fn append_record(&self, encode: impl FnOnce(&mut Vec<u8>), render: Render) {
-        self.append_with(|batch| {
-            let start = batch.fields.len();
-            encode(&mut batch.fields);
-            let fields = start..batch.fields.len();
-            batch.records.push((batch.lines.len(), fields, render));
-        });
+        self.append_with(|lines| lines.extend_from_slice(line));
     }
 
     /// Takes what is buffered and writes it to stderr.
     fn write_out(&self) {
-        let mut output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
-        let (spare, rendered) = &mut *output;
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
         spare.clear();
-        let batch = std::mem::replace(&mut *self.lock_buffer(), std::mem::take(spare));
+        let batch = std::mem::replace(&mut *self.lock_buffer(), std::mem::take(&mut *spare));
         self.drained.notify_all();
         if !batch.is_empty() {
-            let text = if batch.records.is_empty() {
-                &batch.lines
-            } else {
-                rendered.clear();
-                batch.render(rendered);
-                &*rendered
-            };
             // Nowhere to report a failing stderr; the lines are lost as they would
             // be with an unbuffered write.
             let mut stderr = io::stderr().lock();
-            let _ = stderr.write_all(text);
+            let _ = stderr.write_all(&batch);
             let _ = stderr.flush();
         }
         // Keep the memory for the next batch, unless a stall made it huge.
-        if batch.lines.capacity() + batch.fields.capacity() <= MAX_BUFFERED {
+        if batch.capacity() <= MAX_BUFFERED {
             *spare = batch;
-        }
-        if rendered.capacity() > MAX_BUFFERED {
-            *rendered = Vec::new();
         }
     }
 
@@ -171,10 +108,10 @@ impl BufferedStderr {
         Some(Self(SHARED.get_or_init(|| shared).clone()))
     }
 
-    /// Appends a line as a record: `encode` writes its fields, and the writer thread
-    /// renders them with `render` in the line's place.
-    pub(crate) fn append_record(&self, encode: impl FnOnce(&mut Vec<u8>), render: Render) {
-        self.0.append_record(encode, render);
+    /// Appends what `append` writes to the buffer, in one piece among the lines.
+    /// It runs while the buffer is locked, so it should be quick.
+    pub(crate) fn append_with(&self, append: impl FnOnce(&mut Vec<u8>)) {
+        self.0.append_with(append);
     }
 }
 
@@ -231,7 +168,7 @@ mod tests {
                 });
             }
         });
-        let buffered = String::from_utf8(shared.lock_buffer().lines.clone()).expect("utf-8");
+        let buffered = String::from_utf8(shared.lock_buffer().clone()).expect("utf-8");
         for (t, _) in &threads {
             let seen: Vec<usize> = buffered
                 .lines()
@@ -256,53 +193,44 @@ mod tests {
         assert_eq!(batch.len(), MAX_BUFFERED);
         shared.drained.notify_all();
         appender.join().expect("appender");
-        assert_eq!(shared.lock_buffer().lines, b"next\n");
-    }
-
-    /// Renders a record of one number as `record <n>`.
-    fn render_number(fields: &[u8], out: &mut Vec<u8>) {
-        let n = u32::from_le_bytes(fields.try_into().expect("four bytes"));
-        out.extend_from_slice(format!("record {n}\n").as_bytes());
+        assert_eq!(*shared.lock_buffer(), b"next\n");
     }
 
     #[test]
-    fn records_are_rendered_in_their_place_among_the_lines() {
+    fn lines_written_in_place_keep_their_place_among_the_others() {
         let shared = Shared::default();
         std::thread::scope(|scope| {
             for t in 0..4u32 {
                 let shared = &shared;
                 scope.spawn(move || {
                     for i in 0..500u32 {
+                        let n = t * 1000 + i;
                         if i.is_multiple_of(2) {
-                            shared.append(format!("line {}\n", t * 1000 + i).as_bytes());
+                            shared.append(format!("line {n}\n").as_bytes());
                         } else {
-                            let n = t * 1000 + i;
-                            shared.append_record(
-                                |fields| fields.extend_from_slice(&n.to_le_bytes()),
-                                render_number,
-                            );
+                            shared.append_with(|lines| {
+                                lines.extend_from_slice(b"in place ");
+                                lines.extend_from_slice(n.to_string().as_bytes());
+                                lines.push(b'\n');
+                            });
                         }
                     }
                 });
             }
         });
-        let mut out = Vec::new();
-        shared.lock_buffer().render(&mut out);
-        let text = String::from_utf8(out).expect("utf-8");
+        let text = String::from_utf8(shared.lock_buffer().clone()).expect("utf-8");
         assert_eq!(text.lines().count(), 2000);
+        let number = |line: &str| -> u32 {
+            line.rsplit_once(' ').and_then(|(_, n)| n.parse().ok()).expect("a number")
+        };
         for t in 0..4u32 {
-            // Each thread's lines and records, in the order it appended them.
-            let seen: Vec<u32> = text
-                .lines()
-                .filter_map(|l| l.split_once(' ').and_then(|(_, n)| n.parse::<u32>().ok()))
-                .filter(|n| n / 1000 == t)
-                .collect();
+            // Each thread's lines, in the order it appended them.
+            let seen: Vec<u32> = text.lines().map(number).filter(|n| n / 1000 == t).collect();
             assert_eq!(seen, (0..500).map(|i| t * 1000 + i).collect::<Vec<_>>(), "thread {t}");
-            for line in text.lines() {
-                let n: u32 = line.split_once(' ').and_then(|(_, n)| n.parse().ok()).expect("n");
-                let kind = if n.is_multiple_of(2) { "line" } else { "record" };
-                assert!(line.starts_with(kind), "{line}");
-            }
+        }
+        for line in text.lines() {
+            let kind = if number(line).is_multiple_of(2) { "line " } else { "in place " };
+            assert!(line.starts_with(kind), "{line}");
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Reading a request: its form body, its client credentials, its bearer token.
 
+use std::pin::pin;
+
 use base64ct::{Base64, Base64Unpadded, Encoding};
+use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body::Body;
@@ -198,8 +201,8 @@ where
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(OAuthError::payload_too_large(limit));
     }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let bytes = match whole_body(Limited::new(body, limit)).await {
+        Ok(bytes) => bytes,
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(OAuthError::payload_too_large(limit));
         }
@@ -208,6 +211,31 @@ where
         }
     };
     Form::parse(&bytes).map_err(|e| OAuthError::invalid_request(e.to_string()))
+}
+
+/// The body's data: the one frame a small body arrives in, as it came, or the
+/// frames joined. Trailers are left out.
+async fn whole_body<B: Body>(body: B) -> Result<Bytes, B::Error> {
+    let mut body = pin!(body);
+    let mut first = Bytes::new();
+    let mut joined = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(mut data) = frame?.into_data() else { continue };
+        if first.is_empty() && joined.is_empty() {
+            first = data.copy_to_bytes(data.remaining());
+        } else {
+            if !first.is_empty() {
+                joined.extend_from_slice(&std::mem::take(&mut first));
+            }
+            while data.has_remaining() {
+                let chunk = data.chunk();
+                joined.extend_from_slice(chunk);
+                let read = chunk.len();
+                data.advance(read);
+            }
+        }
+    }
+    Ok(if joined.is_empty() { first } else { joined.into() })
 }
 
 #[cfg(test)]
@@ -219,6 +247,73 @@ mod tests {
 
     fn basic(raw: &str) -> Vec<u8> {
         format!("Basic {}", Base64::encode_string(raw.as_bytes())).into_bytes()
+    }
+
+    /// A body that arrives in the given frames.
+    struct Frames(std::collections::VecDeque<http_body::Frame<Bytes>>);
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(self.0.pop_front().map(Ok))
+        }
+    }
+
+    fn frames(parts: &[&str], trailers: bool) -> Frames {
+        let mut frames: std::collections::VecDeque<_> = parts
+            .iter()
+            .map(|p| http_body::Frame::data(Bytes::copy_from_slice(p.as_bytes())))
+            .collect();
+        if trailers {
+            frames.push_back(http_body::Frame::trailers(HeaderMap::new()));
+        }
+        Frames(frames)
+    }
+
+    fn form_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers
+    }
+
+    #[tokio::test]
+    async fn a_body_in_any_number_of_frames_reads_as_one() -> Result<(), OAuthError> {
+        let whole = "grant_type=client_credentials&scope=openid+profile";
+        let splits: [&[&str]; 6] = [
+            &[whole],
+            &["", whole],
+            &["grant_type=client_cre", "dentials&scope=openid+profile"],
+            &["grant_type=client_cre", "", "dentials&scope=", "openid+profile", ""],
+            &["g", "r", "ant_type=client_credentials&scope=openid+profile"],
+            &["", "grant_type=client_credentials", "&scope=openid+profile"],
+        ];
+        for parts in splits {
+            for trailers in [false, true] {
+                let body = whole_body(frames(parts, trailers)).await.unwrap_or_default();
+                assert_eq!(body, whole.as_bytes(), "{parts:?}");
+                let form = read_form(&form_headers(), frames(parts, trailers), 1024).await?;
+                assert_eq!(form.get("scope").ok().flatten(), Some("openid profile"));
+            }
+        }
+        let empty = whole_body(frames(&[], true)).await.unwrap_or_default();
+        assert!(empty.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_in_several_frames_is_refused() {
+        let parts = ["grant_type=client_credentials", "&scope=", "openid+profile"];
+        let refused = read_form(&form_headers(), frames(&parts, false), 40).await;
+        assert_eq!(
+            refused.map(|_| ()).map_err(|e| e.status()),
+            Err(http::StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        assert!(read_form(&form_headers(), frames(&parts, false), 64).await.is_ok());
     }
 
     #[test]

@@ -200,23 +200,29 @@ impl KnownProjects {
         found_at <= now && now - found_at < KNOWN_PROJECT_TTL
     }
 
-    /// Whether the project `id` is known to exist at `now`.
-    fn contains(&self, id: &ProjectId, now: OffsetDateTime) -> bool {
-        if id.is_reserved() {
+    /// Whether the project with the id `id` is known to exist at `now`. Only ids
+    /// that were valid when inserted are known, so a known id needs no check.
+    fn contains(&self, id: &str, now: OffsetDateTime) -> bool {
+        if id == ProjectId::RESERVED {
             return true;
         }
         let remembered = LAST_KNOWN.with_borrow(|last| {
             last.as_ref().is_some_and(|(memo, project, found_at)| {
-                *memo == self.id && project == id && Self::fresh(*found_at, now)
+                *memo == self.id && project.as_str() == id && Self::fresh(*found_at, now)
             })
         });
         if remembered {
             return true;
         }
-        let found_at = self.found.read().unwrap_or_else(PoisonError::into_inner).get(id).copied();
-        match found_at {
-            Some(found_at) if Self::fresh(found_at, now) => {
-                LAST_KNOWN.set(Some((self.id, id.clone(), found_at)));
+        let found = self
+            .found
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_key_value(id)
+            .map(|(project, found_at)| (project.clone(), *found_at));
+        match found {
+            Some((project, found_at)) if Self::fresh(found_at, now) => {
+                LAST_KNOWN.set(Some((self.id, project, found_at)));
                 true
             }
             _ => false,
@@ -468,27 +474,28 @@ impl Issuer {
             }
         }
         // The audience's project ids; with role scopes, the projects themselves.
-        let mut audience: Vec<ProjectId> = Vec::new();
+        let mut audience: Vec<String> = Vec::new();
         let mut projects: Vec<Project> = Vec::new();
         let mut dropped: Vec<Scope> = Vec::new();
         // `now` is taken before the lookups: what they find is remembered from then on.
         for scope in &scopes {
             let ScopeKind::ProjectAudience(project) = scope.kind() else { continue };
-            let Ok(id) = ProjectId::new(project.id()) else {
+            let project_id = project.id();
+            if audience.iter().any(|known| known == project_id) {
+                continue;
+            }
+            if !with_roles && self.known_projects.contains(project_id, now) {
+                audience.push(project_id.to_owned());
+                continue;
+            }
+            let Ok(id) = ProjectId::new(project_id) else {
                 dropped.push(scope.clone());
                 continue;
             };
-            if audience.contains(&id) {
-                continue;
-            }
-            if !with_roles && self.known_projects.contains(&id, now) {
-                audience.push(id);
-                continue;
-            }
             match self.store.project_by_id(&id).await.map_err(store_error)? {
                 Some(project) => {
                     self.known_projects.insert(&id, now);
-                    audience.push(id);
+                    audience.push(project_id.to_owned());
                     projects.push(project);
                 }
                 None => dropped.push(scope.clone()),
@@ -518,11 +525,9 @@ impl Issuer {
         }
         let mut scopes = scopes;
         scopes.retain(|s| !dropped.contains(s));
-        let audience = if audience.is_empty() {
-            vec![user.username.to_string()]
-        } else {
-            audience.into_iter().map(|id| id.to_string()).collect()
-        };
+        if audience.is_empty() {
+            audience.push(user.username.as_str().to_owned());
+        }
         let resource_owner = if resource_owner { organization } else { None };
         Ok(Resolved { scopes, audience, roles, resource_owner })
     }
