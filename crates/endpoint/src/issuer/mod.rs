@@ -342,6 +342,15 @@ impl Issuer {
     /// failure (unknown client, malformed ID, no secret set, wrong or expired secret,
     /// disabled user) is the same `invalid_client`, and costs the same work.
     pub async fn authenticate(&self, creds: &ClientCredentials) -> Result<ServiceUser, OAuthError> {
+        self.authenticate_at(creds, self.clock.now()).await
+    }
+
+    /// [`Self::authenticate`] with the clock read at `now`.
+    async fn authenticate_at(
+        &self,
+        creds: &ClientCredentials,
+        now: OffsetDateTime,
+    ) -> Result<ServiceUser, OAuthError> {
         if creds.method == AuthMethod::PrivateKeyJwt {
             let expected = Some(creds.client_id.as_str()).filter(|c| !c.is_empty());
             // Boxed: checking an assertion takes a future of over a kilobyte, which
@@ -360,23 +369,23 @@ impl Issuer {
             Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
             Err(_) => None,
         };
-        self.check_credentials(creds, user)
+        self.check_credentials(creds, user, now)
     }
 
     /// Verifies a presented secret against the client that was found (if any), a
     /// service user or an API app alike: its [`Credentials`] (the current secret, or
-    /// the previous secret while that is unexpired at the clock's `now`), and that it
-    /// is enabled. The work is the same whether or not the client was found (one that
+    /// the previous secret while that is unexpired at `now`), and that it is enabled. The work is the same whether or not the client was found (one that
     /// was not is checked against [`Credentials::NONE`]) and whichever secret
     /// matches. Logs the outcome.
     pub(crate) fn check_credentials<T: SecretClient>(
         &self,
         creds: &ClientCredentials,
         found: Option<T>,
+        now: OffsetDateTime,
     ) -> Result<T, OAuthError> {
         let (credentials, enabled) =
             found.as_ref().map_or((&Credentials::NONE, false), |c| (c.credentials(), c.enabled()));
-        let verified = credentials.matches(creds.secret.expose(), self.clock.now());
+        let verified = credentials.matches(creds.secret.expose(), now);
         match found {
             Some(client) if verified && enabled => {
                 self.audit(&AuditEvent::ClientAuthenticated {
@@ -401,13 +410,14 @@ impl Issuer {
         &self,
         request: ClientCredentialsRequest,
     ) -> Result<TokenResponse, OAuthError> {
-        let user = self.authenticate(&request.credentials).await?;
+        // One reading of the clock for all: the secret's check, the lookups' and the
+        // token's time.
+        let now = self.clock.now();
+        let user = self.authenticate_at(&request.credentials, now).await?;
         let negotiated = self
             .scopes
             .negotiate(request.scope.as_ref())
             .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-        // One reading of the clock for both: the lookups' and the token's time.
-        let now = self.clock.now();
         let resolved = self.resolve_projects(negotiated, &user, now).await?;
         self.issue(&user, resolved, now).await
     }

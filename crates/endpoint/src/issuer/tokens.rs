@@ -146,7 +146,9 @@ impl Issuer {
             Err(_) => None,
         };
         match app {
-            Some(app) => self.check_credentials(creds, Some(app)).map(Caller::ApiApp),
+            Some(app) => {
+                self.check_credentials(creds, Some(app), self.clock.now()).map(Caller::ApiApp)
+            }
             None => self.authenticate(creds).await.map(Caller::ServiceUser),
         }
     }
