@@ -21,6 +21,7 @@
 // Public for the fuzz targets and benchmarks, through `internals`.
 #![cfg_attr(not(feature = "internals"), allow(unreachable_pub))]
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
@@ -76,6 +77,18 @@ pub struct Throttle {
     client: Table,
     known: KnownAddresses,
     hasher: RandomState,
+    /// Tells this throttle's keys apart from another's in a thread's [`LAST_PAIR`].
+    id: u64,
+}
+
+/// The numbers that tell throttles apart.
+static THROTTLE_IDS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// The last pair key this thread computed: the throttle's id, the client ID and
+    /// address (cut to its /64 prefix) it is of, and the key. A client that keeps
+    /// authenticating from one address needs the keyed hash once, not per success.
+    static LAST_PAIR: RefCell<Option<(u64, String, IpAddr, u64)>> = const { RefCell::new(None) };
 }
 
 /// The (client, address) pairs that authenticated recently: a fixed array of slots,
@@ -160,6 +173,7 @@ impl Throttle {
             known: KnownAddresses::new(),
             config,
             hasher: RandomState::new(),
+            id: THROTTLE_IDS.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -219,9 +233,29 @@ impl Throttle {
     /// The key of the (client, address) pair alone: one keyed hash, not three.
     fn pair_key(&self, client_id: &str, addr: Option<IpAddr>) -> Option<u64> {
         let addr = addr.filter(|_| !client_id.is_empty()).map(prefix_64)?;
+        let last = LAST_PAIR.with_borrow(|last| match last {
+            Some((id, client, address, key))
+                if *id == self.id && *address == addr && client == client_id =>
+            {
+                Some(*key)
+            }
+            _ => None,
+        });
+        if last.is_some() {
+            return last;
+        }
         let mut hasher = self.hasher.build_hasher();
         ("pair", client_id, addr).hash(&mut hasher);
-        Some(std::hash::Hasher::finish(&hasher))
+        let key = std::hash::Hasher::finish(&hasher);
+        LAST_PAIR.with_borrow_mut(|last| match last {
+            Some((id, client, address, held)) => {
+                (*id, *address, *held) = (self.id, addr, key);
+                client.clear();
+                client.push_str(client_id);
+            }
+            None => *last = Some((self.id, client_id.to_owned(), addr, key)),
+        });
+        Some(key)
     }
 
     /// The keys of the three tables; an IPv6 address counts by its /64 prefix, which
@@ -420,6 +454,40 @@ mod tests {
             t.failure("svc", addr("10.0.0.1"), now);
         }
         assert!(t.check("svc", addr("10.0.0.1"), now).is_err(), "the pair limit still holds");
+    }
+
+    #[test]
+    fn the_remembered_pair_key_is_the_key_of_its_own_throttle_and_pair() {
+        let (one, two) = (small(), small());
+        let pairs = [
+            ("svc", addr("10.0.0.1")),
+            ("svc", addr("10.0.0.1")),
+            ("svc", addr("10.0.0.2")),
+            ("other", addr("10.0.0.2")),
+            ("svc", addr("2001:db8::1")),
+            ("svc", addr("2001:db8::2")),
+            ("svc", addr("2001:db9::2")),
+            ("", addr("10.0.0.1")),
+            ("svc", None),
+        ];
+        for _ in 0..2 {
+            for throttle in [&one, &two, &one] {
+                for (client, address) in pairs {
+                    let expected = throttle.keys(client, address).0;
+                    assert_eq!(
+                        throttle.pair_key(client, address),
+                        expected,
+                        "{client} {address:?}"
+                    );
+                    assert_eq!(
+                        throttle.pair_key(client, address),
+                        expected,
+                        "{client} {address:?}"
+                    );
+                }
+            }
+        }
+        assert_ne!(one.pair_key("svc", addr("10.0.0.1")), two.pair_key("svc", addr("10.0.0.1")));
     }
 
     #[test]
