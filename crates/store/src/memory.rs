@@ -42,7 +42,9 @@ const TOKEN_SHARDS: usize = 64;
 pub struct MemoryStore {
     users: RwLock<Users>,
     tokens: Box<[RwLock<Tokens>]>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Mixed into every digest's hash, so that where a token lands differs from one
+    /// store to the next.
+    hash_key: u64,
     shapes: Shapes,
     /// Keeps only these bits of each digest's hash fragment, to force collisions.
     #[cfg(test)]
@@ -109,7 +111,7 @@ impl MemoryStore {
         Self {
             users: RwLock::default(),
             tokens: (0..TOKEN_SHARDS).map(|_| RwLock::default()).collect(),
-            hasher: Default::default(),
+            hash_key: std::collections::hash_map::RandomState::new().hash_one(0u64),
             shapes: Shapes::new(),
             #[cfg(test)]
             fragment_mask: u32::MAX,
@@ -128,15 +130,23 @@ impl MemoryStore {
         self.users.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The hash of `digest`: its last eight bytes, which are SHA-256 output for every
+    /// digest (see `TokenDigest`) and so already uniform, mixed with the store's key.
+    /// No client chooses the digests stored: they are those of tokens minted here.
+    fn hash(&self, digest: &TokenDigest) -> u64 {
+        let (_, tail) = digest.as_bytes().split_last_chunk::<8>().unwrap_or((&[], &[0; 8]));
+        u64::from_le_bytes(*tail) ^ self.hash_key
+    }
+
     /// The shard of `digest`, and the fragment of its hash that the shard indexes.
     fn shard(&self, digest: &TokenDigest) -> (&RwLock<Tokens>, u32) {
-        let hash = self.hasher.hash_one(digest);
+        let hash = self.hash(digest);
         (&self.tokens[shard_of(hash, self.tokens.len())], self.fragment_of(hash))
     }
 
     /// The fragment of `digest`'s hash that its shard indexes.
     fn fragment(&self, digest: &TokenDigest) -> u32 {
-        self.fragment_of(self.hasher.hash_one(digest))
+        self.fragment_of(self.hash(digest))
     }
 
     fn fragment_of(&self, hash: u64) -> u32 {
