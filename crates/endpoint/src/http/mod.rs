@@ -10,6 +10,7 @@ mod response;
 pub(crate) mod rpc;
 pub(crate) mod throttle;
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -454,9 +455,7 @@ impl TokenEndpoint {
     ) -> Result<Response<ResponseBody>, OAuthError> {
         let grant_type = form_param(form, "grant_type")?
             .ok_or_else(|| OAuthError::invalid_request("missing parameter grant_type"))?;
-        let scope = form_param(form, "scope")?
-            .map(|s| ScopeSet::parse(s).map_err(|e| OAuthError::invalid_scope(e.to_string())))
-            .transpose()?;
+        let scope = form_param(form, "scope")?.map(parse_scope).transpose()?;
         let issuer = &self.inner.issuer;
         match grant_type {
             "client_credentials" => {
@@ -717,6 +716,29 @@ macro_rules! tower_service_from_hyper {
 tower_service_from_hyper!(TokenEndpoint);
 tower_service_from_hyper!(PeerEndpoint);
 
+thread_local! {
+    /// The last `scope` parameter this thread parsed, and its scopes.
+    static LAST_SCOPE: RefCell<(String, ScopeSet)> = const { RefCell::new((String::new(), ScopeSet::new())) };
+}
+
+/// The scopes of a `scope` parameter. A client sends the same scope list with every
+/// request, so each thread keeps the last list it parsed and hands out its scopes
+/// again (shared, not copied) while the parameter stays the same.
+fn parse_scope(value: &str) -> Result<ScopeSet, OAuthError> {
+    if let Some(scopes) = LAST_SCOPE
+        .with_borrow(|(last, scopes)| (!last.is_empty() && last == value).then(|| scopes.clone()))
+    {
+        return Ok(scopes);
+    }
+    let scopes = ScopeSet::parse(value).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+    LAST_SCOPE.with_borrow_mut(|(last, held)| {
+        last.clear();
+        last.push_str(value);
+        held.clone_from(&scopes);
+    });
+    Ok(scopes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,5 +750,39 @@ mod tests {
         assert_eq!(issuer_path("https://app.example.com/auth"), "/auth");
         assert_eq!(issuer_path("https://app.example.com/a/b/"), "/a/b");
         assert_eq!(issuer_path("http://127.0.0.1:8080/x?y#z"), "/x");
+    }
+
+    #[test]
+    fn a_scope_parameter_parses_alike_whether_or_not_it_was_the_last() {
+        let values = [
+            "openid profile",
+            "openid profile",
+            "openid",
+            "openid profile urn:zitadel:iam:org:project:id:bench:aud",
+            "openid  profile",
+            "openid",
+            "bad\u{7f}",
+            "openid",
+            "openid profile",
+            "openid openid",
+            &"x".repeat(5000),
+            "openid",
+        ];
+        for _ in 0..2 {
+            for value in values {
+                let expected = ScopeSet::parse(value).map_err(|e| e.to_string());
+                for _ in 0..2 {
+                    let got = parse_scope(value);
+                    match (&got, &expected) {
+                        (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{value}"),
+                        (Err(got), Err(expected)) => {
+                            assert_eq!(got.code(), ErrorCode::InvalidScope, "{value}");
+                            assert_eq!(got.description(), expected, "{value}");
+                        }
+                        _ => panic!("{value}: {got:?} against {expected:?}"),
+                    }
+                }
+            }
+        }
     }
 }

@@ -193,6 +193,25 @@ impl SecretClient for ApiApp {
     }
 }
 
+thread_local! {
+    /// The last client ID this thread checked as a username, as one.
+    static LAST_USERNAME: RefCell<Option<Username>> = const { RefCell::new(None) };
+}
+
+/// `client_id` as a username, or `None` if it cannot be one. A client authenticates
+/// again and again with the same ID, so each thread keeps the last one it checked and
+/// shares it while the ID stays the same.
+fn username(client_id: &str) -> Option<Username> {
+    let last = LAST_USERNAME
+        .with_borrow(|last| last.as_ref().filter(|name| name.as_str() == client_id).cloned());
+    if last.is_some() {
+        return last;
+    }
+    let name = Username::new(client_id).ok()?;
+    LAST_USERNAME.set(Some(name.clone()));
+    Some(name)
+}
+
 impl KnownProjects {
     /// Whether a lookup at `found_at` still vouches for the project at `now`. A
     /// clock that went back makes it look up again rather than trust it longer.
@@ -365,9 +384,9 @@ impl Issuer {
                 Caller::ApiApp(_) => Err(OAuthError::invalid_client()),
             };
         }
-        let user = match Username::new(&creds.client_id) {
-            Ok(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
-            Err(_) => None,
+        let user = match username(&creds.client_id) {
+            Some(name) => self.store.service_user_by_username(&name).await.map_err(store_error)?,
+            None => None,
         };
         self.check_credentials(creds, user, now)
     }
@@ -635,6 +654,17 @@ mod tests {
     use time::Duration;
 
     use crate::error::ErrorCode;
+
+    #[test]
+    fn a_client_id_is_a_username_alike_whether_or_not_it_was_the_last() {
+        let long = "a".repeat(200);
+        let ids = ["svc", "svc", "other", "bad id", "svc", "", "svc", long.as_str(), "é", "svc"];
+        for id in ids {
+            for _ in 0..2 {
+                assert_eq!(username(id), Username::new(id).ok(), "{id}");
+            }
+        }
+    }
 
     struct Fixture {
         issuer: Issuer,
