@@ -216,11 +216,7 @@ impl IssuingStore for MemoryStore {
         let (shard, fragment) = self.shard(&record.digest);
         let jti = Jti::of(&record.jti);
         let mut shard = write(shard);
-        if shard.contains(fragment, &record.digest) {
-            return Err(StoreError::Conflict("token"));
-        }
-        let shape = shard.shape_for(record, &self.shapes);
-        shard.insert(fragment, Entry::new(record, jti, shape))
+        shard.insert_new(fragment, record, jti, &self.shapes)
     }
 
     async fn token_by_digest(
@@ -896,6 +892,10 @@ mod tests {
                         expected.revoked_at = Some(t0());
                     }
                     assert_eq!(found, Some(expected));
+                    // Still there, wherever the purges moved it: a second insert
+                    // is refused.
+                    let again = store.insert_token(record).await;
+                    assert!(matches!(again, Err(StoreError::Conflict(_))), "{i} {again:?}");
                 }
             }
         }

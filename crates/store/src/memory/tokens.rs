@@ -214,32 +214,48 @@ impl Jti {
 /// the bytes gives the same text back; `None` for any other text. Ids are not
 /// secret, so this decodes with plain table lookups rather than in constant time.
 fn decode_random_id(text: &[u8]) -> Option<[u8; 16]> {
-    fn sextet(c: u8) -> Option<u32> {
-        Some(u32::from(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        }))
-    }
     let text: &[u8; 22] = text.try_into().ok()?;
+    // Every character through the table, and one test at the end: random ids give a
+    // branch per character nothing to predict.
+    let mut invalid = 0u8;
+    let mut sextet = |c: u8| {
+        let value = SEXTETS[usize::from(c)];
+        invalid |= value;
+        u32::from(value & 0x3F)
+    };
     let mut bytes = [0u8; 16];
     for (group, chunk) in text[..20].chunks_exact(4).enumerate() {
-        let mut n = 0u32;
-        for &c in chunk {
-            n = n << 6 | sextet(c)?;
-        }
+        let n = chunk.iter().fold(0u32, |n, &c| n << 6 | sextet(c));
         bytes[group * 3..group * 3 + 3].copy_from_slice(&n.to_be_bytes()[1..]);
     }
-    let last = sextet(text[20])? << 6 | sextet(text[21])?;
-    if last & 0xF != 0 {
+    let last = sextet(text[20]) << 6 | sextet(text[21]);
+    if invalid & INVALID != 0 || last & 0xF != 0 {
         return None;
     }
     bytes[15] = (last >> 4) as u8;
     Some(bytes)
 }
+
+/// Marks a byte that is no character of base64url in [`SEXTETS`].
+const INVALID: u8 = 0x80;
+
+/// The value of each base64url character, [`INVALID`] for every other byte.
+const SEXTETS: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        let c = match i {
+            0..=25 => b'A' + i,
+            26..=51 => b'a' + i - 26,
+            52..=61 => b'0' + i - 52,
+            62 => b'-',
+            _ => b'_',
+        };
+        table[c as usize] = i;
+        i += 1;
+    }
+    table
+};
 
 /// Whole seconds since the Unix epoch (the fraction of a second is dropped, as the
 /// SQL backends drop it).
@@ -402,35 +418,47 @@ impl Tokens {
         self.find(fragment, digest).map(|slot| self.entries.get_mut(slot))
     }
 
-    pub(super) fn contains(&self, fragment: u32, digest: &TokenDigest) -> bool {
-        self.find(fragment, digest).is_some()
-    }
-
-    /// The interned shape of `record`, from the last insert's when it matches.
-    pub(super) fn shape_for(&mut self, record: &TokenRecord, shapes: &Shapes) -> Arc<Shape> {
-        match &self.last_shape {
+    /// Inserts `record` (with `jti`, `Jti::of` its id), its shape interned in
+    /// `shapes` unless it is the last insert's; a conflict if its digest is in the
+    /// shard already. The index is searched once for both.
+    pub(super) fn insert_new(
+        &mut self,
+        fragment: u32,
+        record: &TokenRecord,
+        jti: Jti,
+        shapes: &Shapes,
+    ) -> Result<(), StoreError> {
+        let digest = record.digest;
+        let Self { index, overflow, entries, last_shape } = self;
+        let vacant = match index.entry(fragment) {
+            MapEntry::Occupied(held) if entries.get(*held.get()).digest == digest => {
+                return Err(StoreError::Conflict("token"));
+            }
+            MapEntry::Occupied(_) => None,
+            MapEntry::Vacant(vacant) => Some(vacant),
+        };
+        // A digest whose fragment another held when it was inserted is in `overflow`,
+        // whether or not that other one is still here.
+        if !overflow.is_empty() && overflow.contains_key(&digest) {
+            return Err(StoreError::Conflict("token"));
+        }
+        let shape = match last_shape {
             Some(shape) if shape.matches(record) => shape.clone(),
             _ => {
                 let shape = shapes.intern(record);
-                self.last_shape = Some(shape.clone());
+                *last_shape = Some(shape.clone());
                 shape
             }
-        }
-    }
-
-    /// Inserts an entry whose digest is not in the shard yet.
-    pub(super) fn insert(&mut self, fragment: u32, entry: Entry) -> Result<(), StoreError> {
-        let digest = entry.digest;
-        let slot = self
-            .entries
-            .push(entry)
+        };
+        let slot = entries
+            .push(Entry::new(record, jti, shape))
             .map_err(|_| StoreError::Backend("memory store: token shard is full".into()))?;
-        match self.index.entry(fragment) {
-            MapEntry::Vacant(e) => {
-                e.insert(slot);
+        match vacant {
+            Some(vacant) => {
+                vacant.insert(slot);
             }
-            MapEntry::Occupied(_) => {
-                self.overflow.insert(digest, slot);
+            None => {
+                overflow.insert(digest, slot);
             }
         }
         Ok(())
@@ -544,6 +572,23 @@ mod tests {
             let strict = matches!(Base64UrlUnpadded::decode(&text, &mut bytes), Ok(d) if d.len() == 16)
                 && Base64UrlUnpadded::encode_string(&bytes) == text;
             assert_eq!(decode_random_id(text.as_bytes()).is_some(), strict, "{text}");
+        }
+        // Every byte at every position.
+        for at in 0..22 {
+            for byte in 0..=255u8 {
+                let mut text = texts[3].clone().into_bytes();
+                text[at] = byte;
+                let mut bytes = [0u8; 16];
+                let strict = std::str::from_utf8(&text).is_ok_and(|t| {
+                    matches!(Base64UrlUnpadded::decode(t, &mut bytes), Ok(d) if d.len() == 16)
+                        && Base64UrlUnpadded::encode_string(&bytes) == t
+                });
+                let decoded = decode_random_id(&text);
+                assert_eq!(decoded.is_some(), strict, "{at} {byte}");
+                if strict {
+                    assert_eq!(decoded, Some(bytes), "{at} {byte}");
+                }
+            }
         }
         for text in
             ["", "short", &texts[1][..21], &format!("{}A", texts[2]), "AAAAAAAAAAAAAAAAAAAA+A"]
