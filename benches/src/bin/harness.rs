@@ -86,6 +86,13 @@ struct Args {
     /// Print the configurations that would run, and exit.
     #[arg(long)]
     list: bool,
+    /// Start the servers of a mode's configurations once and keep them running while
+    /// its rounds measure them in turn, in reverse order every other round, instead
+    /// of starting each configuration anew for each measurement. A mode's rounds then
+    /// follow each other within seconds, so the machine's drifts in speed weigh less
+    /// on the ratios.
+    #[arg(long)]
+    interleave: bool,
 }
 
 /// What the load asks for.
@@ -368,33 +375,13 @@ fn run(args: Args) -> Result<bool, String> {
         eprintln!("harness: PostgreSQL configurations skipped ({POSTGRES_URL_VAR} is not set)");
     }
     let context = Context { args, bin_dir, out, scratch };
+    let rounds = if context.args.interleave {
+        interleaved(&configs, &context)
+    } else {
+        one_at_a_time(&configs, &context)
+    };
     let mut rows = Vec::new();
-    let total = configs.len() * context.args.rounds as usize;
-    let mut done = 0;
-    for round in 1..=context.args.rounds {
-        let mut these = Vec::new();
-        for config in &configs {
-            done += 1;
-            let name = config.name();
-            let step = format!("[{done}/{total}] {name}");
-            eprintln!("harness: {step} ...");
-            let mut row = measure(config, &context);
-            row.round = Some(round);
-            match (&row.requests_per_sec, &row.load) {
-                (Some(rps), Some(load)) => eprintln!(
-                    "harness: {step}: {} req/s, p50 {}, p99 {}{}",
-                    report::thousands(*rps),
-                    report::latency(load.p50_us),
-                    report::latency(load.p99_us),
-                    row.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
-                ),
-                _ => eprintln!(
-                    "harness: {step} failed: {}",
-                    row.error.as_deref().unwrap_or("no figures")
-                ),
-            }
-            these.push(row);
-        }
+    for mut these in rounds {
         report::compute_ratios(&mut these);
         rows.extend(these);
     }
@@ -406,12 +393,14 @@ fn run(args: Args) -> Result<bool, String> {
         warmup_secs: context.args.warmup,
         connections: context.args.connections,
         rounds: context.args.rounds,
+        interleaved: context.args.interleave,
         tessera_log: context.args.tessera_log.clone(),
     };
     let date = started.date();
-    let rounds = match settings.rounds {
-        1 => String::new(),
-        n => format!(", median of {n} rounds"),
+    let rounds = match (settings.rounds, settings.interleaved) {
+        (1, _) => String::new(),
+        (n, false) => format!(", median of {n} rounds"),
+        (n, true) => format!(", median of {n} interleaved rounds"),
     };
     let subtitle = format!(
         "wrk, {} keep-alive connections, {} s after {} s warm-up per configuration{rounds}; {} cores; {date}",
@@ -485,6 +474,8 @@ struct Settings {
     warmup_secs: u64,
     connections: u32,
     rounds: u32,
+    /// Whether each mode's rounds measured servers kept running (`--interleave`).
+    interleaved: bool,
     tessera_log: Option<String>,
 }
 
@@ -518,6 +509,146 @@ struct Results {
     rows: Vec<Row>,
 }
 
+/// Counts and reports the measurements as they are made.
+struct Progress {
+    done: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn start(&mut self, config: &Config) -> String {
+        self.done += 1;
+        let step = format!("[{}/{}] {}", self.done, self.total, config.name());
+        eprintln!("harness: {step} ...");
+        step
+    }
+
+    fn finish(step: &str, row: &Row) {
+        match (&row.requests_per_sec, &row.load) {
+            (Some(rps), Some(load)) => eprintln!(
+                "harness: {step}: {} req/s, p50 {}, p99 {}{}",
+                report::thousands(*rps),
+                report::latency(load.p50_us),
+                report::latency(load.p99_us),
+                row.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default(),
+            ),
+            _ => eprintln!(
+                "harness: {step} failed: {}",
+                row.error.as_deref().unwrap_or("no figures")
+            ),
+        }
+    }
+}
+
+/// Every configuration measured once per round, its servers started for the
+/// measurement and stopped after it. The rows of each round.
+fn one_at_a_time(configs: &[Config], context: &Context) -> Vec<Vec<Row>> {
+    let mut progress = Progress { done: 0, total: configs.len() * context.args.rounds as usize };
+    (1..=context.args.rounds)
+        .map(|round| {
+            configs
+                .iter()
+                .map(|config| {
+                    let step = progress.start(config);
+                    let mut row = measure(config, context);
+                    row.round = Some(round);
+                    Progress::finish(&step, &row);
+                    row
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// What measures a configuration whose servers are started, checked and warmed up:
+/// the load, its script, and the servers' memory before it.
+struct Started {
+    load: Load,
+    script: PathBuf,
+    idle: procfs::Memory,
+}
+
+/// The configurations mode by mode: each mode's servers are started once, then
+/// its rounds measure its configurations in turn (in reverse order every other
+/// round, so that a drift of the machine's speed favours none), then the servers
+/// stop. The rows of each round.
+fn interleaved(configs: &[Config], context: &Context) -> Vec<Vec<Row>> {
+    let rounds = context.args.rounds as usize;
+    let mut progress = Progress { done: 0, total: configs.len() * rounds };
+    let mut by_round: Vec<Vec<Row>> = vec![Vec::new(); rounds];
+    for group in configs.chunk_by(|a, b| a.mode == b.mode) {
+        let mut started: Vec<(Vec<Server>, Result<Started, String>)> = Vec::new();
+        for config in group {
+            eprintln!("harness: starting {} ...", config.name());
+            let mut servers = Vec::new();
+            let ready = start(config, context, &mut servers);
+            started.push((servers, ready));
+        }
+        for (round, rows) in by_round.iter_mut().enumerate() {
+            let mut these: Vec<(usize, Row)> = Vec::new();
+            for i in round_order(group.len(), round) {
+                let config = &group[i];
+                let step = progress.start(config);
+                let mut row = new_row(config);
+                row.round = Some(round as u32 + 1);
+                match &started[i].1 {
+                    Ok(ready) => {
+                        if let Err(e) = measure_started(ready, &started[i].0, &mut row) {
+                            row.error = Some(e);
+                        }
+                    }
+                    Err(e) => row.error = Some(e.clone()),
+                }
+                Progress::finish(&step, &row);
+                these.push((i, row));
+            }
+            // In the configurations' order, whichever order they ran in.
+            these.sort_by_key(|(i, _)| *i);
+            rows.extend(these.into_iter().map(|(_, row)| row));
+        }
+        for (config, (servers, _)) in group.iter().zip(started) {
+            keep_logs(config, servers, context);
+        }
+    }
+    by_round
+}
+
+/// The order in which round `round` (from 0) measures `len` configurations: theirs,
+/// reversed every other round, so that over two rounds each configuration runs as
+/// early as late.
+fn round_order(len: usize, round: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
+}
+
+/// A row for `config`, without figures yet.
+fn new_row(config: &Config) -> Row {
+    let server = if config.database.is_some() { "tessera" } else { "floor" };
+    Row::new(
+        &config.name(),
+        server,
+        config.mode.name(),
+        config.database.as_ref().map(Database::name),
+        config.instances,
+    )
+}
+
+/// Writes what the servers of `config` said to the logs directory, then stops them.
+fn keep_logs(config: &Config, servers: Vec<Server>, context: &Context) {
+    let name = config.name();
+    let mut log = String::new();
+    for (i, server) in servers.iter().enumerate() {
+        log.push_str(&format!("==== {name} instance {} (pid {}) ====\n", i + 1, server.pid()));
+        log.push_str(&server.log());
+        log.push('\n');
+    }
+    drop(servers);
+    let _ = write(&context.out.join("logs").join(format!("{}.log", name.replace('/', "_"))), &log);
+}
+
 /// Load average now, and the busy share of the machine over the next second.
 fn machine_state() -> MachineState {
     let before = procfs::machine_ticks();
@@ -529,37 +660,20 @@ fn machine_state() -> MachineState {
 
 /// Measures one configuration; a failure is recorded in the row.
 fn measure(config: &Config, context: &Context) -> Row {
-    let name = config.name();
-    let server = if config.database.is_some() { "tessera" } else { "floor" };
-    let mut row = Row::new(
-        &name,
-        server,
-        config.mode.name(),
-        config.database.as_ref().map(Database::name),
-        config.instances,
-    );
+    let mut row = new_row(config);
     let mut servers = Vec::new();
-    if let Err(e) = try_measure(config, context, &mut row, &mut servers) {
+    let measured = start(config, context, &mut servers)
+        .and_then(|started| measure_started(&started, &servers, &mut row));
+    if let Err(e) = measured {
         row.error = Some(e);
     }
-    // Keep what the servers said, then stop them.
-    let mut log = String::new();
-    for (i, server) in servers.iter().enumerate() {
-        log.push_str(&format!("==== {name} instance {} (pid {}) ====\n", i + 1, server.pid()));
-        log.push_str(&server.log());
-        log.push('\n');
-    }
-    drop(servers);
-    let _ = write(&context.out.join("logs").join(format!("{}.log", name.replace('/', "_"))), &log);
+    keep_logs(config, servers, context);
     row
 }
 
-fn try_measure(
-    config: &Config,
-    context: &Context,
-    row: &mut Row,
-    servers: &mut Vec<Server>,
-) -> Result<(), String> {
+/// Starts the servers of `config` (into `servers`, so that they are stopped and
+/// their logs kept whatever happens), provisions them, and warms them up.
+fn start(config: &Config, context: &Context, servers: &mut Vec<Server>) -> Result<Started, String> {
     let timeout = Duration::from_secs(context.args.startup_timeout);
     for instance in 0..config.instances {
         let mut command = match &config.database {
@@ -595,11 +709,17 @@ fn try_measure(
         check_running(servers)?;
     }
     load.duration = Duration::from_secs(context.args.duration);
+    Ok(Started { load, script, idle })
+}
+
+/// One measured load of started `servers`, its figures recorded in `row`.
+fn measure_started(started: &Started, servers: &[Server], row: &mut Row) -> Result<(), String> {
+    let Started { load, script, idle } = started;
     let harness = std::process::id();
     let cpu_before = total_cpu(servers)?;
     let harness_before = procfs::cpu_time(harness)?;
     let machine_before = procfs::machine_ticks();
-    let outcome = wrk::run(&load, &script, WRK_GRACE)?;
+    let outcome = wrk::run(load, script, WRK_GRACE)?;
     let machine_after = procfs::machine_ticks();
     let harness_after = procfs::cpu_time(harness)?;
     check_running(servers)?;
@@ -616,10 +736,9 @@ fn try_measure(
             + harness_after.saturating_sub(harness_before).as_secs_f64();
         row.other_cpu_share = (total > 0.0).then(|| ((busy - ours) / total).max(0.0));
     }
-    record(row, outcome, cpu, idle, memory);
+    record(row, outcome, cpu, *idle, memory);
     Ok(())
 }
-
 /// `Ok(())` while every instance runs.
 fn check_running(servers: &[Server]) -> Result<(), String> {
     for (i, server) in servers.iter().enumerate() {
@@ -877,6 +996,24 @@ mod tests {
         assert!(with_pg.contains(&"postgres/get-user".to_owned()));
         assert!(with_pg.contains(&"postgres/opaque-openid".to_owned()));
         assert_eq!(with_pg.len(), all.len() + 5);
+    }
+
+    #[test]
+    fn interleaved_rounds_alternate_their_order_and_group_by_mode() {
+        assert_eq!(round_order(3, 0), [0, 1, 2]);
+        assert_eq!(round_order(3, 1), [2, 1, 0]);
+        assert_eq!(round_order(3, 2), [0, 1, 2]);
+        assert_eq!(round_order(0, 1), Vec::<usize>::new());
+        // Each mode's configurations are neighbours, its floor first, so a mode's
+        // servers are one group.
+        let configs = all_configs(Some("postgres://bench"));
+        let groups: Vec<&[Config]> = configs.chunk_by(|a, b| a.mode == b.mode).collect();
+        assert_eq!(groups.len(), Mode::ALL.len());
+        for group in groups {
+            let mode = group[0].mode;
+            assert!(group.iter().all(|c| c.mode == mode));
+            assert_eq!(group[0].database.is_none(), mode.has_floor(), "{}", group[0].name());
+        }
     }
 
     #[test]
