@@ -393,9 +393,10 @@ impl Issuer {
 
     /// Verifies a presented secret against the client that was found (if any), a
     /// service user or an API app alike: its [`Credentials`] (the current secret, or
-    /// the previous secret while that is unexpired at `now`), and that it is enabled. The work is the same whether or not the client was found (one that
-    /// was not is checked against [`Credentials::NONE`]) and whichever secret
-    /// matches. Logs the outcome.
+    /// the previous secret while that is unexpired at `now`), and that it is enabled.
+    /// The work is the same whether or not the client was found (one that was not is
+    /// checked against [`Credentials::NONE`]) and whichever secret matches. Logs the
+    /// outcome.
     pub(crate) fn check_credentials<T: SecretClient>(
         &self,
         creds: &ClientCredentials,
