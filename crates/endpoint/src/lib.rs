@@ -43,6 +43,7 @@ mod context;
 mod error;
 mod http;
 mod issuer;
+mod memo;
 mod paths;
 
 pub use audit::{AuditEvent, AuditSink, LogAddress, MAX_LOGGED_ID_CHARS, TracingAudit};

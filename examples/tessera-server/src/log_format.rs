@@ -434,21 +434,18 @@ thread_local! {
 /// again and again, so the part is written once and copied while the grant stays.
 struct Grant {
     token_type: Option<AccessTokenType>,
-    scope: Vec<Scope>,
+    scope: ScopeSet,
     audience: Vec<String>,
     text: Vec<u8>,
 }
 
 impl Grant {
     const fn new() -> Self {
-        Self { token_type: None, scope: Vec::new(), audience: Vec::new(), text: Vec::new() }
+        Self { token_type: None, scope: ScopeSet::new(), audience: Vec::new(), text: Vec::new() }
     }
 
     fn is(&self, token_type: AccessTokenType, scope: &ScopeSet, audience: &[String]) -> bool {
-        self.token_type == Some(token_type)
-            && self.audience == audience
-            && self.scope.len() == scope.len()
-            && self.scope.iter().zip(scope.iter()).all(|(held, scope)| held == scope)
+        self.token_type == Some(token_type) && self.audience == audience && self.scope == *scope
     }
 
     /// Appends the part of the line of this grant, written anew unless it is the
@@ -469,8 +466,7 @@ impl Grant {
             self.text.extend_from_slice(b" audience=");
             push_words(&mut self.text, audience.iter().map(String::as_str));
             self.token_type = Some(token_type);
-            self.scope.clear();
-            self.scope.extend(scope.iter().cloned());
+            self.scope.clone_from(scope);
             self.audience.clear();
             self.audience.extend_from_slice(audience);
         }

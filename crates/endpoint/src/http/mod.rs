@@ -43,6 +43,8 @@ use request::{
 };
 use throttle::{Throttle, ThrottleConfig};
 
+use crate::memo::{Last, remembered};
+
 /// The default limit on request bodies: 64 KiB.
 pub const DEFAULT_MAX_BODY: usize = 64 * 1024;
 
@@ -718,25 +720,16 @@ tower_service_from_hyper!(PeerEndpoint);
 
 thread_local! {
     /// The last `scope` parameter this thread parsed, and its scopes.
-    static LAST_SCOPE: RefCell<(String, ScopeSet)> = const { RefCell::new((String::new(), ScopeSet::new())) };
+    static LAST_SCOPE: Last<ScopeSet> = const { RefCell::new(None) };
 }
 
 /// The scopes of a `scope` parameter. A client sends the same scope list with every
 /// request, so each thread keeps the last list it parsed and hands out its scopes
 /// again (shared, not copied) while the parameter stays the same.
 fn parse_scope(value: &str) -> Result<ScopeSet, OAuthError> {
-    if let Some(scopes) = LAST_SCOPE
-        .with_borrow(|(last, scopes)| (!last.is_empty() && last == value).then(|| scopes.clone()))
-    {
-        return Ok(scopes);
-    }
-    let scopes = ScopeSet::parse(value).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-    LAST_SCOPE.with_borrow_mut(|(last, held)| {
-        last.clear();
-        last.push_str(value);
-        held.clone_from(&scopes);
-    });
-    Ok(scopes)
+    remembered(&LAST_SCOPE, value, |value| {
+        ScopeSet::parse(value).map_err(|e| OAuthError::invalid_scope(e.to_string()))
+    })
 }
 
 #[cfg(test)]

@@ -221,18 +221,13 @@ async fn whole_body<B: Body>(body: B) -> Result<Bytes, B::Error> {
     let mut joined = Vec::new();
     while let Some(frame) = body.frame().await {
         let Ok(mut data) = frame?.into_data() else { continue };
+        // `Bytes` (hyper's data) hands itself over without a copy.
+        let data = data.copy_to_bytes(data.remaining());
         if first.is_empty() && joined.is_empty() {
-            first = data.copy_to_bytes(data.remaining());
+            first = data;
         } else {
-            if !first.is_empty() {
-                joined.extend_from_slice(&std::mem::take(&mut first));
-            }
-            while data.has_remaining() {
-                let chunk = data.chunk();
-                joined.extend_from_slice(chunk);
-                let read = chunk.len();
-                data.advance(read);
-            }
+            joined.extend_from_slice(&std::mem::take(&mut first));
+            joined.extend_from_slice(&data);
         }
     }
     Ok(if joined.is_empty() { first } else { joined.into() })

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use crate::audit::{AuditEvent, AuditSink, TracingAudit, loggable_id};
 use crate::context::{client_address, current_client_address};
 use crate::error::{ErrorCode, OAuthError, StorageErrorKind};
+use crate::memo::{Last, remembered};
 
 pub(crate) use assertion::AssertionUse;
 pub use assertion::{
@@ -194,22 +195,15 @@ impl SecretClient for ApiApp {
 }
 
 thread_local! {
-    /// The last client ID this thread checked as a username, as one.
-    static LAST_USERNAME: RefCell<Option<Username>> = const { RefCell::new(None) };
+    /// The last client ID this thread checked as a username, and the username.
+    static LAST_USERNAME: Last<Username> = const { RefCell::new(None) };
 }
 
 /// `client_id` as a username, or `None` if it cannot be one. A client authenticates
 /// again and again with the same ID, so each thread keeps the last one it checked and
 /// shares it while the ID stays the same.
 fn username(client_id: &str) -> Option<Username> {
-    let last = LAST_USERNAME
-        .with_borrow(|last| last.as_ref().filter(|name| name.as_str() == client_id).cloned());
-    if last.is_some() {
-        return last;
-    }
-    let name = Username::new(client_id).ok()?;
-    LAST_USERNAME.set(Some(name.clone()));
-    Some(name)
+    remembered(&LAST_USERNAME, client_id, Username::new).ok()
 }
 
 impl KnownProjects {
